@@ -1,0 +1,482 @@
+// Package compile turns a validated policy and the protocol catalog into the
+// table nfpass owns (a ruleset.Table) plus what the kernel needs for it
+// (helper modules, sysctls). It is pure: no I/O, same input, same output.
+package compile
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strconv"
+
+	"github.com/nfpass/nfpass/pkg/catalog"
+	"github.com/nfpass/nfpass/pkg/policy"
+	"github.com/nfpass/nfpass/pkg/ruleset"
+)
+
+// Catalog is what the compiler needs of the protocol catalog.
+type Catalog interface {
+	policy.Catalog
+	Protocols() []catalog.Protocol
+}
+
+// Plan is the compiler's output.
+type Plan struct {
+	Source string         `json:"source,omitempty"`
+	Mode   policy.Mode    `json:"mode"`
+	Table  *ruleset.Table `json:"table"`
+	// Helpers lists each ct helper object with the modules providing it.
+	Helpers []HelperNeed `json:"helpers,omitempty"`
+	// Modules are the kernel modules the table needs, conntrack halves
+	// first, sorted and unique.
+	Modules  []string `json:"modules,omitempty"`
+	Sysctls  []Sysctl `json:"sysctls"`
+	Warnings []string `json:"warnings,omitempty"`
+	// Companion is the include snippet for the firewall that owns
+	// forwarding (companion mode only): sets and chains to place inside
+	// that firewall's table.
+	Companion *ruleset.Table `json:"companion_snippet,omitempty"`
+}
+
+// HelperNeed is one ct helper object and where the kernel gets it.
+type HelperNeed struct {
+	Object   string           `json:"object"`
+	Type     string           `json:"type"`
+	L4       string           `json:"l4"`
+	L3       string           `json:"l3"`
+	Protocol string           `json:"protocol"`
+	Modules  catalog.Modules  `json:"modules"`
+	Packages catalog.Packages `json:"packages"`
+}
+
+// Sysctl is a kernel setting the policy depends on.
+type Sysctl struct {
+	Key   string `json:"key"`
+	Value string `json:"value"`
+	Why   string `json:"why"`
+}
+
+// Set and chain names in the owned table.
+const (
+	SetWAN      = "wan_if"
+	SetLAN      = "lan_if"
+	MapFwd4     = "fwd4"
+	MapFwd6     = "fwd6"
+	MapFwd4L4   = "fwd4_proto"
+	MapFwd6L4   = "fwd6_proto"
+	ChainHelper = "helpers"
+	ChainHelpO  = "helpers_out"
+	ChainInput  = "input"
+	ChainFwd    = "forward"
+	ChainDstNAT = "dstnat"
+	ChainSrcNAT = "srcnat"
+)
+
+// Compile validates p and compiles it. The error, if any, is the joined
+// validation error (see policy.Validate).
+func Compile(p *policy.Policy, cat Catalog) (*Plan, error) {
+	if err := p.Validate(cat); err != nil {
+		return nil, err
+	}
+	c := &compiler{p: p, cat: cat, plan: &Plan{Source: p.Source, Mode: p.Mode}}
+	c.build()
+	return c.plan, nil
+}
+
+type compiler struct {
+	p    *policy.Policy
+	cat  Catalog
+	plan *Plan
+	t    *ruleset.Table
+}
+
+func (c *compiler) build() {
+	p := c.p
+	c.t = &ruleset.Table{Family: ruleset.Family, Name: p.Table}
+	c.plan.Table = c.t
+	active := c.activeProtocols()
+	c.helpers(active)
+	c.addSet(ruleset.Set{Name: SetWAN, KeyType: []string{"ifname"}, Elements: ifElements(p.Interfaces.WAN)})
+	if len(p.Interfaces.LAN) > 0 {
+		c.addSet(ruleset.Set{Name: SetLAN, KeyType: []string{"ifname"}, Elements: ifElements(p.Interfaces.LAN)})
+	}
+	if p.Mode == policy.Standalone {
+		c.input()
+		c.forward(active)
+		c.nat(c.t, "")
+	} else {
+		c.forward(active)
+		snippet := &ruleset.Table{Family: ruleset.Family, Name: "fw4"}
+		c.nat(snippet, "nfpass_")
+		if len(snippet.Chains) > 0 {
+			c.plan.Companion = snippet
+			snippet.Canonicalize()
+		}
+	}
+	c.sysctls()
+	c.warnings(active)
+	c.t.Canonicalize()
+}
+
+// activeProtocols returns the catalog protocols that are on or forwarded,
+// in catalog order, with the reason ("passthrough" or "forward NAME").
+func (c *compiler) activeProtocols() []activeProto {
+	var out []activeProto
+	for _, proto := range c.cat.Protocols() {
+		var why []string
+		if c.p.On(proto.Name) {
+			why = append(why, "passthrough "+proto.Name)
+		}
+		for _, f := range c.p.Forwards {
+			if f.Protocol == proto.Name {
+				why = append(why, "forward "+f.Name)
+			}
+		}
+		out = append(out, activeProto{Protocol: proto, why: why})
+	}
+	return out
+}
+
+type activeProto struct {
+	catalog.Protocol
+	why []string // empty: off and not forwarded
+}
+
+func (a activeProto) on() bool { return len(a.why) > 0 }
+
+func (c *compiler) helpers(active []activeProto) {
+	var rules []ruleset.Rule
+	modules := map[string]bool{}
+	var ctMods, natMods []string
+	for _, a := range active {
+		if !a.on() {
+			continue
+		}
+		for _, h := range a.Helpers {
+			c.t.CtHelpers = append(c.t.CtHelpers, ruleset.CtHelper{Name: h.Name, Type: h.Type, Protocol: h.L4, L3Proto: h.L3})
+			c.plan.Helpers = append(c.plan.Helpers, HelperNeed{Object: h.Name, Type: h.Type, L4: h.L4, L3: h.L3, Protocol: a.Name, Modules: a.Modules, Packages: a.Packages})
+			for _, port := range h.Ports {
+				rules = append(rules, ruleset.Rule{
+					NFProto: nfproto(h.L3), L4Proto: h.L4, DPort: port,
+					CtHelper: h.Name, Comment: comment(a.why[0]),
+				})
+			}
+		}
+		if len(a.Helpers) > 0 {
+			for _, m := range a.Modules.Conntrack {
+				if !modules[m] {
+					modules[m] = true
+					ctMods = append(ctMods, m)
+				}
+			}
+			for _, m := range a.Modules.NAT {
+				if !modules[m] {
+					modules[m] = true
+					natMods = append(natMods, m)
+				}
+			}
+		}
+	}
+	slices.Sort(ctMods)
+	slices.Sort(natMods)
+	c.plan.Modules = append(ctMods, natMods...)
+	if len(rules) == 0 {
+		return
+	}
+	// Helpers must be assigned where conntrack already has the entry and on
+	// the first packet: a filter chain at priority filter on prerouting
+	// (priority raw silently never attaches), and the same on output for
+	// traffic the router originates.
+	c.t.Chains = append(c.t.Chains,
+		ruleset.Chain{Name: ChainHelper, Type: "filter", Hook: "prerouting", Priority: ruleset.PriorityFilter, Policy: "accept", Rules: rules},
+		ruleset.Chain{Name: ChainHelpO, Type: "filter", Hook: "output", Priority: ruleset.PriorityFilter, Policy: "accept", Rules: slices.Clone(rules)},
+	)
+}
+
+func nfproto(l3 string) string {
+	switch l3 {
+	case "ip":
+		return "ipv4"
+	case "ip6":
+		return "ipv6"
+	}
+	return ""
+}
+
+func (c *compiler) input() {
+	rules := []ruleset.Rule{
+		{CtState: []string{"established", "related"}, Verdict: "accept"},
+		{CtState: []string{"invalid"}, Verdict: "drop"},
+		{IIF: "lo", Verdict: "accept"},
+		{L4Proto: "icmp", Verdict: "accept", Comment: "essential icmp"},
+		{L4Proto: "ipv6-icmp", Verdict: "accept", Comment: "essential icmpv6 (neighbour discovery)"},
+	}
+	for _, zone := range []string{policy.ZoneLAN, policy.ZoneWAN, policy.ZoneAny} {
+		set := c.managementSet(zone)
+		if set == "" {
+			continue
+		}
+		r := ruleset.Rule{ProtoPortSet: set, Verdict: "accept", Comment: "management from " + zone}
+		switch zone {
+		case policy.ZoneLAN:
+			r.IIFSet = SetLAN
+		case policy.ZoneWAN:
+			r.IIFSet = SetWAN
+		}
+		rules = append(rules, r)
+	}
+	c.t.Chains = append(c.t.Chains, ruleset.Chain{Name: ChainInput, Type: "filter", Hook: "input", Priority: ruleset.PriorityFilter, Policy: "drop", Rules: rules})
+}
+
+// managementSet adds the set of management services for a zone and returns
+// its name, or "" when the zone has none.
+func (c *compiler) managementSet(zone string) string {
+	var elems []ruleset.Element
+	seen := map[string]bool{}
+	for _, s := range c.p.Management {
+		if s.Zone != zone {
+			continue
+		}
+		for _, port := range expandPorts(s.Ports) {
+			key := s.Proto + "." + port
+			if !seen[key] {
+				seen[key] = true
+				elems = append(elems, ruleset.Element{Key: []string{s.Proto, port}})
+			}
+		}
+	}
+	if len(elems) == 0 {
+		return ""
+	}
+	name := "mgmt_" + zone
+	c.addSet(ruleset.Set{Name: name, KeyType: []string{"inet_proto", "inet_service"}, Elements: elems})
+	return name
+}
+
+func (c *compiler) forward(active []activeProto) {
+	policyVerdict := "drop"
+	if c.p.Mode == policy.Companion {
+		policyVerdict = "accept"
+	}
+	var rules []ruleset.Rule
+	if c.p.Mode == policy.Standalone {
+		rules = append(rules, ruleset.Rule{CtState: []string{"invalid"}, Verdict: "drop"})
+	}
+	// Forwards and the DMZ were DNATed on purpose; "off" below is about LAN
+	// clients, so DNATed flows skip it (in companion mode this accept only
+	// ends nfpass's chain; the owning firewall still decides).
+	rules = append(rules, ruleset.Rule{CtStatus: "dnat", Verdict: "accept", Comment: "forwards and dmz"})
+	for _, a := range active {
+		// Off-drops are about LAN clients; a forwarded protocol's DNATed
+		// flows were accepted above.
+		if c.p.On(a.Name) || a.WhenOff != catalog.OffDrop {
+			continue
+		}
+		for _, fl := range a.Flows {
+			cm := comment("passthrough " + a.Name + " off")
+			if len(fl.Ports) == 0 {
+				rules = append(rules, ruleset.Rule{L4Proto: fl.L4, Verdict: "drop", Comment: cm})
+			}
+			for _, port := range fl.Ports {
+				rules = append(rules, ruleset.Rule{L4Proto: fl.L4, DPort: port, Verdict: "drop", Comment: cm})
+			}
+		}
+	}
+	if c.p.Mode == policy.Standalone {
+		rules = append(rules,
+			ruleset.Rule{CtState: []string{"established", "related"}, Verdict: "accept"},
+			ruleset.Rule{IIFSet: SetLAN, OIFSet: SetWAN, Verdict: "accept", Comment: "lan to wan"},
+		)
+	}
+	c.t.Chains = append(c.t.Chains, ruleset.Chain{Name: ChainFwd, Type: "filter", Hook: "forward", Priority: ruleset.PriorityFilter, Policy: policyVerdict, Rules: rules})
+}
+
+// nat compiles forwards, the DMZ and masquerading into t. prefix names the
+// sets and chains ("nfpass_" inside a companion snippet).
+func (c *compiler) nat(t *ruleset.Table, prefix string) {
+	p := c.p
+	wan := prefix + SetWAN
+	if prefix != "" {
+		t.Sets = append(t.Sets, ruleset.Set{Name: wan, KeyType: []string{"ifname"}, Elements: ifElements(p.Interfaces.WAN)})
+	}
+	var rules []ruleset.Rule
+	maps := map[string]*ruleset.Set{}
+	mapFor := func(v4 bool, byPort bool) *ruleset.Set {
+		name, addrType := MapFwd4, "ipv4_addr"
+		if !v4 {
+			name, addrType = MapFwd6, "ipv6_addr"
+		}
+		s := ruleset.Set{Name: prefix + name, KeyType: []string{"inet_proto", "inet_service"}, DataType: []string{addrType, "inet_service"}}
+		if !byPort {
+			s = ruleset.Set{Name: prefix + name + "_proto", KeyType: []string{"inet_proto"}, DataType: []string{addrType}}
+		}
+		if maps[s.Name] == nil {
+			maps[s.Name] = &s
+		}
+		return maps[s.Name]
+	}
+	for i, f := range p.Forwards {
+		addr, toPort, _ := policy.ParseTarget(f.To)
+		fam := "ip"
+		if !addr.Is4() {
+			fam = "ip6"
+		}
+		flows := c.forwardFlows(f)
+		if len(f.From) > 0 {
+			src := c.sourceSet(t, prefix, i, f, addr.Is4())
+			for _, fl := range flows {
+				r := ruleset.Rule{IIFSet: wan, SAddr: &ruleset.AddrMatch{Family: fam, Set: src}, L4Proto: fl.l4, DPort: fl.port,
+					NAT: &ruleset.NAT{Kind: "dnat", Family: fam, Addr: addr.String()}, Comment: comment("forward " + f.Name)}
+				if toPort != 0 {
+					r.NAT.Port = strconv.Itoa(int(toPort))
+				}
+				rules = append(rules, r)
+			}
+			continue
+		}
+		for _, fl := range flows {
+			if fl.port == "" {
+				m := mapFor(addr.Is4(), false)
+				m.Elements = append(m.Elements, ruleset.Element{Key: []string{fl.l4}, Value: []string{addr.String()}})
+				continue
+			}
+			m := mapFor(addr.Is4(), true)
+			for _, port := range expandPorts([]string{fl.port}) {
+				dst := port
+				if toPort != 0 {
+					dst = strconv.Itoa(int(toPort))
+				}
+				m.Elements = append(m.Elements, ruleset.Element{Key: []string{fl.l4, port}, Value: []string{addr.String(), dst}})
+			}
+		}
+	}
+	for _, name := range []string{MapFwd4, MapFwd4L4, MapFwd6, MapFwd6L4} {
+		m := maps[prefix+name]
+		if m == nil {
+			continue
+		}
+		t.Sets = append(t.Sets, *m)
+		fam, key := "ip", ruleset.MapKeyProtoPort
+		if name == MapFwd6 || name == MapFwd6L4 {
+			fam = "ip6"
+		}
+		if name == MapFwd4L4 || name == MapFwd6L4 {
+			key = ruleset.MapKeyProto
+		}
+		rules = append(rules, ruleset.Rule{IIFSet: wan, NAT: &ruleset.NAT{Kind: "dnat", Family: fam, Map: m.Name, MapKey: key}, Comment: "forwards"})
+	}
+	if p.NAT.DMZ != "" {
+		// Router access from WAN stays with the router, not the DMZ host.
+		for _, zone := range []string{policy.ZoneWAN, policy.ZoneAny} {
+			if set := "mgmt_" + zone; c.hasSet(set) && prefix == "" {
+				rules = append(rules, ruleset.Rule{IIFSet: wan, ProtoPortSet: set, Verdict: "accept", Comment: "management from " + zone + " stays on the router"})
+			}
+		}
+		addr := netip.MustParseAddr(p.NAT.DMZ)
+		fam := "ip"
+		if !addr.Is4() {
+			fam = "ip6"
+		}
+		rules = append(rules, ruleset.Rule{IIFSet: wan, NAT: &ruleset.NAT{Kind: "dnat", Family: fam, Addr: addr.String()}, Comment: "dmz"})
+	}
+	if len(rules) > 0 {
+		prio := ruleset.PriorityDstNAT
+		if prefix != "" {
+			prio-- // run just before the owning firewall's own dstnat chain
+		}
+		t.Chains = append(t.Chains, ruleset.Chain{Name: prefix + ChainDstNAT, Type: "nat", Hook: "prerouting", Priority: prio, Policy: "accept", Rules: rules})
+	}
+	if p.NAT.Masquerade && prefix == "" {
+		t.Chains = append(t.Chains, ruleset.Chain{Name: ChainSrcNAT, Type: "nat", Hook: "postrouting", Priority: ruleset.PrioritySrcNAT, Policy: "accept",
+			Rules: []ruleset.Rule{{OIFSet: wan, NFProto: "ipv4", NAT: &ruleset.NAT{Kind: "masquerade"}, Comment: "masquerade"}}})
+	}
+}
+
+func (c *compiler) hasSet(name string) bool {
+	for _, s := range c.t.Sets {
+		if s.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+type flow struct{ l4, port string }
+
+// forwardFlows expands a forward into (l4, port) pairs; port "" for
+// protocols without ports (gre, esp, ah).
+func (c *compiler) forwardFlows(f policy.Forward) []flow {
+	if f.Protocol == "" {
+		out := make([]flow, 0, len(f.Ports))
+		for _, port := range f.Ports {
+			out = append(out, flow{f.Proto, port})
+		}
+		return out
+	}
+	proto, _ := c.cat.Protocol(f.Protocol)
+	var out []flow
+	for _, fl := range proto.Flows {
+		if len(fl.Ports) == 0 {
+			out = append(out, flow{fl.L4, ""})
+		}
+		for _, port := range fl.Ports {
+			out = append(out, flow{fl.L4, port})
+		}
+	}
+	return out
+}
+
+func (c *compiler) sourceSet(t *ruleset.Table, prefix string, i int, f policy.Forward, v4 bool) string {
+	typ := "ipv4_addr"
+	if !v4 {
+		typ = "ipv6_addr"
+	}
+	s := ruleset.Set{Name: fmt.Sprintf("%sfrom_%d", prefix, i), KeyType: []string{typ}, Interval: true}
+	for _, src := range f.From {
+		pfx, _ := policy.ParseSource(src)
+		s.Elements = append(s.Elements, ruleset.Element{Key: []string{prefixString(pfx)}})
+	}
+	t.Sets = append(t.Sets, s)
+	return s.Name
+}
+
+// prefixString prints a host prefix as a bare address, as nft does.
+func prefixString(p netip.Prefix) string {
+	if p.Bits() == p.Addr().BitLen() {
+		return p.Addr().String()
+	}
+	return p.String()
+}
+
+func (c *compiler) addSet(s ruleset.Set) { c.t.Sets = append(c.t.Sets, s) }
+
+func ifElements(names []string) []ruleset.Element {
+	out := make([]ruleset.Element, len(names))
+	for i, n := range names {
+		out[i] = ruleset.Element{Key: []string{n}}
+	}
+	return out
+}
+
+// expandPorts turns "N" and "N-M" into single ports (validated input).
+func expandPorts(ports []string) []string {
+	var out []string
+	for _, port := range ports {
+		lo, hi, err := catalog.ParsePortRange(port)
+		if err != nil {
+			continue
+		}
+		for p := int(lo); p <= int(hi); p++ {
+			out = append(out, strconv.Itoa(p))
+		}
+	}
+	return out
+}
+
+// comment keeps rule comments under the kernel's limit.
+func comment(s string) string {
+	if len(s) > ruleset.MaxCommentLen {
+		return s[:ruleset.MaxCommentLen]
+	}
+	return s
+}

@@ -1,0 +1,52 @@
+package compile
+
+import (
+	"fmt"
+	"net/netip"
+
+	"github.com/nfpass/nfpass/pkg/policy"
+)
+
+func (c *compiler) sysctls() {
+	c.plan.Sysctls = []Sysctl{{Key: "net.ipv4.ip_forward", Value: "1", Why: "the router forwards IPv4 between LAN and WAN"}}
+	if c.forwardsIPv6() {
+		c.plan.Sysctls = append(c.plan.Sysctls, Sysctl{Key: "net.ipv6.conf.all.forwarding", Value: "1", Why: "the policy forwards IPv6"})
+	}
+}
+
+func (c *compiler) forwardsIPv6() bool {
+	for _, n := range c.p.Interfaces.LANNetworks {
+		if pfx, err := netip.ParsePrefix(n); err == nil && pfx.Addr().Is6() {
+			return true
+		}
+	}
+	for _, f := range c.p.Forwards {
+		if a, _, err := policy.ParseTarget(f.To); err == nil && a.Is6() {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *compiler) warnings(active []activeProto) {
+	v6 := c.forwardsIPv6()
+	for _, a := range active {
+		if !a.on() {
+			continue
+		}
+		if a.Name == "pptp" {
+			c.plan.Warnings = append(c.plan.Warnings, fmt.Sprintf("pptp is enabled (%s): %s", a.why[0], a.Security))
+		}
+		if a.Notes != "" && v6 {
+			for _, h := range a.Helpers {
+				if h.L3 == "ip" {
+					c.plan.Warnings = append(c.plan.Warnings, fmt.Sprintf("%s: %s", a.Name, a.Notes))
+					break
+				}
+			}
+		}
+	}
+	if c.p.Mode == policy.Companion && c.plan.Companion != nil {
+		c.plan.Warnings = append(c.plan.Warnings, "companion mode: forwards and the DMZ are not in nfpass's table; include `nfpass plan --companion-snippet` in the owning firewall's table")
+	}
+}

@@ -1,0 +1,84 @@
+// Package policy is nfpass's declarative model: what a router admin wants to
+// pass, forward and keep reachable. It does no I/O and knows nothing of
+// viper; pkg/config fills it, Validate checks it, pkg/compile compiles it.
+package policy
+
+// Mode says whether nfpass is the whole firewall or sits beside another.
+type Mode string
+
+const (
+	// Standalone: nfpass's table is the router's complete firewall.
+	Standalone Mode = "standalone"
+	// Companion: beside fw4/firewalld; nfpass adds helpers and off-drops,
+	// and emits an include snippet for the firewall that owns forwarding.
+	Companion Mode = "companion"
+)
+
+// Policy is the whole validated intent.
+type Policy struct {
+	// Source names where the policy came from (a file path, or
+	// "profile home"), for messages.
+	Source      string          `json:"source,omitempty" mapstructure:"-"`
+	Table       string          `json:"table" mapstructure:"table"`
+	Mode        Mode            `json:"mode" mapstructure:"mode"`
+	Profile     string          `json:"profile,omitempty" mapstructure:"profile"`
+	Interfaces  Interfaces      `json:"interfaces" mapstructure:"interfaces"`
+	Passthrough map[string]bool `json:"passthrough" mapstructure:"passthrough"`
+	NAT         NAT             `json:"nat" mapstructure:"nat"`
+	Forwards    []Forward       `json:"forwards,omitempty" mapstructure:"forwards"`
+	Management  []Service       `json:"management,omitempty" mapstructure:"management"`
+}
+
+// Interfaces names the router's WAN and LAN interfaces and the LAN's
+// networks. Names are kept verbatim ("eth0.10", "pppoe-wan", "br-lan").
+type Interfaces struct {
+	WAN         []string `json:"wan" mapstructure:"wan"`
+	LAN         []string `json:"lan" mapstructure:"lan"`
+	LANNetworks []string `json:"lan_networks,omitempty" mapstructure:"lan_networks"`
+}
+
+// NAT holds masquerading and the exposed (DMZ) host.
+type NAT struct {
+	Masquerade bool `json:"masquerade" mapstructure:"masquerade"`
+	// DMZ is one LAN host that receives all unsolicited WAN traffic not
+	// claimed by a forward or management ("IP passthrough"). Empty: none.
+	DMZ string `json:"dmz,omitempty" mapstructure:"dmz"`
+}
+
+// Forward sends WAN traffic to a LAN host. Either Protocol (a catalog name:
+// all its flows and its helper) or Proto+Ports is set.
+type Forward struct {
+	Name     string `json:"name" mapstructure:"name"`
+	Protocol string `json:"protocol,omitempty" mapstructure:"protocol"`
+	Proto    string `json:"proto,omitempty" mapstructure:"proto"`
+	// Ports are "N" or "N-M" strings (config accepts a number, a string or
+	// a list of either).
+	Ports []string `json:"port,omitempty" mapstructure:"port"`
+	// To is "addr" or "addr:port" ("[v6]:port" for IPv6).
+	To string `json:"to" mapstructure:"to"`
+	// From restricts the sources (CIDRs or addresses); empty: anyone.
+	From []string `json:"from,omitempty" mapstructure:"from"`
+}
+
+// Service is router access that no policy may cut (ssh, the web UI, DNS,
+// DHCP): accepted on the input hook from the given zone.
+type Service struct {
+	Name  string   `json:"name" mapstructure:"name"`
+	Proto string   `json:"proto" mapstructure:"proto"`
+	Ports []string `json:"port" mapstructure:"port"`
+	// Zone is "lan", "wan" or "any".
+	Zone string `json:"zone" mapstructure:"zone"`
+}
+
+// Zones a Service can be reachable from.
+const (
+	ZoneLAN = "lan"
+	ZoneWAN = "wan"
+	ZoneAny = "any"
+)
+
+// DefaultTable is the table name when the config does not set one.
+const DefaultTable = "nfpass"
+
+// On reports whether passthrough for the protocol is switched on.
+func (p *Policy) On(protocol string) bool { return p.Passthrough[protocol] }

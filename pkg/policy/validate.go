@@ -1,0 +1,333 @@
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/nfpass/nfpass/pkg/catalog"
+)
+
+// Catalog is what validation needs of the protocol catalog.
+type Catalog interface {
+	Protocol(name string) (catalog.Protocol, error)
+	ProtocolNames() []string
+}
+
+var (
+	identRe = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]{0,31}$`)
+	// Linux interface names: up to 15 bytes, no '/', ':' or whitespace.
+	ifnameRe = regexp.MustCompile(`^[^/:\s]{1,15}$`)
+)
+
+// Validate checks the whole policy against the catalog and returns every
+// problem at once (errors.Join of *FieldError), each naming its key path.
+// Problems that would cut management access also match ErrManagementCut.
+func (p *Policy) Validate(cat Catalog) error {
+	var errs []error
+	add := func(err error) {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if !identRe.MatchString(p.Table) {
+		add(fieldErr("table", "%q is not a valid table name (a letter, then letters, digits or _; at most 32)", p.Table))
+	}
+	if p.Mode != Standalone && p.Mode != Companion {
+		add(fieldErr("mode", "%q is not standalone or companion", p.Mode))
+	}
+	errs = append(errs, p.validateInterfaces()...)
+	for _, name := range sortedKeys(p.Passthrough) {
+		if _, err := cat.Protocol(name); err != nil {
+			add(fieldErr("passthrough."+name, "unknown protocol; known: %s", strings.Join(cat.ProtocolNames(), ", ")))
+		}
+	}
+	lanNets := p.lanNetworks()
+	if p.NAT.DMZ != "" {
+		addr, err := netip.ParseAddr(p.NAT.DMZ)
+		switch {
+		case err != nil:
+			add(fieldErr("nat.dmz", "%q is not an IP address", p.NAT.DMZ))
+		case len(lanNets) == 0:
+			add(fieldErr("nat.dmz", "needs interfaces.lan_networks to check that %s is a LAN host", addr))
+		case !containedIn(addr, lanNets):
+			add(fieldErr("nat.dmz", "%s is outside the LAN (interfaces.lan_networks: %s)", addr, strings.Join(p.Interfaces.LANNetworks, ", ")))
+		}
+	}
+	errs = append(errs, p.validateManagement()...)
+	errs = append(errs, p.validateForwards(cat, lanNets)...)
+	return errors.Join(errs...)
+}
+
+func (p *Policy) validateInterfaces() []error {
+	var errs []error
+	seen := map[string]string{}
+	check := func(zone string, names []string) {
+		for i, n := range names {
+			path := fmt.Sprintf("interfaces.%s[%d]", zone, i)
+			if !ifnameRe.MatchString(n) {
+				errs = append(errs, fieldErr(path, "%q is not an interface name (1-15 characters, no '/', ':' or spaces)", n))
+				continue
+			}
+			if prev, ok := seen[n]; ok {
+				errs = append(errs, fieldErr(path, "%q is already listed at %s", n, prev))
+				continue
+			}
+			seen[n] = path
+		}
+	}
+	check("wan", p.Interfaces.WAN)
+	check("lan", p.Interfaces.LAN)
+	if len(p.Interfaces.WAN) == 0 {
+		errs = append(errs, fieldErr("interfaces.wan", "at least one WAN interface is needed"))
+	}
+	if len(p.Interfaces.LAN) == 0 && p.Mode == Standalone {
+		errs = append(errs, fieldErr("interfaces.lan", "standalone mode needs at least one LAN interface"))
+	}
+	for i, n := range p.Interfaces.LANNetworks {
+		if _, err := netip.ParsePrefix(n); err != nil {
+			errs = append(errs, fieldErr(fmt.Sprintf("interfaces.lan_networks[%d]", i), "%q is not a CIDR (e.g. 192.168.1.0/24)", n))
+		}
+	}
+	return errs
+}
+
+func (p *Policy) lanNetworks() []netip.Prefix {
+	var out []netip.Prefix
+	for _, n := range p.Interfaces.LANNetworks {
+		if pfx, err := netip.ParsePrefix(n); err == nil {
+			out = append(out, pfx.Masked())
+		}
+	}
+	return out
+}
+
+func containedIn(a netip.Addr, nets []netip.Prefix) bool {
+	for _, n := range nets {
+		if n.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+func (p *Policy) validateManagement() []error {
+	var errs []error
+	names := map[string]int{}
+	for i, s := range p.Management {
+		path := fmt.Sprintf("management[%d]", i)
+		errs = append(errs, checkName(path, s.Name, names, i)...)
+		if s.Proto != "tcp" && s.Proto != "udp" {
+			errs = append(errs, fieldErr(path+".proto", "%q is not tcp or udp", s.Proto))
+		}
+		errs = append(errs, checkPorts(path+".port", s.Ports)...)
+		switch s.Zone {
+		case ZoneLAN:
+			if len(p.Interfaces.LAN) == 0 {
+				errs = append(errs, managementErr(path+".zone", "lan, but interfaces.lan is empty: %s would be unreachable", s.Name))
+			}
+		case ZoneWAN, ZoneAny:
+		default:
+			errs = append(errs, fieldErr(path+".zone", "%q is not lan, wan or any", s.Zone))
+		}
+	}
+	if p.Mode == Standalone && len(p.Management) == 0 {
+		errs = append(errs, managementErr("management", "is empty: in standalone mode the input policy is drop, so nothing could reach the router (add e.g. {name: ssh, proto: tcp, port: 22, zone: lan})"))
+	}
+	return errs
+}
+
+func checkName(path, name string, seen map[string]int, i int) []error {
+	if name == "" {
+		return []error{fieldErr(path+".name", "must be set")}
+	}
+	if prev, ok := seen[name]; ok {
+		return []error{fieldErr(path+".name", "%q is a duplicate of [%d]", name, prev)}
+	}
+	seen[name] = i
+	return nil
+}
+
+func checkPorts(path string, ports []string) []error {
+	if len(ports) == 0 {
+		return []error{fieldErr(path, "must be set (N, \"N-M\" or a list)")}
+	}
+	var errs []error
+	for j, port := range ports {
+		if _, _, err := catalog.ParsePortRange(port); err != nil {
+			errs = append(errs, fieldErr(fmt.Sprintf("%s[%d]", path, j), "%s", err.Error()))
+		}
+	}
+	return errs
+}
+
+// claim is one proto/port range a forward or management entry takes on WAN.
+type claim struct {
+	l4     string
+	lo, hi uint16
+	path   string
+}
+
+func (c claim) overlaps(o claim) bool {
+	return c.l4 == o.l4 && c.lo <= o.hi && o.lo <= c.hi
+}
+
+func (c claim) String() string {
+	if c.l4 != "tcp" && c.l4 != "udp" {
+		return c.l4
+	}
+	if c.lo == c.hi {
+		return fmt.Sprintf("%s/%d", c.l4, c.lo)
+	}
+	return fmt.Sprintf("%s/%d-%d", c.l4, c.lo, c.hi)
+}
+
+// Claims returns the WAN proto/port ranges a forward takes, expanding a
+// catalog protocol into its flows. Invalid parts are skipped.
+func (f Forward) claims(cat Catalog, path string) []claim {
+	var out []claim
+	if f.Protocol != "" {
+		proto, err := cat.Protocol(f.Protocol)
+		if err != nil {
+			return nil
+		}
+		for _, fl := range proto.Flows {
+			if len(fl.Ports) == 0 {
+				out = append(out, claim{l4: fl.L4, lo: 0, hi: 65535, path: path})
+			}
+			for _, port := range fl.Ports {
+				lo, hi, _ := catalog.ParsePortRange(port)
+				out = append(out, claim{l4: fl.L4, lo: lo, hi: hi, path: path})
+			}
+		}
+		return out
+	}
+	for _, port := range f.Ports {
+		if lo, hi, err := catalog.ParsePortRange(port); err == nil {
+			out = append(out, claim{l4: f.Proto, lo: lo, hi: hi, path: path})
+		}
+	}
+	return out
+}
+
+func (p *Policy) validateForwards(cat Catalog, lanNets []netip.Prefix) []error {
+	var errs []error
+	names := map[string]int{}
+	var mgmt []claim
+	for i, s := range p.Management {
+		if s.Zone != ZoneWAN && s.Zone != ZoneAny {
+			continue
+		}
+		for _, port := range s.Ports {
+			if lo, hi, err := catalog.ParsePortRange(port); err == nil {
+				mgmt = append(mgmt, claim{l4: s.Proto, lo: lo, hi: hi, path: fmt.Sprintf("management[%d] (%s)", i, s.Name)})
+			}
+		}
+	}
+	var taken []claim
+	for i, f := range p.Forwards {
+		path := fmt.Sprintf("forwards[%d]", i)
+		errs = append(errs, checkName(path, f.Name, names, i)...)
+		switch {
+		case f.Protocol != "" && (f.Proto != "" || len(f.Ports) > 0):
+			errs = append(errs, fieldErr(path, "set either protocol (a catalog name) or proto and port, not both"))
+		case f.Protocol != "":
+			if _, err := cat.Protocol(f.Protocol); err != nil {
+				errs = append(errs, fieldErr(path+".protocol", "%q is not a catalog protocol; known: %s", f.Protocol, strings.Join(cat.ProtocolNames(), ", ")))
+			}
+		default:
+			if f.Proto != "tcp" && f.Proto != "udp" {
+				errs = append(errs, fieldErr(path+".proto", "%q is not tcp or udp (or use protocol: with a catalog name)", f.Proto))
+			}
+			errs = append(errs, checkPorts(path+".port", f.Ports)...)
+		}
+		toAddr, toPort, err := ParseTarget(f.To)
+		if err != nil {
+			errs = append(errs, fieldErr(path+".to", "%s", err.Error()))
+		} else {
+			if len(lanNets) > 0 && !containedIn(toAddr, lanNets) {
+				errs = append(errs, fieldErr(path+".to", "%s is outside the LAN (interfaces.lan_networks: %s)", toAddr, strings.Join(p.Interfaces.LANNetworks, ", ")))
+			}
+			if toPort != 0 {
+				if f.Protocol != "" {
+					errs = append(errs, fieldErr(path+".to", "a protocol forward keeps the protocol's ports; give only an address"))
+				}
+				for _, port := range f.Ports {
+					if lo, hi, err := catalog.ParsePortRange(port); err == nil && lo != hi {
+						errs = append(errs, fieldErr(path+".to", "port range %s cannot be sent to the single port %d; omit the port in to", port, toPort))
+					}
+				}
+				if len(f.Ports) > 1 {
+					errs = append(errs, fieldErr(path+".to", "several ports cannot be sent to the single port %d; omit the port in to or split the forward", toPort))
+				}
+			}
+		}
+		for j, src := range f.From {
+			pfx, err := ParseSource(src)
+			if err != nil {
+				errs = append(errs, fieldErr(fmt.Sprintf("%s.from[%d]", path, j), "%s", err.Error()))
+				continue
+			}
+			if toAddr.IsValid() && pfx.Addr().Is4() != toAddr.Is4() {
+				errs = append(errs, fieldErr(fmt.Sprintf("%s.from[%d]", path, j), "%s is not the same IP family as to (%s)", src, toAddr))
+			}
+		}
+		for _, c := range f.claims(cat, path) {
+			for _, t := range taken {
+				if c.overlaps(t) {
+					errs = append(errs, fieldErr(path, "%s is already forwarded by %s", c, t.path))
+				}
+			}
+			for _, m := range mgmt {
+				if c.overlaps(m) {
+					errs = append(errs, managementErr(path, "%s is router management access %s from WAN; forwarding it would cut that access", c, m.path))
+				}
+			}
+		}
+		taken = append(taken, f.claims(cat, path)...)
+	}
+	return errs
+}
+
+// ParseTarget parses a forward's "to": "addr", "addr:port" or "[v6]:port".
+// Port is 0 when absent.
+func ParseTarget(s string) (netip.Addr, uint16, error) {
+	if a, err := netip.ParseAddr(s); err == nil {
+		return a, 0, nil
+	}
+	ap, err := netip.ParseAddrPort(s)
+	if err != nil || ap.Port() == 0 {
+		host := s
+		if h, _, ok := strings.Cut(s, ":"); ok && !strings.Contains(s, "[") && strings.Count(s, ":") == 1 {
+			host = h
+		}
+		if _, aerr := netip.ParseAddr(strings.Trim(host, "[]")); aerr != nil {
+			return netip.Addr{}, 0, fmt.Errorf("%q is not an IP address (addr, addr:port or [v6]:port)", s)
+		}
+		return netip.Addr{}, 0, fmt.Errorf("%q has a bad port (1-65535)", s)
+	}
+	return ap.Addr(), ap.Port(), nil
+}
+
+// ParseSource parses a CIDR or a single address (as a /32 or /128).
+func ParseSource(s string) (netip.Prefix, error) {
+	if pfx, err := netip.ParsePrefix(s); err == nil {
+		return pfx.Masked(), nil
+	}
+	if a, err := netip.ParseAddr(s); err == nil {
+		return netip.PrefixFrom(a, a.BitLen()), nil
+	}
+	return netip.Prefix{}, fmt.Errorf("%q is not a CIDR or an IP address", s)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}

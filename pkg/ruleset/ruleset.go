@@ -1,0 +1,139 @@
+// Package ruleset is nfpass's intermediate representation of the one
+// nftables table it owns: chains, rules, sets/maps and ct helper objects.
+//
+// The vocabulary is deliberately closed: a Rule is a fixed set of typed
+// matches and statements, so the same value can be rendered to nft text
+// (Render), lowered to netlink expressions and decoded back from the kernel
+// (pkg/nft), and compared semantically (Diff). The package does no I/O.
+package ruleset
+
+// Family is the only table family nfpass uses: one inet table serves IPv4
+// and IPv6.
+const Family = "inet"
+
+// Table is a whole nftables table in canonical order: helpers and sets
+// sorted by name, chains in the order the compiler emits them, rules in
+// evaluation order.
+type Table struct {
+	Family    string     `json:"family"`
+	Name      string     `json:"name"`
+	CtHelpers []CtHelper `json:"ct_helpers,omitempty"`
+	Sets      []Set      `json:"sets,omitempty"`
+	Chains    []Chain    `json:"chains,omitempty"`
+}
+
+// CtHelper is a `ct helper NAME { type "T" protocol P; l3proto L; }` object.
+type CtHelper struct {
+	Name     string `json:"name"`     // nft object name, a bare word
+	Type     string `json:"type"`     // kernel helper name: "pptp", "sip", "Q.931"
+	Protocol string `json:"protocol"` // "tcp" or "udp"
+	L3Proto  string `json:"l3proto"`  // "ip", "ip6" or "inet"
+}
+
+// Set is a named set, or a map when DataType is set.
+//
+// Types are nft type names: ifname, ipv4_addr, ipv6_addr, inet_proto,
+// inet_service. A key or data with several types is a concatenation.
+type Set struct {
+	Name     string    `json:"name"`
+	KeyType  []string  `json:"key_type"`
+	DataType []string  `json:"data_type,omitempty"`
+	Interval bool      `json:"interval,omitempty"`
+	Elements []Element `json:"elements,omitempty"`
+}
+
+// IsMap reports whether the set carries data (a map).
+func (s Set) IsMap() bool { return len(s.DataType) > 0 }
+
+// Element is one set element in canonical text form, one string per
+// concatenated type: "tcp", "1723", "eth0.10", "192.168.77.10",
+// "10.0.0.0/8" (interval sets only). Value holds a map element's data.
+type Element struct {
+	Key   []string `json:"key"`
+	Value []string `json:"value,omitempty"`
+}
+
+// Chain is a base chain (Type and Hook set) or a regular chain.
+type Chain struct {
+	Name     string `json:"name"`
+	Type     string `json:"type,omitempty"` // "filter" or "nat"
+	Hook     string `json:"hook,omitempty"` // prerouting, input, forward, output, postrouting
+	Priority int    `json:"priority"`
+	Policy   string `json:"policy,omitempty"` // "accept" or "drop" (base chains)
+	Rules    []Rule `json:"rules,omitempty"`
+}
+
+// IsBase reports whether the chain is attached to a hook.
+func (c Chain) IsBase() bool { return c.Hook != "" }
+
+// Priorities nft names for the inet family.
+const (
+	PriorityRaw      = -300
+	PriorityMangle   = -150
+	PriorityDstNAT   = -100
+	PriorityFilter   = 0
+	PrioritySecurity = 50
+	PrioritySrcNAT   = 100
+)
+
+// Rule is one rule: matches (all must hold), then at most one statement
+// (CtHelper or NAT) and a verdict. Empty fields match everything.
+//
+// Matches are always evaluated (and rendered, lowered) in this order:
+// IIFSet, OIFSet, NFProto, SAddr, L4Proto+DPort, ProtoPortSet, CtState,
+// CtStatus.
+type Rule struct {
+	IIFSet string `json:"iifname_set,omitempty"` // iifname @set
+	OIFSet string `json:"oifname_set,omitempty"` // oifname @set
+	// IIF is a literal input interface name (used for "lo").
+	IIF     string     `json:"iifname,omitempty"`
+	NFProto string     `json:"nfproto,omitempty"` // "ipv4" or "ipv6"
+	SAddr   *AddrMatch `json:"saddr,omitempty"`
+	// L4Proto is an nft protocol name: tcp, udp, gre, esp, ah, icmp, ipv6-icmp.
+	L4Proto string `json:"l4proto,omitempty"`
+	// DPort is "N" or "N-M"; it needs L4Proto tcp or udp.
+	DPort string `json:"dport,omitempty"`
+	// ProtoPortSet matches `meta l4proto . th dport @set`.
+	ProtoPortSet string `json:"proto_port_set,omitempty"`
+	// CtState holds states in nft's bit order: invalid, established, related, new.
+	CtState []string `json:"ct_state,omitempty"`
+	// CtStatus is a single ct status bit that must be set: "dnat".
+	CtStatus string `json:"ct_status,omitempty"`
+
+	CtHelper string `json:"ct_helper,omitempty"` // ct helper set "NAME"
+	NAT      *NAT   `json:"nat,omitempty"`
+	// Verdict is "accept", "drop", "return", "jump CHAIN" or "" (continue).
+	Verdict string `json:"verdict,omitempty"`
+	Comment string `json:"comment,omitempty"`
+}
+
+// AddrMatch is `ip saddr @set` (Family "ip") or `ip6 saddr @set` ("ip6").
+type AddrMatch struct {
+	Family string `json:"family"`
+	Set    string `json:"set"`
+}
+
+// NAT is a nat statement.
+//
+//   - Kind "masquerade": no other field.
+//   - Kind "dnat" with Addr (and optional Port): `dnat ip to 192.0.2.1:80`.
+//   - Kind "dnat" with Map: `dnat ip to meta l4proto . th dport map @m` when
+//     MapKey is "l4proto.dport" (map data is addr . port), or
+//     `dnat ip to meta l4proto map @m` when MapKey is "l4proto" (data is addr).
+type NAT struct {
+	Kind   string `json:"kind"`
+	Family string `json:"family,omitempty"` // "ip" or "ip6" for dnat
+	Addr   string `json:"addr,omitempty"`
+	Port   string `json:"port,omitempty"`
+	Map    string `json:"map,omitempty"`
+	MapKey string `json:"map_key,omitempty"`
+}
+
+// Map key kinds for NAT.MapKey.
+const (
+	MapKeyProtoPort = "l4proto.dport"
+	MapKeyProto     = "l4proto"
+)
+
+// MaxCommentLen is the kernel's limit for a rule comment, less the NUL.
+const MaxCommentLen = 127
