@@ -35,10 +35,17 @@ func (t *Table) Canonicalize() {
 	for i := range t.Chains {
 		for j := range t.Chains[i].Rules {
 			r := &t.Chains[i].Rules[j]
+			// `ip saddr` already implies `meta nfproto ipv4`; nft and the
+			// kernel hold one check, so keep one form.
+			if r.SAddr != nil && r.NFProto == impliedNFProto[r.SAddr.Family] {
+				r.NFProto = ""
+			}
 			slices.SortFunc(r.CtState, func(a, b string) int { return cmp.Compare(ctStateBit[a], ctStateBit[b]) })
 		}
 	}
 }
+
+var impliedNFProto = map[string]string{"ip": "ipv4", "ip6": "ipv6"}
 
 var ctStateBit = map[string]int{"invalid": 1, "established": 2, "related": 4, "new": 8, "untracked": 64}
 

@@ -1,0 +1,170 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/nfpass/nfpass/pkg/catalog"
+	"github.com/nfpass/nfpass/pkg/config"
+	"github.com/nfpass/nfpass/pkg/policy"
+)
+
+// globals are the flags every command shares.
+type globals struct {
+	configPath string
+	output     string
+	table      string
+	profile    string
+	mode       string
+	stdout     io.Writer
+	stderr     io.Writer
+	cmd        *cobra.Command
+}
+
+func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
+	g := &globals{stdout: stdout, stderr: stderr}
+	root := &cobra.Command{
+		Use:   "nfpass",
+		Short: "Declarative VPN passthrough, ALG helpers and NAT for Linux routers (nftables)",
+		Long: `nfpass compiles one small policy file (which VPN and ALG traffic passes, a DMZ
+host, port forwards, management access that must never be cut) into one
+nftables table it owns, makes sure the kernel's conntrack helpers are there,
+applies it atomically, proves the kernel holds exactly that, and audits live
+conntrack to show what really passes.`,
+		Example: `  nfpass plan                       # what the default profile compiles to
+  nfpass check -c /etc/nfpass/nfpass.yaml
+  nfpass apply --confirm 60s        # applies, rolls back unless confirmed
+  nfpass lab run                    # see it work in throwaway namespaces`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	pf := root.PersistentFlags()
+	pf.StringVarP(&g.configPath, "config", "c", "", "config file (default "+config.DefaultPath+"; absent: the embedded profile home)")
+	pf.StringVarP(&g.output, "output", "o", "text", "output format: text or json")
+	pf.StringVar(&g.table, "table", "", "override the table name")
+	pf.StringVar(&g.profile, "profile", "", "override the profile")
+	pf.StringVar(&g.mode, "mode", "", "override the mode: standalone or companion")
+	_ = root.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = root.RegisterFlagCompletionFunc("mode", cobra.FixedCompletions([]string{"standalone", "companion"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = root.RegisterFlagCompletionFunc("profile", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		return catalog.Default().ProfileNames(), cobra.ShellCompDirectiveNoFileComp
+	})
+	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
+		g.cmd = cmd
+		if g.output != "text" && g.output != "json" {
+			return fmt.Errorf("--output: %q is not text or json", g.output)
+		}
+		return nil
+	}
+	root.AddCommand(
+		newPlanCmd(g), newCheckCmd(g), newProtocolsCmd(g), newProfilesCmd(g), newVersionCmd(g),
+	)
+	for _, add := range extraCommands {
+		root.AddCommand(add(g))
+	}
+	return root
+}
+
+// extraCommands lets other files register commands (apply, audit, lab, ...).
+var extraCommands []func(*globals) *cobra.Command
+
+// loadPolicy loads and validates the policy from file, environment and flags.
+func (g *globals) loadPolicy() (*policy.Policy, *catalog.Catalog, error) {
+	cat := catalog.Default()
+	overrides := map[string]any{}
+	if g.table != "" {
+		overrides["table"] = g.table
+	}
+	if g.profile != "" {
+		overrides["profile"] = g.profile
+	}
+	if g.mode != "" {
+		overrides["mode"] = g.mode
+	}
+	p, err := config.Load(config.Options{
+		Path:      g.configPath,
+		Explicit:  g.configPath != "",
+		Environ:   os.Environ(),
+		Overrides: overrides,
+		Catalog:   cat,
+	})
+	return p, cat, err
+}
+
+// configBytes returns the config file's bytes for the state record (nil
+// when the embedded profile is used).
+func (g *globals) configBytes() []byte {
+	path := g.configPath
+	if path == "" {
+		path = config.DefaultPath
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	return data
+}
+
+// printJSON writes v as indented JSON.
+func (g *globals) printJSON(v any) error {
+	enc := json.NewEncoder(g.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// reportConfigError prints every config problem, one per line, and returns
+// an error for the exit code.
+func (g *globals) reportConfigError(err error) error {
+	msgs := problemList(err)
+	if g.output == "json" {
+		_ = g.printJSON(map[string]any{"valid": false, "problems": msgs})
+	} else {
+		fmt.Fprintf(g.stderr, "nfpass: invalid configuration (%d problem%s); nothing was applied:\n", len(msgs), plural(len(msgs)))
+		for _, m := range msgs {
+			fmt.Fprintf(g.stderr, "  %s\n", m)
+		}
+	}
+	return &exitError{code: 1, err: errors.New("invalid configuration")}
+}
+
+func problemList(err error) []string {
+	var out []string
+	var walk func(error)
+	walk = func(e error) {
+		if j, ok := e.(interface{ Unwrap() []error }); ok {
+			for _, x := range j.Unwrap() {
+				walk(x)
+			}
+			return
+		}
+		out = append(out, e.Error())
+	}
+	walk(err)
+	if len(out) == 0 {
+		out = []string{err.Error()}
+	}
+	return out
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}
+
+func indent(s, prefix string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	for i, l := range lines {
+		lines[i] = prefix + l
+	}
+	return strings.Join(lines, "\n")
+}

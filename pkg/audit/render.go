@@ -1,0 +1,190 @@
+package audit
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"net/netip"
+	"slices"
+	"strings"
+	"text/tabwriter"
+)
+
+// Filter narrows a report to some protocols and/or hosts. Empty lists
+// match everything.
+type Filter struct {
+	Protocols []string
+	Hosts     []netip.Addr
+}
+
+func (f Filter) proto(p string) bool {
+	return len(f.Protocols) == 0 || slices.Contains(f.Protocols, p)
+}
+
+func (f Filter) host(a netip.Addr) bool {
+	return len(f.Hosts) == 0 || slices.Contains(f.Hosts, a)
+}
+
+// Filter returns a copy of the report keeping the protocol groups, host
+// groups, expectations and findings that match. Findings about the whole
+// table (no protocol, no host) are always kept.
+func (r *Report) Filter(f Filter) *Report {
+	out := *r
+	out.Protocols = []ProtocolGroup{}
+	for _, pg := range r.Protocols {
+		if !f.proto(pg.Protocol) {
+			continue
+		}
+		npg := ProtocolGroup{Protocol: pg.Protocol}
+		for _, hg := range pg.Hosts {
+			if f.host(hg.Host) || slices.ContainsFunc(hg.Servers, f.host) {
+				npg.Hosts = append(npg.Hosts, hg)
+				npg.Flows += hg.Flows
+			}
+		}
+		if len(npg.Hosts) > 0 {
+			out.Protocols = append(out.Protocols, npg)
+		}
+	}
+	out.Expectations = []Expectation{}
+	for _, e := range r.Expectations {
+		if f.proto(e.Protocol) && (f.host(e.Master.Src) || f.host(e.Master.Dst) || f.host(e.Tuple.Src) || f.host(e.Tuple.Dst)) {
+			out.Expectations = append(out.Expectations, e)
+		}
+	}
+	out.Findings = []Finding{}
+	for _, fd := range r.Findings {
+		global := fd.Protocol == "" && len(fd.Hosts) == 0
+		if global {
+			out.Findings = append(out.Findings, fd)
+			continue
+		}
+		if fd.Protocol != "" && !f.proto(fd.Protocol) {
+			continue
+		}
+		if len(f.Hosts) > 0 && !slices.ContainsFunc(fd.Hosts, f.host) && !(fd.Server.IsValid() && f.host(fd.Server)) {
+			continue
+		}
+		out.Findings = append(out.Findings, fd)
+	}
+	return &out
+}
+
+// WriteJSON writes the report as indented JSON (`-o json`).
+func (r *Report) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// TextOptions tune the human-readable rendering.
+type TextOptions struct {
+	// Flows lists the sampled flows under each host.
+	Flows bool
+}
+
+func countList(m map[string]int) string {
+	if len(m) == 0 {
+		return "-"
+	}
+	keys := slices.Sorted(maps.Keys(m))
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s:%d", k, m[k])
+	}
+	return strings.Join(parts, " ")
+}
+
+// WriteText renders the report as tables for people.
+func (r *Report) WriteText(w io.Writer, opts TextOptions) error {
+	var b strings.Builder
+	if r.NetNS != "" {
+		fmt.Fprintf(&b, "network namespace %s\n", r.NetNS)
+	}
+	fmt.Fprintf(&b, "conntrack: %d entries, %d passthrough", r.Flows, r.Passthrough)
+	if s := r.Stats; s != nil {
+		pct := uint64(0)
+		if s.Max > 0 {
+			pct = uint64(s.Entries) * 100 / uint64(s.Max)
+		}
+		fmt.Fprintf(&b, "; table %d/%d (%d%%), insert_failed %d, drop %d, early_drop %d",
+			s.Entries, s.Max, pct, s.InsertFailed, s.Drop, s.EarlyDrop)
+	}
+	b.WriteString("\n\n")
+
+	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+	if len(r.Protocols) == 0 {
+		fmt.Fprintln(tw, "no passthrough flows")
+	} else {
+		fmt.Fprintln(tw, "PROTOCOL\tHOST\tFLOWS\tASSURED\tUNREPLIED\tKINDS\tHELPERS\tNAT\tSERVERS")
+		for _, pg := range r.Protocols {
+			for _, hg := range pg.Hosts {
+				nat := "-"
+				if len(hg.NAT) > 0 {
+					nat = strings.Join(hg.NAT, "; ")
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\n", pg.Protocol, hg.Host, hg.Flows,
+					hg.Assured, hg.Unreplied, countList(hg.Roles), countList(hg.Helpers), nat, addrList(hg.Servers))
+			}
+		}
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+
+	if opts.Flows && len(r.Protocols) > 0 {
+		b.WriteString("\nFLOWS\n")
+		tw = tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "PROTOCOL\tKIND\tORIGINAL\tHELPER\tSTATE\tNAT")
+		for _, pg := range r.Protocols {
+			for _, hg := range pg.Hosts {
+				for _, fe := range hg.Sample {
+					state := "replied"
+					if !fe.Replied() {
+						state = "UNREPLIED"
+					} else if fe.Assured() {
+						state = "assured"
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", pg.Protocol, fe.Role, fe.Orig, or(fe.Helper, "-"), state, or(fe.NAT, "-"))
+				}
+				if hg.Omitted > 0 {
+					fmt.Fprintf(tw, "%s\t\t... %d more from %s\t\t\t\n", pg.Protocol, hg.Omitted, hg.Host)
+				}
+			}
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+
+	if len(r.Expectations) > 0 {
+		b.WriteString("\nEXPECTATIONS\n")
+		tw = tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "PROTOCOL\tHELPER\tEXPECTED\tMASTER\tTIMEOUT")
+		for _, e := range r.Expectations {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%ds\n", or(e.Protocol, "-"), or(e.Helper, "-"), e.Tuple, e.Master, e.Timeout)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+
+	b.WriteString("\nFINDINGS\n")
+	if len(r.Findings) == 0 {
+		b.WriteString("none\n")
+	}
+	for _, f := range r.Findings {
+		fmt.Fprintf(&b, "%-4s  %-18s  %s\n", strings.ToUpper(string(f.Severity)), f.ID, f.Message)
+		fmt.Fprintf(&b, "%-4s  %-18s  fix: %s\n", "", "", f.Fix)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func or(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}

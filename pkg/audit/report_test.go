@@ -1,0 +1,219 @@
+package audit
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/mdlayher/netlink"
+)
+
+func TestReportGroups(t *testing.T) {
+	const wan = "203.0.113.1"
+	ctl := tcpFlow("192.168.77.10", 40000, "203.0.113.2", 1723, helper("pptp"), snat(wan))
+	gre := greFlow("192.168.77.10", 0x10, "203.0.113.2", 0x20, master(ctl.Orig), snat(wan), func(f *Flow) { f.Reply.DstPort = 0x11 })
+	fwd := udpFlow("198.51.100.9", 4500, wan, 4500, dnat("192.168.77.20", 4500))
+	flows := []Flow{ctl, gre, fwd, tcpFlow("192.168.77.10", 40001, "203.0.113.9", 443)}
+	exp := Expectation{Helper: "pptp", Tuple: Tuple{Proto: ProtoGRE, Src: addrs("203.0.113.2")[0], Dst: addrs(wan)[0], DstPort: 0x11}, Master: ctl.Orig, Timeout: 120}
+
+	r := Analyze(testCatalog, flows, []Expectation{exp}, &Stats{Entries: 4, Max: 262144}, Policy{})
+
+	want := &Report{
+		Flows:       4,
+		Passthrough: 3,
+		Protocols: []ProtocolGroup{
+			{Protocol: "ipsec", Flows: 1, Hosts: []HostGroup{{
+				Host: addrs("198.51.100.9")[0], Flows: 1, Assured: 1, DNAT: 1,
+				Roles:   map[string]int{"udp/4500": 1},
+				Servers: addrs("192.168.77.20"),
+				NAT:     []string{"dnat 203.0.113.1 -> 192.168.77.20"},
+				Sample:  []FlowEntry{{Flow: fwd, Role: "udp/4500", NAT: "dnat 203.0.113.1:4500 -> 192.168.77.20:4500"}},
+			}}},
+			{Protocol: "pptp", Flows: 2, Hosts: []HostGroup{{
+				Host: addrs("192.168.77.10")[0], Flows: 2, Assured: 2, SNAT: 2,
+				Roles:   map[string]int{"tcp/1723": 1, "gre": 1},
+				Helpers: map[string]int{"pptp": 1},
+				Servers: addrs("203.0.113.2"),
+				NAT:     []string{"snat 192.168.77.10 -> 203.0.113.1"},
+				Sample: []FlowEntry{
+					{Flow: ctl, Role: "tcp/1723", NAT: "snat 192.168.77.10:40000 -> 203.0.113.1:40000"},
+					{Flow: gre, Role: "gre", NAT: "snat 192.168.77.10 key 0x10 -> 203.0.113.1 key 0x11"},
+				},
+			}}},
+		},
+		Expectations: []Expectation{{Protocol: "pptp", Helper: "pptp", Tuple: exp.Tuple, Master: exp.Master, Timeout: 120}},
+		Stats:        &Stats{Entries: 4, Max: 262144},
+	}
+	if diff := cmp.Diff(want, r, addrCmp, cmpopts.IgnoreFields(Report{}, "Findings")); diff != "" {
+		t.Errorf("report (-want +got):\n%s", diff)
+	}
+}
+
+func TestAnalyzerBoundsMemory(t *testing.T) {
+	a := NewAnalyzer(NewClassifier(testCatalog), AnalyzerOptions{MaxSample: 5})
+	for i := range 1000 {
+		a.Add(udpFlow("192.168.77.10", uint16(10000+i), "203.0.113.2", 4500, snat("203.0.113.1")))
+	}
+	r := a.Report(Policy{})
+	hg := r.Protocols[0].Hosts[0]
+	got := []int{r.Flows, hg.Flows, len(hg.Sample), hg.Omitted, len(hg.NAT), len(hg.Servers)}
+	if diff := cmp.Diff([]int{1000, 1000, 5, 995, 1, 1}, got); diff != "" {
+		t.Errorf("[flows, group flows, sample, omitted, nat, servers] (-want +got):\n%s", diff)
+	}
+}
+
+func TestFilter(t *testing.T) {
+	flows := []Flow{
+		tcpFlow("192.168.77.10", 40000, "203.0.113.2", 1723),
+		espFlow("192.168.77.10", "203.0.113.5"),
+		espFlow("192.168.77.11", "203.0.113.5"),
+		udpFlow("192.168.77.13", 500, "203.0.113.6", 500, unreplied),
+	}
+	r := Analyze(testCatalog, flows, nil, &Stats{Entries: 4, Max: 4}, Policy{})
+	type view struct {
+		Groups   []string
+		Findings []string
+	}
+	project := func(r *Report) view {
+		v := view{Groups: []string{}, Findings: []string{}}
+		for _, pg := range r.Protocols {
+			for _, hg := range pg.Hosts {
+				v.Groups = append(v.Groups, pg.Protocol+" "+hg.Host.String())
+			}
+		}
+		for _, f := range r.Findings {
+			v.Findings = append(v.Findings, f.ID+" "+addrList(f.Hosts))
+		}
+		return v
+	}
+	tests := []struct {
+		name string
+		f    Filter
+		want view
+	}{
+		{"no filter", Filter{}, view{
+			Groups:   []string{"ipsec 192.168.77.10", "ipsec 192.168.77.11", "ipsec 192.168.77.13", "pptp 192.168.77.10"},
+			Findings: []string{"esp-collision 192.168.77.10, 192.168.77.11", "helper-missing 192.168.77.10", "table-full ", "ipsec-unreplied 192.168.77.13", "pptp-in-use 192.168.77.10"},
+		}},
+		{"protocol pptp", Filter{Protocols: []string{"pptp"}}, view{
+			Groups:   []string{"pptp 192.168.77.10"},
+			Findings: []string{"helper-missing 192.168.77.10", "table-full ", "pptp-in-use 192.168.77.10"},
+		}},
+		{"host .11", Filter{Hosts: addrs("192.168.77.11")}, view{
+			Groups:   []string{"ipsec 192.168.77.11"},
+			Findings: []string{"esp-collision 192.168.77.10, 192.168.77.11", "table-full "},
+		}},
+		{"server address matches its groups", Filter{Hosts: addrs("203.0.113.6")}, view{
+			Groups:   []string{"ipsec 192.168.77.13"},
+			Findings: []string{"table-full ", "ipsec-unreplied 192.168.77.13"},
+		}},
+		{"protocol and host", Filter{Protocols: []string{"ipsec"}, Hosts: addrs("192.168.77.10")}, view{
+			Groups:   []string{"ipsec 192.168.77.10"},
+			Findings: []string{"esp-collision 192.168.77.10, 192.168.77.11", "table-full "},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if diff := cmp.Diff(tt.want, project(r.Filter(tt.f))); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestWriteJSON(t *testing.T) {
+	r := Analyze(testCatalog, []Flow{tcpFlow("192.168.77.10", 40000, "203.0.113.2", 1723, helper("pptp"))}, nil, &Stats{Entries: 1, Max: 100}, Policy{})
+	var buf bytes.Buffer
+	if err := r.WriteJSON(&buf); err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Flows     int `json:"flows"`
+		Protocols []struct {
+			Protocol string `json:"protocol"`
+			Hosts    []struct {
+				Host   string `json:"host"`
+				Sample []struct {
+					Orig   map[string]any `json:"orig"`
+					Status []string       `json:"status"`
+					Helper string         `json:"helper"`
+					Role   string         `json:"role"`
+				} `json:"sample"`
+			} `json:"hosts"`
+		} `json:"protocols"`
+		Stats    map[string]int `json:"stats"`
+		Findings []struct {
+			ID, Severity, Message, Fix string
+		} `json:"findings"`
+	}
+	if err := json.Unmarshal(buf.Bytes(), &got); err != nil {
+		t.Fatalf("%v\n%s", err, buf.String())
+	}
+	s := got.Protocols[0].Hosts[0].Sample[0]
+	summary := []any{got.Flows, got.Protocols[0].Protocol, got.Protocols[0].Hosts[0].Host, s.Orig["dport"], s.Status, s.Helper, s.Role, got.Stats["max"], got.Findings[0].ID, got.Findings[0].Severity}
+	want := []any{1, "pptp", "192.168.77.10", float64(1723), []string{"SEEN_REPLY", "ASSURED", "CONFIRMED"}, "pptp", "tcp/1723", 100, FindingPPTPInUse, "warn"}
+	if diff := cmp.Diff(want, summary); diff != "" {
+		t.Errorf("(-want +got):\n%s\n%s", diff, buf.String())
+	}
+}
+
+func TestWriteText(t *testing.T) {
+	flows := []Flow{
+		tcpFlow("192.168.77.10", 40000, "203.0.113.2", 1723, snat("203.0.113.1")),
+		greFlow("192.168.77.10", 0x10, "203.0.113.2", 0x20),
+	}
+	r := Analyze(testCatalog, flows, []Expectation{{Helper: "pptp", Tuple: flows[1].Reply, Master: flows[0].Orig, Timeout: 60}}, &Stats{Entries: 2, Max: 262144}, Policy{})
+	var buf bytes.Buffer
+	if err := r.WriteText(&buf, TextOptions{Flows: true}); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	for _, want := range []string{
+		"conntrack: 2 entries, 2 passthrough; table 2/262144 (0%), insert_failed 0, drop 0, early_drop 0",
+		"PROTOCOL  HOST           FLOWS  ASSURED  UNREPLIED  KINDS             HELPERS  NAT",
+		"pptp      192.168.77.10  2      2        0          gre:1 tcp/1723:1  -        snat 192.168.77.10 -> 203.0.113.1  203.0.113.2",
+		"tcp 192.168.77.10:40000 -> 203.0.113.2:1723",
+		"gre 192.168.77.10 -> 203.0.113.2 keys 0x10/0x20",
+		"EXPECTATIONS",
+		"pptp      pptp    gre 203.0.113.2 -> 192.168.77.10 keys 0x20/0x10  tcp 192.168.77.10:40000 -> 203.0.113.2:1723  60s",
+		"FAIL  helper-missing      1 pptp flow (tcp/1723) from 192.168.77.10 without conntrack helper \"pptp\"",
+		"      fix: ",
+		"WARN  pptp-in-use         PPTP in use by 192.168.77.10",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("text output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func nlmsg(typ uint16, seq uint32, payload []byte) []byte {
+	l := 16 + len(payload)
+	b := make([]byte, (l+3)&^3)
+	binary.NativeEndian.PutUint32(b[0:4], uint32(l))
+	binary.NativeEndian.PutUint16(b[4:6], typ)
+	binary.NativeEndian.PutUint32(b[8:12], seq)
+	copy(b[16:], payload)
+	return b
+}
+
+func TestForEachMessage(t *testing.T) {
+	dgram := append(append(nlmsg(0x100, 7, []byte{1, 2, 3}), nlmsg(0x100, 7, []byte{4, 5, 6, 7})...), nlmsg(uint16(netlink.Done), 7, make([]byte, 4))...)
+	var got [][]byte
+	err := forEachMessage(dgram, func(m netlink.Message) error {
+		got = append(got, append([]byte(nil), m.Data...))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([][]byte{{1, 2, 3}, {4, 5, 6, 7}, {0, 0, 0, 0}}, got); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	if err := forEachMessage([]byte{200, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, func(netlink.Message) error { return nil }); err == nil {
+		t.Error("malformed length: want error")
+	}
+}

@@ -1,0 +1,280 @@
+package compile_test
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/nfpass/nfpass/pkg/catalog"
+	"github.com/nfpass/nfpass/pkg/compile"
+	"github.com/nfpass/nfpass/pkg/config"
+	"github.com/nfpass/nfpass/pkg/policy"
+	"github.com/nfpass/nfpass/pkg/ruleset"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/*.nft golden files")
+
+// goldenCase is one input the golden tests compile: an example file or a
+// bare profile.
+type goldenCase struct {
+	name    string
+	path    string // config file, or "" for a bare profile
+	profile string
+}
+
+func goldenCases(t *testing.T) []goldenCase {
+	t.Helper()
+	var cases []goldenCase
+	files, err := filepath.Glob("../../rules/examples/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no examples found: %v", err)
+	}
+	for _, f := range files {
+		cases = append(cases, goldenCase{name: "example-" + strings.TrimSuffix(filepath.Base(f), ".yaml"), path: f})
+	}
+	for _, p := range catalog.Default().ProfileNames() {
+		cases = append(cases, goldenCase{name: "profile-" + p, profile: p})
+	}
+	return cases
+}
+
+func compileCase(t *testing.T, c goldenCase) *compile.Plan {
+	t.Helper()
+	cat := catalog.Default()
+	opts := config.Options{Path: c.path, Explicit: c.path != "", Catalog: cat}
+	if c.profile != "" {
+		opts.Path = filepath.Join(t.TempDir(), "absent.yaml")
+		opts.Overrides = map[string]any{"profile": c.profile}
+	}
+	p, err := config.Load(opts)
+	if err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	p.Source = c.name // keep goldens independent of paths
+	plan, err := compile.Compile(p, cat)
+	if err != nil {
+		t.Fatalf("compile: %v", err)
+	}
+	return plan
+}
+
+// TestGolden compiles every example and profile and compares the plan text
+// (and the companion snippet, where there is one) with testdata/NAME.nft.
+// Regenerate with: go test ./pkg/compile -run TestGolden -update
+func TestGolden(t *testing.T) {
+	for _, c := range goldenCases(t) {
+		t.Run(c.name, func(t *testing.T) {
+			plan := compileCase(t, c)
+			checkGolden(t, filepath.Join("testdata", c.name+".nft"), plan.Text())
+			if plan.Companion != nil {
+				checkGolden(t, filepath.Join("testdata", c.name+".snippet.nft"), plan.SnippetText())
+			}
+		})
+	}
+}
+
+func checkGolden(t *testing.T, path, got string) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if diff := cmp.Diff(string(want), got); diff != "" {
+		t.Errorf("%s mismatch (-want +got):\n%s", path, diff)
+	}
+}
+
+// TestDeterministic compiles each case many times: map iteration order
+// must never leak into the output.
+func TestDeterministic(t *testing.T) {
+	for _, c := range goldenCases(t) {
+		t.Run(c.name, func(t *testing.T) {
+			first := compileCase(t, c).Text()
+			for i := 0; i < 20; i++ {
+				if got := compileCase(t, c).Text(); got != first {
+					t.Fatalf("run %d differs from run 0:\n%s", i, cmp.Diff(first, got))
+				}
+			}
+		})
+	}
+}
+
+func basePolicy() *policy.Policy {
+	return &policy.Policy{
+		Table: "nfpass", Mode: policy.Standalone,
+		Interfaces: policy.Interfaces{WAN: []string{"wan0"}, LAN: []string{"br-lan"}, LANNetworks: []string{"192.168.77.0/24"}},
+		Passthrough: map[string]bool{},
+		NAT:         policy.NAT{Masquerade: true},
+		Management:  []policy.Service{{Name: "ssh", Proto: "tcp", Ports: []string{"22"}, Zone: policy.ZoneLAN}},
+	}
+}
+
+func chain(t *testing.T, tbl *ruleset.Table, name string) *ruleset.Chain {
+	t.Helper()
+	for i := range tbl.Chains {
+		if tbl.Chains[i].Name == name {
+			return &tbl.Chains[i]
+		}
+	}
+	return nil
+}
+
+func ruleLines(c *ruleset.Chain) []string {
+	if c == nil {
+		return nil
+	}
+	var out []string
+	for _, r := range c.Rules {
+		out = append(out, r.String())
+	}
+	return out
+}
+
+func TestCompileRules(t *testing.T) {
+	tests := []struct {
+		name   string
+		modify func(p *policy.Policy)
+		chain  string
+		want   []string // rules that must be present
+		absent []string // rules that must not be present
+	}{
+		{
+			name:   "pptp on: helper at priority filter, ipv4 only, on prerouting",
+			modify: func(p *policy.Policy) { p.Passthrough["pptp"] = true },
+			chain:  compile.ChainHelper,
+			want:   []string{`meta nfproto ipv4 tcp dport 1723 ct helper set "pptp" comment "passthrough pptp"`},
+		},
+		{
+			name:   "pptp on: same assignment for router-originated traffic",
+			modify: func(p *policy.Policy) { p.Passthrough["pptp"] = true },
+			chain:  compile.ChainHelpO,
+			want:   []string{`meta nfproto ipv4 tcp dport 1723 ct helper set "pptp" comment "passthrough pptp"`},
+		},
+		{
+			name:   "pptp off: control and GRE dropped crossing the router",
+			modify: func(p *policy.Policy) { p.Passthrough["pptp"] = false },
+			chain:  compile.ChainFwd,
+			want:   []string{`tcp dport 1723 drop comment "passthrough pptp off"`, `meta l4proto gre drop comment "passthrough pptp off"`},
+		},
+		{
+			name:   "ipsec off: IKE, NAT-T, ESP, AH dropped",
+			modify: func(p *policy.Policy) {},
+			chain:  compile.ChainFwd,
+			want:   []string{`udp dport 500 drop comment "passthrough ipsec off"`, `udp dport 4500 drop comment "passthrough ipsec off"`, `meta l4proto esp drop comment "passthrough ipsec off"`, `meta l4proto ah drop comment "passthrough ipsec off"`},
+		},
+		{
+			name:   "sip off: no drop, only no helper",
+			modify: func(p *policy.Policy) { p.Passthrough["sip"] = false },
+			chain:  compile.ChainFwd,
+			absent: []string{`udp dport 5060 drop comment "passthrough sip off"`},
+		},
+		{
+			name: "forwarded protocol: DNAT via map, its helper assigned",
+			modify: func(p *policy.Policy) {
+				p.Forwards = []policy.Forward{{Name: "vpn", Protocol: "pptp", To: "192.168.77.20"}}
+			},
+			chain: compile.ChainDstNAT,
+			want:  []string{`iifname @wan_if dnat ip to meta l4proto . th dport map @fwd4 comment "forwards"`, `iifname @wan_if dnat ip to meta l4proto map @fwd4_proto comment "forwards"`},
+		},
+		{
+			name:   "dmz last in dstnat",
+			modify: func(p *policy.Policy) { p.NAT.DMZ = "192.168.77.50" },
+			chain:  compile.ChainDstNAT,
+			want:   []string{`iifname @wan_if dnat ip to 192.168.77.50 comment "dmz"`},
+		},
+		{
+			name:   "management reachable from lan",
+			modify: func(p *policy.Policy) {},
+			chain:  compile.ChainInput,
+			want:   []string{`iifname @lan_if meta l4proto . th dport @mgmt_lan accept comment "management from lan"`},
+		},
+		{
+			name:   "masquerade ipv4 only",
+			modify: func(p *policy.Policy) {},
+			chain:  compile.ChainSrcNAT,
+			want:   []string{`oifname @wan_if meta nfproto ipv4 masquerade comment "masquerade"`},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := basePolicy()
+			tc.modify(p)
+			plan, err := compile.Compile(p, catalog.Default())
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := ruleLines(chain(t, plan.Table, tc.chain))
+			for _, w := range tc.want {
+				if !slices.Contains(got, w) {
+					t.Errorf("chain %s lacks %q; has:\n%s", tc.chain, w, strings.Join(got, "\n"))
+				}
+			}
+			for _, a := range tc.absent {
+				if slices.Contains(got, a) {
+					t.Errorf("chain %s has %q", tc.chain, a)
+				}
+			}
+		})
+	}
+}
+
+func TestHelperChainPriority(t *testing.T) {
+	p := basePolicy()
+	p.Passthrough["sip"] = true
+	plan, err := compile.Compile(p, catalog.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{compile.ChainHelper, compile.ChainHelpO} {
+		c := chain(t, plan.Table, name)
+		if c == nil {
+			t.Fatalf("no chain %s", name)
+		}
+		// Priority raw silently never attaches the helper (DESIGN.md).
+		if c.Type != "filter" || c.Priority != ruleset.PriorityFilter {
+			t.Errorf("%s: type %s priority %d, want filter at %d", name, c.Type, c.Priority, ruleset.PriorityFilter)
+		}
+	}
+	if diff := cmp.Diff([]string{"nf_conntrack_sip", "nf_nat_sip"}, plan.Modules); diff != "" {
+		t.Errorf("modules (-want +got):\n%s", diff)
+	}
+}
+
+func TestWarnings(t *testing.T) {
+	p := basePolicy()
+	p.Passthrough["pptp"] = true
+	p.Interfaces.LANNetworks = append(p.Interfaces.LANNetworks, "fd00:77::/64")
+	plan, err := compile.Compile(p, catalog.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	joined := strings.Join(plan.Warnings, "\n")
+	for _, want := range []string{"pptp is enabled", "IPv4 only"} {
+		if !strings.Contains(joined, want) {
+			t.Errorf("warnings lack %q:\n%s", want, joined)
+		}
+	}
+	if !slices.ContainsFunc(plan.Sysctls, func(s compile.Sysctl) bool { return s.Key == "net.ipv6.conf.all.forwarding" }) {
+		t.Errorf("IPv6 LAN but no IPv6 forwarding sysctl: %+v", plan.Sysctls)
+	}
+}
+
+func TestCompileRejectsInvalid(t *testing.T) {
+	p := basePolicy()
+	p.Management = nil
+	_, err := compile.Compile(p, catalog.Default())
+	if err == nil || !strings.Contains(err.Error(), "management") {
+		t.Fatalf("want a management error, got %v", err)
+	}
+}

@@ -1,0 +1,428 @@
+// Package config turns a config file, the environment and command-line
+// flags into a validated policy.Policy. It is nfpass's only viper user.
+//
+// # Sources and precedence
+//
+// From lowest to highest:
+//
+//  1. defaults: table nfpass, mode standalone, profile home;
+//  2. the profile (rules/profiles/NAME.yaml, embedded) named by the file's
+//     `profile:` key, NFPASS_PROFILE or the "profile" override;
+//  3. the config file (Options.Path, default /etc/nfpass/nfpass.yaml);
+//     YAML (.yaml, .yml), TOML (.toml) or JSON (.json) by extension;
+//  4. NFPASS_* environment variables (Options.Environ);
+//  5. Options.Overrides (command-line flags).
+//
+// Maps (interfaces, passthrough, nat) merge key by key; lists (forwards,
+// management, interfaces.wan/lan/lan_networks) in a higher source replace
+// the lower one's whole list. Without a config file (the default path
+// missing and not given explicitly) the policy is the profile alone.
+//
+// Keys are split on "::" inside viper, never on dots, and user-named things
+// are list items with a `name:` key, so names such as eth0.10, pppoe-wan or
+// br-lan are kept verbatim. Keys are case-insensitive (viper lowercases
+// them).
+//
+// # Environment
+//
+// Empty variables are ignored. NFPASS_CONFIG is left to the command line
+// (it names the file); any other unknown NFPASS_* variable is an error, so
+// that a typo does not silently do nothing.
+//
+//	NFPASS_TABLE                    table
+//	NFPASS_MODE                     mode (standalone | companion)
+//	NFPASS_PROFILE                  profile
+//	NFPASS_NAT_MASQUERADE           nat.masquerade (true/false, on/off, yes/no, enabled/disabled)
+//	NFPASS_NAT_DMZ                  nat.dmz
+//	NFPASS_INTERFACES_WAN           interfaces.wan (comma- or space-separated)
+//	NFPASS_INTERFACES_LAN           interfaces.lan (comma- or space-separated)
+//	NFPASS_INTERFACES_LAN_NETWORKS  interfaces.lan_networks (comma- or space-separated)
+//	NFPASS_PASSTHROUGH_<PROTOCOL>   passthrough.<protocol>, e.g. NFPASS_PASSTHROUGH_PPTP=on,
+//	                                NFPASS_PASSTHROUGH_NETBIOS_NS=off (dash written as _)
+//
+// forwards and management (lists of named items) are set only in files.
+//
+// # Errors
+//
+// Decoding is strict: unknown keys at any depth and values of the wrong
+// type are errors, then policy.Validate runs on the merged policy. Every
+// problem is reported at once (errors.Join of *Error), each naming its
+// source and key path; see Error.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/spf13/viper"
+
+	"github.com/nfpass/nfpass/pkg/catalog"
+	"github.com/nfpass/nfpass/pkg/policy"
+)
+
+// DefaultPath is the config file used when Options.Path is empty.
+const DefaultPath = "/etc/nfpass/nfpass.yaml"
+
+// DefaultProfile is the profile used when nothing names one.
+const DefaultProfile = "home"
+
+// EnvPrefix starts every environment variable Load reads.
+const EnvPrefix = "NFPASS_"
+
+// EnvConfig is the variable reserved for the command line (the config
+// file's path); Load ignores it.
+const EnvConfig = EnvPrefix + "CONFIG"
+
+// keyDelim is viper's key delimiter: anything but a dot, so that no key is
+// ever split on the dots of eth0.10.
+const keyDelim = "::"
+
+// Options says where Load reads from.
+type Options struct {
+	// Path is the config file; "" means DefaultPath.
+	Path string
+	// Explicit: the user named the file (-c), so a missing file is an
+	// error. Otherwise a missing file means "the profile alone".
+	Explicit bool
+	// Environ is the environment (os.Environ()); only NFPASS_* entries are
+	// read. Nil: no environment overrides.
+	Environ []string
+	// Overrides come from command-line flags and win over everything. Keys
+	// are config key paths with dots ("table", "mode", "profile",
+	// "nat.masquerade", "passthrough.pptp"); values as in a config file.
+	Overrides map[string]any
+	// Catalog is the protocol catalog and profiles; nil: catalog.Default().
+	Catalog *catalog.Catalog
+}
+
+// Precedence ranks of the sources.
+const (
+	rankProfile = iota + 1
+	rankFile
+	rankEnv
+	rankFlags
+)
+
+// source is one layer of configuration.
+type source struct {
+	label string         // Error.File
+	rank  int            // precedence: higher wins
+	lines map[string]int // key path -> line, for YAML; nil otherwise
+}
+
+// line returns the line of path or of its nearest ancestor, or 0.
+func (s *source) line(path string) int {
+	if s.lines == nil {
+		return 0
+	}
+	for p := path; p != ""; p = parent(p) {
+		if l, ok := s.lines[p]; ok {
+			return l
+		}
+	}
+	return 0
+}
+
+// parent strips the last segment of a key path: a.b[2].c -> a.b[2] -> a.b.
+func parent(p string) string {
+	i := strings.LastIndexAny(p, ".[")
+	if i <= 0 {
+		return ""
+	}
+	return p[:i]
+}
+
+// under reports whether path is p or inside it.
+func under(path, p string) bool {
+	return path == p || strings.HasPrefix(path, p+".") || strings.HasPrefix(path, p+"[")
+}
+
+type problem struct {
+	rank int
+	err  *Error
+}
+
+// loader collects problems and remembers which source set each key.
+type loader struct {
+	problems []problem
+	// decodeFailed holds the key paths decoding already complained about,
+	// so that Validate's follow-on complaints about them are dropped.
+	decodeFailed []string
+	// origin maps a leaf key path (a scalar, a whole list, one passthrough
+	// toggle) to the highest-precedence source that set it.
+	origin map[string]*source
+}
+
+func (ld *loader) add(src *source, path, msg string, err error) {
+	ld.problems = append(ld.problems, problem{src.rank, &Error{File: src.label, Line: src.line(path), Path: path, Msg: msg, Err: err}})
+}
+
+// decodeErr records a decoding problem at path.
+func (ld *loader) decodeErr(src *source, path, msg string, err error) {
+	ld.add(src, path, msg, err)
+	if path != "" {
+		ld.decodeFailed = append(ld.decodeFailed, path)
+	}
+}
+
+func (ld *loader) mark(src *source, path string) {
+	if prev, ok := ld.origin[path]; !ok || prev.rank <= src.rank {
+		ld.origin[path] = src
+	}
+}
+
+// originOf returns the source that set path (or the list or map holding it).
+func (ld *loader) originOf(path string) *source {
+	for p := path; p != ""; p = parent(p) {
+		if s, ok := ld.origin[p]; ok {
+			return s
+		}
+	}
+	return nil
+}
+
+func (ld *loader) reported(path string) bool {
+	return slices.ContainsFunc(ld.decodeFailed, func(p string) bool { return under(path, p) })
+}
+
+// Load reads the configuration as Options say, merges the sources, decodes
+// strictly and validates. On success it returns the policy and nil. On
+// failure the error joins one *Error per problem (see Errors); the policy is
+// nil, except when every problem matches policy.ErrManagementCut, where it
+// is returned too so that a forced apply can use it.
+func Load(opts Options) (*policy.Policy, error) {
+	cat := opts.Catalog
+	if cat == nil {
+		cat = catalog.Default()
+	}
+	path := opts.Path
+	if path == "" {
+		path = DefaultPath
+	}
+	ld := &loader{origin: map[string]*source{}}
+
+	// The file.
+	fileSrc := &source{label: path, rank: rankFile}
+	var fileTree map[string]any
+	haveFile, fileBroken := false, false
+	format, ok := formatOf(path)
+	if !ok {
+		fileBroken = true
+		ld.add(fileSrc, "", fmt.Sprintf("unsupported file format %q; use .yaml, .yml, .toml or .json", filepath.Ext(path)), ErrUnsupportedFormat)
+	} else {
+		data, err := os.ReadFile(path)
+		switch {
+		case err == nil:
+			haveFile = true
+			tree, perr := readTree(format, data)
+			if perr != nil {
+				fileBroken = true
+				ld.add(fileSrc, "", "cannot parse "+strings.ToUpper(format)+": "+oneLine(perr.Error()), fmt.Errorf("%w: %w", ErrParse, perr))
+				break
+			}
+			if format == "yaml" {
+				fileSrc.lines = yamlLines(data)
+			}
+			fileTree = ld.cleanTop(fileSrc, tree)
+		case errors.Is(err, fs.ErrNotExist) && !opts.Explicit:
+			// No file: the profile alone.
+		default:
+			fileBroken = true
+			msg := err.Error()
+			var pe *fs.PathError
+			if errors.As(err, &pe) {
+				msg = pe.Err.Error()
+			}
+			ld.add(fileSrc, "", "cannot read: "+msg, err)
+		}
+	}
+
+	// The environment and the command line.
+	env := ld.envLayers(opts.Environ, cat)
+	flagSrc := &source{label: "command line", rank: rankFlags}
+	flagTree := ld.overrideLayer(flagSrc, opts.Overrides)
+
+	// The profile: named by the highest source that names one.
+	profName, nameSrc := DefaultProfile, (*source)(nil)
+	if s, ok := fileTree["profile"].(string); ok {
+		profName, nameSrc = s, fileSrc
+	}
+	for _, l := range env {
+		if s, ok := l.tree["profile"].(string); ok {
+			profName, nameSrc = s, l.src
+		}
+	}
+	if s, ok := flagTree["profile"].(string); ok {
+		profName, nameSrc = s, flagSrc
+	}
+	profSrc := &source{label: "profile " + profName, rank: rankProfile}
+	if nameSrc == nil {
+		nameSrc = profSrc
+	}
+	var profTree map[string]any
+	profileOK := true
+	if prof, err := cat.Profile(profName); err != nil {
+		profileOK = false
+		msg := fmt.Sprintf("%q is not a profile; known: %s", profName, strings.Join(cat.ProfileNames(), ", "))
+		if s := suggest(profName, cat.ProfileNames()); s != "" {
+			msg = fmt.Sprintf("%q is not a profile; did you mean %s? (known: %s)", profName, s, strings.Join(cat.ProfileNames(), ", "))
+		}
+		ld.decodeErr(nameSrc, "profile", msg, fmt.Errorf("%w: %w", ErrUnknownProfile, err))
+	} else {
+		tree, err := readTree("yaml", prof.Doc)
+		if err != nil {
+			profileOK = false
+			ld.add(profSrc, "", "cannot parse: "+oneLine(err.Error()), fmt.Errorf("%w: %w", ErrParse, err))
+		} else {
+			profSrc.lines = yamlLines(prof.Doc)
+			delete(tree, "name")
+			delete(tree, "description")
+			if _, ok := tree["profile"]; ok {
+				ld.decodeErr(profSrc, "profile", "a profile cannot name another profile", ErrUnknownKey)
+				delete(tree, "profile")
+			}
+			profTree = ld.cleanTop(profSrc, tree)
+		}
+	}
+
+	// Merge, lowest first, and decode.
+	v := viper.NewWithOptions(viper.KeyDelimiter(keyDelim))
+	v.SetDefault("table", policy.DefaultTable)
+	v.SetDefault("mode", string(policy.Standalone))
+	v.SetDefault("profile", DefaultProfile)
+	for _, t := range []map[string]any{profTree, fileTree} {
+		if t != nil {
+			_ = v.MergeConfigMap(t) // never fails
+		}
+	}
+	for _, l := range env {
+		_ = v.MergeConfigMap(l.tree)
+	}
+	setLeaves(v, "", flagTree)
+
+	mainSrc := profSrc
+	if haveFile {
+		mainSrc = fileSrc
+	}
+	var p policy.Policy
+	if err := v.UnmarshalExact(&p); err != nil {
+		// The trees are canonical by now; this is a bug, not bad input.
+		ld.add(mainSrc, "", "internal error decoding the merged configuration: "+oneLine(err.Error()), err)
+	}
+	if haveFile {
+		p.Source = path
+	} else {
+		p.Source = fmt.Sprintf("profile %s (no config file)", profName)
+	}
+
+	// Validate the merged policy, and name the source of each problem.
+	partial := fileBroken || !profileOK
+	if verr := p.Validate(cat); verr != nil {
+		items := []error{verr}
+		if j, ok := verr.(interface{ Unwrap() []error }); ok {
+			items = j.Unwrap()
+		}
+		for _, e := range items {
+			fpath, msg := "", e.Error()
+			if fes := policy.FieldErrors(e); len(fes) > 0 {
+				fpath, msg = fes[0].Path, fes[0].Msg
+			}
+			if ld.reported(fpath) {
+				continue
+			}
+			src := ld.originOf(fpath)
+			if src == nil {
+				if partial {
+					// A consequence of the unreadable file or the unknown
+					// profile, already reported.
+					continue
+				}
+				src = mainSrc
+			}
+			ld.add(src, fpath, msg, e)
+		}
+	}
+
+	if len(ld.problems) == 0 {
+		return &p, nil
+	}
+	// By source, then (YAML) by line; otherwise in the order found.
+	slices.SortStableFunc(ld.problems, func(a, b problem) int {
+		if a.rank != b.rank {
+			return a.rank - b.rank
+		}
+		return a.err.Line - b.err.Line
+	})
+	errs := make([]error, len(ld.problems))
+	allMgmt := true
+	for i, pr := range ld.problems {
+		errs[i] = pr.err
+		allMgmt = allMgmt && errors.Is(pr.err, policy.ErrManagementCut)
+	}
+	if allMgmt {
+		return &p, errors.Join(errs...)
+	}
+	return nil, errors.Join(errs...)
+}
+
+// formatOf maps a file's extension to a viper config type.
+func formatOf(path string) (string, bool) {
+	switch strings.ToLower(filepath.Ext(path)) {
+	case ".yaml", ".yml":
+		return "yaml", true
+	case ".toml":
+		return "toml", true
+	case ".json":
+		return "json", true
+	}
+	return "", false
+}
+
+// readTree decodes one document with viper and returns its settings, keys
+// lowercased.
+func readTree(format string, data []byte) (tree map[string]any, err error) {
+	defer func() {
+		// The decoders should not panic; if one does, it is bad input.
+		if r := recover(); r != nil {
+			tree, err = nil, fmt.Errorf("%v", r)
+		}
+	}()
+	v := viper.NewWithOptions(viper.KeyDelimiter(keyDelim))
+	v.SetConfigType(format)
+	if err := v.ReadConfig(bytes.NewReader(data)); err != nil {
+		return nil, err
+	}
+	return v.AllSettings(), nil
+}
+
+// setLeaves puts a cleaned tree into viper's override layer, one leaf (a
+// scalar, a list, a toggle) at a time, so that maps still merge key by key.
+func setLeaves(v *viper.Viper, prefix string, tree map[string]any) {
+	for _, k := range sortedKeys(tree) {
+		key := k
+		if prefix != "" {
+			key = prefix + keyDelim + k
+		}
+		if m, ok := tree[k].(map[string]any); ok {
+			setLeaves(v, key, m)
+			continue
+		}
+		v.Set(key, tree[k])
+	}
+}
+
+// oneLine folds a multi-line message (yaml's "unmarshal errors:\n  line
+// 3: ...") into one line.
+func oneLine(s string) string {
+	fields := strings.FieldsFunc(s, func(r rune) bool { return r == '\n' || r == '\r' })
+	for i := range fields {
+		fields[i] = strings.TrimSpace(fields[i])
+	}
+	return strings.Join(fields, " ")
+}

@@ -1,0 +1,127 @@
+package nft
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/nfpass/nfpass/pkg/ruleset"
+)
+
+// Result reports what Apply did.
+type Result struct {
+	// Attempts is how many batches were sent (more than one when another
+	// writer changed the ruleset between reading the generation id and
+	// committing).
+	Attempts int
+	// GenID is the ruleset generation the committed batch was based on.
+	GenID uint32
+	// Diff lists how the live table differs from the desired one after the
+	// apply; empty on success.
+	Diff []ruleset.Difference
+	// Live is the table read back after the commit (nil if absent).
+	Live *ruleset.Table
+	// CommitErr is the error the commit reported even though the read-back
+	// showed the desired table (e.g. ENOBUFS on the reply path).
+	CommitErr error
+	// Elapsed is the wall time of the whole apply, read-back included.
+	Elapsed time.Duration
+}
+
+// Apply replaces the desired table in the kernel in one netlink batch:
+// add table (so the delete cannot fail), delete table, add table with all
+// ct helpers, sets/maps and elements, chains and rules. No other table is
+// touched. The batch carries the ruleset generation id read before it was
+// built, so if another writer committed in between the kernel rejects it
+// (ERESTART) and Apply rebuilds and resends it, at most Options.Retries
+// times. Whatever the commit reported, Apply then reads the table back and
+// compares it with ruleset.Diff; any difference is an error. A rejected
+// batch changes nothing (the kernel's transaction is all or nothing).
+// It touches the kernel and needs CAP_NET_ADMIN.
+func (c *Client) Apply(desired *ruleset.Table) (*Result, error) {
+	start := time.Now()
+	res := &Result{}
+	if desired == nil {
+		return res, errors.New("apply: no table")
+	}
+	what := fmt.Sprintf("table %s %s", desired.Family, desired.Name)
+	var commitErr error
+	for {
+		res.Attempts++
+		gen, err := c.GenID()
+		if err != nil {
+			return res, fmt.Errorf("apply %s: %w", what, err)
+		}
+		conn, err := c.conn()
+		if err != nil {
+			return res, fmt.Errorf("apply %s: %w", what, err)
+		}
+		if err := lowerTable(conn, desired); err != nil {
+			// Nothing was sent; the kernel is untouched.
+			return res, fmt.Errorf("apply %s: %w", what, err)
+		}
+		res.GenID = gen
+		beforeCommit()
+		commitErr = conn.FlushWithGenID(gen)
+		if isGenIDMismatch(commitErr) && res.Attempts <= c.opts.Retries {
+			time.Sleep(time.Duration(res.Attempts) * time.Duration(1000+rand.IntN(4000)) * time.Microsecond)
+			continue
+		}
+		break
+	}
+
+	// Always read back: a commit can succeed even when the reply path
+	// failed (ENOBUFS), and a failed one must have left the old table.
+	live, readErr := c.Read(desired.Family, desired.Name)
+	res.Elapsed = time.Since(start)
+	if readErr != nil && !errors.Is(readErr, ErrNotFound) {
+		if commitErr != nil {
+			return res, fmt.Errorf("apply %s: commit: %v; read back: %w", what, explain(commitErr, desired), readErr)
+		}
+		return res, fmt.Errorf("apply %s: read back: %w", what, readErr)
+	}
+	res.Live = live
+	res.Diff = ruleset.Diff(desired, live)
+	switch {
+	case commitErr != nil && isGenIDMismatch(commitErr):
+		return res, fmt.Errorf("apply %s: another writer kept changing the ruleset; gave up after %d attempts: %w", what, res.Attempts, commitErr)
+	case commitErr != nil && len(res.Diff) == 0 && errors.Is(commitErr, unix.ENOBUFS):
+		res.CommitErr = commitErr
+		return res, nil
+	case commitErr != nil:
+		return res, fmt.Errorf("apply %s: the kernel rejected the batch, nothing was changed: %w", what, explain(commitErr, desired))
+	case len(res.Diff) > 0:
+		return res, fmt.Errorf("apply %s: the kernel does not hold the desired table after commit:\n%s", what, strings.TrimRight(ruleset.FormatDiff(res.Diff), "\n"))
+	}
+	return res, nil
+}
+
+// beforeCommit is a test hook run between reading the generation id and
+// sending the batch.
+var beforeCommit = func() {}
+
+// isGenIDMismatch reports the kernel's answer to a batch whose generation
+// id is stale.
+func isGenIDMismatch(err error) bool {
+	return err != nil && (errors.Is(err, unix.ERESTART) || errors.Is(err, unix.EAGAIN))
+}
+
+// explain adds what an errno most likely means for nfpass's batches.
+func explain(err error, t *ruleset.Table) error {
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "NFT_MSG_NEWOBJ") && (errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EOPNOTSUPP)):
+		var types []string
+		for _, h := range t.CtHelpers {
+			types = append(types, fmt.Sprintf("%q (%s)", h.Type, h.Protocol))
+		}
+		return fmt.Errorf("a ct helper type is not known to the kernel (helpers: %s; is its nf_conntrack module loaded?): %w", strings.Join(types, ", "), err)
+	case errors.Is(err, unix.EMSGSIZE):
+		return fmt.Errorf("batch too large for the netlink socket: %w", err)
+	}
+	return err
+}

@@ -1,0 +1,220 @@
+// Package nft is nfpass's only user of github.com/google/nftables: it lowers
+// the IR (pkg/ruleset) to one netlink batch, applies it atomically with a
+// ruleset-generation guard, and reads a table back from the kernel into the
+// canonical IR so that ruleset.Diff can prove what the kernel holds.
+//
+// Every function and method that takes or uses a Client talks to the
+// kernel over netlink and needs CAP_NET_ADMIN (in the target network
+// namespace); opening a named namespace also needs CAP_SYS_ADMIN.
+package nft
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"reflect"
+	"time"
+
+	"github.com/google/nftables"
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/nfpass/nfpass/pkg/ruleset"
+)
+
+// Options configure a Client.
+type Options struct {
+	// NetNS is a named network namespace under /run/netns; "" means the
+	// caller's current namespace.
+	NetNS string
+	// Retries bounds how often Apply rebuilds and resends its batch when
+	// another writer changed the ruleset in between (genid mismatch).
+	// Zero means DefaultRetries.
+	Retries int
+}
+
+// DefaultRetries is Options.Retries when unset.
+const DefaultRetries = 5
+
+// Socket buffer sizes. A big table is one big batch: the send buffer must
+// hold all of it (else EMSGSIZE) and the receive buffer all replies (else
+// ENOBUFS, possibly after the kernel committed). SO_*BUFFORCE lifts the
+// sysctl caps (we have CAP_NET_ADMIN anyway); memory is only charged when
+// used.
+const (
+	sendBuffer    = 128 << 20
+	receiveBuffer = 32 << 20
+)
+
+// ErrNotFound means the table does not exist.
+var ErrNotFound = errors.New("nftables table not found")
+
+// Client talks to nf_tables in one network namespace. It is safe for
+// sequential use; each operation opens its own netlink socket.
+type Client struct {
+	opts Options
+	ns   *os.File // nil: current namespace
+}
+
+// Open returns a client for the namespace in opts. It touches the kernel
+// (opens the namespace, checks nf_tables answers) and needs CAP_NET_ADMIN.
+func Open(opts Options) (*Client, error) {
+	if opts.Retries <= 0 {
+		opts.Retries = DefaultRetries
+	}
+	c := &Client{opts: opts}
+	if opts.NetNS != "" {
+		f, err := os.Open(filepath.Join("/run/netns", opts.NetNS))
+		if err != nil {
+			return nil, fmt.Errorf("open network namespace %q: %w", opts.NetNS, err)
+		}
+		c.ns = f
+	}
+	if _, err := c.GenID(); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("nf_tables: %w", err)
+	}
+	return c, nil
+}
+
+// Close releases the namespace handle.
+func (c *Client) Close() error {
+	if c.ns == nil {
+		return nil
+	}
+	err := c.ns.Close()
+	c.ns = nil
+	return err
+}
+
+func (c *Client) nsFd() int {
+	if c.ns == nil {
+		return 0
+	}
+	return int(c.ns.Fd())
+}
+
+// setBuffers enlarges a netlink socket's buffers, forcing past the sysctl
+// limits when allowed.
+func setBuffers(conn *netlink.Conn) error {
+	rc, err := conn.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		for _, o := range []struct{ force, plain, size int }{
+			{unix.SO_SNDBUFFORCE, unix.SO_SNDBUF, sendBuffer},
+			{unix.SO_RCVBUFFORCE, unix.SO_RCVBUF, receiveBuffer},
+		} {
+			if err := unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, o.force, o.size); err != nil {
+				if err := unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, o.plain, o.size); err != nil {
+					serr = err
+				}
+			}
+		}
+	}); err != nil {
+		return err
+	}
+	return serr
+}
+
+// conn returns a library connection for one operation or batch.
+func (c *Client) conn() (*nftables.Conn, error) {
+	opts := []nftables.ConnOption{nftables.WithSockOptions(setBuffers)}
+	if c.ns != nil {
+		opts = append(opts, nftables.WithNetNSFd(c.nsFd()))
+	}
+	return nftables.New(opts...)
+}
+
+// dialRaw opens a plain NETLINK_NETFILTER socket for dumps the library
+// cannot do faithfully.
+func (c *Client) dialRaw() (*netlink.Conn, error) {
+	conn, err := netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{NetNS: c.nsFd()})
+	if err != nil {
+		return nil, err
+	}
+	if err := setBuffers(conn); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return conn, nil
+}
+
+// GenID returns the kernel's current ruleset generation id. It touches the
+// kernel and needs CAP_NET_ADMIN.
+func (c *Client) GenID() (uint32, error) {
+	conn, err := c.conn()
+	if err != nil {
+		return 0, err
+	}
+	g, err := conn.GetGen()
+	if err != nil {
+		return 0, fmt.Errorf("get ruleset generation: %w", err)
+	}
+	return g.ID, nil
+}
+
+// Read returns the table as the kernel holds it, decoded into the canonical
+// IR, or ErrNotFound. Expressions the IR cannot express become rules whose
+// comment starts with Unrecognized, so they show up as drift. The read is
+// a consistent snapshot: it is repeated while the ruleset generation moves
+// (and accepted when two successive reads agree). It touches the kernel and
+// needs CAP_NET_ADMIN.
+func (c *Client) Read(family, name string) (*ruleset.Table, error) {
+	var prev *ruleset.Table
+	var lastErr error
+	for i := 0; i < 50; i++ {
+		g1, err := c.GenID()
+		if err != nil {
+			return nil, err
+		}
+		t, err := c.readOnce(family, name)
+		if errors.Is(err, errInconsistent) {
+			lastErr = err
+			continue
+		}
+		g2, gerr := c.GenID()
+		if gerr != nil {
+			return nil, gerr
+		}
+		if err != nil {
+			if g1 == g2 {
+				return nil, err
+			}
+			lastErr = err
+			prev = nil
+			continue
+		}
+		if g1 == g2 || (prev != nil && reflect.DeepEqual(prev, t)) {
+			return t, nil
+		}
+		prev, lastErr = t, errInconsistent
+		time.Sleep(time.Duration(rand.IntN(2000)) * time.Microsecond)
+	}
+	return nil, fmt.Errorf("read table %s %s: no consistent snapshot: %w", family, name, lastErr)
+}
+
+// Destroy deletes the table family/name and nothing else; ErrNotFound when
+// it does not exist. It touches the kernel and needs CAP_NET_ADMIN.
+func (c *Client) Destroy(famName, name string) error {
+	fam, err := family(famName)
+	if err != nil {
+		return err
+	}
+	conn, err := c.conn()
+	if err != nil {
+		return err
+	}
+	conn.DelTable(&nftables.Table{Name: name, Family: fam})
+	if err := conn.Flush(); err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return ErrNotFound
+		}
+		return fmt.Errorf("delete table %s %s: %w", famName, name, err)
+	}
+	return nil
+}

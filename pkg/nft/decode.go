@@ -1,0 +1,807 @@
+package nft
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"reflect"
+	"slices"
+	"strings"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"github.com/google/nftables/userdata"
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/nfpass/nfpass/pkg/ruleset"
+)
+
+// Unrecognized is the comment prefix Read gives a rule (or object) it
+// cannot express in the IR, so that it is never silently dropped: the rule
+// stays in its chain, renders differently from any desired rule, and shows
+// up in ruleset.Diff as drift.
+const Unrecognized = "nfpass: unrecognized: "
+
+// errInconsistent means the ruleset changed while it was being dumped.
+var errInconsistent = errors.New("ruleset changed during dump")
+
+// rawRule is one rule as the kernel dumps it, before decoding.
+type rawRule struct {
+	chain    string
+	handle   uint64
+	exprs    []rawExpr
+	userData []byte
+}
+
+type rawExpr struct {
+	name string
+	data []byte
+}
+
+// dump sends one dump request for msgType in the table's family and returns
+// the replies.
+func (c *Client) dump(msgType int, fam nftables.TableFamily, attrs []netlink.Attribute) ([]netlink.Message, error) {
+	conn, err := c.dialRaw()
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	data, err := netlink.MarshalAttributes(attrs)
+	if err != nil {
+		return nil, err
+	}
+	req := netlink.Message{
+		Header: netlink.Header{
+			Type:  netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | msgType),
+			Flags: netlink.Request | netlink.Dump,
+		},
+		Data: append([]byte{byte(fam), unix.NFNETLINK_V0, 0, 0}, data...),
+	}
+	msgs, err := conn.Execute(req)
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range msgs {
+		if m.Header.Flags&netlink.DumpInterrupted != 0 {
+			return nil, errInconsistent
+		}
+	}
+	return msgs, nil
+}
+
+// dumpRules reads every rule of the table, keeping every expression's name
+// and raw attributes (the library drops expressions it does not know).
+func (c *Client) dumpRules(fam nftables.TableFamily, table string) ([]rawRule, error) {
+	msgs, err := c.dump(unix.NFT_MSG_GETRULE, fam, []netlink.Attribute{{Type: unix.NFTA_RULE_TABLE, Data: []byte(table + "\x00")}})
+	if err != nil {
+		return nil, fmt.Errorf("dump rules: %w", err)
+	}
+	var out []rawRule
+	for _, m := range msgs {
+		if len(m.Data) < 4 {
+			continue
+		}
+		ad, err := netlink.NewAttributeDecoder(m.Data[4:])
+		if err != nil {
+			return nil, err
+		}
+		ad.ByteOrder = binary.BigEndian
+		var r rawRule
+		var tbl string
+		for ad.Next() {
+			switch ad.Type() {
+			case unix.NFTA_RULE_TABLE:
+				tbl = ad.String()
+			case unix.NFTA_RULE_CHAIN:
+				r.chain = ad.String()
+			case unix.NFTA_RULE_HANDLE:
+				r.handle = ad.Uint64()
+			case unix.NFTA_RULE_USERDATA:
+				r.userData = slices.Clone(ad.Bytes())
+			case unix.NFTA_RULE_EXPRESSIONS:
+				ad.Nested(func(nad *netlink.AttributeDecoder) error {
+					for nad.Next() {
+						var e rawExpr
+						nad.Nested(func(ead *netlink.AttributeDecoder) error {
+							for ead.Next() {
+								switch ead.Type() {
+								case unix.NFTA_EXPR_NAME:
+									e.name = ead.String()
+								case unix.NFTA_EXPR_DATA:
+									e.data = slices.Clone(ead.Bytes())
+								}
+							}
+							return nil
+						})
+						r.exprs = append(r.exprs, e)
+					}
+					return nil
+				})
+			}
+		}
+		if err := ad.Err(); err != nil {
+			return nil, fmt.Errorf("decode rule: %w", err)
+		}
+		if tbl != table {
+			continue
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// newExpr returns an empty library expression for the kernel expression
+// names nfpass's IR can produce, nil for any other.
+func newExpr(name string) expr.Any {
+	switch name {
+	case "meta":
+		return &expr.Meta{}
+	case "cmp":
+		return &expr.Cmp{}
+	case "lookup":
+		return &expr.Lookup{}
+	case "payload":
+		return &expr.Payload{}
+	case "ct":
+		return &expr.Ct{}
+	case "bitwise":
+		return &expr.Bitwise{}
+	case "objref":
+		return &expr.Objref{}
+	case "immediate":
+		return &expr.Immediate{}
+	case "nat":
+		return &expr.NAT{}
+	case "masq":
+		return &expr.Masq{}
+	}
+	return nil
+}
+
+func parseExprs(fam nftables.TableFamily, raw []rawExpr) ([]expr.Any, error) {
+	out := make([]expr.Any, 0, len(raw))
+	for _, re := range raw {
+		e := newExpr(re.name)
+		if e == nil {
+			return nil, fmt.Errorf("expression %q", re.name)
+		}
+		if err := expr.Unmarshal(byte(fam), re.data, e); err != nil {
+			return nil, fmt.Errorf("expression %q: %w", re.name, err)
+		}
+		if imm, ok := e.(*expr.Immediate); ok && imm.Register == unix.NFT_REG_VERDICT {
+			v := &expr.Verdict{}
+			if err := expr.Unmarshal(byte(fam), re.data, v); err != nil {
+				return nil, fmt.Errorf("verdict: %w", err)
+			}
+			e = v
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// decodeRule turns a kernel rule into an IR rule. It decodes by pattern,
+// then lowers the result again and requires the very same expressions, so
+// anything the IR cannot express exactly becomes an Unrecognized rule.
+func decodeRule(fam nftables.TableFamily, raw rawRule) ruleset.Rule {
+	names := make([]string, len(raw.exprs))
+	for i, e := range raw.exprs {
+		names[i] = e.name
+	}
+	unrecognized := func(why string) ruleset.Rule {
+		c := fmt.Sprintf("%shandle %d [%s]: %s", Unrecognized, raw.handle, strings.Join(names, " "), why)
+		return ruleset.Rule{Comment: c}
+	}
+	exprs, err := parseExprs(fam, raw.exprs)
+	if err != nil {
+		return unrecognized(err.Error())
+	}
+	r, err := matchRule(exprs)
+	if err != nil {
+		return unrecognized(err.Error())
+	}
+	if len(raw.userData) > 0 {
+		c, ok := userdata.GetString(raw.userData, userdata.TypeComment)
+		if !ok || !bytes.Equal(userdata.AppendString(nil, userdata.TypeComment, c), raw.userData) {
+			return unrecognized("rule user data other than a comment")
+		}
+		r.Comment = c
+	}
+	again, err := ruleExprs(r, nil, nil)
+	if err != nil {
+		return unrecognized("decoded rule does not lower: " + err.Error())
+	}
+	if i, ok := sameExprs(again, exprs); !ok {
+		return unrecognized(fmt.Sprintf("expression %d differs from what nft generates for: %s", i, r.String()))
+	}
+	return r
+}
+
+// sameExprs compares expressions as the kernel keeps them. For nat the
+// kernel sets the max registers to the min ones when absent and adds
+// NF_NAT_RANGE_PROTO_SPECIFIED when there is a proto register, which nft
+// only sends for immediate ports.
+func sameExprs(lowered, live []expr.Any) (int, bool) {
+	if len(lowered) != len(live) {
+		return min(len(lowered), len(live)), false
+	}
+	for i := range lowered {
+		a, b := lowered[i], live[i]
+		if n, ok := a.(*expr.NAT); ok {
+			c := *n
+			c.Specified = c.Specified || c.RegProtoMin != 0
+			if c.RegAddrMax == 0 {
+				c.RegAddrMax = c.RegAddrMin
+			}
+			if c.RegProtoMax == 0 {
+				c.RegProtoMax = c.RegProtoMin
+			}
+			a = &c
+		}
+		if !reflect.DeepEqual(a, b) {
+			return i, false
+		}
+	}
+	return 0, true
+}
+
+// exprCursor walks an expression list.
+type exprCursor struct {
+	e []expr.Any
+	i int
+}
+
+func (c *exprCursor) peek(n int) expr.Any {
+	if c.i+n < len(c.e) {
+		return c.e[c.i+n]
+	}
+	return nil
+}
+
+func (c *exprCursor) metaKey(n int) (expr.MetaKey, bool) {
+	m, ok := c.peek(n).(*expr.Meta)
+	if !ok || m.SourceRegister {
+		return 0, false
+	}
+	return m.Key, true
+}
+
+func (c *exprCursor) cmpEq(n int) ([]byte, bool) {
+	m, ok := c.peek(n).(*expr.Cmp)
+	if !ok || m.Op != expr.CmpOpEq {
+		return nil, false
+	}
+	return m.Data, true
+}
+
+func (c *exprCursor) lookupName(n int) (string, bool) {
+	l, ok := c.peek(n).(*expr.Lookup)
+	if !ok || l.IsDestRegSet || l.Invert {
+		return "", false
+	}
+	return l.SetName, true
+}
+
+func (c *exprCursor) payload(n int) (*expr.Payload, bool) {
+	p, ok := c.peek(n).(*expr.Payload)
+	return p, ok && p.OperationType == expr.PayloadLoad
+}
+
+// matchRule recognises the expression patterns ruleExprs produces, in the
+// same order. Exactness is checked by the caller (re-lowering).
+func matchRule(exprs []expr.Any) (ruleset.Rule, error) {
+	var r ruleset.Rule
+	c := &exprCursor{e: exprs}
+	step := 0 // position in the IR's match order
+	for c.i < len(c.e) {
+		k, isMeta := c.metaKey(0)
+		switch {
+		case isMeta && k == expr.MetaKeyIIFNAME && step <= 0:
+			if d, ok := c.cmpEq(1); ok {
+				v, err := decodeValue("ifname", d)
+				if err != nil {
+					return r, err
+				}
+				r.IIF, c.i, step = v, c.i+2, 1
+				continue
+			}
+			if s, ok := c.lookupName(1); ok && step <= 1 {
+				r.IIFSet, c.i, step = s, c.i+2, 2
+				continue
+			}
+			return r, fmt.Errorf("iifname match at %d", c.i)
+		case isMeta && k == expr.MetaKeyIIFNAME && step <= 1:
+			if s, ok := c.lookupName(1); ok {
+				r.IIFSet, c.i, step = s, c.i+2, 2
+				continue
+			}
+			return r, fmt.Errorf("iifname match at %d", c.i)
+		case isMeta && k == expr.MetaKeyOIFNAME && step <= 2:
+			if s, ok := c.lookupName(1); ok {
+				r.OIFSet, c.i, step = s, c.i+2, 3
+				continue
+			}
+			return r, fmt.Errorf("oifname match at %d", c.i)
+		case isMeta && k == expr.MetaKeyNFPROTO && step <= 4:
+			d, ok := c.cmpEq(1)
+			if !ok || len(d) != 1 {
+				return r, fmt.Errorf("nfproto match at %d", c.i)
+			}
+			// ip/ip6 saddr @set: the nfproto check is its dependency.
+			if p, ok := c.payload(2); ok && p.Base == expr.PayloadBaseNetworkHeader {
+				if s, ok := c.lookupName(3); ok {
+					switch {
+					case d[0] == unix.NFPROTO_IPV4 && p.Offset == 12 && p.Len == 4:
+						r.SAddr = &ruleset.AddrMatch{Family: "ip", Set: s}
+					case d[0] == unix.NFPROTO_IPV6 && p.Offset == 8 && p.Len == 16:
+						r.SAddr = &ruleset.AddrMatch{Family: "ip6", Set: s}
+					default:
+						return r, fmt.Errorf("network header match at %d", c.i)
+					}
+					c.i, step = c.i+4, 5
+					continue
+				}
+			}
+			if step > 3 {
+				return r, fmt.Errorf("nfproto match at %d", c.i)
+			}
+			switch d[0] {
+			case unix.NFPROTO_IPV4:
+				r.NFProto = "ipv4"
+			case unix.NFPROTO_IPV6:
+				r.NFProto = "ipv6"
+			default:
+				return r, fmt.Errorf("nfproto %d", d[0])
+			}
+			c.i, step = c.i+2, 4
+		case isMeta && k == expr.MetaKeyL4PROTO && !isNATMap(c):
+			if d, ok := c.cmpEq(1); ok && len(d) == 1 && step <= 5 {
+				r.L4Proto = protoName(d[0])
+				c.i, step = c.i+2, 6
+				if p, ok := c.payload(0); ok && p.Base == expr.PayloadBaseTransportHeader && p.Offset == 2 && p.Len == 2 {
+					if d, ok := c.cmpEq(1); ok && len(d) == 2 {
+						r.DPort = fmt.Sprint(binary.BigEndian.Uint16(d))
+						c.i += 2
+						continue
+					}
+					lo, ok1 := c.peek(1).(*expr.Cmp)
+					hi, ok2 := c.peek(2).(*expr.Cmp)
+					if ok1 && ok2 && lo.Op == expr.CmpOpGte && hi.Op == expr.CmpOpLte && len(lo.Data) == 2 && len(hi.Data) == 2 {
+						r.DPort = fmt.Sprintf("%d-%d", binary.BigEndian.Uint16(lo.Data), binary.BigEndian.Uint16(hi.Data))
+						c.i += 3
+						continue
+					}
+					return r, fmt.Errorf("port match at %d", c.i)
+				}
+				continue
+			}
+			if p, ok := c.payload(1); ok && p.Base == expr.PayloadBaseTransportHeader {
+				if s, ok := c.lookupName(2); ok && step <= 6 {
+					r.ProtoPortSet, c.i, step = s, c.i+3, 7
+					continue
+				}
+			}
+			return r, fmt.Errorf("l4proto match at %d", c.i)
+		default:
+			if ct, ok := c.peek(0).(*expr.Ct); ok && !ct.SourceRegister && step <= 8 {
+				b, ok1 := c.peek(1).(*expr.Bitwise)
+				cm, ok2 := c.peek(2).(*expr.Cmp)
+				if !ok1 || !ok2 || len(b.Mask) != 4 || cm.Op != expr.CmpOpNeq {
+					return r, fmt.Errorf("ct match at %d", c.i)
+				}
+				mask := binary.LittleEndian.Uint32(b.Mask)
+				switch {
+				case ct.Key == expr.CtKeySTATE && step <= 7:
+					r.CtState = bitNames(ctStateBits, mask)
+					step = 8
+				case ct.Key == expr.CtKeySTATUS:
+					names := bitNames(ctStatusBits, mask)
+					if len(names) != 1 {
+						return r, fmt.Errorf("ct status mask %#x", mask)
+					}
+					r.CtStatus = names[0]
+					step = 9
+				default:
+					return r, fmt.Errorf("ct key %d", ct.Key)
+				}
+				c.i += 3
+				continue
+			}
+			return tail(&r, c)
+		}
+	}
+	return r, nil
+}
+
+// tail decodes the statements after the matches: ct helper set, nat,
+// verdict.
+func tail(r *ruleset.Rule, c *exprCursor) (ruleset.Rule, error) {
+	if o, ok := c.peek(0).(*expr.Objref); ok {
+		if o.Type != unix.NFT_OBJECT_CT_HELPER {
+			return *r, fmt.Errorf("objref type %d", o.Type)
+		}
+		r.CtHelper = o.Name
+		c.i++
+	}
+	if isNATMap(c) {
+		key := ruleset.MapKeyProto
+		if _, ok := c.peek(1).(*expr.Payload); ok {
+			key = ruleset.MapKeyProtoPort
+		}
+		return natMap(r, c, key)
+	}
+	switch e := c.peek(0).(type) {
+	case *expr.Masq:
+		r.NAT = &ruleset.NAT{Kind: "masquerade"}
+		c.i++
+	case *expr.Immediate:
+		// dnat to a literal address[:port]
+		addr := e.Data
+		var portData []byte
+		n := 1
+		if p, ok := c.peek(1).(*expr.Immediate); ok {
+			portData, n = p.Data, 2
+		}
+		nat, ok := c.peek(n).(*expr.NAT)
+		if !ok {
+			return *r, fmt.Errorf("immediate without nat at %d", c.i)
+		}
+		out := &ruleset.NAT{Kind: "dnat"}
+		var err error
+		switch nat.Family {
+		case unix.NFPROTO_IPV4:
+			out.Family = "ip"
+			out.Addr, err = decodeValue("ipv4_addr", addr)
+		case unix.NFPROTO_IPV6:
+			out.Family = "ip6"
+			out.Addr, err = decodeValue("ipv6_addr", addr)
+		default:
+			return *r, fmt.Errorf("nat family %d", nat.Family)
+		}
+		if err != nil {
+			return *r, err
+		}
+		if portData != nil {
+			if out.Port, err = decodeValue("inet_service", portData); err != nil {
+				return *r, err
+			}
+		}
+		r.NAT = out
+		c.i += n + 1
+	}
+	return verdictTail(r, c)
+}
+
+func verdictTail(r *ruleset.Rule, c *exprCursor) (ruleset.Rule, error) {
+	if v, ok := c.peek(0).(*expr.Verdict); ok {
+		s, err := verdictString(v)
+		if err != nil {
+			return *r, err
+		}
+		r.Verdict = s
+		c.i++
+	}
+	if c.i != len(c.e) {
+		return *r, fmt.Errorf("unexpected %T at %d", c.peek(0), c.i)
+	}
+	return *r, nil
+}
+
+// natMap decodes `dnat FAMILY to meta l4proto [. th dport] map @m`.
+func natMap(r *ruleset.Rule, c *exprCursor, key string) (ruleset.Rule, error) {
+	n := 1
+	if key == ruleset.MapKeyProtoPort {
+		n = 2
+	}
+	l := c.peek(n).(*expr.Lookup)
+	nat, ok := c.peek(n + 1).(*expr.NAT)
+	if !ok {
+		return *r, fmt.Errorf("map lookup without nat at %d", c.i)
+	}
+	out := &ruleset.NAT{Kind: "dnat", Map: l.SetName, MapKey: key}
+	switch nat.Family {
+	case unix.NFPROTO_IPV4:
+		out.Family = "ip"
+	case unix.NFPROTO_IPV6:
+		out.Family = "ip6"
+	default:
+		return *r, fmt.Errorf("nat family %d", nat.Family)
+	}
+	r.NAT = out
+	c.i += n + 2
+	return verdictTail(r, c)
+}
+
+// isNATMap reports whether the cursor is at `meta l4proto [. th dport]`
+// feeding a map lookup (a dnat map statement).
+func isNATMap(c *exprCursor) bool {
+	if k, ok := c.metaKey(0); !ok || k != expr.MetaKeyL4PROTO {
+		return false
+	}
+	n := 1
+	if _, ok := c.payload(1); ok {
+		n = 2
+	}
+	l, ok := c.peek(n).(*expr.Lookup)
+	return ok && l.IsDestRegSet
+}
+
+func verdictString(v *expr.Verdict) (string, error) {
+	switch v.Kind {
+	case expr.VerdictAccept:
+		return "accept", nil
+	case expr.VerdictDrop:
+		return "drop", nil
+	case expr.VerdictReturn:
+		return "return", nil
+	case expr.VerdictContinue:
+		return "continue", nil
+	case expr.VerdictJump:
+		return "jump " + v.Chain, nil
+	case expr.VerdictGoto:
+		return "goto " + v.Chain, nil
+	}
+	return "", fmt.Errorf("verdict %d", v.Kind)
+}
+
+// bitNames lists the names of the bits in mask in bit order; an unknown bit
+// yields a hex name so the rule cannot match a desired one.
+func bitNames(bits map[string]uint32, mask uint32) []string {
+	var out []string
+	for b := uint32(1); b != 0; b <<= 1 {
+		if mask&b == 0 {
+			continue
+		}
+		name := fmt.Sprintf("%#x", b)
+		for n, v := range bits {
+			if v == b {
+				name = n
+			}
+		}
+		out = append(out, name)
+	}
+	return out
+}
+
+// readOnce reads the table once, without a consistency check.
+func (c *Client) readOnce(famName, name string) (*ruleset.Table, error) {
+	fam, err := family(famName)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := c.conn()
+	if err != nil {
+		return nil, err
+	}
+	tbl, err := conn.ListTableOfFamily(name, fam)
+	if err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return nil, ErrNotFound
+		}
+		return nil, fmt.Errorf("list table %s %s: %w", famName, name, err)
+	}
+	out := &ruleset.Table{Family: famName, Name: name}
+
+	objs, err := conn.GetNamedObjects(tbl)
+	if err != nil {
+		return nil, fmt.Errorf("list objects: %w", err)
+	}
+	for _, o := range objs {
+		no, ok := o.(*nftables.NamedObj)
+		if !ok {
+			return nil, fmt.Errorf("unexpected object %T", o)
+		}
+		if no.Table != nil && no.Table.Name != name {
+			continue
+		}
+		out.CtHelpers = append(out.CtHelpers, decodeHelper(no))
+	}
+
+	sets, err := conn.GetSets(tbl)
+	if err != nil {
+		return nil, fmt.Errorf("list sets: %w", err)
+	}
+	for _, s := range sets {
+		if s.Anonymous {
+			continue // belongs to a rule; a rule using one is unrecognized anyway
+		}
+		rs, err := c.decodeSet(conn, s)
+		if err != nil {
+			return nil, fmt.Errorf("set %s: %w", s.Name, err)
+		}
+		out.Sets = append(out.Sets, rs)
+	}
+
+	chains, err := conn.ListChainsOfTableFamily(fam)
+	if err != nil {
+		return nil, fmt.Errorf("list chains: %w", err)
+	}
+	index := map[string]int{}
+	for _, ch := range chains {
+		if ch.Table == nil || ch.Table.Name != name {
+			continue
+		}
+		index[ch.Name] = len(out.Chains)
+		out.Chains = append(out.Chains, decodeChain(ch))
+	}
+	rules, err := c.dumpRules(fam, name)
+	if err != nil {
+		return nil, err
+	}
+	for _, rr := range rules {
+		i, ok := index[rr.chain]
+		if !ok {
+			return nil, errInconsistent
+		}
+		out.Chains[i].Rules = append(out.Chains[i].Rules, decodeRule(fam, rr))
+	}
+	out.Canonicalize()
+	return out, nil
+}
+
+func decodeHelper(o *nftables.NamedObj) ruleset.CtHelper {
+	h, ok := o.Obj.(*expr.CtHelper)
+	if o.Type != nftables.ObjTypeCtHelper || !ok {
+		return ruleset.CtHelper{Name: o.Name, Type: fmt.Sprintf("%sobject of type %d", Unrecognized, o.Type)}
+	}
+	out := ruleset.CtHelper{Name: o.Name, Type: h.Name, Protocol: protoName(h.L4Proto)}
+	out.L3Proto = fmt.Sprintf("%d", h.L3Proto)
+	for n, v := range l3protos {
+		if v == h.L3Proto {
+			out.L3Proto = n
+		}
+	}
+	return out
+}
+
+func decodeChain(ch *nftables.Chain) ruleset.Chain {
+	out := ruleset.Chain{Name: ch.Name}
+	if ch.Hooknum == nil {
+		return out
+	}
+	out.Hook = fmt.Sprintf("hook %d", *ch.Hooknum)
+	for n, h := range hooks {
+		if h == *ch.Hooknum {
+			out.Hook = n
+		}
+	}
+	if ch.Priority != nil {
+		out.Priority = int(*ch.Priority)
+	}
+	out.Type = string(ch.Type)
+	if ch.Policy != nil {
+		switch *ch.Policy {
+		case nftables.ChainPolicyAccept:
+			out.Policy = "accept"
+		case nftables.ChainPolicyDrop:
+			out.Policy = "drop"
+		default:
+			out.Policy = fmt.Sprintf("%d", *ch.Policy)
+		}
+	}
+	if ch.Device != "" {
+		out.Hook += " device " + ch.Device
+	}
+	return out
+}
+
+// typeNames splits a library datatype name into IR type names.
+func typeNames(dt nftables.SetDatatype) []string {
+	return strings.Split(dt.Name, " . ")
+}
+
+func (c *Client) decodeSet(conn *nftables.Conn, s *nftables.Set) (ruleset.Set, error) {
+	out := ruleset.Set{Name: s.Name, KeyType: typeNames(s.KeyType), Interval: s.Interval}
+	if s.IsMap {
+		out.DataType = typeNames(s.DataType)
+	}
+	// Anything the IR cannot say makes the type differ visibly.
+	var odd []string
+	if s.HasTimeout || s.Dynamic || s.Constant || s.Counter || s.DataInterval {
+		odd = append(odd, "flags")
+	}
+	if s.Interval && (len(out.KeyType) != 1 || (out.KeyType[0] != "ipv4_addr" && out.KeyType[0] != "ipv6_addr") || s.IsMap) {
+		odd = append(odd, "interval")
+	}
+	for _, t := range append(slices.Clone(out.KeyType), out.DataType...) {
+		if _, ok := dataTypes[t]; !ok {
+			odd = append(odd, "type "+t)
+		}
+	}
+	if want, err := setDatatype(out.KeyType); err != nil || want.Bytes != s.KeyType.Bytes {
+		odd = append(odd, "key length")
+	}
+	if len(odd) > 0 {
+		out.KeyType = append(out.KeyType, Unrecognized+strings.Join(odd, ","))
+		return out, nil
+	}
+	elems, err := conn.GetSetElements(s)
+	if err != nil {
+		return out, fmt.Errorf("list elements: %w", err)
+	}
+	if s.Interval {
+		out.Elements, err = decodeIntervals(out.KeyType[0], elems)
+		return out, err
+	}
+	for _, e := range elems {
+		if e.IntervalEnd || len(e.KeyEnd) > 0 || e.Timeout != 0 || e.Comment != "" || e.Counter != nil {
+			out.Elements = append(out.Elements, ruleset.Element{Key: []string{Unrecognized + "element"}})
+			continue
+		}
+		k, err := decodeTuple(out.KeyType, e.Key)
+		if err != nil {
+			return out, fmt.Errorf("element key: %w", err)
+		}
+		el := ruleset.Element{Key: k}
+		if s.IsMap {
+			if el.Value, err = decodeTuple(out.DataType, e.Val); err != nil {
+				return out, fmt.Errorf("element value: %w", err)
+			}
+		}
+		out.Elements = append(out.Elements, el)
+	}
+	return out, nil
+}
+
+// decodeIntervals rebuilds address ranges from the kernel's start and
+// interval-end elements (see intervalElements).
+func decodeIntervals(typ string, elems []nftables.SetElement) ([]ruleset.Element, error) {
+	type point struct {
+		a   netip.Addr
+		end bool
+	}
+	pts := make([]point, 0, len(elems))
+	for _, e := range elems {
+		a, ok := netip.AddrFromSlice(e.Key)
+		if !ok || (typ == "ipv4_addr") != a.Is4() || len(e.KeyEnd) > 0 {
+			return nil, fmt.Errorf("bad interval element %x", e.Key)
+		}
+		pts = append(pts, point{a, e.IntervalEnd})
+	}
+	// Ascending; at equal keys the end of one range precedes the start of
+	// the next.
+	slices.SortFunc(pts, func(x, y point) int {
+		if c := x.a.Compare(y.a); c != 0 {
+			return c
+		}
+		switch {
+		case x.end == y.end:
+			return 0
+		case x.end:
+			return -1
+		}
+		return 1
+	})
+	var out []ruleset.Element
+	var open *netip.Addr
+	for _, p := range pts {
+		if p.end {
+			if open != nil {
+				out = append(out, ruleset.Element{Key: []string{rangeString(*open, p.a.Prev())}})
+				open = nil
+			}
+			continue
+		}
+		if open != nil {
+			return nil, fmt.Errorf("interval starting at %s has no end", open)
+		}
+		a := p.a
+		open = &a
+	}
+	if open != nil {
+		last := netip.IPv4Unspecified()
+		if typ == "ipv6_addr" {
+			last = netip.IPv6Unspecified()
+		}
+		b := last.AsSlice()
+		for i := range b {
+			b[i] = 0xff
+		}
+		last, _ = netip.AddrFromSlice(b)
+		out = append(out, ruleset.Element{Key: []string{rangeString(*open, last)}})
+	}
+	return out, nil
+}

@@ -1,0 +1,278 @@
+// Package reconcile orchestrates changes to the kernel: one writer at a
+// time (a lock in the state directory), helpers proven before anything
+// changes, sysctls, the verified apply of nfpass's table, and a recorded
+// history of generations that can be rolled back.
+//
+// It touches the kernel only through interfaces: Applier (pkg/nft),
+// helpers.Prober and helpers.Loader, and SysctlEnsurer.
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nfpass/nfpass/pkg/compile"
+	"github.com/nfpass/nfpass/pkg/helpers"
+	"github.com/nfpass/nfpass/pkg/ruleset"
+)
+
+// Applier is what reconcile needs of pkg/nft.
+type Applier interface {
+	// Read returns the live table, or (nil, nil) when it does not exist.
+	Read(ctx context.Context, family, name string) (*ruleset.Table, error)
+	// Apply replaces the table with desired in one transaction and returns
+	// nil only when the kernel was read back and holds exactly desired.
+	Apply(ctx context.Context, desired *ruleset.Table) error
+	// Destroy deletes the table; a table that does not exist is not an error.
+	Destroy(ctx context.Context, family, name string) error
+}
+
+// SysctlEnsurer sets kernel settings and reports them (helpers.Sysctls).
+type SysctlEnsurer interface {
+	Ensure(ctx context.Context, want []compile.Sysctl) ([]helpers.SysctlChange, error)
+}
+
+// Defaults.
+const (
+	DefaultStateDir    = "/var/lib/nfpass"
+	DefaultKeep        = 10
+	DefaultLockTimeout = 10 * time.Second
+)
+
+// Errors.
+var (
+	// ErrNoGeneration: rollback has nothing to go back to, or an ID is unknown.
+	ErrNoGeneration = errors.New("no such generation")
+)
+
+// Options configure a Reconciler. Zero values mean the defaults.
+type Options struct {
+	StateDir string // DefaultStateDir
+	Keep     int    // generations kept, DefaultKeep
+	// NetNS is the network namespace the sysctls are set in ("" the
+	// caller's; a name under /run/netns or a path). The Applier is opened
+	// in the same namespace by the caller.
+	NetNS string
+	// Loader and Prober prove helpers; nil means the real ones
+	// (helpers.SystemLoader, helpers.NetnsProber).
+	Loader helpers.Loader
+	Prober helpers.Prober
+	// OptionalNAT: a missing NAT half is a warning, not an error.
+	OptionalNAT bool
+	// Sysctls sets sysctls; nil means helpers.Sysctls{NetNS: NetNS}.
+	Sysctls SysctlEnsurer
+	// LockTimeout is how long a second writer waits, DefaultLockTimeout;
+	// negative means one attempt.
+	LockTimeout time.Duration
+	// Now is the clock for generation times (tests); nil means time.Now.
+	Now func() time.Time
+}
+
+// Reconciler applies plans and keeps their history.
+type Reconciler struct {
+	applier Applier
+	opts    Options
+	store   Store
+}
+
+// New returns a Reconciler using a for the kernel table.
+func New(a Applier, opts Options) *Reconciler {
+	if opts.StateDir == "" {
+		opts.StateDir = DefaultStateDir
+	}
+	if opts.Keep <= 0 {
+		opts.Keep = DefaultKeep
+	}
+	if opts.LockTimeout == 0 {
+		opts.LockTimeout = DefaultLockTimeout
+	}
+	if opts.LockTimeout < 0 {
+		opts.LockTimeout = 0
+	}
+	if opts.Loader == nil {
+		opts.Loader = &helpers.SystemLoader{}
+	}
+	if opts.Prober == nil {
+		opts.Prober = helpers.NetnsProber{}
+	}
+	if opts.Sysctls == nil {
+		opts.Sysctls = helpers.Sysctls{NetNS: opts.NetNS}
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Reconciler{applier: a, opts: opts, store: Store{Dir: opts.StateDir, Keep: opts.Keep}}
+}
+
+// Result reports an Apply or Rollback.
+type Result struct {
+	// Generation is the recorded generation (or, when Recorded is false,
+	// the latest one, which already holds exactly this ruleset and config).
+	Generation Generation             `json:"generation"`
+	Recorded   bool                   `json:"recorded"`
+	Helpers    *helpers.Report        `json:"helpers,omitempty"`
+	Sysctls    []helpers.SysctlChange `json:"sysctls,omitempty"`
+	Warnings   []string               `json:"warnings,omitempty"`
+}
+
+// Apply makes the kernel hold plan's table: take the lock, prove every
+// helper (a missing one stops here, before any change, with an error
+// matching helpers.ErrHelperMissing), set the sysctls, apply the table
+// (verified by the Applier), and record a generation with config (the
+// bytes the plan was compiled from). A successful apply identical to the
+// latest generation (same ruleset, same config) records nothing new, so a
+// daemon re-applying after drift does not push history out.
+func (r *Reconciler) Apply(ctx context.Context, plan *compile.Plan, config []byte) (*Result, error) {
+	lock, err := AcquireLock(ctx, r.opts.StateDir, r.opts.LockTimeout)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Release()
+	return r.apply(ctx, plan, config, Generation{Kind: KindApply})
+}
+
+// apply runs under the lock.
+func (r *Reconciler) apply(ctx context.Context, plan *compile.Plan, config []byte, g Generation) (*Result, error) {
+	if plan == nil || plan.Table == nil {
+		return nil, errors.New("apply: plan has no table")
+	}
+	res := &Result{}
+	rep, err := helpers.Ensure(ctx, plan.Helpers, helpers.Options{Prober: r.opts.Prober, Loader: r.opts.Loader, OptionalNAT: r.opts.OptionalNAT})
+	res.Helpers = rep
+	if rep != nil {
+		res.Warnings = append(res.Warnings, rep.Warnings...)
+	}
+	if err != nil {
+		return res, fmt.Errorf("helpers (nothing was changed): %w", err)
+	}
+	res.Sysctls, err = r.opts.Sysctls.Ensure(ctx, plan.Sysctls)
+	if err != nil {
+		return res, fmt.Errorf("sysctls (the table was not changed): %w", err)
+	}
+	if err := r.applier.Apply(ctx, plan.Table); err != nil {
+		return res, fmt.Errorf("apply table %s %s: %w", plan.Table.Family, plan.Table.Name, err)
+	}
+	gens, err := r.store.List()
+	if err != nil {
+		return res, fmt.Errorf("applied, but reading the history failed: %w", err)
+	}
+	if g.Kind == KindApply && len(gens) > 0 {
+		latest := gens[0]
+		if latest.RulesetSHA256 == sum([]byte(plan.Table.Render())) && latest.ConfigSHA256 == sum(config) {
+			res.Generation = latest
+			return res, nil
+		}
+	}
+	g.Time = r.opts.Now().UTC()
+	g.Family, g.Table, g.Source = plan.Table.Family, plan.Table.Name, plan.Source
+	g, err = r.store.Record(g, plan, config)
+	if err != nil {
+		return res, fmt.Errorf("applied, but recording the generation failed: %w", err)
+	}
+	res.Generation, res.Recorded = g, true
+	return res, nil
+}
+
+// History lists the recorded generations, newest first. It takes no lock.
+func (r *Reconciler) History() ([]Generation, error) { return r.store.List() }
+
+// Generation returns one recorded generation.
+func (r *Reconciler) Generation(id int) (Generation, error) { return r.store.Get(id) }
+
+// Rollback re-applies an earlier generation through the same path as Apply
+// (helpers, sysctls, verified apply) and records it as a new generation of
+// kind "rollback". to == 0 means the generation before the current one's
+// content (Base), so repeated rollbacks keep stepping back; otherwise the
+// generation with ID to.
+func (r *Reconciler) Rollback(ctx context.Context, to int) (*Result, error) {
+	lock, err := AcquireLock(ctx, r.opts.StateDir, r.opts.LockTimeout)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Release()
+	gens, err := r.store.List()
+	if err != nil {
+		return nil, err
+	}
+	target, err := rollbackTarget(gens, to)
+	if err != nil {
+		return nil, err
+	}
+	plan, err := target.Plan()
+	if err != nil {
+		return nil, err
+	}
+	config, err := target.Config()
+	if err != nil {
+		return nil, fmt.Errorf("generation %d: %w", target.ID, err)
+	}
+	return r.apply(ctx, plan, config, Generation{Kind: KindRollback, RollbackOf: target.ID, Base: target.Base})
+}
+
+// rollbackTarget picks the generation to re-apply (gens newest first).
+func rollbackTarget(gens []Generation, to int) (Generation, error) {
+	if len(gens) == 0 {
+		return Generation{}, fmt.Errorf("rollback: %w: nothing has been applied", ErrNoGeneration)
+	}
+	if to != 0 {
+		for _, g := range gens {
+			if g.ID == to {
+				return g, nil
+			}
+		}
+		return Generation{}, fmt.Errorf("rollback to %d: %w (kept: %s)", to, ErrNoGeneration, ids(gens))
+	}
+	base := gens[0].Base
+	if base == 0 {
+		base = gens[0].ID
+	}
+	for _, g := range gens {
+		if g.ID < base {
+			return g, nil
+		}
+	}
+	return Generation{}, fmt.Errorf("rollback: %w before generation %d (kept: %s)", ErrNoGeneration, base, ids(gens))
+}
+
+func ids(gens []Generation) string {
+	s := ""
+	for i, g := range gens {
+		if i > 0 {
+			s += ", "
+		}
+		s += fmt.Sprint(g.ID)
+	}
+	return s
+}
+
+// Destroy deletes the table (family, name) under the lock. History is kept.
+func (r *Reconciler) Destroy(ctx context.Context, family, name string) error {
+	lock, err := AcquireLock(ctx, r.opts.StateDir, r.opts.LockTimeout)
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
+	return r.applier.Destroy(ctx, family, name)
+}
+
+// DiffResult is desired vs live.
+type DiffResult struct {
+	// Applied is false when the table does not exist in the kernel.
+	Applied     bool                 `json:"applied"`
+	Differences []ruleset.Difference `json:"differences,omitempty"`
+}
+
+// InSync reports whether the kernel holds exactly the desired table.
+func (d *DiffResult) InSync() bool { return d.Applied && len(d.Differences) == 0 }
+
+// Diff reads the live table and compares it with desired. It takes no lock
+// and changes nothing.
+func (r *Reconciler) Diff(ctx context.Context, desired *ruleset.Table) (*DiffResult, error) {
+	live, err := r.applier.Read(ctx, desired.Family, desired.Name)
+	if err != nil {
+		return nil, fmt.Errorf("read table %s %s: %w", desired.Family, desired.Name, err)
+	}
+	return &DiffResult{Applied: live != nil, Differences: ruleset.Diff(desired, live)}, nil
+}

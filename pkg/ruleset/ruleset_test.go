@@ -1,0 +1,135 @@
+package ruleset
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func sample() *Table {
+	return &Table{
+		Family: Family, Name: "nfpass",
+		CtHelpers: []CtHelper{{Name: "pptp", Type: "pptp", Protocol: "tcp", L3Proto: "ip"}},
+		Sets: []Set{
+			{Name: "wan_if", KeyType: []string{"ifname"}, Elements: []Element{{Key: []string{"eth0.10"}}, {Key: []string{"pppoe-wan"}}}},
+			{Name: "fwd4", KeyType: []string{"inet_proto", "inet_service"}, DataType: []string{"ipv4_addr", "inet_service"},
+				Elements: []Element{{Key: []string{"udp", "4500"}, Value: []string{"192.168.1.20", "4500"}}, {Key: []string{"udp", "500"}, Value: []string{"192.168.1.20", "500"}}}},
+		},
+		Chains: []Chain{
+			{Name: "forward", Type: "filter", Hook: "forward", Priority: PriorityFilter, Policy: "drop", Rules: []Rule{
+				{CtState: []string{"related", "established"}, Verdict: "accept"},
+				{L4Proto: "gre", Verdict: "drop", Comment: "passthrough pptp off"},
+			}},
+			{Name: "dstnat", Type: "nat", Hook: "prerouting", Priority: PriorityDstNAT, Policy: "accept", Rules: []Rule{
+				{IIFSet: "wan_if", NAT: &NAT{Kind: "dnat", Family: "ip", Map: "fwd4", MapKey: MapKeyProtoPort}},
+				{IIFSet: "wan_if", SAddr: &AddrMatch{Family: "ip", Set: "from_0"}, L4Proto: "tcp", DPort: "2222", NAT: &NAT{Kind: "dnat", Family: "ip", Addr: "192.168.1.30", Port: "22"}},
+				{IIFSet: "wan_if", NAT: &NAT{Kind: "dnat", Family: "ip6", Addr: "fd00::5", Port: "443"}},
+			}},
+		},
+	}
+}
+
+func TestRuleString(t *testing.T) {
+	tbl := sample()
+	tbl.Canonicalize()
+	got := []string{}
+	for _, c := range tbl.Chains {
+		for _, r := range c.Rules {
+			got = append(got, r.String())
+		}
+	}
+	want := []string{
+		"ct state established,related accept",
+		`meta l4proto gre drop comment "passthrough pptp off"`,
+		"iifname @wan_if dnat ip to meta l4proto . th dport map @fwd4",
+		"iifname @wan_if ip saddr @from_0 tcp dport 2222 dnat ip to 192.168.1.30:22",
+		"iifname @wan_if dnat ip6 to [fd00::5]:443",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("rules (-want +got):\n%s", diff)
+	}
+}
+
+func TestCanonicalizeSortsPortsNumerically(t *testing.T) {
+	tbl := sample()
+	tbl.Canonicalize()
+	var fwd Set
+	for _, s := range tbl.Sets {
+		if s.Name == "fwd4" {
+			fwd = s
+		}
+	}
+	if got := fwd.Elements[0].Key[1]; got != "500" {
+		t.Errorf("first element port %s, want 500 (numeric order)", got)
+	}
+}
+
+func TestDiff(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(*Table)
+		want   []Difference
+	}{
+		{name: "equal", mutate: func(*Table) {}},
+		{
+			name:   "rule deleted",
+			mutate: func(l *Table) { l.Chains[0].Rules = l.Chains[0].Rules[:1] },
+			want:   []Difference{{Object: "chain forward", Kind: Missing, Detail: `rule meta l4proto gre drop comment "passthrough pptp off"`}},
+		},
+		{
+			name: "element added",
+			mutate: func(l *Table) {
+				l.Sets[0].Elements = append(l.Sets[0].Elements, Element{Key: []string{"eth9"}})
+			},
+			want: []Difference{{Object: "set wan_if", Kind: Extra, Detail: `element "eth9"`}},
+		},
+		{
+			name:   "helper changed",
+			mutate: func(l *Table) { l.CtHelpers[0].L3Proto = "inet" },
+			want:   []Difference{{Object: "ct helper pptp", Kind: Changed, Detail: `want type "pptp" protocol tcp l3proto ip, have type "pptp" protocol tcp l3proto inet`}},
+		},
+		{
+			name:   "chain policy changed",
+			mutate: func(l *Table) { l.Chains[0].Policy = "accept" },
+			want: []Difference{{Object: "chain forward", Kind: Changed,
+				Detail: `want "type filter hook forward priority filter; policy drop;", have "type filter hook forward priority filter; policy accept;"`}},
+		},
+		{
+			name: "rules reordered",
+			mutate: func(l *Table) {
+				r := l.Chains[0].Rules
+				r[0], r[1] = r[1], r[0]
+			},
+			want: []Difference{{Object: "chain forward", Kind: Changed, Detail: "rules are in a different order"}},
+		},
+		{
+			name:   "extra chain",
+			mutate: func(l *Table) { l.Chains = append(l.Chains, Chain{Name: "sneaky"}) },
+			want:   []Difference{{Object: "chain sneaky", Kind: Extra}},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			live := sample()
+			tc.mutate(live)
+			got := Diff(sample(), live)
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("Diff (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestDiffAbsentTable(t *testing.T) {
+	got := Diff(sample(), nil)
+	if len(got) != 1 || got[0].Object != "table" || got[0].Kind != Missing {
+		t.Fatalf("got %v, want one 'table: missing'", got)
+	}
+}
+
+func TestRenderDeterministic(t *testing.T) {
+	a, b := sample(), sample()
+	if a.Render() != b.Render() {
+		t.Fatal("same table rendered differently")
+	}
+}
