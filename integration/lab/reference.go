@@ -1,10 +1,6 @@
 package lab
 
-import (
-	"net/netip"
-
-	"github.com/nfpass/nfpass/pkg/ruleset"
-)
+import "github.com/nfpass/nfpass/pkg/ruleset"
 
 // Protocols the lab's peers exercise, by catalog name.
 const (
@@ -20,18 +16,6 @@ type ReferenceOptions struct {
 	// chains; 0 is priority filter, as DESIGN.md requires. Tests set
 	// ruleset.PriorityRaw to show that the helper is then never attached.
 	HelperPriority int
-	// Forwards are port forwards from the WAN to a LAN host (DNAT on wan0).
-	Forwards []Forward
-	// DMZ, when valid, receives every unsolicited WAN packet not forwarded.
-	DMZ netip.Addr
-}
-
-// Forward sends L4 (tcp, udp, gre, esp) traffic arriving on wan0 for Port
-// (tcp/udp only; empty for gre/esp) to the LAN host To.
-type Forward struct {
-	L4   string
-	Port string
-	To   netip.Addr
 }
 
 // ReferenceTable is a hand-written standalone-mode table that mirrors
@@ -89,17 +73,6 @@ func ReferenceTable(on map[string]bool, opts ReferenceOptions) *ruleset.Table {
 	forward := append(drops,
 		ruleset.Rule{CtState: []string{"established", "related"}, Verdict: "accept"},
 		ruleset.Rule{IIFSet: "lan_if", OIFSet: "wan_if", Verdict: "accept", Comment: "lan to wan"})
-	var dnat []ruleset.Rule
-	for _, f := range opts.Forwards {
-		r := ruleset.Rule{IIFSet: "wan_if", L4Proto: f.L4, DPort: f.Port, NAT: &ruleset.NAT{Kind: "dnat", Family: "ip", Addr: f.To.String()}, Comment: "forward " + f.L4 + " " + f.Port}
-		dnat = append(dnat, r)
-	}
-	if opts.DMZ.IsValid() {
-		dnat = append(dnat, ruleset.Rule{IIFSet: "wan_if", NFProto: "ipv4", NAT: &ruleset.NAT{Kind: "dnat", Family: "ip", Addr: opts.DMZ.String()}, Comment: "dmz"})
-	}
-	if len(dnat) > 0 {
-		forward = append(forward, ruleset.Rule{CtStatus: "dnat", Verdict: "accept", Comment: "forwards"})
-	}
 	t.Chains = []ruleset.Chain{
 		{Name: "helpers", Type: "filter", Hook: "prerouting", Priority: opts.HelperPriority, Policy: "accept", Rules: assign},
 		{Name: "helpers_out", Type: "filter", Hook: "output", Priority: opts.HelperPriority, Policy: "accept", Rules: assign},
@@ -113,9 +86,6 @@ func ReferenceTable(on map[string]bool, opts ReferenceOptions) *ruleset.Table {
 		{Name: "postrouting", Type: "nat", Hook: "postrouting", Priority: ruleset.PrioritySrcNAT, Policy: "accept", Rules: []ruleset.Rule{
 			{OIFSet: "wan_if", NAT: &ruleset.NAT{Kind: "masquerade"}, Comment: "masquerade"},
 		}},
-	}
-	if len(dnat) > 0 {
-		t.Chains = append(t.Chains, ruleset.Chain{Name: "dstnat", Type: "nat", Hook: "prerouting", Priority: ruleset.PriorityDstNAT, Policy: "accept", Rules: dnat})
 	}
 	return t
 }

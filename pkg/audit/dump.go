@@ -26,6 +26,10 @@ type Options struct {
 	// net.core.rmem_max); 0 keeps the default. Watch tests use a small
 	// value to force event loss.
 	ReadBuffer int
+	// LibraryDecoder decodes dumped entries with ti-mo/conntrack's
+	// Event.Unmarshal instead of the allocation-free decoder (slower; the
+	// two are checked against each other by the kernel tests).
+	LibraryDecoder bool
 	// Timeout bounds each query that has no context deadline (default 30s;
 	// a dump of 250k entries takes well under a second).
 	Timeout time.Duration
@@ -266,12 +270,20 @@ const (
 )
 
 // DumpFlows streams the conntrack table of the namespace: each entry is
-// decoded as its message arrives (conntrack.Event.Unmarshal) and handed to
-// fn. Returning an error from fn stops the dump with that error. It
+// decoded as its message arrives (in place, see decode.go; or with
+// conntrack.Event.Unmarshal when opts.LibraryDecoder) and handed to fn. Returning an error from fn stops the dump with that error. It
 // returns the number of entries seen.
 func DumpFlows(ctx context.Context, opts Options, fn func(Flow) error) (int, error) {
 	n := 0
+	var f Flow
 	err := dumpStream(ctx, opts, netfilter.NFSubsysCTNetlink, ipctnlMsgCtGet, func(m netlink.Message) error {
+		if !opts.LibraryDecoder {
+			if err := decodeFlow(m.Data, &f); err != nil {
+				return fmt.Errorf("decode conntrack entry: %w", err)
+			}
+			n++
+			return fn(f)
+		}
 		var ev conntrack.Event
 		if err := ev.Unmarshal(m); err != nil {
 			return fmt.Errorf("decode conntrack entry: %w", err)

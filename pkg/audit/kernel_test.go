@@ -138,6 +138,10 @@ func TestKernelAudit(t *testing.T) {
 		ctSpec{proto: ProtoUDP, src: h10, sport: 40006, dst: "203.0.113.9", dport: 53, replyDst: "203.0.113.1", replyDstPort: 40006},
 	)
 
+	// Decoder coverage beyond passthrough: ICMP and IPv6 entries.
+	ns.MustExec(t, "conntrack", "-I", "-p", "icmp", "-s", h10, "-d", "203.0.113.9", "--icmp-type", "8", "--icmp-code", "0", "--icmp-id", "4660", "-t", "600")
+	ns.MustExec(t, "conntrack", "-I", "-p", "udp", "-s", "2001:db8::10", "-d", "2001:db8::2", "--sport", "40000", "--dport", "443", "-t", "600", "--mark", "7")
+
 	// The helper really got attached: ask the CLI.
 	if out := ns.MustExec(t, "conntrack", "-L", "-p", "tcp", "--dport", "1723"); !strings.Contains(out, "helper=pptp") {
 		t.Fatalf("conntrack -L shows no helper=pptp on the 1723 flow:\n%s", out)
@@ -213,6 +217,36 @@ func TestKernelAudit(t *testing.T) {
 		}
 		if diff := cmp.Diff(want, keys(r.Findings)); diff != "" {
 			t.Errorf("findings (-want +got):\n%s", diff)
+		}
+	})
+
+	t.Run("fast decoder agrees with ti-mo/conntrack", func(t *testing.T) {
+		dump := func(lib bool) []Flow {
+			var out []Flow
+			if _, err := DumpFlows(ctx, Options{NetNS: ns.Name, LibraryDecoder: lib}, func(f Flow) error {
+				f.Timeout = 0 // ticks between the dumps
+				out = append(out, f)
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			slices.SortFunc(out, func(a, b Flow) int { return compareEntry(FlowEntry{Flow: a}, FlowEntry{Flow: b}) })
+			return out
+		}
+		lib, fast := dump(true), dump(false)
+		if len(lib) != r.Flows {
+			t.Errorf("library decoder saw %d entries, audit %d", len(lib), r.Flows)
+		}
+		if diff := cmp.Diff(lib, fast, addrCmp); diff != "" {
+			t.Errorf("(-ti-mo/conntrack +fast):\n%s", diff)
+		}
+		var sawICMP, sawV6 bool
+		for _, f := range fast {
+			sawICMP = sawICMP || (f.L4() == ProtoICMP && f.Orig.SrcPort == 4660 && f.Orig.DstPort == 8<<8)
+			sawV6 = sawV6 || (f.Orig.Src.Is6() && f.Mark == 7)
+		}
+		if !sawICMP || !sawV6 {
+			t.Errorf("icmp seen %v, ipv6 seen %v", sawICMP, sawV6)
 		}
 	})
 

@@ -236,6 +236,18 @@ func joinPath(path, key string) string {
 
 // suggest returns the known word closest to s, or "" when none is close.
 func suggest(s string, known []string) string {
+	// An abbreviation of exactly one known word ("masq").
+	if len(s) >= 3 {
+		var prefixed []string
+		for _, k := range known {
+			if strings.HasPrefix(k, s) || strings.HasPrefix(s, k) {
+				prefixed = append(prefixed, k)
+			}
+		}
+		if len(prefixed) == 1 {
+			return prefixed[0]
+		}
+	}
 	best, bestD := "", math.MaxInt
 	for _, k := range known {
 		d := levenshtein(s, k)
@@ -247,7 +259,7 @@ func suggest(s string, known []string) string {
 		return ""
 	}
 	limit := max(1, len(best)/3)
-	if bestD <= limit || (len(s) >= 3 && (strings.HasPrefix(best, s) || strings.HasPrefix(s, best))) {
+	if bestD <= limit {
 		return best
 	}
 	return ""

@@ -30,6 +30,13 @@ type Result struct {
 	CommitErr error
 	// Elapsed is the wall time of the whole apply, read-back included.
 	Elapsed time.Duration
+	// Path is what Repair did: PathNone, PathElements or PathApply ("" for
+	// Apply itself).
+	Path string
+	// Fallback says why Repair fell back to a full Apply.
+	Fallback string
+	// Elements counts the elements an element-only repair added or deleted.
+	Elements int
 }
 
 // Apply replaces the desired table in the kernel in one netlink batch:

@@ -165,12 +165,20 @@ func (c *Client) GenID() (uint32, error) {
 // (and accepted when two successive reads agree). It touches the kernel and
 // needs CAP_NET_ADMIN.
 func (c *Client) Read(family, name string) (*ruleset.Table, error) {
+	t, _, err := c.readSnapshot(family, name)
+	return t, err
+}
+
+// readSnapshot is Read that also returns the ruleset generation the
+// snapshot belongs to (the generation read right after the dump), for a
+// genid-guarded batch based on it.
+func (c *Client) readSnapshot(family, name string) (*ruleset.Table, uint32, error) {
 	var prev *ruleset.Table
 	var lastErr error
 	for i := 0; i < 50; i++ {
 		g1, err := c.GenID()
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		t, err := c.readOnce(family, name)
 		if errors.Is(err, errInconsistent) {
@@ -179,23 +187,23 @@ func (c *Client) Read(family, name string) (*ruleset.Table, error) {
 		}
 		g2, gerr := c.GenID()
 		if gerr != nil {
-			return nil, gerr
+			return nil, 0, gerr
 		}
 		if err != nil {
 			if g1 == g2 {
-				return nil, err
+				return nil, g2, err
 			}
 			lastErr = err
 			prev = nil
 			continue
 		}
 		if g1 == g2 || (prev != nil && reflect.DeepEqual(prev, t)) {
-			return t, nil
+			return t, g2, nil
 		}
 		prev, lastErr = t, errInconsistent
 		time.Sleep(time.Duration(rand.IntN(2000)) * time.Microsecond)
 	}
-	return nil, fmt.Errorf("read table %s %s: no consistent snapshot: %w", family, name, lastErr)
+	return nil, 0, fmt.Errorf("read table %s %s: no consistent snapshot: %w", family, name, lastErr)
 }
 
 // Destroy deletes the table family/name and nothing else; ErrNotFound when

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -51,7 +52,8 @@ func (e *LockedError) Is(target error) bool { return target == ErrLocked }
 // the open file, so two Locks in one process exclude each other too, and
 // the kernel drops the lock when the holder dies.
 type Lock struct {
-	f *os.File
+	mu sync.Mutex
+	f  *os.File
 }
 
 // AcquireLock takes the writer lock in dir, waiting up to timeout (at least
@@ -101,9 +103,15 @@ func AcquireLock(ctx context.Context, dir string, timeout time.Duration) (*Lock,
 	return &Lock{f: f}, nil
 }
 
-// Release drops the lock. It is safe to call more than once.
+// Release drops the lock. It is safe to call more than once, from any
+// goroutine.
 func (l *Lock) Release() error {
-	if l == nil || l.f == nil {
+	if l == nil {
+		return nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.f == nil {
 		return nil
 	}
 	_ = l.f.Truncate(0)

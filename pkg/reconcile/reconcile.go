@@ -25,7 +25,8 @@ type Applier interface {
 	// Apply replaces the table with desired in one transaction and returns
 	// nil only when the kernel was read back and holds exactly desired.
 	Apply(ctx context.Context, desired *ruleset.Table) error
-	// Destroy deletes the table; a table that does not exist is not an error.
+	// Destroy deletes the table (and nothing else). How a missing table is
+	// reported is up to the Applier; Reconciler.Destroy passes it through.
 	Destroy(ctx context.Context, family, name string) error
 }
 

@@ -414,3 +414,35 @@ func TestDiffAndDestroy(t *testing.T) {
 		t.Errorf("destroy changed history: %+v", gens)
 	}
 }
+
+// TestApplyRealHelpersAndSysctls wires the real prober, loader and sysctl
+// writer (the defaults) with a fake table applier, in a fresh namespace.
+func TestApplyRealHelpersAndSysctls(t *testing.T) {
+	ns := netns.New(t, "reconcile")
+	ns.MustExec(t, "sysctl", "-q", "-w", "net.ipv4.ip_forward=0")
+	a := newFakeApplier()
+	r := New(a, Options{StateDir: t.TempDir(), NetNS: ns.Name})
+	res, err := r.Apply(context.Background(), testPlan("eth0"), []byte("x"))
+	if err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	want := []helpers.SysctlChange{{Key: "net.ipv4.ip_forward", Was: "0", Value: "1", Changed: true, Why: "forwarding"}}
+	if d := cmp.Diff(want, res.Sysctls); d != "" {
+		t.Errorf("sysctls (-want +got):\n%s", d)
+	}
+	if v := strings.TrimSpace(ns.MustExec(t, "sysctl", "-n", "net.ipv4.ip_forward")); v != "1" {
+		t.Errorf("ip_forward in the namespace = %q", v)
+	}
+	h := res.Helpers.Helpers
+	if len(h) != 1 || !h[0].Available || h[0].Proof != helpers.ProofProbe {
+		t.Fatalf("helpers: %+v", res.Helpers)
+	}
+	for _, m := range h[0].Modules {
+		if !m.Status.Present() {
+			t.Errorf("module %s: %s (%s)", m.Name, m.Status, m.How)
+		}
+	}
+	if len(a.applied) != 1 || !res.Recorded {
+		t.Errorf("applied %d, recorded %v", len(a.applied), res.Recorded)
+	}
+}

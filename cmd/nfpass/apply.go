@@ -1,0 +1,215 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/nfpass/nfpass/pkg/nft"
+	"github.com/nfpass/nfpass/pkg/reconcile"
+	"github.com/nfpass/nfpass/pkg/ruleset"
+)
+
+func init() {
+	extraCommands = append(extraCommands, newApplyCmd, newDiffCmd, newDestroyCmd, newRollbackCmd, newHistoryCmd)
+}
+
+func newApplyCmd(g *globals) *cobra.Command {
+	var k kernelFlags
+	cmd := &cobra.Command{
+		Use:   "apply",
+		Short: "Compile, ensure helpers and sysctls, apply atomically, verify, record (root)",
+		Long: `apply compiles the policy, proves every conntrack helper it uses exists in the
+kernel (stopping before any change if one is missing), sets the forwarding
+sysctls, replaces nfpass's own table in one netlink transaction guarded by the
+ruleset generation id, reads the table back and verifies the kernel holds
+exactly the plan, then records the generation for rollback. No other table is
+touched. On any failure the previous table is left exactly as it was.`,
+		Example: `  sudo nfpass apply
+  sudo nfpass apply -c /etc/nfpass/nfpass.yaml -o json
+  sudo nfpass apply --netns lab-router   # inside a named namespace`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			plan, err := g.compile()
+			if err != nil {
+				return err
+			}
+			res, err := k.reconciler().Apply(cmd.Context(), plan, g.configBytes())
+			if err != nil {
+				return fmt.Errorf("apply: %w", err)
+			}
+			if g.output == "json" {
+				return g.printJSON(res)
+			}
+			for _, w := range append(plan.Warnings, res.Warnings...) {
+				fmt.Fprintf(g.stderr, "warning: %s\n", w)
+			}
+			for _, s := range res.Sysctls {
+				if s.Changed {
+					fmt.Fprintf(g.stdout, "sysctl %s\n", s)
+				}
+			}
+			state := "recorded as generation " + strconv.Itoa(res.Generation.ID)
+			if !res.Recorded {
+				state = "unchanged since generation " + strconv.Itoa(res.Generation.ID)
+			}
+			fmt.Fprintf(g.stdout, "applied and verified table %s %s (%s)\n", plan.Table.Family, plan.Table.Name, state)
+			return nil
+		},
+	}
+	k.bind(cmd)
+	return cmd
+}
+
+func newDiffCmd(g *globals) *cobra.Command {
+	var k kernelFlags
+	cmd := &cobra.Command{
+		Use:     "diff",
+		Aliases: []string{"status"},
+		Short:   "Compare the live table with the policy; exit 0 equal, 1 drift, 2 error (root)",
+		Example: `  sudo nfpass diff
+  sudo nfpass status -o json | jq '.differences'`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			plan, err := g.compile()
+			if err != nil {
+				return &exitError{code: 2, err: err}
+			}
+			res, err := k.reconciler().Diff(cmd.Context(), plan.Table)
+			if err != nil {
+				return &exitError{code: 2, err: fmt.Errorf("diff: %w", err)}
+			}
+			if g.output == "json" {
+				if err := g.printJSON(map[string]any{"table": plan.Table.Family + " " + plan.Table.Name, "applied": res.Applied, "in_sync": res.InSync(), "differences": nonNil(res.Differences)}); err != nil {
+					return &exitError{code: 2, err: err}
+				}
+			} else {
+				switch {
+				case !res.Applied:
+					fmt.Fprintf(g.stdout, "table %s %s is not applied\n", plan.Table.Family, plan.Table.Name)
+				case res.InSync():
+					fmt.Fprintf(g.stdout, "table %s %s is in sync with the policy\n", plan.Table.Family, plan.Table.Name)
+				default:
+					fmt.Fprintf(g.stdout, "table %s %s has drifted (%d difference%s):\n%s", plan.Table.Family, plan.Table.Name,
+						len(res.Differences), plural(len(res.Differences)), indent(ruleset.FormatDiff(res.Differences), "  ")+"\n")
+				}
+			}
+			if !res.InSync() {
+				return &exitError{code: 1}
+			}
+			return nil
+		},
+	}
+	k.bind(cmd)
+	return cmd
+}
+
+func nonNil(d []ruleset.Difference) []ruleset.Difference {
+	if d == nil {
+		return []ruleset.Difference{}
+	}
+	return d
+}
+
+func newDestroyCmd(g *globals) *cobra.Command {
+	var k kernelFlags
+	cmd := &cobra.Command{
+		Use:   "destroy",
+		Short: "Delete nfpass's own table (and nothing else); history is kept (root)",
+		Example: `  sudo nfpass destroy
+  sudo nfpass destroy --table nfpass_test`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			p, _, err := g.loadPolicy()
+			if err != nil {
+				return g.reportConfigError(err)
+			}
+			err = k.reconciler().Destroy(cmd.Context(), ruleset.Family, p.Table)
+			if errors.Is(err, nft.ErrNotFound) {
+				fmt.Fprintf(g.stdout, "table %s %s was not present\n", ruleset.Family, p.Table)
+				return nil
+			}
+			if err != nil {
+				return fmt.Errorf("destroy: %w", err)
+			}
+			fmt.Fprintf(g.stdout, "deleted table %s %s\n", ruleset.Family, p.Table)
+			return nil
+		},
+	}
+	k.bind(cmd)
+	return cmd
+}
+
+func newRollbackCmd(g *globals) *cobra.Command {
+	var k kernelFlags
+	cmd := &cobra.Command{
+		Use:   "rollback [GENERATION]",
+		Short: "Re-apply the previous generation (or the given one), verified (root)",
+		Example: `  sudo nfpass rollback        # back one step; repeat to walk further back
+  sudo nfpass rollback 12     # re-apply generation 12 (see nfpass history)`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			to := 0
+			if len(args) == 1 {
+				n, err := strconv.Atoi(args[0])
+				if err != nil || n <= 0 {
+					return fmt.Errorf("rollback: %q is not a generation number (see nfpass history)", args[0])
+				}
+				to = n
+			}
+			res, err := k.reconciler().Rollback(cmd.Context(), to)
+			if err != nil {
+				return fmt.Errorf("rollback: %w", err)
+			}
+			if g.output == "json" {
+				return g.printJSON(res)
+			}
+			fmt.Fprintf(g.stdout, "rolled back to generation %d (recorded as generation %d), verified\n", res.Generation.RollbackOf, res.Generation.ID)
+			return nil
+		},
+	}
+	k.bind(cmd)
+	return cmd
+}
+
+func newHistoryCmd(g *globals) *cobra.Command {
+	var k kernelFlags
+	cmd := &cobra.Command{
+		Use:     "history",
+		Short:   "List the recorded generations, newest first",
+		Example: "  nfpass history\n  nfpass history -o json",
+		Args:    cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			gens, err := k.reconciler().History()
+			if err != nil {
+				return fmt.Errorf("history: %w", err)
+			}
+			if g.output == "json" {
+				if gens == nil {
+					gens = []reconcile.Generation{}
+				}
+				return g.printJSON(gens)
+			}
+			if len(gens) == 0 {
+				fmt.Fprintf(g.stdout, "no generations recorded in %s\n", k.stateDir)
+				return nil
+			}
+			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "GEN\tTIME\tKIND\tTABLE\tSOURCE")
+			for _, gen := range gens {
+				kind := gen.Kind
+				if gen.RollbackOf != 0 {
+					kind = fmt.Sprintf("%s of %d", kind, gen.RollbackOf)
+				}
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s %s\t%s\n", gen.ID, gen.Time.Local().Format(time.DateTime), kind, gen.Family, gen.Table, gen.Source)
+			}
+			return tw.Flush()
+		},
+	}
+	k.bind(cmd)
+	return cmd
+}

@@ -1,0 +1,260 @@
+package nft
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/nftables"
+
+	"github.com/nfpass/nfpass/pkg/ruleset"
+)
+
+// Repair paths, reported in Result.Path.
+const (
+	// PathNone: the live table already was the desired one; nothing sent.
+	PathNone = "none"
+	// PathElements: only set/map elements differed; one batch added and
+	// deleted just those elements.
+	PathElements = "elements"
+	// PathApply: the whole table was replaced (Apply).
+	PathApply = "apply"
+)
+
+// Repair makes the kernel hold desired with the smallest change it can
+// prove safe. It reads the live table and diffs it with desired:
+//
+//   - no difference: nothing is sent (Result.Path PathNone);
+//   - only missing or extra elements of existing sets and maps: one batch,
+//     guarded by the generation id of the read, adds and deletes exactly
+//     those elements; then the touched sets are read back and compared with
+//     desired (Result.Path PathElements). The rest of the table needs no
+//     re-read: it equalled desired at that generation and the guarded batch
+//     can only commit if nothing else committed in between;
+//   - anything else (rules, chains, helpers, set headers, a missing table),
+//     or an element batch the kernel refuses or that does not verify: the
+//     full Apply (Result.Path PathApply, Result.Fallback says why).
+//
+// It touches the kernel and needs CAP_NET_ADMIN.
+func (c *Client) Repair(desired *ruleset.Table) (*Result, error) {
+	start := time.Now()
+	if desired == nil {
+		return &Result{}, errors.New("repair: no table")
+	}
+	what := fmt.Sprintf("table %s %s", desired.Family, desired.Name)
+	fallback := func(why string) (*Result, error) {
+		res, err := c.Apply(desired)
+		res.Path, res.Fallback = PathApply, why
+		res.Elapsed = time.Since(start)
+		return res, err
+	}
+	var lastErr error
+	for attempt := 1; attempt <= c.opts.Retries+1; attempt++ {
+		live, gen, err := c.readSnapshot(desired.Family, desired.Name)
+		if errors.Is(err, ErrNotFound) {
+			return fallback("table absent")
+		}
+		if err != nil {
+			return &Result{Attempts: attempt}, fmt.Errorf("repair %s: read: %w", what, err)
+		}
+		diffs := ruleset.Diff(desired, live)
+		if len(diffs) == 0 {
+			return &Result{Attempts: attempt, GenID: gen, Live: live, Path: PathNone, Elapsed: time.Since(start)}, nil
+		}
+		touched, other := elementOnly(diffs)
+		if other != nil {
+			return fallback("not only elements differ: " + other.String())
+		}
+		add, del, err := elementChanges(desired, live, touched)
+		if err != nil {
+			return fallback(err.Error())
+		}
+		conn, err := c.conn()
+		if err != nil {
+			return &Result{Attempts: attempt}, fmt.Errorf("repair %s: %w", what, err)
+		}
+		if err := queueElements(conn, desired, add, del); err != nil {
+			return fallback(err.Error())
+		}
+		beforeCommit()
+		commitErr := conn.FlushWithGenID(gen)
+		if isGenIDMismatch(commitErr) {
+			lastErr = commitErr
+			continue // someone committed since the read: read and diff again
+		}
+		res := &Result{Attempts: attempt, GenID: gen, Path: PathElements, CommitErr: commitErr}
+		for _, es := range add {
+			res.Elements += len(es)
+		}
+		for _, es := range del {
+			res.Elements += len(es)
+		}
+		// Verify the touched sets only (see above). Whatever the commit
+		// said: ENOBUFS can follow a commit.
+		sub, err := c.readSets(desired, touched)
+		if err != nil {
+			return fallback("read back touched sets: " + err.Error())
+		}
+		res.Diff = ruleset.Diff(subTable(desired, touched), sub)
+		if len(res.Diff) > 0 {
+			why := "touched sets differ after the element batch: " + res.Diff[0].String()
+			if commitErr != nil {
+				why = "element batch failed: " + commitErr.Error()
+			}
+			return fallback(why)
+		}
+		if commitErr == nil {
+			res.CommitErr = nil
+		}
+		res.Elapsed = time.Since(start)
+		return res, nil
+	}
+	return &Result{Attempts: c.opts.Retries + 1}, fmt.Errorf("repair %s: another writer kept changing the ruleset: %w", what, lastErr)
+}
+
+// elementOnly returns the names of the sets whose elements differ when
+// every difference is a missing or extra element of a set or map present on
+// both sides; otherwise it returns the first other difference.
+func elementOnly(diffs []ruleset.Difference) (map[string]bool, *ruleset.Difference) {
+	sets := map[string]bool{}
+	for i, d := range diffs {
+		_, name, _ := strings.Cut(d.Object, " ")
+		if (d.Kind != ruleset.Missing && d.Kind != ruleset.Extra) ||
+			!strings.HasPrefix(d.Detail, "element ") ||
+			!(strings.HasPrefix(d.Object, "set ") || strings.HasPrefix(d.Object, "map ")) {
+			return nil, &diffs[i]
+		}
+		sets[name] = true
+	}
+	return sets, nil
+}
+
+// elementChanges returns, per touched set, the desired elements the live
+// set lacks (add) and the live elements desired lacks (del).
+func elementChanges(desired, live *ruleset.Table, touched map[string]bool) (add, del map[string][]ruleset.Element, err error) {
+	add, del = map[string][]ruleset.Element{}, map[string][]ruleset.Element{}
+	liveSets := map[string]*ruleset.Set{}
+	for i := range live.Sets {
+		liveSets[live.Sets[i].Name] = &live.Sets[i]
+	}
+	for i := range desired.Sets {
+		d := &desired.Sets[i]
+		if !touched[d.Name] {
+			continue
+		}
+		l := liveSets[d.Name]
+		if l == nil {
+			return nil, nil, fmt.Errorf("set %s vanished", d.Name)
+		}
+		have := make(map[string]struct{}, len(l.Elements))
+		for _, e := range l.Elements {
+			have[d.ElementString(e)] = struct{}{}
+		}
+		want := make(map[string]struct{}, len(d.Elements))
+		for _, e := range d.Elements {
+			k := d.ElementString(e)
+			want[k] = struct{}{}
+			if _, ok := have[k]; !ok {
+				add[d.Name] = append(add[d.Name], e)
+			}
+		}
+		for _, e := range l.Elements {
+			if _, ok := want[d.ElementString(e)]; !ok {
+				del[d.Name] = append(del[d.Name], e)
+			}
+		}
+	}
+	return add, del, nil
+}
+
+// queueElements lowers the element changes onto conn: deletions first, so
+// that a replaced interval never overlaps its successor within the batch.
+func queueElements(conn *nftables.Conn, desired *ruleset.Table, add, del map[string][]ruleset.Element) error {
+	fam, err := family(desired.Family)
+	if err != nil {
+		return err
+	}
+	tbl := &nftables.Table{Name: desired.Name, Family: fam}
+	for _, op := range []struct {
+		elems map[string][]ruleset.Element
+		send  func(*nftables.Set, []nftables.SetElement) error
+	}{{del, conn.SetDeleteElements}, {add, conn.SetAddElements}} {
+		for i := range desired.Sets {
+			s := desired.Sets[i]
+			es := op.elems[s.Name]
+			if len(es) == 0 {
+				continue
+			}
+			s.Elements = es
+			ns, lowered, err := lowerSet(tbl, s)
+			if err != nil {
+				return fmt.Errorf("%s %s: %w", setKind(s), s.Name, err)
+			}
+			if s.Interval {
+				lowered = intervalDelta(lowered)
+			}
+			if err := op.send(ns, lowered); err != nil {
+				return fmt.Errorf("%s %s: %w", setKind(s), s.Name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// intervalDelta drops the leading zero-address end element that
+// intervalElements emits for a whole set: it belongs to the set, not to an
+// interval added to or deleted from it.
+func intervalDelta(elems []nftables.SetElement) []nftables.SetElement {
+	if len(elems) > 0 && elems[0].IntervalEnd {
+		zero := true
+		for _, b := range elems[0].Key {
+			zero = zero && b == 0
+		}
+		if zero {
+			return elems[1:]
+		}
+	}
+	return elems
+}
+
+// subTable is desired reduced to the named sets.
+func subTable(t *ruleset.Table, names map[string]bool) *ruleset.Table {
+	out := &ruleset.Table{Family: t.Family, Name: t.Name}
+	for _, s := range t.Sets {
+		if names[s.Name] {
+			out.Sets = append(out.Sets, s)
+		}
+	}
+	return out
+}
+
+// readSets reads back just the named sets of the table (headers and
+// elements), decoded like Read does.
+func (c *Client) readSets(t *ruleset.Table, names map[string]bool) (*ruleset.Table, error) {
+	fam, err := family(t.Family)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := c.conn()
+	if err != nil {
+		return nil, err
+	}
+	sets, err := conn.GetSets(&nftables.Table{Name: t.Name, Family: fam})
+	if err != nil {
+		return nil, fmt.Errorf("list sets: %w", err)
+	}
+	out := &ruleset.Table{Family: t.Family, Name: t.Name}
+	for _, s := range sets {
+		if s.Anonymous || !names[s.Name] {
+			continue
+		}
+		rs, err := c.decodeSet(conn, s)
+		if err != nil {
+			return nil, fmt.Errorf("set %s: %w", s.Name, err)
+		}
+		out.Sets = append(out.Sets, rs)
+	}
+	out.Canonicalize()
+	return out, nil
+}
