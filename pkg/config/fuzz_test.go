@@ -1,6 +1,8 @@
 package config
 
 import (
+	"fmt"
+	"time"
 	"errors"
 	"io/fs"
 	"os"
@@ -57,6 +59,12 @@ func FuzzLoad(f *testing.F) {
 	}
 	cat := catalog.Default()
 	f.Fuzz(func(t *testing.T, data []byte) {
+		start := time.Now()
+		defer func() {
+			if d := time.Since(start); d > time.Second {
+				os.WriteFile(fmt.Sprintf("/tmp/slow-%d-%d", d.Milliseconds(), time.Now().UnixNano()), data, 0o644)
+			}
+		}()
 		path := filepath.Join(t.TempDir(), "nfpass.yaml")
 		if err := os.WriteFile(path, data, 0o644); err != nil {
 			t.Fatal(err)

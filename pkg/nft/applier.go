@@ -1,0 +1,49 @@
+package nft
+
+import (
+	"context"
+	"errors"
+
+	"github.com/nfpass/nfpass/pkg/ruleset"
+)
+
+// Applier is the connection-per-call face of this package that
+// pkg/reconcile uses (it satisfies reconcile.Applier). Every method
+// touches the kernel and needs CAP_NET_ADMIN in Opts.NetNS.
+type Applier struct{ Opts Options }
+
+func (a Applier) with(fn func(*Client) error) error {
+	c, err := Open(a.Opts)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return fn(c)
+}
+
+// Read returns the live table, or (nil, nil) when it is absent.
+func (a Applier) Read(_ context.Context, family, name string) (*ruleset.Table, error) {
+	var t *ruleset.Table
+	err := a.with(func(c *Client) error {
+		var err error
+		t, err = c.Read(family, name)
+		return err
+	})
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil
+	}
+	return t, err
+}
+
+// Apply replaces the table in one verified transaction (see Client.Apply).
+func (a Applier) Apply(_ context.Context, t *ruleset.Table) error {
+	return a.with(func(c *Client) error {
+		_, err := c.Apply(t)
+		return err
+	})
+}
+
+// Destroy deletes the table; ErrNotFound when it is absent.
+func (a Applier) Destroy(_ context.Context, family, name string) error {
+	return a.with(func(c *Client) error { return c.Destroy(family, name) })
+}
