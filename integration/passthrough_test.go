@@ -471,3 +471,28 @@ func TestMatrixRunner(t *testing.T) {
 		})
 	}
 }
+
+// TestMatrixDetectsFlippedToggle: the matrix is judged against the policy,
+// so expectations that do not match the applied table must fail. The home
+// profile (PPTP off, SIP ALG off) is applied while the matrix is told PPTP
+// and SIP are on.
+func TestMatrixDetectsFlippedToggle(t *testing.T) {
+	t.Parallel()
+	p, tbl := compiled(t, "", "home", nil)
+	if p.On(lab.PPTP) || p.On(lab.SIP) {
+		t.Fatalf("home profile: pptp %v sip %v, want both off", p.On(lab.PPTP), p.On(lab.SIP))
+	}
+	l := newLab(t, lab.Options{}, tbl)
+	flipped := map[string]bool{lab.PPTP: true, lab.SIP: true, lab.IPsec: p.On(lab.IPsec), lab.L2TP: p.On(lab.L2TP)}
+	rows := lab.RunMatrix(l, flipped)
+	t.Log("\n" + lab.FormatMatrix(rows))
+	for _, r := range rows {
+		flippedRow := r.Protocol == lab.PPTP || r.Protocol == lab.SIP
+		if flippedRow && r.OK() {
+			t.Errorf("%s: passes although its toggle is flipped (observed %s)", r.Case, r.Observed)
+		}
+		if !flippedRow && !r.OK() {
+			t.Errorf("%s: expected %s, observed %s: %s", r.Case, r.Expected, r.Observed, r.Reason)
+		}
+	}
+}

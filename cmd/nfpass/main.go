@@ -10,6 +10,10 @@ import (
 
 func main() {
 	err := newRootCmd(os.Stdout, os.Stderr).Execute()
+	var ee *exitError
+	if err != nil && !(errors.As(err, &ee) && (ee.err == nil || ee.reported)) {
+		fmt.Fprintf(os.Stderr, "nfpass: %v\n", err)
+	}
 	os.Exit(exitCode(err))
 }
 
@@ -17,6 +21,8 @@ func main() {
 type exitError struct {
 	code int
 	err  error
+	// reported: the details were already printed.
+	reported bool
 }
 
 func (e *exitError) Error() string {

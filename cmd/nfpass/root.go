@@ -132,7 +132,7 @@ func (g *globals) reportConfigError(err error) error {
 			fmt.Fprintf(g.stderr, "  %s\n", m)
 		}
 	}
-	return &exitError{code: 1, err: errors.New("invalid configuration")}
+	return &exitError{code: 1, err: errors.New("invalid configuration"), reported: true}
 }
 
 func problemList(err error) []string {

@@ -79,7 +79,8 @@ func (NFTCLI) Apply(ns string, t *ruleset.Table) error {
 
 // Options choose the optional parts of the lab.
 type Options struct {
-	// Prefix for every namespace name; empty means netns.RunPrefix().
+	// Prefix for every namespace name; empty means Prefix() (per process
+	// and run, swept by SweepStale once the process is gone).
 	Prefix string
 	// LANServer adds a third LAN host, srv (192.168.77.20), for forwards/DMZ.
 	LANServer bool
@@ -120,12 +121,13 @@ func Up(opts Options) (l *Lab, err error) {
 		return nil, errors.New("the lab needs root (network namespaces)")
 	}
 	if opts.Prefix == "" {
-		opts.Prefix = netns.RunPrefix()
+		opts.Prefix = Prefix()
 	}
 	if opts.Applier == nil {
 		opts.Applier = NFTCLI{}
 	}
 	l = &Lab{Prefix: opts.Prefix, Applier: opts.Applier, RouterWANAddr: PublicAddr}
+	register(l)
 	defer func() {
 		if err != nil {
 			_ = l.Down()
@@ -253,6 +255,7 @@ func (l *Lab) Down() error {
 	if l == nil {
 		return nil
 	}
+	defer unregister(l)
 	var errs []error
 	for i := len(l.created) - 1; i >= 0; i-- {
 		n := l.created[i]
@@ -268,7 +271,8 @@ func (l *Lab) Down() error {
 }
 
 // Sweep removes every namespace whose name starts with prefix: leftovers of
-// an aborted run. An empty prefix is refused.
+// an aborted run. An empty prefix is refused; pass a whole run prefix
+// (Lab.Prefix), not a family like "nfp" that other runs share.
 func Sweep(prefix string) error {
 	if prefix == "" {
 		return errors.New("sweep: empty prefix")

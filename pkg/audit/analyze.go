@@ -120,6 +120,7 @@ type Analyzer struct {
 	gre                map[hostServer]*greAgg
 	esp                map[netip.Addr]map[netip.Addr]int // server -> host -> ESP flows
 	ike                map[netip.Addr]map[netip.Addr]int // server -> host -> udp/500 flows
+	natT               map[netip.Addr]map[netip.Addr]int // server -> host -> udp/4500 flows
 	unreplied          map[unrepliedKey]int
 	helperMissing      map[helperKey]int
 	exps               []Expectation
@@ -140,6 +141,7 @@ func NewAnalyzer(cls *Classifier, opts AnalyzerOptions) *Analyzer {
 		gre:           map[hostServer]*greAgg{},
 		esp:           map[netip.Addr]map[netip.Addr]int{},
 		ike:           map[netip.Addr]map[netip.Addr]int{},
+		natT:          map[netip.Addr]map[netip.Addr]int{},
 		unreplied:     map[unrepliedKey]int{},
 		helperMissing: map[helperKey]int{},
 	}
@@ -225,6 +227,9 @@ func (a *Analyzer) Add(f Flow) Class {
 			}
 			if f.Orig.DstPort == 500 || f.Reply.SrcPort == 500 {
 				addHost(a.ike, server, host)
+			}
+			if f.Orig.DstPort == 4500 || f.Reply.SrcPort == 4500 {
+				addHost(a.natT, server, host)
 			}
 		}
 	}

@@ -162,7 +162,9 @@ func (a *Analyzer) findings(pol Policy) []Finding {
 		} else {
 			var others []netip.Addr
 			for h := range a.ike[server] {
-				if _, ok := espHosts[h]; !ok {
+				_, esp := espHosts[h]
+				_, floated := a.natT[server][h] // IKE moved to NAT-T: no raw ESP
+				if !esp && !floated {
 					others = append(others, h)
 					hosts[h] = 0
 				}

@@ -98,6 +98,7 @@ func TestFindings(t *testing.T) {
 		{name: "two hosts raw esp to different servers", flows: []Flow{espFlow(h1, srv), espFlow(h2, srv2)}, pol: pptpOn, want: []fkey{}},
 		{name: "one host esp, another only got as far as ike", flows: []Flow{espFlow(h1, srv), udpFlow(h1, 500, srv, 500), udpFlow(h2, 500, srv, 500)}, pol: pptpOn,
 			want: []fkey{{ID: FindingESPCollision, Severity: Warn, Protocol: "ipsec", Hosts: h1 + ", " + h2, Server: srv, Count: 1}}},
+		{name: "one host esp, another floated from ike to nat-t", flows: []Flow{espFlow(h1, srv), udpFlow(h2, 500, srv, 500), udpFlow(h2, 4500, srv, 4500)}, pol: pptpOn, want: []fkey{}},
 		{name: "one host esp and its own ike", flows: []Flow{espFlow(h1, srv), udpFlow(h1, 500, srv, 500)}, pol: pptpOn, want: []fkey{}},
 		{name: "two hosts nat-t to one server", flows: []Flow{natT, udpFlow(h2, 4500, srv, 4500)}, pol: pptpOn, want: []fkey{}},
 		{name: "masqueraded esp counts the lan host", flows: []Flow{espFlow(h1, srv, snat(wan)), espFlow(h2, srv, snat(wan))}, pol: pptpOn,

@@ -142,6 +142,12 @@ func TestKernelAudit(t *testing.T) {
 	ns.MustExec(t, "conntrack", "-I", "-p", "icmp", "-s", h10, "-d", "203.0.113.9", "--icmp-type", "8", "--icmp-code", "0", "--icmp-id", "4660", "-t", "600")
 	ns.MustExec(t, "conntrack", "-I", "-p", "udp", "-s", "2001:db8::10", "-d", "2001:db8::2", "--sport", "40000", "--dport", "443", "-t", "600", "--mark", "7")
 
+	// An FTP control connection with its helper and a pending data expectation.
+	createFlows(t, c, ctSpec{proto: ProtoTCP, src: h10, sport: 40010, dst: "203.0.113.2", dport: 21, helper: "ftp"})
+	ns.MustExec(t, "conntrack", "-I", "expect", "-s", h10, "-d", "203.0.113.2", "-p", "tcp", "--sport", "40010", "--dport", "21",
+		"--tuple-src", "203.0.113.2", "--tuple-dst", h10, "--tuple-port-src", "0", "--tuple-port-dst", "50000",
+		"--mask-src", "255.255.255.255", "--mask-dst", "255.255.255.255", "--mask-port-src", "0", "--mask-port-dst", "65535", "-t", "300")
+
 	// The helper really got attached: ask the CLI.
 	if out := ns.MustExec(t, "conntrack", "-L", "-p", "tcp", "--dport", "1723"); !strings.Contains(out, "helper=pptp") {
 		t.Fatalf("conntrack -L shows no helper=pptp on the 1723 flow:\n%s", out)
@@ -162,6 +168,7 @@ func TestKernelAudit(t *testing.T) {
 				ctCount(t, ns, "-p", "50") + ctCount(t, ns, "-p", "51"),
 			"sip":  ctCount(t, ns, "-p", "udp", "--dport", "5060") + ctCount(t, ns, "-p", "tcp", "--dport", "5060"),
 			"l2tp": ctCount(t, ns, "-p", "udp", "--dport", "1701"),
+			"ftp":  ctCount(t, ns, "-p", "tcp", "--dport", "21"),
 		}
 		got := map[string]int{}
 		for _, pg := range r.Protocols {
@@ -189,6 +196,7 @@ func TestKernelAudit(t *testing.T) {
 			}
 		}
 		want := []row{
+			{"ftp", h10, "tcp/21", "ftp", "tcp 192.168.77.10:40010 -> 203.0.113.2:21", "", true},
 			{"ipsec", h10, "udp/4500", "", "udp 192.168.77.10:4500 -> 203.0.113.5:4500", "", true},
 			{"ipsec", h10, "esp", "", "esp 192.168.77.10 -> 203.0.113.5", "", true},
 			{"ipsec", h11, "esp", "", "esp 192.168.77.11 -> 203.0.113.5", "", true},
@@ -203,6 +211,26 @@ func TestKernelAudit(t *testing.T) {
 		slices.SortStableFunc(got, func(a, b row) int { return strings.Compare(a.Proto+a.Host, b.Proto+b.Host) })
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("(-want +got):\n%s", diff)
+		}
+	})
+
+	t.Run("expectations equal conntrack -L expect", func(t *testing.T) {
+		out := ns.MustExec(t, "conntrack", "-L", "expect")
+		m := regexp.MustCompile(`(\d+) expectations have been shown`).FindStringSubmatch(out)
+		if m == nil {
+			t.Fatalf("conntrack -L expect: no count:\n%s", out)
+		}
+		type row struct{ Protocol, Helper, Master, Dst string }
+		var got []row
+		for _, e := range r.Expectations {
+			got = append(got, row{e.Protocol, e.Helper, e.Master.String(), e.Tuple.Dst.String()})
+		}
+		want := []row{{"ftp", "ftp", "tcp 192.168.77.10:40010 -> 203.0.113.2:21", h10}}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("(-want +got):\n%s", diff)
+		}
+		if n, _ := strconv.Atoi(m[1]); n != len(r.Expectations) {
+			t.Errorf("conntrack -L expect shows %d, audit %d", n, len(r.Expectations))
 		}
 	})
 
@@ -379,8 +407,9 @@ func TestKernelDumpLarge(t *testing.T) {
 	})
 }
 
-// populate creates n entries in the namespace: one in ten is IKE (udp/500),
-// the rest plain UDP; sources and ports vary so every tuple is unique.
+// populate creates n entries in the namespace like a busy router's LAN:
+// 250 hosts (10.77.0.1-250), one entry in ten IKE (udp/500), the rest
+// plain UDP; source ports vary so every tuple is unique.
 func populate(t testing.TB, ns netns.NS, n int) {
 	t.Helper()
 	const workers = 4
@@ -389,13 +418,13 @@ func populate(t testing.TB, ns netns.NS, n int) {
 		c := ctConn(t, ns)
 		go func() {
 			for i := w; i < n; i += workers {
-				src := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
+				src := netip.AddrFrom4([4]byte{10, 77, 0, byte(i%250 + 1)})
 				dport := uint16(5000 + i%1000)
 				if i%10 == 0 {
 					dport = 500
 				}
 				f := conntrack.NewFlow(ProtoUDP, conntrack.StatusConfirmed|conntrack.StatusSeenReply|conntrack.StatusAssured, src,
-					netip.MustParseAddr("203.0.113.2"), uint16(1024+i%60000), dport, 3600, 0)
+					netip.MustParseAddr("203.0.113.2"), uint16(1024+i/250), dport, 3600, 0)
 				if err := c.Create(f); err != nil {
 					errs <- fmt.Errorf("create entry %d: %w", i, err)
 					return

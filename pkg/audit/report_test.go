@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -216,4 +217,87 @@ func TestForEachMessage(t *testing.T) {
 	if err := forEachMessage([]byte{200, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, func(netlink.Message) error { return nil }); err == nil {
 		t.Error("malformed length: want error")
 	}
+}
+
+// nla encodes one netlink attribute (nested when typ has 0x8000).
+func nla(typ uint16, payload ...[]byte) []byte {
+	var data []byte
+	for _, p := range payload {
+		data = append(data, p...)
+	}
+	l := 4 + len(data)
+	b := make([]byte, (l+3)&^3)
+	binary.NativeEndian.PutUint16(b[0:2], uint16(l))
+	binary.NativeEndian.PutUint16(b[2:4], typ)
+	copy(b[4:], data)
+	return b
+}
+
+func be16b(v uint16) []byte { return binary.BigEndian.AppendUint16(nil, v) }
+func be32b(v uint32) []byte { return binary.BigEndian.AppendUint32(nil, v) }
+
+const nested = 0x8000
+
+func ctTupleAttr(typ uint16, proto uint8, src, dst string, sport, dport uint16) []byte {
+	s, d := netip.MustParseAddr(src), netip.MustParseAddr(dst)
+	srcT, dstT := uint16(ctaIPv4Src), uint16(ctaIPv4Dst)
+	if s.Is6() {
+		srcT, dstT = ctaIPv6Src, ctaIPv6Dst
+	}
+	return nla(typ|nested,
+		nla(ctaTupleIP|nested, nla(srcT, s.AsSlice()), nla(dstT, d.AsSlice())),
+		nla(ctaTupleProto|nested, nla(ctaProtoNum, []byte{proto}), nla(ctaProtoSrcPort, be16b(sport)), nla(ctaProtoDstPort, be16b(dport))),
+	)
+}
+
+func TestDecodeFlow(t *testing.T) {
+	msg := append([]byte{2, 0, 0, 0}, // nfgenmsg: AF_INET
+		append(append(append(append(append(append(append(
+			ctTupleAttr(ctaTupleOrig, ProtoGRE, "192.168.77.10", "203.0.113.2", 0x10, 0x20),
+			ctTupleAttr(ctaTupleReply, ProtoGRE, "203.0.113.2", "203.0.113.1", 0x20, 0x11)...),
+			ctTupleAttr(ctaTupleMaster, ProtoTCP, "192.168.77.10", "203.0.113.2", 40000, 1723)...),
+			nla(ctaStatus|0x4000, be32b(uint32(StatusSeenReply|StatusExpected)))...),
+			nla(ctaTimeout, be32b(119))...),
+			nla(ctaMark, be32b(7))...),
+			nla(ctaHelp|nested, nla(ctaHelpName, []byte("pptp\x00")))...),
+			append(nla(ctaID, be32b(99)), nla(ctaZone, be16b(3))...)...)...)
+	want := Flow{
+		ID:      99,
+		Orig:    Tuple{Proto: ProtoGRE, Src: netip.MustParseAddr("192.168.77.10"), Dst: netip.MustParseAddr("203.0.113.2"), SrcPort: 0x10, DstPort: 0x20},
+		Reply:   Tuple{Proto: ProtoGRE, Src: netip.MustParseAddr("203.0.113.2"), Dst: netip.MustParseAddr("203.0.113.1"), SrcPort: 0x20, DstPort: 0x11},
+		Master:  Tuple{Proto: ProtoTCP, Src: netip.MustParseAddr("192.168.77.10"), Dst: netip.MustParseAddr("203.0.113.2"), SrcPort: 40000, DstPort: 1723},
+		Status:  StatusSeenReply | StatusExpected,
+		Helper:  "pptp",
+		Mark:    7,
+		Zone:    3,
+		Timeout: 119,
+	}
+	var got Flow
+	if err := decodeFlow(msg, &got); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, got, addrCmp); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	if allocs := testing.AllocsPerRun(100, func() { _ = decodeFlow(msg, &got) }); allocs != 0 {
+		t.Errorf("decodeFlow allocates %v times per entry, want 0", allocs)
+	}
+
+	v6 := append([]byte{10, 0, 0, 0}, ctTupleAttr(ctaTupleOrig, ProtoUDP, "2001:db8::10", "2001:db8::2", 5060, 5060)...)
+	if err := decodeFlow(v6, &got); err != nil || got.Orig.Src != netip.MustParseAddr("2001:db8::10") || got.Orig.DstPort != 5060 {
+		t.Errorf("ipv6: %v %+v", err, got)
+	}
+
+	t.Run("truncated", func(t *testing.T) {
+		for _, bad := range [][]byte{
+			{2, 0}, // short nfgenmsg
+			append([]byte{2, 0, 0, 0}, 40, 0, 1, 0x80),                                                               // attribute longer than the message
+			append([]byte{2, 0, 0, 0}, nla(ctaStatus, []byte{1, 2})...),                                              // short u32
+			append([]byte{2, 0, 0, 0}, nla(ctaTupleOrig|nested, nla(ctaTupleIP|nested, nla(1, []byte{1, 2, 3})))...), // bad address
+		} {
+			if err := decodeFlow(bad, &got); err == nil {
+				t.Errorf("decodeFlow(%x): want an error", bad)
+			}
+		}
+	})
 }

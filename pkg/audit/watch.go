@@ -85,6 +85,17 @@ func NewWatcher(cat Catalog, opts WatchOptions) (*Watcher, error) {
 	return &Watcher{cls: NewClassifier(cat), opts: opts, conn: c}, nil
 }
 
+// Close drops the subscription of a Watcher whose Run was never called
+// (Run closes it itself).
+func (w *Watcher) Close() error {
+	if w.conn == nil {
+		return nil
+	}
+	c := w.conn
+	w.conn = nil
+	return c.Close()
+}
+
 // Watch is NewWatcher followed by Run.
 func Watch(ctx context.Context, cat Catalog, opts WatchOptions, fn func(Event)) error {
 	w, err := NewWatcher(cat, opts)

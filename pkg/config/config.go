@@ -59,6 +59,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/spf13/viper"
 
@@ -111,15 +112,20 @@ const (
 
 // source is one layer of configuration.
 type source struct {
-	label string         // Error.File
-	rank  int            // precedence: higher wins
-	lines map[string]int // key path -> line, for YAML; nil otherwise
+	label string // Error.File
+	rank  int    // precedence: higher wins
+	yaml  []byte // the YAML text, for line numbers; nil otherwise
+	lines map[string]int
 }
 
-// line returns the line of path or of its nearest ancestor, or 0.
+// line returns the line of path or of its nearest ancestor, or 0. The
+// line index is built on first use: only when there is a problem.
 func (s *source) line(path string) int {
-	if s.lines == nil {
+	if s.yaml == nil {
 		return 0
+	}
+	if s.lines == nil {
+		s.lines = yamlLines(s.yaml)
 	}
 	for p := path; p != ""; p = parent(p) {
 		if l, ok := s.lines[p]; ok {
@@ -227,7 +233,7 @@ func Load(opts Options) (*policy.Policy, error) {
 				break
 			}
 			if format == "yaml" {
-				fileSrc.lines = yamlLines(data)
+				fileSrc.yaml = data
 			}
 			fileTree = ld.cleanTop(fileSrc, tree)
 		case errors.Is(err, fs.ErrNotExist) && !opts.Explicit:
@@ -275,12 +281,12 @@ func Load(opts Options) (*policy.Policy, error) {
 		}
 		ld.decodeErr(nameSrc, "profile", msg, fmt.Errorf("%w: %w", ErrUnknownProfile, err))
 	} else {
-		tree, err := readTree("yaml", prof.Doc)
+		tree, err := profileTree(prof.Doc)
 		if err != nil {
 			profileOK = false
 			ld.add(profSrc, "", "cannot parse: "+oneLine(err.Error()), fmt.Errorf("%w: %w", ErrParse, err))
 		} else {
-			profSrc.lines = yamlLines(prof.Doc)
+			profSrc.yaml = prof.Doc
 			delete(tree, "name")
 			delete(tree, "description")
 			if _, ok := tree["profile"]; ok {
@@ -399,6 +405,42 @@ func readTree(format string, data []byte) (tree map[string]any, err error) {
 		return nil, err
 	}
 	return v.AllSettings(), nil
+}
+
+// profiles caches decoded profile documents (they are immutable), keyed
+// by their text.
+var profiles sync.Map // string -> map[string]any
+
+// profileTree decodes a profile document, from the cache when it can; the
+// caller gets its own copy (merging mutates trees).
+func profileTree(doc []byte) (map[string]any, error) {
+	if t, ok := profiles.Load(string(doc)); ok {
+		return deepCopy(t).(map[string]any), nil
+	}
+	t, err := readTree("yaml", doc)
+	if err != nil {
+		return nil, err
+	}
+	profiles.Store(string(doc), deepCopy(t))
+	return t, nil
+}
+
+func deepCopy(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		m := make(map[string]any, len(x))
+		for k, val := range x {
+			m[k] = deepCopy(val)
+		}
+		return m
+	case []any:
+		l := make([]any, len(x))
+		for i, val := range x {
+			l[i] = deepCopy(val)
+		}
+		return l
+	}
+	return v
 }
 
 // setLeaves puts a cleaned tree into viper's override layer, one leaf (a

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -34,6 +35,10 @@ func (ld *loader) clean(src *source, n *node, path string, v any, mark bool) (an
 	case kString:
 		if s, ok := v.(string); ok {
 			return done(s)
+		}
+		// Named string types from Overrides (policy.Mode).
+		if rv := reflect.ValueOf(v); rv.Kind() == reflect.String {
+			return done(rv.String())
 		}
 	case kBool:
 		if b, ok := parseBool(v); ok {
@@ -144,7 +149,11 @@ func (ld *loader) cleanObject(src *source, n *node, path string, m map[string]an
 }
 
 func (ld *loader) wrongType(src *source, n *node, path string, v any) {
-	ld.decodeErr(src, path, fmt.Sprintf("must be %s, not %s", n.want(), describe(v)), ErrWrongType)
+	msg := fmt.Sprintf("must be %s, not %s", n.want(), describe(v))
+	if _, isNum := number(v); n.kind == kString && isNum {
+		msg += " (quote it)"
+	}
+	ld.decodeErr(src, path, msg, ErrWrongType)
 }
 
 // layer is one decoded source.
@@ -197,13 +206,14 @@ func (ld *loader) envLayers(environ []string, cat *catalog.Catalog) []layer {
 		} else if proto, ok := strings.CutPrefix(suffix, envPassthrough); ok && proto != "" {
 			path = []string{"passthrough", envProtocol(proto, cat)}
 		} else {
-			known := append(sortedKeys(vars), envPassthrough+"<PROTOCOL>")
-			for i := range known {
-				known[i] = EnvPrefix + known[i]
+			suffixes := sortedKeys(vars)
+			known := make([]string, 0, len(suffixes)+1)
+			for _, k := range append(suffixes, envPassthrough+"<PROTOCOL>") {
+				known = append(known, EnvPrefix+k)
 			}
 			msg := "unknown variable; known: " + strings.Join(known, ", ")
-			if s := suggest(name, known); s != "" {
-				msg = fmt.Sprintf("unknown variable; did you mean %s?", s)
+			if s := suggest(suffix, suffixes); s != "" {
+				msg = fmt.Sprintf("unknown variable; did you mean %s%s?", EnvPrefix, s)
 			}
 			ld.add(src, "", msg, ErrUnknownKey)
 			continue
@@ -267,6 +277,9 @@ func (ld *loader) overrideLayer(src *source, overrides map[string]any) map[strin
 				m[k] = next
 			}
 			m = next
+		}
+		if overrides[key] == nil {
+			continue // not set
 		}
 		m[parts[len(parts)-1]] = overrides[key]
 	}

@@ -236,11 +236,12 @@ func joinPath(path, key string) string {
 
 // suggest returns the known word closest to s, or "" when none is close.
 func suggest(s string, known []string) string {
+	s = strings.ToLower(s)
 	// An abbreviation of exactly one known word ("masq").
 	if len(s) >= 3 {
 		var prefixed []string
 		for _, k := range known {
-			if strings.HasPrefix(k, s) || strings.HasPrefix(s, k) {
+			if lk := strings.ToLower(k); strings.HasPrefix(lk, s) || strings.HasPrefix(s, lk) {
 				prefixed = append(prefixed, k)
 			}
 		}
@@ -250,7 +251,7 @@ func suggest(s string, known []string) string {
 	}
 	best, bestD := "", math.MaxInt
 	for _, k := range known {
-		d := levenshtein(s, k)
+		d := levenshtein(s, strings.ToLower(k))
 		if d < bestD {
 			best, bestD = k, d
 		}

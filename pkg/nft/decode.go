@@ -718,52 +718,80 @@ func (c *Client) decodeSet(conn *nftables.Conn, s *nftables.Set) (ruleset.Set, e
 		out.KeyType = append(out.KeyType, Unrecognized+strings.Join(odd, ","))
 		return out, nil
 	}
-	elems, err := conn.GetSetElements(s)
-	if err != nil {
-		return out, fmt.Errorf("list elements: %w", err)
-	}
+	fam, tname := s.Table.Family, s.Table.Name
 	if s.Interval {
-		out.Elements, err = decodeIntervals(out.KeyType[0], elems)
+		typ := out.KeyType[0]
+		var pts []ivPoint
+		var odd bool
+		err := c.dumpElements(fam, tname, s.Name, func(e rawElem) error {
+			a, ok := addrFrom(e.key)
+			if !ok || (typ == "ipv4_addr") != a.Is4() {
+				return fmt.Errorf("bad interval element %x", e.key)
+			}
+			odd = odd || e.odd
+			pts = append(pts, ivPoint{a, e.flags&unix.NFT_SET_ELEM_INTERVAL_END != 0})
+			return nil
+		})
+		if err != nil {
+			return out, fmt.Errorf("list elements: %w", err)
+		}
+		out.Elements, err = decodePoints(typ, pts)
+		if odd {
+			out.Elements = append(out.Elements, ruleset.Element{Key: []string{Unrecognized + "element"}})
+		}
 		return out, err
 	}
-	for _, e := range elems {
-		if e.IntervalEnd || len(e.KeyEnd) > 0 || e.Timeout != 0 || e.Comment != "" || e.Counter != nil {
+	err := c.dumpElements(fam, tname, s.Name, func(e rawElem) error {
+		if e.odd || e.flags&unix.NFT_SET_ELEM_INTERVAL_END != 0 {
 			out.Elements = append(out.Elements, ruleset.Element{Key: []string{Unrecognized + "element"}})
-			continue
+			return nil
 		}
-		k, err := decodeTuple(out.KeyType, e.Key)
+		k, err := decodeTuple(out.KeyType, e.key)
 		if err != nil {
-			return out, fmt.Errorf("element key: %w", err)
+			return fmt.Errorf("element key: %w", err)
 		}
 		el := ruleset.Element{Key: k}
 		if s.IsMap {
-			if el.Value, err = decodeTuple(out.DataType, e.Val); err != nil {
-				return out, fmt.Errorf("element value: %w", err)
+			if el.Value, err = decodeTuple(out.DataType, e.val); err != nil {
+				return fmt.Errorf("element value: %w", err)
 			}
 		}
 		out.Elements = append(out.Elements, el)
+		return nil
+	})
+	if err != nil {
+		return out, fmt.Errorf("list elements: %w", err)
 	}
 	return out, nil
+}
+
+// ivPoint is one boundary of an interval set: a start or an interval end.
+type ivPoint struct {
+	a   netip.Addr
+	end bool
 }
 
 // decodeIntervals rebuilds address ranges from the kernel's start and
 // interval-end elements (see intervalElements).
 func decodeIntervals(typ string, elems []nftables.SetElement) ([]ruleset.Element, error) {
-	type point struct {
-		a   netip.Addr
-		end bool
-	}
-	pts := make([]point, 0, len(elems))
+	pts := make([]ivPoint, 0, len(elems))
 	for _, e := range elems {
 		a, ok := netip.AddrFromSlice(e.Key)
 		if !ok || (typ == "ipv4_addr") != a.Is4() || len(e.KeyEnd) > 0 {
 			return nil, fmt.Errorf("bad interval element %x", e.Key)
 		}
-		pts = append(pts, point{a, e.IntervalEnd})
+		pts = append(pts, ivPoint{a, e.IntervalEnd})
 	}
+	return decodePoints(typ, pts)
+}
+
+// decodePoints rebuilds address ranges from interval boundaries in any
+// order (the kernel dumps them descending).
+func decodePoints(typ string, pts []ivPoint) ([]ruleset.Element, error) {
+	type point = ivPoint
 	// Ascending; at equal keys the end of one range precedes the start of
 	// the next.
-	slices.SortFunc(pts, func(x, y point) int {
+	cmpPoints := func(x, y point) int {
 		if c := x.a.Compare(y.a); c != 0 {
 			return c
 		}
@@ -774,24 +802,31 @@ func decodeIntervals(typ string, elems []nftables.SetElement) ([]ruleset.Element
 			return -1
 		}
 		return 1
-	})
-	var out []ruleset.Element
-	var open *netip.Addr
+	}
+	// The kernel's rbtree dumps descending: reverse instead of sorting.
+	if slices.IsSortedFunc(pts, func(x, y point) int { return cmpPoints(y, x) }) {
+		slices.Reverse(pts)
+	} else {
+		slices.SortFunc(pts, cmpPoints)
+	}
+	out := make([]ruleset.Element, 0, len(pts)/2+1)
+	keys := make([]string, 0, len(pts)/2+1) // one backing array for all keys
+	var open netip.Addr // valid while an interval is open
 	for _, p := range pts {
 		if p.end {
-			if open != nil {
-				out = append(out, ruleset.Element{Key: []string{rangeString(*open, p.a.Prev())}})
-				open = nil
+			if open.IsValid() {
+				keys = append(keys, rangeString(open, p.a.Prev()))
+				out = append(out, ruleset.Element{Key: keys[len(keys)-1 : len(keys) : len(keys)]})
+				open = netip.Addr{}
 			}
 			continue
 		}
-		if open != nil {
+		if open.IsValid() {
 			return nil, fmt.Errorf("interval starting at %s has no end", open)
 		}
-		a := p.a
-		open = &a
+		open = p.a
 	}
-	if open != nil {
+	if open.IsValid() {
 		last := netip.IPv4Unspecified()
 		if typ == "ipv6_addr" {
 			last = netip.IPv6Unspecified()
@@ -801,7 +836,7 @@ func decodeIntervals(typ string, elems []nftables.SetElement) ([]ruleset.Element
 			b[i] = 0xff
 		}
 		last, _ = netip.AddrFromSlice(b)
-		out = append(out, ruleset.Element{Key: []string{rangeString(*open, last)}})
+		out = append(out, ruleset.Element{Key: []string{rangeString(open, last)}})
 	}
 	return out, nil
 }

@@ -3,7 +3,7 @@ package nft
 import (
 	"encoding/binary"
 	"fmt"
-	"math/big"
+	"math/bits"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -271,16 +271,24 @@ func rangeString(first, last netip.Addr) string {
 	if first == last {
 		return first.String()
 	}
-	x := new(big.Int).SetBytes(first.AsSlice())
-	y := new(big.Int).SetBytes(last.AsSlice())
-	n := new(big.Int).Sub(y, x)
-	n.Add(n, big.NewInt(1))
-	// n must be a power of two and first aligned to it.
-	if n.BitLen() > 0 && new(big.Int).And(n, new(big.Int).Sub(n, big.NewInt(1))).Sign() == 0 {
-		hostBits := n.BitLen() - 1
-		p := netip.PrefixFrom(first, first.BitLen()-hostBits)
-		if p.Masked().Addr() == first {
-			return p.String()
+	// [first, last] is a prefix when the bits where they differ are exactly
+	// the low k bits, all clear in first and all set in last.
+	f, l := first.As16(), last.As16()
+	fh, fl := binary.BigEndian.Uint64(f[:8]), binary.BigEndian.Uint64(f[8:])
+	lh, ll := binary.BigEndian.Uint64(l[:8]), binary.BigEndian.Uint64(l[8:])
+	xh, xl := fh^lh, fl^ll
+	lowOnes := func(x uint64) bool { return x&(x+1) == 0 }
+	prefix := false
+	switch {
+	case xh == 0:
+		prefix = lowOnes(xl) && fl&xl == 0 && ll&xl == xl
+	case xl == ^uint64(0):
+		prefix = lowOnes(xh) && fh&xh == 0 && lh&xh == xh && fl == 0
+	}
+	if prefix && first.Less(last) {
+		hostBits := bits.OnesCount64(xh) + bits.OnesCount64(xl)
+		if hostBits <= first.BitLen() {
+			return netip.PrefixFrom(first, first.BitLen()-hostBits).String()
 		}
 	}
 	return first.String() + "-" + last.String()

@@ -193,6 +193,11 @@ func (r *Reconciler) Rollback(ctx context.Context, to int) (*Result, error) {
 		return nil, err
 	}
 	defer lock.Release()
+	return r.rollback(ctx, to)
+}
+
+// rollback is Rollback under the lock.
+func (r *Reconciler) rollback(ctx context.Context, to int) (*Result, error) {
 	gens, err := r.store.List()
 	if err != nil {
 		return nil, err

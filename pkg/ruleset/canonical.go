@@ -24,26 +24,106 @@ func (t *Table) Clone() *Table {
 // elements by their text, ct states in nft's bit order. Chain and rule order
 // are semantic and kept.
 func (t *Table) Canonicalize() {
-	slices.SortFunc(t.CtHelpers, func(a, b CtHelper) int { return cmp.Compare(a.Name, b.Name) })
-	slices.SortFunc(t.Sets, func(a, b Set) int { return cmp.Compare(a.Name, b.Name) })
+	sortIfNeeded(t.CtHelpers, compareHelpers)
+	sortIfNeeded(t.Sets, compareSets)
 	for i := range t.Sets {
 		s := &t.Sets[i]
-		slices.SortFunc(s.Elements, func(a, b Element) int {
-			return compareElements(s.KeyType, a.Key, b.Key)
-		})
+		sortIfNeeded(s.Elements, s.compareElements)
 	}
 	for i := range t.Chains {
 		for j := range t.Chains[i].Rules {
 			r := &t.Chains[i].Rules[j]
-			// `ip saddr` already implies `meta nfproto ipv4`; nft and the
-			// kernel hold one check, so keep one form.
-			if r.SAddr != nil && r.NFProto == impliedNFProto[r.SAddr.Family] {
-				r.NFProto = ""
+			if ruleCanonical(r) {
+				continue
 			}
-			slices.SortFunc(r.CtState, func(a, b string) int { return cmp.Compare(ctStateBit[a], ctStateBit[b]) })
+			canonicalizeRule(r)
 		}
 	}
 }
+
+// canonicalView returns t in canonical order without changing t: slices
+// that are already canonical are shared, the others are copied and sorted.
+func (t *Table) canonicalView() *Table {
+	out := *t
+	out.CtHelpers = sortedView(t.CtHelpers, compareHelpers)
+	out.Sets = sortedView(t.Sets, compareSets)
+	copied := len(t.Sets) > 0 && len(out.Sets) > 0 && &out.Sets[0] != &t.Sets[0]
+	for i := range out.Sets {
+		s := &out.Sets[i]
+		el := sortedView(s.Elements, s.compareElements)
+		if len(el) > 0 && &el[0] != &s.Elements[0] {
+			if !copied {
+				out.Sets, copied = slices.Clone(out.Sets), true
+				s = &out.Sets[i]
+			}
+			s.Elements = el
+		}
+	}
+	chainsCopied := false
+	for i := range out.Chains {
+		rules := out.Chains[i].Rules
+		var fixed []Rule
+		for j := range rules {
+			if ruleCanonical(&rules[j]) {
+				continue
+			}
+			if fixed == nil {
+				fixed = slices.Clone(rules)
+			}
+			r := &fixed[j]
+			r.CtState = slices.Clone(r.CtState)
+			canonicalizeRule(r)
+		}
+		if fixed != nil {
+			if !chainsCopied {
+				out.Chains, chainsCopied = slices.Clone(out.Chains), true
+			}
+			out.Chains[i].Rules = fixed
+		}
+	}
+	return &out
+}
+
+func compareHelpers(a, b CtHelper) int { return cmp.Compare(a.Name, b.Name) }
+func compareSets(a, b Set) int         { return cmp.Compare(a.Name, b.Name) }
+
+func (s *Set) compareElements(a, b Element) int { return compareElements(s.KeyType, a.Key, b.Key) }
+
+// sortIfNeeded sorts x in place unless it already is sorted (the common
+// case: tables read back or compiled are canonical), which costs one pass.
+func sortIfNeeded[E any](x []E, cmp func(a, b E) int) {
+	if !slices.IsSortedFunc(x, cmp) {
+		slices.SortStableFunc(x, cmp)
+	}
+}
+
+// sortedView returns x when sorted, else a sorted copy.
+func sortedView[E any](x []E, cmp func(a, b E) int) []E {
+	if slices.IsSortedFunc(x, cmp) {
+		return x
+	}
+	c := slices.Clone(x)
+	slices.SortStableFunc(c, cmp)
+	return c
+}
+
+func ruleCanonical(r *Rule) bool {
+	if r.SAddr != nil && r.NFProto != "" && r.NFProto == impliedNFProto[r.SAddr.Family] {
+		return false
+	}
+	return slices.IsSortedFunc(r.CtState, compareCtState)
+}
+
+func canonicalizeRule(r *Rule) {
+	// `ip saddr` already implies `meta nfproto ipv4`; nft and the kernel
+	// hold one check, so keep one form.
+	if r.SAddr != nil && r.NFProto == impliedNFProto[r.SAddr.Family] {
+		r.NFProto = ""
+	}
+	slices.SortStableFunc(r.CtState, compareCtState)
+}
+
+func compareCtState(a, b string) int { return cmp.Compare(ctStateBit[a], ctStateBit[b]) }
 
 var impliedNFProto = map[string]string{"ip": "ipv4", "ip6": "ipv6"}
 

@@ -39,9 +39,10 @@ func Diff(desired, live *Table) []Difference {
 	if live == nil {
 		return []Difference{{Object: "table", Kind: Missing, Detail: fmt.Sprintf("table %s %s is not applied", desired.Family, desired.Name)}}
 	}
-	d, l := desired.Clone(), live.Clone()
-	d.Canonicalize()
-	l.Canonicalize()
+	// Canonical views share everything with the inputs that is already
+	// canonical and copy only what must be reordered, so neither input is
+	// changed and a canonical table (what Read returns) costs no copy.
+	d, l := desired.canonicalView(), live.canonicalView()
 	var out []Difference
 
 	lh := map[string]CtHelper{}
@@ -79,7 +80,7 @@ func Diff(desired, live *Table) []Difference {
 			out = append(out, Difference{Object: obj, Kind: Changed, Detail: fmt.Sprintf("want type %s interval=%t, have type %s interval=%t", s.TypeString(), s.Interval, got.TypeString(), got.Interval)})
 			continue
 		}
-		missing, extra := setDiff(elementStrings(s), elementStrings(got))
+		missing, extra := elementDiff(s, got)
 		for _, e := range missing {
 			out = append(out, Difference{Object: obj, Kind: Missing, Detail: "element " + e})
 		}
@@ -132,6 +133,30 @@ func setObject(s Set) string {
 		return "map " + s.Name
 	}
 	return "set " + s.Name
+}
+
+// elementDiff returns, as element text, the elements of want missing from
+// have and those of have missing from want, as setDiff would. Both are in
+// canonical order, so equal sets (the usual case) are recognised by one
+// walk comparing the element strings in place, with no text built.
+func elementDiff(want, have Set) (missing, extra []string) {
+	if len(want.Elements) == len(have.Elements) {
+		equal := true
+		for i := range want.Elements {
+			if !elementEqual(want.Elements[i], have.Elements[i]) {
+				equal = false
+				break
+			}
+		}
+		if equal {
+			return nil, nil
+		}
+	}
+	return setDiff(elementStrings(want), elementStrings(have))
+}
+
+func elementEqual(a, b Element) bool {
+	return slices.Equal(a.Key, b.Key) && slices.Equal(a.Value, b.Value)
 }
 
 func elementStrings(s Set) []string {

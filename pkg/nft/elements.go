@@ -1,0 +1,214 @@
+package nft
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/userdata"
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// rawElem is one set element as the kernel dumps it. key and val alias the
+// receive buffer and are only valid during the callback.
+type rawElem struct {
+	key, val []byte
+	flags    uint32
+	// odd is set when the element carries anything the IR cannot express
+	// (key end, timeout, expressions, a comment).
+	odd bool
+	// open is nft's "interval open" user-data flag.
+	open bool
+}
+
+// Element attributes newer than golang.org/x/sys knows.
+const (
+	nftaSetElemKeyEnd      = 10
+	nftaSetElemExpressions = 11
+)
+
+// dumpBufSize is the receive buffer for dumps: the kernel fills at most
+// 32 KiB per dump skb, so one recvmsg always takes a whole chunk.
+const dumpBufSize = 64 << 10
+
+// dumpElements streams the elements of one set, calling fn for each as it is
+// decoded from the receive buffer. It replaces the library's
+// GetSetElements, which holds every message and every element (with its own
+// allocations) in memory and peeks each chunk with growing buffers.
+func (c *Client) dumpElements(fam nftables.TableFamily, table, set string, fn func(rawElem) error) error {
+	conn, err := c.dialRaw()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	attrs, err := netlink.MarshalAttributes([]netlink.Attribute{
+		{Type: unix.NFTA_SET_ELEM_LIST_TABLE, Data: []byte(table + "\x00")},
+		{Type: unix.NFTA_SET_ELEM_LIST_SET, Data: []byte(set + "\x00")},
+	})
+	if err != nil {
+		return err
+	}
+	req, err := conn.Send(netlink.Message{
+		Header: netlink.Header{
+			Type:  netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | unix.NFT_MSG_GETSETELEM),
+			Flags: netlink.Request | netlink.Dump,
+		},
+		Data: append([]byte{byte(fam), unix.NFNETLINK_V0, 0, 0}, attrs...),
+	})
+	if err != nil {
+		return err
+	}
+	rc, err := conn.SyscallConn()
+	if err != nil {
+		return err
+	}
+	buf := make([]byte, dumpBufSize)
+	for {
+		var n int
+		var rerr error
+		if err := rc.Read(func(fd uintptr) bool {
+			n, _, rerr = unix.Recvfrom(int(fd), buf, unix.MSG_DONTWAIT)
+			return rerr != unix.EAGAIN && rerr != unix.EWOULDBLOCK
+		}); err != nil {
+			return err
+		}
+		if rerr != nil {
+			return os.NewSyscallError("recvfrom", rerr)
+		}
+		done, err := parseElemChunk(buf[:n], req.Header.Sequence, fn)
+		if err != nil || done {
+			return err
+		}
+	}
+}
+
+// parseElemChunk walks the netlink messages in one received chunk.
+func parseElemChunk(b []byte, seq uint32, fn func(rawElem) error) (done bool, err error) {
+	for len(b) >= unix.NLMSG_HDRLEN {
+		l := int(binary.NativeEndian.Uint32(b[0:4]))
+		typ := binary.NativeEndian.Uint16(b[4:6])
+		flags := binary.NativeEndian.Uint16(b[6:8])
+		mseq := binary.NativeEndian.Uint32(b[8:12])
+		if l < unix.NLMSG_HDRLEN || l > len(b) {
+			return false, errors.New("truncated netlink message")
+		}
+		data := b[unix.NLMSG_HDRLEN:l]
+		next := (l + unix.NLMSG_ALIGNTO - 1) &^ (unix.NLMSG_ALIGNTO - 1)
+		if next > len(b) {
+			next = len(b)
+		}
+		b = b[next:]
+		if mseq != seq {
+			continue
+		}
+		if flags&unix.NLM_F_DUMP_INTR != 0 {
+			return false, errInconsistent
+		}
+		switch typ {
+		case unix.NLMSG_DONE:
+			return true, nil
+		case unix.NLMSG_ERROR:
+			if len(data) < 4 {
+				return false, errors.New("short netlink error")
+			}
+			if e := int32(binary.NativeEndian.Uint32(data[:4])); e != 0 {
+				return false, fmt.Errorf("dump set elements: %w", unix.Errno(-e))
+			}
+			return true, nil
+		}
+		if len(data) < 4 {
+			continue
+		}
+		if err := parseElemList(data[4:], fn); err != nil {
+			return false, err
+		}
+	}
+	return false, nil
+}
+
+// nlAttrs iterates netlink attributes without allocating.
+func nlAttrs(b []byte, fn func(typ uint16, data []byte) error) error {
+	for len(b) >= unix.NLA_HDRLEN {
+		l := int(binary.NativeEndian.Uint16(b[0:2]))
+		typ := binary.NativeEndian.Uint16(b[2:4]) &^ (unix.NLA_F_NESTED | unix.NLA_F_NET_BYTEORDER)
+		if l < unix.NLA_HDRLEN || l > len(b) {
+			return errors.New("truncated netlink attribute")
+		}
+		if err := fn(typ, b[unix.NLA_HDRLEN:l]); err != nil {
+			return err
+		}
+		next := (l + unix.NLA_ALIGNTO - 1) &^ (unix.NLA_ALIGNTO - 1)
+		if next > len(b) {
+			next = len(b)
+		}
+		b = b[next:]
+	}
+	return nil
+}
+
+// dataValue unwraps a nested NFTA_DATA_VALUE.
+func dataValue(b []byte) (v []byte, err error) {
+	err = nlAttrs(b, func(typ uint16, d []byte) error {
+		if typ == unix.NFTA_DATA_VALUE {
+			v = d
+		}
+		return nil
+	})
+	return v, err
+}
+
+func parseElemList(b []byte, fn func(rawElem) error) error {
+	return nlAttrs(b, func(typ uint16, d []byte) error {
+		if typ != unix.NFTA_SET_ELEM_LIST_ELEMENTS {
+			return nil
+		}
+		return nlAttrs(d, func(_ uint16, ed []byte) error {
+			var e rawElem
+			err := nlAttrs(ed, func(typ uint16, ad []byte) error {
+				var err error
+				switch typ {
+				case unix.NFTA_SET_ELEM_KEY:
+					e.key, err = dataValue(ad)
+				case unix.NFTA_SET_ELEM_DATA:
+					e.val, err = dataValue(ad)
+					if e.val == nil {
+						e.odd = true // a verdict, not a value
+					}
+				case unix.NFTA_SET_ELEM_FLAGS:
+					if len(ad) == 4 {
+						e.flags = binary.BigEndian.Uint32(ad)
+					}
+				case unix.NFTA_SET_ELEM_USERDATA:
+					if _, ok := userdata.GetString(ad, userdata.NFTNL_UDATA_SET_ELEM_COMMENT); ok {
+						e.odd = true
+					}
+					if f, ok := userdata.GetUint32(ad, userdata.NFTNL_UDATA_SET_ELEM_FLAGS); ok && f&userdata.NFTNL_UDATA_SET_ELEM_F_INTERVAL_OPEN != 0 {
+						e.open = true
+					}
+				case unix.NFTA_SET_ELEM_TIMEOUT, unix.NFTA_SET_ELEM_EXPR, nftaSetElemExpressions, nftaSetElemKeyEnd, unix.NFTA_SET_ELEM_OBJREF:
+					e.odd = true
+				}
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			return fn(e)
+		})
+	})
+}
+
+// addrFrom returns the address in a 4- or 16-byte key.
+func addrFrom(b []byte) (netip.Addr, bool) {
+	switch len(b) {
+	case 4:
+		return netip.AddrFrom4([4]byte(b)), true
+	case 16:
+		return netip.AddrFrom16([16]byte(b)), true
+	}
+	return netip.Addr{}, false
+}

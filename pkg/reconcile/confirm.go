@@ -1,0 +1,392 @@
+package reconcile
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/nfpass/nfpass/pkg/compile"
+	"github.com/nfpass/nfpass/pkg/ruleset"
+)
+
+// Commit-confirm.
+//
+// ApplyConfirm applies a plan on trial: before the kernel changes it
+// writes StateDir/pending.json (the generation to restore, the deadline)
+// and starts a guard (the caller's startGuard: `nfpass` re-executes itself
+// detached, in its own session, so it survives kill -9 of the applying
+// process and a dropped SSH session). Unless Confirm removes the pending
+// file before the deadline, the guard restores the previous generation
+// through Rollback (or deletes the table when there was none before) and
+// removes the pending file.
+//
+// One trial at a time: while a change is pending, ApplyConfirm (and the
+// CLI's plain apply) is refused with a *PendingError; confirm it or let it
+// expire first. Refusing is the simple, predictable choice: superseding
+// would have to decide which generation the new trial restores.
+//
+// The guard is idempotent: it holds an flock on StateDir/guard.lock for
+// its whole life, and a second guard started for the same state directory
+// exits at once.
+const (
+	FilePending   = "pending.json"
+	FileGuardLock = "guard.lock"
+	FileGuardLog  = "guard.log"
+)
+
+// Errors of commit-confirm.
+var (
+	// ErrPending matches *PendingError.
+	ErrPending = errors.New("a change is pending confirmation")
+	// ErrNothingPending: confirm found no pending change.
+	ErrNothingPending = errors.New("no change is pending confirmation")
+	// ErrConfirmTooLate: the window had closed; the change is being (or
+	// has been) reverted.
+	ErrConfirmTooLate = errors.New("the confirm window has closed")
+)
+
+// Pending is the state of a change on trial (StateDir/pending.json).
+type Pending struct {
+	// Generation is the generation on trial; 0 while it is being applied
+	// (or when the applying process died before recording it).
+	Generation int `json:"generation"`
+	// Restore is the generation the guard re-applies; 0 means the table
+	// did not exist before and is deleted.
+	Restore int    `json:"restore"`
+	Family  string `json:"family"`
+	Table   string `json:"table"`
+	// Window is the confirm window; Deadline when it closes.
+	Window   string    `json:"window"`
+	Deadline time.Time `json:"deadline"`
+	Created  time.Time `json:"created"`
+	// GuardPID is the detached guard process (0 until it is started).
+	GuardPID int    `json:"guard_pid"`
+	NetNS    string `json:"netns,omitempty"`
+}
+
+// PendingError refuses a change while another is on trial.
+type PendingError struct{ Pending Pending }
+
+func (e *PendingError) Error() string {
+	p := e.Pending
+	what := "the table to be deleted"
+	if p.Restore != 0 {
+		what = fmt.Sprintf("generation %d to be restored", p.Restore)
+	}
+	return fmt.Sprintf("generation %d of table %s %s is pending confirmation until %s (guard pid %d); run `nfpass confirm` to keep it, or wait for %s",
+		p.Generation, p.Family, p.Table, p.Deadline.Local().Format(time.DateTime), p.GuardPID, what)
+}
+
+// Is makes errors.Is(err, ErrPending) true.
+func (e *PendingError) Is(target error) bool { return target == ErrPending }
+
+// GuardStarter starts the detached guard for the pending change and
+// returns its pid. The pending file exists when it is called.
+type GuardStarter func(p *Pending) (pid int, err error)
+
+func (r *Reconciler) pendingPath() string { return filepath.Join(r.opts.StateDir, FilePending) }
+
+// Pending returns the change on trial, or (nil, nil) when there is none.
+// It takes no lock.
+func (r *Reconciler) Pending() (*Pending, error) {
+	b, err := os.ReadFile(r.pendingPath())
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("pending confirmation: %w", err)
+	}
+	var p Pending
+	if err := json.Unmarshal(b, &p); err != nil {
+		return nil, fmt.Errorf("pending confirmation: %s: %w", r.pendingPath(), err)
+	}
+	return &p, nil
+}
+
+func (r *Reconciler) writePending(p *Pending) error {
+	b, err := json.MarshalIndent(p, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := r.pendingPath() + ".tmp"
+	_ = os.Remove(tmp)
+	if err := writeSynced(tmp, append(b, '\n'), 0o600); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, r.pendingPath()); err != nil {
+		return fmt.Errorf("pending confirmation: %w", err)
+	}
+	return syncDir(r.opts.StateDir)
+}
+
+func (r *Reconciler) removePending() error {
+	err := os.Remove(r.pendingPath())
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("pending confirmation: %w", err)
+	}
+	return syncDir(r.opts.StateDir)
+}
+
+// ApplyConfirm applies plan on trial for window (see the commit-confirm
+// notes above). It is refused with a *PendingError while another change is
+// pending, and when the table exists but no recorded generation of it does
+// (there would be nothing exact to restore). On success the returned
+// Pending names the generation on trial and the deadline.
+func (r *Reconciler) ApplyConfirm(ctx context.Context, plan *compile.Plan, config []byte, window time.Duration, start GuardStarter) (*Result, *Pending, error) {
+	if window <= 0 {
+		return nil, nil, errors.New("confirm window must be positive")
+	}
+	if plan == nil || plan.Table == nil {
+		return nil, nil, errors.New("apply: plan has no table")
+	}
+	lock, err := AcquireLock(ctx, r.opts.StateDir, r.opts.LockTimeout)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer lock.Release()
+	if p, err := r.Pending(); err != nil {
+		return nil, nil, err
+	} else if p != nil {
+		return nil, nil, &PendingError{Pending: *p}
+	}
+	fam, name := plan.Table.Family, plan.Table.Name
+	live, err := r.applier.Read(ctx, fam, name)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read table %s %s: %w", fam, name, err)
+	}
+	p := &Pending{Family: fam, Table: name, Window: window.String(), NetNS: r.opts.NetNS}
+	var warnings []string
+	if live != nil {
+		gens, err := r.store.List()
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, g := range gens {
+			if g.Family == fam && g.Table == name {
+				p.Restore = g.ID
+				if gp, err := g.Plan(); err == nil && !equalTables(gp, live) {
+					warnings = append(warnings, fmt.Sprintf("the live table differs from generation %d (drift); if not confirmed, generation %d is restored", g.ID, g.ID))
+				}
+				break
+			}
+		}
+		if p.Restore == 0 {
+			return nil, nil, fmt.Errorf("table %s %s exists but no generation of it is recorded in %s: nothing exact to restore; apply it once without --confirm first", fam, name, r.opts.StateDir)
+		}
+	}
+	now := r.opts.Now()
+	p.Created, p.Deadline = now.UTC(), now.Add(window).UTC()
+	if err := r.writePending(p); err != nil {
+		return nil, nil, err
+	}
+	pid, err := start(p)
+	if err != nil {
+		_ = r.removePending()
+		return nil, nil, fmt.Errorf("start the confirm guard (nothing was changed): %w", err)
+	}
+	p.GuardPID = pid
+	if err := r.writePending(p); err != nil {
+		_ = r.removePending()
+		return nil, nil, err
+	}
+	res, err := r.apply(ctx, plan, config, Generation{Kind: KindApply})
+	if err != nil {
+		// Keep the trial (the guard reverts it) only if the kernel did
+		// change; otherwise there is nothing to revert.
+		if after, rerr := r.applier.Read(ctx, fam, name); rerr == nil && !equalTables(plan, after) {
+			_ = r.removePending()
+		}
+		return res, nil, err
+	}
+	res.Warnings = append(res.Warnings, warnings...)
+	now = r.opts.Now()
+	p.Generation = res.Generation.ID
+	p.Deadline = now.Add(window).UTC()
+	if err := r.writePending(p); err != nil {
+		return res, p, fmt.Errorf("applied, but updating the pending file failed (the guard still reverts at %s): %w", p.Deadline, err)
+	}
+	return res, p, nil
+}
+
+// equalTables reports whether the live table is exactly the plan's.
+func equalTables(plan *compile.Plan, live *ruleset.Table) bool {
+	return plan != nil && plan.Table != nil && live != nil && len(ruleset.Diff(plan.Table, live)) == 0
+}
+
+// Confirm keeps the change on trial: it removes the pending file (the
+// guard sees that and exits). It fails with ErrNothingPending when there
+// is nothing to confirm and ErrConfirmTooLate once the deadline has
+// passed (the guard reverts).
+func (r *Reconciler) Confirm(ctx context.Context) (*Pending, error) {
+	lock, err := AcquireLock(ctx, r.opts.StateDir, r.opts.LockTimeout)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Release()
+	p, err := r.Pending()
+	if err != nil {
+		return nil, err
+	}
+	if p == nil {
+		hint := ""
+		if gens, _ := r.store.List(); len(gens) > 0 && gens[0].Kind == KindRollback {
+			hint = fmt.Sprintf(" (latest: generation %d, a rollback to %d at %s — a confirm window may have expired)",
+				gens[0].ID, gens[0].RollbackOf, gens[0].Time.Local().Format(time.DateTime))
+		}
+		return nil, fmt.Errorf("%w%s", ErrNothingPending, hint)
+	}
+	if p.Generation == 0 {
+		return p, fmt.Errorf("%w: the apply did not finish; the guard reverts it at %s", ErrConfirmTooLate, p.Deadline.Local().Format(time.DateTime))
+	}
+	if !r.opts.Now().Before(p.Deadline) {
+		return p, fmt.Errorf("%w at %s: generation %d is being reverted", ErrConfirmTooLate, p.Deadline.Local().Format(time.DateTime), p.Generation)
+	}
+	if err := r.removePending(); err != nil {
+		return p, err
+	}
+	return p, nil
+}
+
+// GuardRunning reports whether a guard holds StateDir/guard.lock.
+func (r *Reconciler) GuardRunning() bool {
+	f, err := os.OpenFile(filepath.Join(r.opts.StateDir, FileGuardLock), os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		return errors.Is(err, unix.EWOULDBLOCK)
+	}
+	_ = unix.Flock(int(f.Fd()), unix.LOCK_UN)
+	return false
+}
+
+// Guard is the body of the detached guard process: it waits for the
+// pending change's deadline and reverts it unless it was confirmed. It
+// returns nil at once when another guard is running or nothing is pending.
+// A failed revert is retried with backoff until it succeeds or ctx ends:
+// the guard never gives up on restoring the previous ruleset.
+func (r *Reconciler) Guard(ctx context.Context, log *slog.Logger) error {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(r.opts.StateDir, 0o700); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(filepath.Join(r.opts.StateDir, FileGuardLock), os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return fmt.Errorf("guard lock: %w", err)
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			log.Info("another guard is running; exiting")
+			return nil
+		}
+		return fmt.Errorf("guard lock: %w", err)
+	}
+	_ = f.Truncate(0)
+	_, _ = f.WriteAt([]byte("pid "+strconv.Itoa(os.Getpid())+"\n"), 0)
+	log.Info("guard started", "pid", os.Getpid())
+
+	backoff := time.Second
+	for {
+		p, err := r.Pending()
+		if err != nil {
+			log.Error("read pending", "err", err)
+		}
+		if err == nil && p == nil {
+			log.Info("nothing pending (confirmed); guard exits")
+			return nil
+		}
+		wait := 200 * time.Millisecond
+		if p != nil {
+			if d := time.Until(p.Deadline); d <= 0 {
+				done, err := r.revert(ctx, log)
+				if done {
+					return nil
+				}
+				if err != nil {
+					log.Error("revert failed; retrying", "err", err, "retry_in", backoff)
+					wait = backoff
+					backoff = min(2*backoff, 30*time.Second)
+				}
+			} else {
+				wait = min(wait, d)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+}
+
+// revert restores the state before the pending change, under the lock.
+// done is true when nothing is left to do.
+func (r *Reconciler) revert(ctx context.Context, log *slog.Logger) (done bool, err error) {
+	// Wait as long as it takes for a running apply to finish.
+	lock, err := AcquireLock(ctx, r.opts.StateDir, 5*time.Minute)
+	if err != nil {
+		return false, err
+	}
+	defer lock.Release()
+	p, err := r.Pending()
+	if err != nil {
+		return false, err
+	}
+	if p == nil {
+		log.Info("confirmed just in time; nothing to revert")
+		return true, nil
+	}
+	if r.opts.Now().Before(p.Deadline) {
+		return false, nil
+	}
+	if p.Restore != 0 {
+		res, err := r.rollback(ctx, p.Restore)
+		if err != nil {
+			return false, fmt.Errorf("restore generation %d: %w", p.Restore, err)
+		}
+		if res.Generation.Table != p.Table || res.Generation.Family != p.Family {
+			if err := r.destroyIfPresent(ctx, p.Family, p.Table); err != nil {
+				return false, err
+			}
+		}
+		log.Warn("confirm window expired: previous generation restored",
+			"trial", p.Generation, "restored", p.Restore, "recorded_as", res.Generation.ID, "table", p.Family+" "+p.Table)
+	} else {
+		if err := r.destroyIfPresent(ctx, p.Family, p.Table); err != nil {
+			return false, err
+		}
+		log.Warn("confirm window expired: the table did not exist before; deleted it",
+			"trial", p.Generation, "table", p.Family+" "+p.Table)
+	}
+	return true, r.removePending()
+}
+
+func (r *Reconciler) destroyIfPresent(ctx context.Context, family, name string) error {
+	live, err := r.applier.Read(ctx, family, name)
+	if err != nil {
+		return fmt.Errorf("read table %s %s: %w", family, name, err)
+	}
+	if live == nil {
+		return nil
+	}
+	if err := r.applier.Destroy(ctx, family, name); err != nil {
+		if l2, err2 := r.applier.Read(ctx, family, name); err2 == nil && l2 == nil {
+			return nil
+		}
+		return fmt.Errorf("delete table %s %s: %w", family, name, err)
+	}
+	return nil
+}
