@@ -46,6 +46,7 @@ staticcheck:
 
 # Benchmarks beside the peer tools (nft, conntrack); prints figures and ratios.
 bench: deps build
+	NFPASS_BENCH=1 $(GO) test -count=1 -v -timeout 90m -run '^TestBench$$' ./integration/bench/
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./pkg/... ./integration/...
 
 lab: deps build

@@ -20,6 +20,8 @@ func init() {
 
 func newApplyCmd(g *globals) *cobra.Command {
 	var k kernelFlags
+	var confirm time.Duration
+	var force bool
 	cmd := &cobra.Command{
 		Use:   "apply",
 		Short: "Compile, ensure helpers and sysctls, apply atomically, verify, record (root)",
@@ -31,18 +33,32 @@ exactly the plan, then records the generation for rollback. No other table is
 touched. On any failure the previous table is left exactly as it was.`,
 		Example: `  sudo nfpass apply
   sudo nfpass apply -c /etc/nfpass/nfpass.yaml -o json
-  sudo nfpass apply --netns lab-router   # inside a named namespace`,
+  sudo nfpass apply --netns lab-router   # inside a named namespace
+  sudo nfpass apply --confirm 60s        # undone unless 'nfpass confirm' within 60s`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			plan, err := g.compile()
+			plan, err := g.compileChecked(force)
 			if err != nil {
 				return err
 			}
-			res, err := k.reconciler().Apply(cmd.Context(), plan, g.configBytes())
+			r := k.reconciler()
+			var res *reconcile.Result
+			var pending *reconcile.Pending
+			if confirm > 0 {
+				res, pending, err = r.ApplyConfirm(cmd.Context(), plan, g.configBytes(), confirm, k.guardStarter())
+			} else {
+				if p, perr := r.Pending(); perr == nil && p != nil {
+					return fmt.Errorf("apply: %w", &reconcile.PendingError{Pending: *p})
+				}
+				res, err = r.Apply(cmd.Context(), plan, g.configBytes())
+			}
 			if err != nil {
 				return fmt.Errorf("apply: %w", err)
 			}
 			if g.output == "json" {
+				if pending != nil {
+					return g.printJSON(map[string]any{"result": res, "pending": pending})
+				}
 				return g.printJSON(res)
 			}
 			for _, w := range append(plan.Warnings, res.Warnings...) {
@@ -58,10 +74,20 @@ touched. On any failure the previous table is left exactly as it was.`,
 				state = "unchanged since generation " + strconv.Itoa(res.Generation.ID)
 			}
 			fmt.Fprintf(g.stdout, "applied and verified table %s %s (%s)\n", plan.Table.Family, plan.Table.Name, state)
+			if pending != nil {
+				what := fmt.Sprintf("generation %d is restored", pending.Restore)
+				if pending.Restore == 0 {
+					what = "the table is deleted (it did not exist before)"
+				}
+				fmt.Fprintf(g.stdout, "on trial: run `nfpass confirm` within %s (before %s), or %s (guard pid %d)\n",
+					confirm, pending.Deadline.Local().Format(time.TimeOnly), what, pending.GuardPID)
+			}
 			return nil
 		},
 	}
 	k.bind(cmd)
+	cmd.Flags().DurationVar(&confirm, "confirm", 0, "apply on trial: restore the previous generation unless `nfpass confirm` runs within this window (e.g. 60s)")
+	cmd.Flags().BoolVar(&force, "force", false, "apply even a policy that would cut management access to the router")
 	return cmd
 }
 

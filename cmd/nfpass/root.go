@@ -125,7 +125,11 @@ func (g *globals) printJSON(v any) error {
 func (g *globals) reportConfigError(err error) error {
 	msgs := problemList(err)
 	if g.output == "json" {
-		_ = g.printJSON(map[string]any{"valid": false, "problems": msgs})
+		var problems any = msgs
+		if typed := config.Errors(err); len(typed) == len(msgs) {
+			problems = typed // file, line, path, message
+		}
+		_ = g.printJSON(map[string]any{"valid": false, "problems": problems})
 	} else {
 		fmt.Fprintf(g.stderr, "nfpass: invalid configuration (%d problem%s); nothing was applied:\n", len(msgs), plural(len(msgs)))
 		for _, m := range msgs {

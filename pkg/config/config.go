@@ -52,6 +52,7 @@ package config
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -61,6 +62,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/pelletier/go-toml/v2"
 	"github.com/spf13/viper"
 
 	"github.com/nfpass/nfpass/pkg/catalog"
@@ -229,7 +231,9 @@ func Load(opts Options) (*policy.Policy, error) {
 			tree, perr := readTree(format, data)
 			if perr != nil {
 				fileBroken = true
-				ld.add(fileSrc, "", "cannot parse "+strings.ToUpper(format)+": "+oneLine(perr.Error()), fmt.Errorf("%w: %w", ErrParse, perr))
+				msg, line := parseProblem(data, perr)
+				ld.problems = append(ld.problems, problem{rankFile, &Error{File: path, Line: line,
+					Msg: "cannot parse " + strings.ToUpper(format) + ": " + msg, Err: fmt.Errorf("%w: %w", ErrParse, perr)}})
 				break
 			}
 			if format == "yaml" {
@@ -457,6 +461,30 @@ func setLeaves(v *viper.Viper, prefix string, tree map[string]any) {
 		}
 		v.Set(key, tree[k])
 	}
+}
+
+// parseProblem words a decoder's error for people and finds its line
+// where the decoder says (TOML, JSON; YAML says it in the message).
+func parseProblem(data []byte, err error) (string, int) {
+	msg := oneLine(err.Error())
+	msg = strings.TrimPrefix(msg, "While parsing config: ")
+	if strings.Contains(msg, "cannot unmarshal") && strings.Contains(msg, "into map[string]interface") {
+		msg = "the top level must be a map of keys (table:, interfaces:, passthrough:, ...): " + msg
+	}
+	var terr *toml.DecodeError
+	if errors.As(err, &terr) {
+		row, _ := terr.Position()
+		return msg, row
+	}
+	var jerr *json.SyntaxError
+	if errors.As(err, &jerr) && jerr.Offset <= int64(len(data)) {
+		return msg, 1 + bytes.Count(data[:jerr.Offset], []byte("\n"))
+	}
+	var jtype *json.UnmarshalTypeError
+	if errors.As(err, &jtype) && jtype.Offset <= int64(len(data)) {
+		return msg, 1 + bytes.Count(data[:jtype.Offset], []byte("\n"))
+	}
+	return msg, 0
 }
 
 // oneLine folds a multi-line message (yaml's "unmarshal errors:\n  line

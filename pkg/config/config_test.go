@@ -275,6 +275,11 @@ func TestEnvAndOverrides(t *testing.T) {
 			want:      view{Table: "fromflag", Mode: "companion", Profile: "legacy-vpn", DMZ: "192.168.1.10", Masq: true},
 		},
 		{
+			name:      "typed and unset overrides",
+			overrides: map[string]any{"mode": policy.Companion, "table": nil, "nat.masquerade": "off", "interfaces.lan": []string{"br-lan", "eth1.5"}},
+			want:      view{Table: "nfpass", Mode: "companion", Profile: "home"},
+		},
+		{
 			name: "env profile beats file profile",
 			file: "profile: home\n",
 			env:  []string{"NFPASS_PROFILE=consumer-defaults"},

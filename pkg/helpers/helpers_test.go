@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -62,7 +63,16 @@ func TestProbeKernel(t *testing.T) {
 		// The IRC helper exists for IPv4 only.
 		tc{name: "irc over ip6", h: ruleset.CtHelper{Name: "irc", Type: "irc", Protocol: "tcp", L3Proto: "ip6"}, missing: true},
 	)
-	before, _ := netns.List()
+	// The probe runs in an unnamed throwaway namespace: the caller's own
+	// ruleset must not change (other tests only touch their own namespaces).
+	hostRuleset := func() string {
+		out, err := exec.Command("nft", "list", "ruleset").CombinedOutput()
+		if err != nil {
+			t.Fatalf("nft list ruleset: %v\n%s", err, out)
+		}
+		return string(out)
+	}
+	before := hostRuleset()
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			err := NetnsProber{}.ProbeCtHelper(ctx, c.h)
@@ -74,9 +84,8 @@ func TestProbeKernel(t *testing.T) {
 			}
 		})
 	}
-	after, _ := netns.List()
-	if d := cmp.Diff(before, after); d != "" {
-		t.Errorf("probing left named namespaces behind (-before +after):\n%s", d)
+	if d := cmp.Diff(before, hostRuleset()); d != "" {
+		t.Errorf("probing changed the host's ruleset (-before +after):\n%s", d)
 	}
 }
 

@@ -30,6 +30,9 @@ type Result struct {
 	CommitErr error
 	// Elapsed is the wall time of the whole apply, read-back included.
 	Elapsed time.Duration
+	// Commit is the time spent lowering, sending and committing the batch;
+	// Verify the time spent reading back and diffing.
+	Commit, Verify time.Duration
 	// Path is what Repair did: PathNone, PathElements or PathApply ("" for
 	// Apply itself).
 	Path string
@@ -83,8 +86,10 @@ func (c *Client) Apply(desired *ruleset.Table) (*Result, error) {
 
 	// Always read back: a commit can succeed even when the reply path
 	// failed (ENOBUFS), and a failed one must have left the old table.
+	res.Commit = time.Since(start)
 	live, readErr := c.Read(desired.Family, desired.Name)
 	res.Elapsed = time.Since(start)
+	defer func() { res.Verify = time.Since(start) - res.Commit }()
 	if readErr != nil && !errors.Is(readErr, ErrNotFound) {
 		if commitErr != nil {
 			return res, fmt.Errorf("apply %s: commit: %v; read back: %w", what, explain(commitErr, desired), readErr)

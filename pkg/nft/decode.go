@@ -604,11 +604,13 @@ func (c *Client) readOnce(famName, name string) (*ruleset.Table, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list sets: %w", err)
 	}
+	er := &elemReader{c: c}
+	defer er.Close()
 	for _, s := range sets {
 		if s.Anonymous {
 			continue // belongs to a rule; a rule using one is unrecognized anyway
 		}
-		rs, err := c.decodeSet(conn, s)
+		rs, err := er.decodeSet(s)
 		if err != nil {
 			return nil, fmt.Errorf("set %s: %w", s.Name, err)
 		}
@@ -693,7 +695,7 @@ func typeNames(dt nftables.SetDatatype) []string {
 	return strings.Split(dt.Name, " . ")
 }
 
-func (c *Client) decodeSet(conn *nftables.Conn, s *nftables.Set) (ruleset.Set, error) {
+func (r *elemReader) decodeSet(s *nftables.Set) (ruleset.Set, error) {
 	out := ruleset.Set{Name: s.Name, KeyType: typeNames(s.KeyType), Interval: s.Interval}
 	if s.IsMap {
 		out.DataType = typeNames(s.DataType)
@@ -723,7 +725,7 @@ func (c *Client) decodeSet(conn *nftables.Conn, s *nftables.Set) (ruleset.Set, e
 		typ := out.KeyType[0]
 		var pts []ivPoint
 		var odd bool
-		err := c.dumpElements(fam, tname, s.Name, func(e rawElem) error {
+		err := r.dumpElements(fam, tname, s.Name, func(e rawElem) error {
 			a, ok := addrFrom(e.key)
 			if !ok || (typ == "ipv4_addr") != a.Is4() {
 				return fmt.Errorf("bad interval element %x", e.key)
@@ -741,7 +743,7 @@ func (c *Client) decodeSet(conn *nftables.Conn, s *nftables.Set) (ruleset.Set, e
 		}
 		return out, err
 	}
-	err := c.dumpElements(fam, tname, s.Name, func(e rawElem) error {
+	err := r.dumpElements(fam, tname, s.Name, func(e rawElem) error {
 		if e.odd || e.flags&unix.NFT_SET_ELEM_INTERVAL_END != 0 {
 			out.Elements = append(out.Elements, ruleset.Element{Key: []string{Unrecognized + "element"}})
 			return nil
@@ -811,7 +813,7 @@ func decodePoints(typ string, pts []ivPoint) ([]ruleset.Element, error) {
 	}
 	out := make([]ruleset.Element, 0, len(pts)/2+1)
 	keys := make([]string, 0, len(pts)/2+1) // one backing array for all keys
-	var open netip.Addr // valid while an interval is open
+	var open netip.Addr                     // valid while an interval is open
 	for _, p := range pts {
 		if p.end {
 			if open.IsValid() {

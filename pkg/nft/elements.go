@@ -31,6 +31,21 @@ const (
 	nftaSetElemExpressions = 11
 )
 
+// elemReader dumps set elements over one netlink socket with one receive
+// buffer, opened on first use; Close releases them.
+type elemReader struct {
+	c    *Client
+	conn *netlink.Conn
+	buf  []byte
+}
+
+func (r *elemReader) Close() {
+	if r.conn != nil {
+		r.conn.Close()
+		r.conn = nil
+	}
+}
+
 // dumpBufSize is the receive buffer for dumps: the kernel fills at most
 // 32 KiB per dump skb, so one recvmsg always takes a whole chunk.
 const dumpBufSize = 64 << 10
@@ -39,12 +54,17 @@ const dumpBufSize = 64 << 10
 // decoded from the receive buffer. It replaces the library's
 // GetSetElements, which holds every message and every element (with its own
 // allocations) in memory and peeks each chunk with growing buffers.
-func (c *Client) dumpElements(fam nftables.TableFamily, table, set string, fn func(rawElem) error) error {
-	conn, err := c.dialRaw()
-	if err != nil {
-		return err
+//
+// One elemReader (socket and buffer) serves all sets of a read.
+func (r *elemReader) dumpElements(fam nftables.TableFamily, table, set string, fn func(rawElem) error) error {
+	if r.conn == nil {
+		conn, err := r.c.dialRaw()
+		if err != nil {
+			return err
+		}
+		r.conn, r.buf = conn, make([]byte, dumpBufSize)
 	}
-	defer conn.Close()
+	conn, buf := r.conn, r.buf
 	attrs, err := netlink.MarshalAttributes([]netlink.Attribute{
 		{Type: unix.NFTA_SET_ELEM_LIST_TABLE, Data: []byte(table + "\x00")},
 		{Type: unix.NFTA_SET_ELEM_LIST_SET, Data: []byte(set + "\x00")},
@@ -66,7 +86,6 @@ func (c *Client) dumpElements(fam nftables.TableFamily, table, set string, fn fu
 	if err != nil {
 		return err
 	}
-	buf := make([]byte, dumpBufSize)
 	for {
 		var n int
 		var rerr error

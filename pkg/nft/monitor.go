@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"reflect"
 	"sort"
 	"sync"
@@ -35,8 +36,9 @@ type Change struct {
 // MonitorOptions select the table a Monitor reports on.
 type MonitorOptions struct {
 	Family, Table string
-	// IgnorePID drops generations committed by this process id (a daemon
-	// passes its own pid so its own applies are not reported back).
+	// IgnorePID drops generations committed by this process (any of its
+	// threads; a daemon passes its own pid so its own applies are not
+	// reported back).
 	IgnorePID int
 	// ReadBuffer is the socket receive buffer in bytes; 0 means 4 MiB
 	// (forced past rmem_max when allowed). Tests use a small value to
@@ -151,7 +153,7 @@ func (m *Monitor) run(in chan *nftables.MonitorEvents, fam nftables.TableFamily,
 		if g, ok := evs.GeneratedBy.Data.(*nftables.Gen); ok && g != nil {
 			c.GenID, c.PID, c.Comm = g.ID, g.ProcPID, g.ProcComm
 		}
-		if opts.IgnorePID != 0 && int(c.PID) == opts.IgnorePID {
+		if ownThread(opts.IgnorePID, c.PID) {
 			continue
 		}
 		kinds := map[string]bool{}
@@ -169,6 +171,20 @@ func (m *Monitor) run(in chan *nftables.MonitorEvents, fam nftables.TableFamily,
 		sort.Strings(c.Events)
 		m.send(c)
 	}
+}
+
+// ownThread reports whether tid is pid or one of its threads: the kernel
+// reports the committing task's thread id, and a Go program commits from
+// whichever thread runs the goroutine.
+func ownThread(pid int, tid uint32) bool {
+	if pid == 0 || tid == 0 {
+		return false
+	}
+	if int(tid) == pid {
+		return true
+	}
+	_, err := os.Stat(fmt.Sprintf("/proc/%d/task/%d", pid, tid))
+	return err == nil
 }
 
 // classify names an event and says whether it may concern the table.

@@ -245,11 +245,13 @@ func (c *Client) readSets(t *ruleset.Table, names map[string]bool) (*ruleset.Tab
 		return nil, fmt.Errorf("list sets: %w", err)
 	}
 	out := &ruleset.Table{Family: t.Family, Name: t.Name}
+	er := &elemReader{c: c}
+	defer er.Close()
 	for _, s := range sets {
 		if s.Anonymous || !names[s.Name] {
 			continue
 		}
-		rs, err := c.decodeSet(conn, s)
+		rs, err := er.decodeSet(s)
 		if err != nil {
 			return nil, fmt.Errorf("set %s: %w", s.Name, err)
 		}

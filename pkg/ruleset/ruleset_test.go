@@ -133,3 +133,20 @@ func TestRenderDeterministic(t *testing.T) {
 		t.Fatal("same table rendered differently")
 	}
 }
+
+// TestDiffLeavesInputsAlone: Diff canonicalizes views of its inputs, never
+// the inputs themselves, and unsorted input diffs like sorted input.
+func TestDiffLeavesInputsAlone(t *testing.T) {
+	d, l := sample(), sample()
+	l.Sets[1].Elements[0], l.Sets[1].Elements[1] = l.Sets[1].Elements[1], l.Sets[1].Elements[0]
+	l.Chains[0].Rules[0].CtState = []string{"established", "related"}
+	l.Chains[0].Rules = append(l.Chains[0].Rules, Rule{SAddr: &AddrMatch{Family: "ip", Set: "x"}, NFProto: "ipv4", Verdict: "drop"})
+	d.Chains[0].Rules = append(d.Chains[0].Rules, Rule{SAddr: &AddrMatch{Family: "ip", Set: "x"}, Verdict: "drop"})
+	before := l.Clone()
+	if got := Diff(d, l); len(got) != 0 {
+		t.Errorf("Diff: %v, want none", got)
+	}
+	if diff := cmp.Diff(before, l); diff != "" {
+		t.Errorf("Diff changed its live input (-before +after):\n%s", diff)
+	}
+}

@@ -40,6 +40,10 @@ type Report struct {
 	Path     string `json:"path,omitempty"`
 	Diffs    int    `json:"diffs"`
 	Packets  uint64 `json:"packets,omitempty"`
+	// CommitMS and VerifyMS split an apply: lower+send+commit, read
+	// back+diff.
+	CommitMS float64 `json:"commit_ms,omitempty"`
+	VerifyMS float64 `json:"verify_ms,omitempty"`
 }
 
 func main() {
@@ -84,11 +88,12 @@ func run(args []string) error {
 	if len(args) == 4 && args[0] == "flood" {
 		port, _ := strconv.Atoi(args[2])
 		secs, _ := strconv.ParseFloat(args[3], 64)
+		start := time.Now()
 		n, err := flood(args[1], uint16(port), time.Duration(secs*float64(time.Second)))
 		if err != nil {
 			return err
 		}
-		return json.NewEncoder(os.Stdout).Encode(Report{Op: "flood", Packets: n})
+		return json.NewEncoder(os.Stdout).Encode(Report{Op: "flood", Packets: n, OpMS: ms(time.Since(start))})
 	}
 	if len(args) != 2 {
 		return fmt.Errorf("usage: nfpass-bench apply|reconcile|repair|render WORKLOAD | flood DST PORT SECONDS")
@@ -119,6 +124,9 @@ func run(args []string) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
+	if os.Getenv("NFPASS_BENCH_MEMPROFILE") != "" {
+		runtime.MemProfileRate = 1
+	}
 	var m0, m1 runtime.MemStats
 	runtime.ReadMemStats(&m0)
 	t0 := time.Now()
@@ -129,6 +137,7 @@ func run(args []string) error {
 			return err
 		}
 		rep.Diffs = len(res.Diff)
+		rep.CommitMS, rep.VerifyMS = ms(res.Commit), ms(res.Verify)
 	case "reconcile":
 		// The no-op reconcile: read the live table, diff it with desired.
 		live, err := c.Read(desired.Family, desired.Name)
@@ -149,6 +158,16 @@ func run(args []string) error {
 		return fmt.Errorf("unknown op %q", op)
 	}
 	rep.OpMS = ms(time.Since(t0))
+	if f := os.Getenv("NFPASS_BENCH_MEMPROFILE"); f != "" {
+		out, err := os.Create(f)
+		if err != nil {
+			return err
+		}
+		if err := pprof.Lookup("allocs").WriteTo(out, 0); err != nil {
+			return err
+		}
+		out.Close()
+	}
 	runtime.ReadMemStats(&m1)
 	rep.Mallocs, rep.Bytes = m1.Mallocs-m0.Mallocs, m1.TotalAlloc-m0.TotalAlloc
 	return json.NewEncoder(os.Stdout).Encode(rep)

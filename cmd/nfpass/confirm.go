@@ -1,0 +1,170 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/nfpass/nfpass/pkg/compile"
+	"github.com/nfpass/nfpass/pkg/policy"
+	"github.com/nfpass/nfpass/pkg/reconcile"
+)
+
+func init() {
+	extraCommands = append(extraCommands, newConfirmCmd, newConfirmGuardCmd)
+}
+
+// compileChecked is compile, except that with force a policy whose only
+// problems would cut management access is compiled anyway (with a
+// warning); without force such a policy is refused with a clear message.
+func (g *globals) compileChecked(force bool) (*compile.Plan, error) {
+	p, cat, err := g.loadPolicy()
+	if err != nil {
+		if p == nil || !errors.Is(err, policy.ErrManagementCut) {
+			return nil, g.reportConfigError(err)
+		}
+		if !force {
+			msgs := problemList(err)
+			if g.output == "json" {
+				_ = g.printJSON(map[string]any{"valid": false, "lockout": true, "problems": msgs})
+			} else {
+				fmt.Fprintf(g.stderr, "nfpass: refusing to apply: this policy would cut management access to the router; nothing was applied:\n")
+				for _, m := range msgs {
+					fmt.Fprintf(g.stderr, "  %s\n", m)
+				}
+				fmt.Fprintf(g.stderr, "fix the policy, or pass --force (preferably with --confirm, so that it is undone unless confirmed)\n")
+			}
+			return nil, &exitError{code: 1, err: fmt.Errorf("refused: %w", policy.ErrManagementCut)}
+		}
+		for _, m := range problemList(err) {
+			fmt.Fprintf(g.stderr, "warning: --force: %s\n", m)
+		}
+	}
+	if !force {
+		plan, err := compile.Compile(p, cat)
+		if err != nil {
+			return nil, g.reportConfigError(err)
+		}
+		return plan, nil
+	}
+	plan, overridden, err := compile.CompileForced(p, cat)
+	if err != nil {
+		return nil, g.reportConfigError(err)
+	}
+	for _, e := range overridden {
+		plan.Warnings = append(plan.Warnings, "--force: "+e.Error())
+	}
+	return plan, nil
+}
+
+// guardStarter re-executes this binary as the detached confirm guard: a
+// new session (setsid), stdio on /dev/null, not waited for, so it
+// survives the applying process, its shell and its SSH session.
+func (k *kernelFlags) guardStarter() reconcile.GuardStarter {
+	return func(*reconcile.Pending) (int, error) {
+		exe, err := os.Executable()
+		if err != nil {
+			return 0, err
+		}
+		args := []string{"confirm-guard", "--state-dir", k.stateDir}
+		if k.netns != "" {
+			args = append(args, "--netns", k.netns)
+		}
+		cmd := exec.Command(exe, args...)
+		cmd.Dir = "/"
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		// Stdin, Stdout, Stderr nil: /dev/null.
+		if err := cmd.Start(); err != nil {
+			return 0, err
+		}
+		pid := cmd.Process.Pid
+		_ = cmd.Process.Release()
+		return pid, nil
+	}
+}
+
+func newConfirmCmd(g *globals) *cobra.Command {
+	var k kernelFlags
+	var status bool
+	cmd := &cobra.Command{
+		Use:   "confirm",
+		Short: "Keep the change applied with `apply --confirm`, before its window closes",
+		Long: `confirm keeps the generation applied with 'nfpass apply --confirm DURATION'.
+Without it, the detached guard restores the previous generation when the
+window closes (or deletes the table, if there was none). confirm fails when
+nothing is pending or the window has already closed.
+
+Only one change can be on trial at a time: while one is pending, another
+'apply' (with or without --confirm) is refused until it is confirmed or
+reverted.`,
+		Example: `  sudo nfpass apply --confirm 60s && sudo nfpass confirm
+  nfpass confirm --status`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			r := k.reconciler()
+			if status {
+				p, err := r.Pending()
+				if err != nil {
+					return err
+				}
+				if g.output == "json" {
+					return g.printJSON(map[string]any{"pending": p, "guard_running": p != nil && r.GuardRunning()})
+				}
+				if p == nil {
+					fmt.Fprintln(g.stdout, "nothing is pending confirmation")
+					return nil
+				}
+				fmt.Fprintf(g.stdout, "generation %d of table %s %s is pending; window closes %s (in %s); guard pid %d running: %v\n",
+					p.Generation, p.Family, p.Table, p.Deadline.Local().Format(time.DateTime), time.Until(p.Deadline).Round(time.Second), p.GuardPID, r.GuardRunning())
+				return nil
+			}
+			p, err := r.Confirm(cmd.Context())
+			if err != nil {
+				return fmt.Errorf("confirm: %w", err)
+			}
+			if g.output == "json" {
+				return g.printJSON(map[string]any{"confirmed": p.Generation, "table": p.Family + " " + p.Table})
+			}
+			fmt.Fprintf(g.stdout, "confirmed generation %d of table %s %s; it stays\n", p.Generation, p.Family, p.Table)
+			return nil
+		},
+	}
+	k.bind(cmd)
+	cmd.Flags().BoolVar(&status, "status", false, "show what is pending instead of confirming it")
+	return cmd
+}
+
+// newConfirmGuardCmd is the hidden body of the detached guard.
+func newConfirmGuardCmd(*globals) *cobra.Command {
+	var k kernelFlags
+	cmd := &cobra.Command{
+		Use:    "confirm-guard",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			// Hang-ups and Ctrl-C of whatever started us are not ours.
+			signal.Ignore(syscall.SIGHUP, syscall.SIGINT, syscall.SIGPIPE)
+			var log *slog.Logger
+			if err := os.MkdirAll(k.stateDir, 0o700); err != nil {
+				return err
+			}
+			f, err := os.OpenFile(filepath.Join(k.stateDir, reconcile.FileGuardLog), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+			if err == nil {
+				defer f.Close()
+				log = slog.New(slog.NewTextHandler(f, nil)).With("guard", os.Getpid())
+			}
+			return k.reconciler().Guard(context.Background(), log)
+		},
+	}
+	k.bind(cmd)
+	return cmd
+}

@@ -1,0 +1,293 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/nfpass/nfpass/pkg/audit"
+	"github.com/nfpass/nfpass/pkg/catalog"
+	"github.com/nfpass/nfpass/pkg/compile"
+	"github.com/nfpass/nfpass/pkg/config"
+	"github.com/nfpass/nfpass/pkg/nft"
+	"github.com/nfpass/nfpass/pkg/reconcile"
+	"github.com/nfpass/nfpass/pkg/ruleset"
+)
+
+func init() {
+	extraCommands = append(extraCommands, newRunCmd)
+}
+
+func newRunCmd(g *globals) *cobra.Command {
+	var (
+		k              kernelFlags
+		resync         time.Duration
+		metricsAddr    string
+		logFormat      string
+		logLevel       string
+		debounce       time.Duration
+		maxBackoff     time.Duration
+		monitorBuffer  int
+		withoutConntrk bool
+	)
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Reconcile daemon: apply, then keep the kernel equal to the policy (root)",
+		Long: `run applies the policy, then keeps nfpass's table exactly as the policy says.
+It re-checks on nftables changes to the table (monitor), on link and address
+changes (WAN up/down, PPPoE address change), when the config file changes,
+on SIGHUP, and every --resync-interval. Drift is repaired by re-applying,
+logged in one line naming what drifted. A config change that does not
+validate is rejected and the running ruleset stays. Failures are retried
+with exponential backoff; the last good ruleset stays in place meanwhile.
+
+Signals: SIGHUP reloads the config; SIGUSR1 re-opens the event monitors and
+does a full check; SIGTERM/SIGINT exit, leaving the table in place.`,
+		Example: `  sudo nfpass run -c /etc/nfpass/nfpass.yaml
+  sudo nfpass run --metrics-addr 127.0.0.1:9742 --log-format json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := newLogger(g.stderr, logFormat, logLevel)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
+			defer stop()
+			hup := make(chan os.Signal, 1)
+			usr1 := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			signal.Notify(usr1, syscall.SIGUSR1)
+			defer signal.Stop(hup)
+			defer signal.Stop(usr1)
+			reload, resyncCh := make(chan struct{}, 1), make(chan struct{}, 1)
+			go forward(ctx, hup, reload)
+			go forward(ctx, usr1, resyncCh)
+
+			var mu sync.Mutex
+			table := ruleset.Family + " " + "nfpass"
+			load := func() (*compile.Plan, []byte, error) {
+				p, cat, err := g.loadPolicy()
+				if err != nil {
+					return nil, nil, err
+				}
+				plan, err := compile.Compile(p, cat)
+				if err != nil {
+					return nil, nil, err
+				}
+				mu.Lock()
+				table = plan.Table.Family + " " + plan.Table.Name
+				mu.Unlock()
+				return plan, g.configBytes(), nil
+			}
+			// The monitor filters for the table of the last valid config.
+			if _, _, err := load(); err != nil {
+				if p, _, _ := g.loadPolicy(); p != nil {
+					table = ruleset.Family + " " + p.Table
+				}
+			}
+			tableOf := func() (string, string) {
+				mu.Lock()
+				defer mu.Unlock()
+				f, n, _ := strings.Cut(table, " ")
+				return f, n
+			}
+
+			var metrics *reconcile.Metrics
+			if metricsAddr != "" {
+				var counter reconcile.FlowCounter
+				if !withoutConntrk {
+					counter = conntrackCounter(k.netns, catalog.Default())
+				}
+				metrics = reconcile.NewMetrics(counter)
+				ln, err := net.Listen("tcp", metricsAddr)
+				if err != nil {
+					return fmt.Errorf("--metrics-addr: %w", err)
+				}
+				mux := http.NewServeMux()
+				mux.Handle("/metrics", metrics.Handler())
+				mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+				srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+				go func() {
+					if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+						log.Error("metrics server", "err", err)
+					}
+				}()
+				defer srv.Close()
+				log.Info("metrics listening", "addr", ln.Addr().String())
+			}
+
+			cfgPath := g.configPath
+			if cfgPath == "" {
+				cfgPath = config.DefaultPath
+			}
+			nftOpts := nft.Options{NetNS: k.netns}
+			sources := []reconcile.EventSource{
+				{Name: "nftables", Open: func(ctx context.Context) (<-chan reconcile.Event, error) {
+					fam, name := tableOf()
+					return nftSource(ctx, nftOpts, nft.MonitorOptions{Family: fam, Table: name, IgnorePID: os.Getpid(), ReadBuffer: monitorBuffer})
+				}},
+				{Name: "link", Open: func(ctx context.Context) (<-chan reconcile.Event, error) {
+					return linkSource(ctx, nftOpts)
+				}},
+			}
+			r := k.reconciler()
+			return r.Run(ctx, reconcile.DaemonOptions{
+				Load:           load,
+				ConfigPath:     cfgPath,
+				Sources:        sources,
+				ResyncInterval: resync,
+				Debounce:       debounce,
+				MaxBackoff:     maxBackoff,
+				Reload:         reload,
+				Resync:         resyncCh,
+				Log:            log,
+				Metrics:        metrics,
+			})
+		},
+	}
+	k.bind(cmd)
+	f := cmd.Flags()
+	f.DurationVar(&resync, "resync-interval", 5*time.Minute, "period of the full check of the kernel against the policy")
+	f.StringVar(&metricsAddr, "metrics-addr", "", "serve Prometheus metrics on this address (/metrics), e.g. 127.0.0.1:9742")
+	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	f.DurationVar(&debounce, "debounce", 100*time.Millisecond, "coalesce bursts of events for this long before a check")
+	f.DurationVar(&maxBackoff, "max-backoff", 5*time.Minute, "longest delay between retries after a failure")
+	f.IntVar(&monitorBuffer, "monitor-buffer", 0, "nftables monitor socket receive buffer in bytes (0: 4 MiB)")
+	f.BoolVar(&withoutConntrk, "no-conntrack-metrics", false, "do not read conntrack for the metrics")
+	_ = f.MarkHidden("monitor-buffer")
+	_ = cmd.RegisterFlagCompletionFunc("log-format", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
+	return cmd
+}
+
+func forward(ctx context.Context, in <-chan os.Signal, out chan<- struct{}) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-in:
+			select {
+			case out <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+func newLogger(w interface{ Write([]byte) (int, error) }, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %q is not debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format: %q is not text or json", format)
+}
+
+// nftSource adapts the nftables monitor to a daemon event source: the
+// channel closes when the monitor does (socket error) or ctx ends.
+func nftSource(ctx context.Context, opts nft.Options, mo nft.MonitorOptions) (<-chan reconcile.Event, error) {
+	c, err := nft.Open(opts)
+	if err != nil {
+		return nil, err
+	}
+	mon, err := c.Monitor(mo)
+	c.Close()
+	if err != nil {
+		return nil, err
+	}
+	out := make(chan reconcile.Event, 16)
+	go func() {
+		defer close(out)
+		go func() { <-ctx.Done(); mon.Close() }()
+		for ch := range mon.Changes() {
+			ev := reconcile.Event{Source: "nftables"}
+			if ch.Lost {
+				ev.Lost, ev.Detail = true, fmt.Sprint(ch.Err)
+			} else {
+				ev.Detail = fmt.Sprintf("%s by pid %d (%s)", strings.Join(ch.Events, ", "), ch.PID, ch.Comm)
+			}
+			select {
+			case out <- ev:
+			case <-ctx.Done():
+			}
+		}
+	}()
+	return out, nil
+}
+
+// linkSource adapts the rtnetlink link/address monitor.
+func linkSource(ctx context.Context, opts nft.Options) (<-chan reconcile.Event, error) {
+	c, err := nft.Open(opts)
+	if err != nil {
+		return nil, err
+	}
+	mon, err := c.WatchLinks()
+	c.Close()
+	if err != nil {
+		return nil, err
+	}
+	out := make(chan reconcile.Event, 16)
+	go func() {
+		defer close(out)
+		go func() { <-ctx.Done(); mon.Close() }()
+		for lc := range mon.Changes() {
+			ev := reconcile.Event{Source: "link", Detail: lc.String(), Lost: lc.Lost}
+			select {
+			case out <- ev:
+			case <-ctx.Done():
+			}
+		}
+	}()
+	return out, nil
+}
+
+// conntrackCounter counts live conntrack entries per passthrough protocol
+// with pkg/audit's streaming dump and classifier.
+func conntrackCounter(netns string, cat *catalog.Catalog) reconcile.FlowCounter {
+	cls := audit.NewClassifier(cat)
+	return reconcile.FlowCounterFunc(func(ctx context.Context) (reconcile.FlowCounts, error) {
+		opts := audit.Options{NetNS: netns}
+		fc := reconcile.FlowCounts{ByProtocol: map[string]int{}}
+		for _, p := range cat.Protocols() {
+			fc.ByProtocol[p.Name] = 0
+		}
+		_, err := audit.DumpFlows(ctx, opts, func(f audit.Flow) error {
+			c := cls.Classify(f)
+			if c.Protocol == "" {
+				return nil
+			}
+			fc.ByProtocol[c.Protocol]++
+			if c.Helper != "" {
+				if f.Helper == c.Helper {
+					fc.HelperAttached++
+				} else {
+					fc.HelperMissing++
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fc, err
+		}
+		st, err := audit.ReadStats(ctx, opts)
+		fc.Entries, fc.Max = int(st.Entries), int(st.Max)
+		return fc, err
+	})
+}

@@ -1,0 +1,450 @@
+// Package daemon tests `nfpass run` (the reconcile daemon) and its metrics
+// against the real kernel, each test in a fresh network namespace, with
+// nft and conntrack as the independent tools. Needs root.
+package daemon
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nfpass/nfpass/integration/netns"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "nfpass-daemon")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "nfpass")
+	if out, err := exec.Command("go", "build", "-o", binary, "../../cmd/nfpass").CombinedOutput(); err != nil {
+		panic("build nfpass: " + err.Error() + "\n" + string(out))
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+const example = "../../rules/examples/vpn-server.yaml"
+
+// logBuf collects the daemon's JSON log lines.
+type logBuf struct {
+	mu    sync.Mutex
+	lines []map[string]any
+	raw   bytes.Buffer
+}
+
+func (l *logBuf) consume(r io.Reader) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var m map[string]any
+		line := sc.Bytes()
+		l.mu.Lock()
+		l.raw.Write(line)
+		l.raw.WriteByte('\n')
+		if json.Unmarshal(line, &m) == nil {
+			l.lines = append(l.lines, m)
+		}
+		l.mu.Unlock()
+	}
+}
+
+// find returns the first line from index from on whose msg contains msg
+// and whose fields contain every want (as text).
+func (l *logBuf) find(from int, msg string, want ...string) (map[string]any, int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i := from; i < len(l.lines); i++ {
+		m := l.lines[i]
+		if s, _ := m["msg"].(string); !strings.Contains(s, msg) {
+			continue
+		}
+		b, _ := json.Marshal(m)
+		ok := true
+		for _, w := range want {
+			ok = ok && strings.Contains(string(b), w)
+		}
+		if ok {
+			return m, i
+		}
+	}
+	return nil, -1
+}
+
+func (l *logBuf) len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.lines)
+}
+
+func (l *logBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.raw.String()
+}
+
+type daemon struct {
+	t     *testing.T
+	ns    netns.NS
+	state string
+	cfg   string
+	cmd   *exec.Cmd
+	log   *logBuf
+	done  chan error
+}
+
+func (d *daemon) k() []string { return []string{"--netns", d.ns.Name, "--state-dir", d.state} }
+
+// start runs `nfpass run` with the config file at d.cfg.
+func start(t *testing.T, name, config string, extra ...string) *daemon {
+	t.Helper()
+	ns := netns.New(t, name)
+	d := &daemon{t: t, ns: ns, state: t.TempDir(), log: &logBuf{}, done: make(chan error, 1)}
+	d.cfg = filepath.Join(t.TempDir(), "nfpass.yaml")
+	writeFile(t, d.cfg, config)
+	args := append([]string{"run", "-c", d.cfg, "--log-format", "json", "--log-level", "debug"}, d.k()...)
+	args = append(args, extra...)
+	d.cmd = exec.Command(binary, args...)
+	stderr, err := d.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	consumed := make(chan struct{})
+	go func() { d.log.consume(stderr); close(consumed) }()
+	go func() { <-consumed; d.done <- d.cmd.Wait() }()
+	// Registered after netns.New, so it runs before the namespace is deleted.
+	t.Cleanup(func() {
+		_ = d.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-d.done:
+		case <-time.After(5 * time.Second):
+			_ = d.cmd.Process.Kill()
+			<-d.done
+		}
+		if t.Failed() {
+			t.Logf("daemon log:\n%s", d.log)
+		}
+	})
+	d.waitInSync(d.cfg, 10*time.Second)
+	return d
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	// Replace atomically, as editors and config management do.
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func readExample(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(example)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// diff runs `nfpass diff` against cfg: 0 in sync, 1 drift.
+func (d *daemon) diff(cfg string) int {
+	cmd := exec.Command(binary, append([]string{"diff", "-c", cfg}, d.k()...)...)
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	return 0
+}
+
+// waitInSync polls until the kernel holds exactly cfg's plan.
+func (d *daemon) waitInSync(cfg string, limit time.Duration) {
+	d.t.Helper()
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		if d.diff(cfg) == 0 {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	d.t.Fatalf("kernel not in sync with %s after %s", cfg, limit)
+}
+
+// waitLogAt is waitLog that also returns the line's index.
+func (d *daemon) waitLogAt(from int, limit time.Duration, msg string, want ...string) (map[string]any, int) {
+	d.t.Helper()
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		if m, i := d.log.find(from, msg, want...); m != nil {
+			return m, i
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	d.t.Fatalf("no log line %q %v within %s", msg, want, limit)
+	return nil, -1
+}
+
+// waitLog polls the log for a line (see logBuf.find) after index from.
+func (d *daemon) waitLog(from int, limit time.Duration, msg string, want ...string) map[string]any {
+	d.t.Helper()
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		if m, _ := d.log.find(from, msg, want...); m != nil {
+			return m
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	d.t.Fatalf("no log line %q %v within %s", msg, want, limit)
+	return nil
+}
+
+func (d *daemon) nft(args ...string) string {
+	d.t.Helper()
+	return d.ns.MustExec(d.t, "nft", args...)
+}
+
+// TestDaemonRepairsDrift: drift injected with nft (an extra set element,
+// a deleted rule, the whole table deleted) is repaired within a bounded
+// time with the periodic check effectively off, so the nftables monitor
+// alone drives it; one log line names what drifted.
+func TestDaemonRepairsDrift(t *testing.T) {
+	d := start(t, "dm-drift", readExample(t), "--resync-interval", "1h")
+
+	mark := d.log.len()
+	d.nft("add", "element", "inet", "nfpass", "wan_if", `{ "eth9" }`)
+	d.waitLog(mark, 5*time.Second, "drift detected", `extra: element \"eth9\"`)
+	d.waitInSync(d.cfg, 5*time.Second)
+
+	handle := regexp.MustCompile(`lan to wan" # handle (\d+)`).FindStringSubmatch(d.nft("-a", "list", "chain", "inet", "nfpass", "forward"))
+	if handle == nil {
+		t.Fatal("no lan to wan rule")
+	}
+	mark = d.log.len()
+	d.nft("delete", "rule", "inet", "nfpass", "forward", "handle", handle[1])
+	d.waitLog(mark, 5*time.Second, "drift detected", "missing: rule")
+	d.waitInSync(d.cfg, 5*time.Second)
+
+	mark = d.log.len()
+	d.nft("delete", "table", "inet", "nfpass")
+	d.waitLog(mark, 5*time.Second, "drift detected", "table missing")
+	d.waitInSync(d.cfg, 5*time.Second)
+
+	// A change to a foreign table is not drift.
+	mark = d.log.len()
+	d.nft("add", "table", "inet", "other")
+	d.nft("add", "chain", "inet", "other", "c")
+	time.Sleep(500 * time.Millisecond) // bounded: proves an absence
+	if m, _ := d.log.find(mark, "drift detected"); m != nil {
+		t.Errorf("a foreign table change was reported as drift: %v", m)
+	}
+}
+
+// TestDaemonSurvivesMonitorLoss: the nftables monitor channel is closed
+// (SIGUSR1, the test hook) and, separately, overflowed (ENOBUFS burst with
+// a tiny socket buffer); each time the daemon resyncs, re-opens the
+// monitor, and still repairs drift promptly.
+func TestDaemonSurvivesMonitorLoss(t *testing.T) {
+	d := start(t, "dm-monitor", readExample(t), "--resync-interval", "1h", "--monitor-buffer", "65536")
+
+	mark := d.log.len()
+	if err := d.cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	d.waitLog(mark, 5*time.Second, "re-opened", `"source":"nftables"`)
+	mark = d.log.len()
+	d.nft("add", "element", "inet", "nfpass", "wan_if", `{ "eth7" }`)
+	d.waitLog(mark, 5*time.Second, "drift detected", "eth7")
+	d.waitInSync(d.cfg, 5*time.Second)
+
+	// ENOBUFS: tens of thousands of notifications in one transaction, to
+	// a foreign table, overflow the monitor's 64 KiB buffer (our own
+	// applies fit).
+	var b strings.Builder
+	b.WriteString("table inet burst {\n set s { type ipv4_addr; elements = { ")
+	for i := 0; i < 20000; i++ {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "10.%d.%d.%d", i/65536, (i/256)%256, i%256)
+	}
+	b.WriteString(" } }\n}\n")
+	mark = d.log.len()
+	cmd := exec.Command("ip", "netns", "exec", d.ns.Name, "nft", "-f", "-")
+	cmd.Stdin = strings.NewReader(b.String())
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("burst: %v\n%s", err, out)
+	}
+	_, lost := d.waitLogAt(mark, 5*time.Second, "lost events", "no buffer space")
+	d.waitLog(lost, 5*time.Second, "re-opened", `"source":"nftables"`)
+	mark = d.log.len()
+	d.nft("add", "element", "inet", "nfpass", "wan_if", `{ "eth6" }`)
+	d.waitLog(mark, 5*time.Second, "drift detected", "eth6")
+	d.waitInSync(d.cfg, 5*time.Second)
+}
+
+// TestDaemonConfigChange: a valid change of the config file is applied; an
+// invalid one (file change, then SIGHUP) is rejected and the running
+// ruleset stays exactly as it was.
+func TestDaemonConfigChange(t *testing.T) {
+	orig := readExample(t)
+	d := start(t, "dm-config", orig, "--resync-interval", "1h")
+
+	changed := strings.Replace(orig, "sip: true ", "sip: false", 1)
+	if changed == orig {
+		t.Fatal("example has no sip: true")
+	}
+	valid := filepath.Join(t.TempDir(), "valid.yaml")
+	writeFile(t, valid, changed)
+	mark := d.log.len()
+	writeFile(t, d.cfg, changed)
+	d.waitLog(mark, 5*time.Second, "config reloaded")
+	d.waitInSync(valid, 5*time.Second)
+	before := d.nft("list", "table", "inet", "nfpass")
+
+	mark = d.log.len()
+	writeFile(t, d.cfg, changed+"\nforwards: [{name: x, proto: tcp, port: 99999, to: 192.168.1.9}]\n")
+	d.waitLog(mark, 5*time.Second, "config rejected")
+	mark = d.log.len()
+	if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	d.waitLog(mark, 5*time.Second, "config rejected", "SIGHUP")
+	if got := d.nft("list", "table", "inet", "nfpass"); got != before {
+		t.Errorf("an invalid config changed the table:\n%s", got)
+	}
+	if d.diff(valid) != 0 {
+		t.Error("the running ruleset is no longer the last valid config's")
+	}
+}
+
+// TestDaemonSIGTERMKeepsTable: SIGTERM exits 0 and leaves the table.
+func TestDaemonSIGTERMKeepsTable(t *testing.T) {
+	d := start(t, "dm-term", readExample(t))
+	before := d.nft("list", "table", "inet", "nfpass")
+	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-d.done:
+		if err != nil {
+			t.Errorf("daemon exit after SIGTERM: %v", err)
+		}
+		d.done <- err // for the cleanup
+	case <-time.After(5 * time.Second):
+		t.Fatal("daemon did not exit within 5s of SIGTERM")
+	}
+	if got := d.nft("list", "table", "inet", "nfpass"); got != before {
+		t.Errorf("table changed or vanished after SIGTERM:\n%s", got)
+	}
+	if m, _ := d.log.find(0, "stopping", "stays in place"); m == nil {
+		t.Error("no shutdown log line")
+	}
+}
+
+// TestMetrics scrapes --metrics-addr over loopback.
+func TestMetrics(t *testing.T) {
+	d := start(t, "dm-metrics", readExample(t), "--metrics-addr", "127.0.0.1:0", "--resync-interval", "1h")
+	addr, _ := d.waitLog(0, 5*time.Second, "metrics listening")["addr"].(string)
+
+	// One unhelped PPTP flow and one drift event.
+	d.ns.MustExec(t, "conntrack", "-I", "-p", "tcp", "-s", "192.168.1.10", "-d", "203.0.113.1",
+		"--sport", "40000", "--dport", "1723", "--state", "ESTABLISHED", "-t", "300", "-u", "SEEN_REPLY")
+	mark := d.log.len()
+	d.nft("add", "element", "inet", "nfpass", "wan_if", `{ "eth9" }`)
+	d.waitLog(mark, 5*time.Second, "drift detected")
+	d.waitInSync(d.cfg, 5*time.Second)
+	time.Sleep(6 * time.Second) // conntrack figures are cached for 5s; none were read yet, but be safe
+
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET /metrics: %s", resp.Status)
+	}
+	m := parseMetrics(string(body))
+	t.Logf("nfpass series:\n%s", grepLines(string(body), "nfpass_"))
+	check := func(series string, ok func(float64) bool, what string) {
+		t.Helper()
+		v, found := m[series]
+		if !found {
+			t.Errorf("series %s missing", series)
+			return
+		}
+		if !ok(v) {
+			t.Errorf("%s = %v, want %s", series, v, what)
+		}
+	}
+	now := float64(time.Now().Unix())
+	check(`nfpass_applies_total{reason="start",result="success"}`, func(v float64) bool { return v == 1 }, "1")
+	check(`nfpass_applies_total{reason="drift",result="success"}`, func(v float64) bool { return v >= 1 }, ">= 1")
+	check(`nfpass_applies_total{reason="start",result="failure"}`, func(v float64) bool { return v == 0 }, "0")
+	check(`nfpass_drift_events_total`, func(v float64) bool { return v >= 1 }, ">= 1")
+	check(`nfpass_last_successful_apply_timestamp_seconds`, func(v float64) bool { return v > now-60 && v <= now+1 }, "within the last minute")
+	check(`nfpass_table_in_sync`, func(v float64) bool { return v == 1 }, "1")
+	check(`nfpass_conntrack_entries{protocol="pptp"}`, func(v float64) bool { return v == 1 }, "1")
+	check(`nfpass_conntrack_entries{protocol="sip"}`, func(v float64) bool { return v == 0 }, "0")
+	check(`nfpass_conntrack_helper_flows{state="missing"}`, func(v float64) bool { return v >= 1 }, ">= 1")
+	check(`nfpass_conntrack_helper_flows{state="attached"}`, func(v float64) bool { return v == 0 }, "0")
+	check(`nfpass_conntrack_table_entries`, func(v float64) bool { return v >= 1 }, ">= 1")
+	check(`nfpass_conntrack_table_max`, func(v float64) bool { return v > 0 }, "> 0")
+	check(`nfpass_conntrack_fill_ratio`, func(v float64) bool { return v > 0 && v < 1 }, "in (0, 1)")
+	check(`nfpass_conntrack_scrape_error`, func(v float64) bool { return v == 0 }, "0")
+}
+
+func parseMetrics(text string) map[string]float64 {
+	out := map[string]float64{}
+	for _, line := range strings.Split(text, "\n") {
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err == nil {
+			out[line[:i]] = v
+		}
+	}
+	return out
+}
+
+func grepLines(text, prefix string) string {
+	var out []string
+	for _, l := range strings.Split(text, "\n") {
+		if strings.HasPrefix(l, prefix) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}

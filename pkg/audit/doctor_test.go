@@ -1,0 +1,205 @@
+package audit
+
+import (
+	"bytes"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/nfpass/nfpass/pkg/policy"
+)
+
+func TestNATKind(t *testing.T) {
+	for addr, want := range map[string]string{
+		"10.1.2.3":        "private (RFC 1918)",
+		"172.16.0.1":      "private (RFC 1918)",
+		"172.31.255.254":  "private (RFC 1918)",
+		"172.32.0.1":      "",
+		"192.168.1.2":     "private (RFC 1918)",
+		"100.64.0.2":      "carrier-grade NAT (RFC 6598)",
+		"100.127.255.254": "carrier-grade NAT (RFC 6598)",
+		"100.128.0.1":     "",
+		"169.254.3.4":     "link-local",
+		"203.0.113.1":     "",
+		"::ffff:10.0.0.1": "private (RFC 1918)",
+		"2001:db8::1":     "",
+	} {
+		if got := NATKind(netip.MustParseAddr(addr)); got != want {
+			t.Errorf("NATKind(%s) = %q, want %q", addr, got, want)
+		}
+	}
+}
+
+func wan(name string, addrs ...string) WANInterface {
+	w := WANInterface{Name: name, Up: true, MTU: 1500}
+	for _, a := range addrs {
+		w.Addrs = append(w.Addrs, netip.MustParsePrefix(a))
+	}
+	return w
+}
+
+func TestCheckDoubleNAT(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		wan    []WANInterface
+		err    string
+		want   CheckResult
+		detail string
+		fix    string
+	}{
+		{"public", []WANInterface{wan("eth0", "203.0.113.1/24", "2001:db8::1/64")}, "", CheckOK, "203.0.113.1", ""},
+		{"rfc1918", []WANInterface{wan("eth0", "192.168.0.10/24")}, "", CheckWarn, "private (RFC 1918)", "bridge mode"},
+		{"cgnat", []WANInterface{wan("wan0", "100.64.0.2/24")}, "", CheckWarn, "carrier-grade NAT", "public IPv4 address"},
+		{"one of two", []WANInterface{wan("a", "203.0.113.1/24"), wan("b", "10.0.0.2/8")}, "", CheckWarn, "b 10.0.0.2", "DMZ"},
+		{"missing", []WANInterface{{Name: "wan", Missing: true}}, "", CheckWarn, "wan not found", "interfaces.wan"},
+		{"missing beside public", []WANInterface{wan("a", "203.0.113.1/24"), {Name: "b", Missing: true}}, "", CheckOK, "b not found", ""},
+		{"v6 only", []WANInterface{wan("eth0", "2001:db8::1/64")}, "", CheckWarn, "no IPv4 address", ""},
+		{"none named", nil, "", CheckWarn, "names no WAN", ""},
+		{"error", nil, "setns: EPERM", CheckFail, "EPERM", ""},
+	} {
+		c := CheckDoubleNAT(tc.wan, tc.err)
+		if c.Result != tc.want || !strings.Contains(c.Detail, tc.detail) || !strings.Contains(c.Fix, tc.fix) {
+			t.Errorf("%s: %+v, want %s with %q / fix %q", tc.name, c, tc.want, tc.detail, tc.fix)
+		}
+	}
+}
+
+func TestCheckOtherTables(t *testing.T) {
+	tables := []RulesetTable{
+		{Family: "inet", Name: "nfpass", Chains: []RulesetChain{{Name: "forward", Hook: "forward", Policy: "drop"}}},
+		{Family: "inet", Name: "fw4", Chains: []RulesetChain{
+			{Name: "forward", Type: "filter", Hook: "forward", Policy: "drop", Rules: 5},
+			{Name: "output", Type: "filter", Hook: "output", Policy: "drop"},
+		}},
+		{Family: "ip", Name: "filter", Chains: []RulesetChain{{Name: "INPUT", Type: "filter", Hook: "input", Policy: "accept", Rules: 3, Drops: 2}}},
+		{Family: "ip", Name: "nat", Chains: []RulesetChain{{Name: "POSTROUTING", Type: "nat", Hook: "postrouting", Policy: "accept"}}},
+		{Family: "bridge", Name: "br", Chains: []RulesetChain{{Name: "fwd", Hook: "forward", Policy: "drop"}}},
+	}
+	c := CheckOtherTables("inet", "nfpass", policy.Standalone, tables, "")
+	if c.Result != CheckWarn {
+		t.Fatalf("result %s", c.Result)
+	}
+	for _, want := range []string{"inet fw4 chain forward (hook forward priority 0) policy drop", "ip filter chain INPUT (hook input priority 0) 2 drop/reject rules"} {
+		if !strings.Contains(c.Detail, want) {
+			t.Errorf("detail lacks %q: %s", want, c.Detail)
+		}
+	}
+	for _, not := range []string{"nfpass", "output", "nat", "bridge"} {
+		if strings.Contains(c.Detail, not+" chain") || strings.Contains(c.Detail, "chain "+not) {
+			t.Errorf("detail names %q: %s", not, c.Detail)
+		}
+	}
+	if c := CheckOtherTables("inet", "nfpass", policy.Companion, tables, ""); c.Result != CheckInfo || !strings.Contains(c.Fix, "companion-snippet") {
+		t.Errorf("companion: %+v", c)
+	}
+	if c := CheckOtherTables("inet", "nfpass", policy.Standalone, tables[3:4], ""); c.Result != CheckOK || !strings.Contains(c.Detail, "ip nat") {
+		t.Errorf("non-dropping table: %+v", c)
+	}
+	if c := CheckOtherTables("inet", "nfpass", policy.Standalone, tables[:1], ""); c.Result != CheckOK || c.Detail != "no other table" {
+		t.Errorf("own table only: %+v", c)
+	}
+}
+
+func TestDiagnoseWorstAndExitCode(t *testing.T) {
+	healthy := DoctorInput{
+		Mode:    policy.Standalone,
+		On:      map[string]bool{"pptp": false, "sip": true},
+		Sysctls: []SysctlState{{Key: "net.ipv4.ip_forward", Want: "1", Got: "1"}},
+		Table:   TableState{Family: "inet", Name: "nfpass", Applied: true},
+		Helpers: []HelperState{{Object: "sip_udp", Type: "sip", Available: true, Modules: []ModuleState{{"nf_conntrack_sip", "built-in"}}}},
+		WAN:     []WANInterface{wan("eth0", "198.51.100.7/24")},
+		Audit:   &Report{Stats: &Stats{Entries: 10, Max: 1000}},
+	}
+	d := Diagnose(healthy)
+	if d.Worst != CheckOK || d.ExitCode() != 0 {
+		var b bytes.Buffer
+		_ = d.WriteText(&b)
+		t.Fatalf("healthy: worst %s exit %d\n%s", d.Worst, d.ExitCode(), b.String())
+	}
+
+	// IPsec on: the MTU hint is info, still exit 0.
+	in := healthy
+	in.On = map[string]bool{"ipsec": true}
+	if d := Diagnose(in); d.Worst != CheckInfo || d.ExitCode() != 0 {
+		t.Errorf("ipsec on: worst %s", d.Worst)
+	}
+
+	// Drift: warn, exit 1.
+	in = healthy
+	in.Table.Differences = []string{"chain forward: missing: rule x", "set wan_if: extra: element y"}
+	d = Diagnose(in)
+	if d.Worst != CheckWarn || d.ExitCode() != 1 || !strings.Contains(d.Find(CheckIDTable)[0].Detail, "2 differences") {
+		t.Errorf("drift: %+v", d.Find(CheckIDTable))
+	}
+
+	// ip_forward 0: fail, exit 2.
+	in = healthy
+	in.Sysctls = []SysctlState{{Key: "net.ipv4.ip_forward", Want: "1", Got: "0"}}
+	if d := Diagnose(in); d.Worst != CheckFail || d.ExitCode() != 2 {
+		t.Errorf("ip_forward 0: worst %s", d.Worst)
+	}
+
+	// helper missing on live flows, table full: fails.
+	in = healthy
+	in.Audit = &Report{Stats: &Stats{Entries: 950, Max: 1000}, Findings: []Finding{
+		{ID: FindingHelperMissing, Severity: Fail, Protocol: "sip", Message: "sip flows without helper", Fix: "assign"},
+		{ID: FindingTableFull, Severity: Fail, Message: "95% full", Fix: "raise"},
+		{ID: FindingESPCollision, Severity: Fail, Message: "esp", Fix: "nat-t"},
+		{ID: FindingPPTPInUse, Severity: Warn, Message: "pptp", Fix: "move"},
+	}}
+	d = Diagnose(in)
+	if c := d.Find(CheckIDHelpersAttached)[0]; c.Result != CheckFail || c.Fix != "assign" {
+		t.Errorf("helper missing: %+v", c)
+	}
+	if c := d.Find(CheckIDConntrack)[0]; c.Result != CheckFail || !strings.Contains(c.Detail, "950 of 1000") {
+		t.Errorf("table full: %+v", c)
+	}
+	flows := d.Find(CheckIDFlows)
+	if len(flows) != 2 || flows[0].Result != CheckFail || flows[1].Result != CheckInfo {
+		t.Errorf("flows: %+v", flows)
+	}
+
+	// No audit: the checks that need it fail with the error.
+	in = healthy
+	in.Audit, in.AuditErr = nil, "open netns: no such file"
+	d = Diagnose(in)
+	if c := d.Find(CheckIDConntrack)[0]; c.Result != CheckFail || !strings.Contains(c.Detail, "no such file") {
+		t.Errorf("no audit: %+v", c)
+	}
+
+	// Missing helper.
+	in = healthy
+	in.Helpers = []HelperState{{Object: "pptp", Type: "pptp", Problem: `conntrack helper "pptp" is not available`}}
+	if c := Diagnose(in).Find(CheckIDHelper)[0]; c.Result != CheckFail || !strings.Contains(c.Detail, "not available") {
+		t.Errorf("missing helper: %+v", c)
+	}
+}
+
+func TestDiagnosisText(t *testing.T) {
+	d := Diagnose(DoctorInput{NetNS: "r", Table: TableState{Family: "inet", Name: "nfpass"}})
+	var b bytes.Buffer
+	if err := d.WriteText(&b); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{"network namespace r\n", "CHECK", "RESULT", "DETAIL", "FIX", "table inet nfpass", "nfpass apply", "worst: fail"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("text lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestPolicyOf(t *testing.T) {
+	p := &policy.Policy{
+		Passthrough: map[string]bool{"pptp": false, "ipsec": true},
+		Forwards:    []policy.Forward{{Name: "vpn", Protocol: "ipsec", To: "192.168.1.2"}, {Name: "ssh", Proto: "tcp", Ports: []string{"22"}, To: "192.168.1.3"}},
+	}
+	ap := PolicyOf(p)
+	if !ap.off("pptp") || ap.off("ipsec") || ap.off("sip") || !ap.Forwarded["ipsec"] || len(ap.Forwarded) != 1 {
+		t.Errorf("PolicyOf: %+v", ap)
+	}
+	ap.On["sip"] = true
+	if _, ok := p.Passthrough["sip"]; ok {
+		t.Error("PolicyOf shares the policy's map")
+	}
+}
