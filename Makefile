@@ -6,7 +6,19 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 PKGS     := ./...
 
-.PHONY: all deps build test unit lint fmt vet staticcheck bench clean lab
+.PHONY: all deps build test unit lint fmt vet staticcheck bench clean lab deb release
+
+# Packaging. nfpm runs from the module proxy (not a go.mod dependency);
+# v2.45.2 is the newest whose dependencies the proxy serves in full.
+NFPM        ?= $(GO) run github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2
+GOARCH      ?= $(shell $(GO) env GOARCH)
+# Debian versions must start with a digit: tag v1.2.3 -> 1.2.3, else 0.0.0~git<sha>.
+DEB_VERSION ?= $(shell v=$$(git describe --tags --exact-match 2>/dev/null); \
+	if [ -n "$$v" ]; then echo "$${v\#v}"; else echo "0.0.0~git$$(git rev-parse --short HEAD 2>/dev/null || echo 0)"; fi)
+DEB         ?= dist/nfpass_$(DEB_VERSION)_$(GOARCH).deb
+PKG_STAGE   ?= dist/pkg
+# Router targets for `make release`: GOOS/GOARCH[/variant].
+RELEASE_TARGETS := linux/mipsle/softfloat linux/mips/softfloat linux/arm/7 linux/arm64 linux/amd64
 
 all: build
 
@@ -51,6 +63,25 @@ bench: deps build
 
 lab: deps build
 	$(BIN) lab run
+
+# The Debian package: binary, systemd unit, /etc/nfpass/nfpass.yaml
+# (conffile), man pages and bash/zsh/fish completions generated from the
+# commands themselves. Output: $(DEB).
+deb:
+	rm -rf $(PKG_STAGE) && mkdir -p $(PKG_STAGE)
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(GOARCH) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(PKG_STAGE)/nfpass ./cmd/nfpass
+	$(GO) run -ldflags '$(LDFLAGS)' ./cmd/nfpass gen man $(PKG_STAGE)/man
+	gzip -9n $(PKG_STAGE)/man/*.8
+	$(GO) run ./cmd/nfpass gen completion $(PKG_STAGE)/completions
+	cp rules/service/nfpass.service $(PKG_STAGE)/nfpass.service
+	@mkdir -p $(dir $(DEB))
+	PKG_STAGE=$(PKG_STAGE) DEB_ARCH=$(GOARCH) DEB_VERSION=$(DEB_VERSION) $(NFPM) package --config rules/packaging/nfpm.yaml --packager deb --target $(DEB)
+	@ls -l $(DEB)
+
+# Static (CGO_ENABLED=0) cross builds for common router targets into dist/,
+# with sizes; see rules/packaging/release.sh (and its 32-bit note).
+release:
+	GO='$(GO)' LDFLAGS='$(LDFLAGS)' sh rules/packaging/release.sh $(RELEASE_TARGETS)
 
 clean:
 	rm -rf bin dist

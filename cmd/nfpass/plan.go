@@ -2,32 +2,45 @@ package main
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/nfpass/nfpass/pkg/compile"
+	"github.com/nfpass/nfpass/pkg/ruleset"
 )
 
 func newPlanCmd(g *globals) *cobra.Command {
-	var snippet bool
+	var snippet, diff bool
+	var k kernelFlags
 	cmd := &cobra.Command{
 		Use:   "plan",
 		Short: "Print the nftables table the policy compiles to (no root needed, nothing applied)",
 		Long: `plan compiles the policy and prints the whole table as nft text, headed by
 comments naming the kernel modules and sysctls it needs and any warnings.
 The output is accepted by 'nft -c -f -' and is byte-identical for the same
-input.`,
+input.
+
+With --diff (root) plan reads nfpass's live table and prints what 'nfpass
+apply' would change instead: "+" is added, "-" removed, "~" changed. Nothing
+is applied.`,
 		Example: `  nfpass plan
   nfpass plan -c rules/examples/vpn-server.yaml
   nfpass plan -o json | jq '.modules'
-  nfpass plan -c companion.yaml --companion-snippet > /etc/nftables.d/10-nfpass.nft`,
+  nfpass plan -c companion.yaml --companion-snippet > /etc/nftables.d/10-nfpass.nft
+  sudo nfpass plan --diff -c /etc/nfpass/nfpass.yaml   # what apply would change`,
 		Args: cobra.NoArgs,
-		RunE: func(*cobra.Command, []string) error {
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if snippet && diff {
+				return fmt.Errorf("--diff and --companion-snippet exclude each other")
+			}
 			plan, err := g.compile()
 			if err != nil {
 				return err
 			}
 			switch {
+			case diff:
+				return g.planDiff(cmd, plan, &k)
 			case snippet:
 				if plan.Companion == nil {
 					return fmt.Errorf("--companion-snippet: nothing to include (mode %s, no forwards or DMZ)", plan.Mode)
@@ -42,7 +55,49 @@ input.`,
 		},
 	}
 	cmd.Flags().BoolVar(&snippet, "companion-snippet", false, "print only the include snippet for the firewall owning forwarding (companion mode)")
+	cmd.Flags().BoolVar(&diff, "diff", false, "show what apply would change against the live table (root); nothing is applied")
+	cmd.Flags().StringVar(&k.netns, "netns", "", "with --diff: read the live table inside this named network namespace (/run/netns/NAME)")
 	return cmd
+}
+
+// planDiff prints what `apply` would change: the semantic difference
+// between the plan and nfpass's live table, from apply's point of view.
+func (g *globals) planDiff(cmd *cobra.Command, plan *compile.Plan, k *kernelFlags) error {
+	res, err := k.reconciler().Diff(cmd.Context(), plan.Table)
+	if err != nil {
+		return fmt.Errorf("plan --diff: %w", err)
+	}
+	name := plan.Table.Family + " " + plan.Table.Name
+	if g.output == "json" {
+		return g.printJSON(map[string]any{"table": name, "applied": res.Applied, "changes": len(res.Differences), "differences": nonNil(res.Differences)})
+	}
+	switch {
+	case !res.Applied:
+		fmt.Fprintf(g.stdout, "table %s is not applied; apply would create it:\n", name)
+		_, err = fmt.Fprint(g.stdout, plan.Table.Render())
+		return err
+	case len(res.Differences) == 0:
+		fmt.Fprintf(g.stdout, "table %s: no changes; the live table equals the plan\n", name)
+		return nil
+	}
+	fmt.Fprintf(g.stdout, "table %s: apply would make %d change%s:\n", name, len(res.Differences), plural(len(res.Differences)))
+	for _, d := range res.Differences {
+		fmt.Fprintln(g.stdout, planChange(d))
+	}
+	return nil
+}
+
+// planChange words one difference as the change apply makes.
+func planChange(d ruleset.Difference) string {
+	mark := map[string]string{"missing": "+", "extra": "-", "changed": "~"}[d.Kind]
+	if mark == "" {
+		mark = "?"
+	}
+	line := "  " + mark + " " + d.Object
+	if d.Detail != "" {
+		line += ": " + strings.TrimSpace(d.Detail)
+	}
+	return line
 }
 
 // compile loads the policy and compiles it; config problems are reported.

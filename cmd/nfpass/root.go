@@ -70,7 +70,37 @@ conntrack to show what really passes.`,
 	for _, add := range extraCommands {
 		root.AddCommand(add(g))
 	}
+	builtinCommands(root)
 	return root
+}
+
+// builtinCommands creates cobra's help and completion commands now (cobra
+// would add them lazily in Execute), so that man pages, the Example test and
+// --help see the whole tree, and gives them examples.
+func builtinCommands(root *cobra.Command) {
+	root.InitDefaultHelpCmd()
+	root.InitDefaultCompletionCmd()
+	examples := map[string]string{
+		"help":       "  nfpass help apply\n  nfpass help lab run",
+		"completion": "  nfpass completion bash > /etc/bash_completion.d/nfpass\n  nfpass completion fish > ~/.config/fish/completions/nfpass.fish",
+		"bash":       "  source <(nfpass completion bash)\n  nfpass completion bash > /etc/bash_completion.d/nfpass",
+		"zsh":        "  nfpass completion zsh > \"${fpath[1]}/_nfpass\"",
+		"fish":       "  nfpass completion fish > ~/.config/fish/completions/nfpass.fish",
+		"powershell": "  nfpass completion powershell | Out-String | Invoke-Expression",
+	}
+	for _, c := range root.Commands() {
+		if c.Name() != "help" && c.Name() != "completion" {
+			continue
+		}
+		if c.Example == "" {
+			c.Example = examples[c.Name()]
+		}
+		for _, sub := range c.Commands() {
+			if sub.Example == "" {
+				sub.Example = examples[sub.Name()]
+			}
+		}
+	}
 }
 
 // extraCommands lets other files register commands (apply, audit, lab, ...).

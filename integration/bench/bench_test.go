@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -358,21 +357,16 @@ func machine() []string {
 	kernel, _ := exec.Command("uname", "-r").Output()
 	nftv, _ := exec.Command("nft", "--version").Output()
 	ctv, _ := exec.Command("conntrack", "--version").Output()
-	libs := []string{}
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		for _, d := range bi.Deps {
-			switch d.Path {
-			case "github.com/google/nftables", "github.com/mdlayher/netlink", "golang.org/x/sys":
-				libs = append(libs, d.Path+" "+d.Version)
-			}
-		}
+	libs := "?"
+	if b, err := exec.Command("go", "list", "-m", "github.com/google/nftables", "github.com/mdlayher/netlink", "golang.org/x/sys").Output(); err == nil {
+		libs = strings.Join(strings.Fields(strings.ReplaceAll(strings.TrimSpace(string(b)), "\n", ", ")), " ")
 	}
 	return []string{
 		fmt.Sprintf("CPU: %s, %d cores; RAM %s", model, cores, mem),
 		"kernel: " + strings.TrimSpace(string(kernel)),
 		"nft: " + strings.TrimSpace(string(nftv)) + "; conntrack: " + strings.TrimSpace(string(ctv)),
 		"Go: " + runtime.Version(),
-		"libraries: " + strings.Join(libs, ", "),
+		"libraries: " + libs,
 	}
 }
 

@@ -113,7 +113,7 @@ func TestDeterministic(t *testing.T) {
 func basePolicy() *policy.Policy {
 	return &policy.Policy{
 		Table: "nfpass", Mode: policy.Standalone,
-		Interfaces: policy.Interfaces{WAN: []string{"wan0"}, LAN: []string{"br-lan"}, LANNetworks: []string{"192.168.77.0/24"}},
+		Interfaces:  policy.Interfaces{WAN: []string{"wan0"}, LAN: []string{"br-lan"}, LANNetworks: []string{"192.168.77.0/24"}},
 		Passthrough: map[string]bool{},
 		NAT:         policy.NAT{Masquerade: true},
 		Management:  []policy.Service{{Name: "ssh", Proto: "tcp", Ports: []string{"22"}, Zone: policy.ZoneLAN}},

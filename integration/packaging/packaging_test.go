@@ -1,0 +1,135 @@
+// Package packaging tests the Debian package end to end on this machine:
+// `make deb` builds it, dpkg-deb lists exactly the expected files, dpkg
+// installs it, the installed nfpass runs, and purge removes every file
+// again. It needs no kernel features, only root and dpkg. It installs on
+// the test machine (a throwaway CI VM) and always purges at the end; it
+// refuses to run when an nfpass package is already installed.
+package packaging
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// The package's files (directories aside), exactly.
+var wantFiles = []string{
+	"/etc/nfpass/nfpass.yaml",
+	"/usr/bin/nfpass",
+	"/usr/lib/systemd/system/nfpass.service",
+	"/usr/share/bash-completion/completions/nfpass",
+	"/usr/share/doc/nfpass/README.md",
+	"/usr/share/fish/vendor_completions.d/nfpass.fish",
+	"/usr/share/zsh/vendor-completions/_nfpass",
+}
+
+// One man page per visible command (hidden ones: none).
+var wantMan = []string{
+	"nfpass", "nfpass-apply", "nfpass-audit", "nfpass-check", "nfpass-completion",
+	"nfpass-completion-bash", "nfpass-completion-fish", "nfpass-completion-powershell",
+	"nfpass-completion-zsh", "nfpass-confirm", "nfpass-destroy", "nfpass-diff",
+	"nfpass-doctor", "nfpass-history", "nfpass-lab", "nfpass-lab-down", "nfpass-lab-run",
+	"nfpass-lab-test", "nfpass-lab-up", "nfpass-plan", "nfpass-profiles",
+	"nfpass-protocols", "nfpass-rollback", "nfpass-run", "nfpass-version", "nfpass-watch",
+}
+
+const testVersion = "0.0.0~test1"
+
+func run(t *testing.T, dir, name string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+func TestDeb(t *testing.T) {
+	if _, err := exec.LookPath("dpkg"); err != nil {
+		t.Skip("dpkg not found: not a Debian system")
+	}
+	if os.Geteuid() != 0 {
+		t.Fatal("installing the package needs root; run `make test` as root")
+	}
+	if out, err := exec.Command("dpkg-query", "-W", "-f=${db:Status-Status}", "nfpass").Output(); err == nil && strings.TrimSpace(string(out)) != "not-installed" {
+		t.Fatalf("an nfpass package is already installed (%s); not touching it", out)
+	}
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := t.TempDir()
+	deb := filepath.Join(tmp, "nfpass.deb")
+	run(t, root, "make", "--no-print-directory", "deb", "DEB="+deb, "PKG_STAGE="+filepath.Join(tmp, "stage"), "DEB_VERSION="+testVersion)
+
+	// dpkg-deb -c: exactly the expected files.
+	want := slices.Clone(wantFiles)
+	for _, m := range wantMan {
+		want = append(want, "/usr/share/man/man8/"+m+".8.gz")
+	}
+	slices.Sort(want)
+	var got []string
+	for _, line := range strings.Split(run(t, tmp, "dpkg-deb", "-c", deb), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 6 || strings.HasPrefix(f[0], "d") {
+			continue
+		}
+		got = append(got, strings.TrimPrefix(f[5], "."))
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Errorf("dpkg-deb -c files:\n got %q\nwant %q", got, want)
+	}
+	if c := run(t, tmp, "dpkg-deb", "-f", deb, "Package", "Version", "Architecture"); !strings.Contains(c, "Version: "+testVersion) {
+		t.Errorf("control fields: %s", c)
+	}
+
+	// Install; always purge, and check nothing is left.
+	run(t, tmp, "dpkg", "-i", deb)
+	purged := false
+	t.Cleanup(func() {
+		if !purged {
+			_ = exec.Command("dpkg", "--purge", "nfpass").Run()
+		}
+	})
+	if st := run(t, tmp, "dpkg-query", "-W", "-f=${db:Status-Status} ${Version}", "nfpass"); st != "installed "+testVersion {
+		t.Errorf("dpkg-query: %q", st)
+	}
+	if cf := run(t, tmp, "dpkg-query", "-W", "-f=${Conffiles}", "nfpass"); !strings.Contains(cf, "/etc/nfpass/nfpass.yaml") {
+		t.Errorf("/etc/nfpass/nfpass.yaml is not a conffile: %q", cf)
+	}
+	for _, f := range want {
+		if _, err := os.Stat(f); err != nil {
+			t.Errorf("installed file: %v", err)
+		}
+	}
+	if out := run(t, tmp, "/usr/bin/nfpass", "version"); !strings.HasPrefix(out, "nfpass ") {
+		t.Errorf("nfpass version: %q", out)
+	}
+	// The shipped default config is valid as installed.
+	if out := run(t, tmp, "/usr/bin/nfpass", "check", "-c", "/etc/nfpass/nfpass.yaml"); !strings.Contains(out, "valid (standalone mode") {
+		t.Errorf("nfpass check of the default config: %q", out)
+	}
+	if out := run(t, tmp, "sh", "-c", "gzip -dc /usr/share/man/man8/nfpass-apply.8.gz"); !strings.Contains(out, "nfpass apply") {
+		t.Errorf("man page nfpass-apply.8 looks wrong:\n%.300s", out)
+	}
+	if out := run(t, tmp, "bash", "-c", "source /usr/share/bash-completion/completions/nfpass && type __start_nfpass"); !strings.Contains(out, "function") {
+		t.Errorf("bash completion does not define __start_nfpass: %q", out)
+	}
+
+	run(t, tmp, "dpkg", "--purge", "nfpass")
+	purged = true
+	for _, f := range append(want, "/etc/nfpass") {
+		if _, err := os.Lstat(f); err == nil {
+			t.Errorf("%s is still there after purge", f)
+		}
+	}
+	if out, err := exec.Command("dpkg-query", "-W", "-f=${db:Status-Status}", "nfpass").Output(); err == nil && strings.TrimSpace(string(out)) != "not-installed" {
+		t.Errorf("after purge dpkg-query says %q", out)
+	}
+}
