@@ -4,8 +4,6 @@
 package cli
 
 import (
-	"bytes"
-	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,48 +15,28 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/nfpass/nfpass/integration/netns"
+	"github.com/nfpass/nfpass/integration/nfpassbin"
 )
 
 var binary string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "nfpass-cli")
-	if err != nil {
-		panic(err)
-	}
-	binary = filepath.Join(dir, "nfpass")
-	if out, err := exec.Command("go", "build", "-o", binary, "../../cmd/nfpass").CombinedOutput(); err != nil {
-		panic("build nfpass: " + err.Error() + "\n" + string(out))
-	}
+	var cleanup func()
+	binary, cleanup = nfpassbin.MustBuild()
 	code := m.Run()
-	os.RemoveAll(dir)
+	cleanup()
 	os.Exit(code)
 }
 
 // run runs nfpass and returns stdout, stderr and the exit code.
 func run(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
-	var stdout, stderr bytes.Buffer
-	cmd := exec.Command(binary, args...)
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	code := 0
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("run nfpass %v: %v", args, err)
-	}
-	return stdout.String(), stderr.String(), code
+	return nfpassbin.Run(t, binary, args...)
 }
 
 func mustRun(t *testing.T, args ...string) string {
 	t.Helper()
-	out, errOut, code := run(t, args...)
-	if code != 0 {
-		t.Fatalf("nfpass %s: exit %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), code, out, errOut)
-	}
-	return out
+	return nfpassbin.MustRun(t, binary, args...)
 }
 
 // normalise makes an nft listing comparable with a plan: drops comments

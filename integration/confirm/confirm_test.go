@@ -4,7 +4,6 @@
 package confirm
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"os"
@@ -16,49 +15,30 @@ import (
 	"time"
 
 	"github.com/nfpass/nfpass/integration/netns"
+	"github.com/nfpass/nfpass/integration/nfpassbin"
 )
 
 var binary string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "nfpass-confirm")
-	if err != nil {
-		panic(err)
-	}
-	binary = filepath.Join(dir, "nfpass")
-	if out, err := exec.Command("go", "build", "-o", binary, "../../cmd/nfpass").CombinedOutput(); err != nil {
-		panic("build nfpass: " + err.Error() + "\n" + string(out))
-	}
+	var cleanup func()
+	binary, cleanup = nfpassbin.MustBuild()
 	code := m.Run()
-	os.RemoveAll(dir)
+	cleanup()
 	os.Exit(code)
 }
 
 const example = "../../rules/examples/vpn-server.yaml"
 
+// run runs nfpass and returns stdout, stderr and the exit code.
 func run(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
-	var stdout, stderr bytes.Buffer
-	cmd := exec.Command(binary, args...)
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	code := 0
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("run nfpass %v: %v", args, err)
-	}
-	return stdout.String(), stderr.String(), code
+	return nfpassbin.Run(t, binary, args...)
 }
 
 func mustRun(t *testing.T, args ...string) string {
 	t.Helper()
-	out, errOut, code := run(t, args...)
-	if code != 0 {
-		t.Fatalf("nfpass %s: exit %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), code, out, errOut)
-	}
-	return out
+	return nfpassbin.MustRun(t, binary, args...)
 }
 
 type env struct {
@@ -275,7 +255,7 @@ func TestSecondConfirmRefused(t *testing.T) {
 		t.Errorf("pending changed by a refused apply: %+v -> %+v", p, q)
 	}
 	// Starting a second guard by hand is harmless (idempotent).
-	g2 := exec.Command(binary, e.args("confirm-guard")...)
+	g2 := nfpassbin.Command(binary, e.args("confirm-guard")...)
 	if out, err := g2.CombinedOutput(); err != nil {
 		t.Errorf("second guard: %v\n%s", err, out)
 	}

@@ -23,21 +23,16 @@ import (
 	"time"
 
 	"github.com/nfpass/nfpass/integration/netns"
+	"github.com/nfpass/nfpass/integration/nfpassbin"
 )
 
 var binary string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "nfpass-daemon")
-	if err != nil {
-		panic(err)
-	}
-	binary = filepath.Join(dir, "nfpass")
-	if out, err := exec.Command("go", "build", "-o", binary, "../../cmd/nfpass").CombinedOutput(); err != nil {
-		panic("build nfpass: " + err.Error() + "\n" + string(out))
-	}
+	var cleanup func()
+	binary, cleanup = nfpassbin.MustBuild()
 	code := m.Run()
-	os.RemoveAll(dir)
+	cleanup()
 	os.Exit(code)
 }
 
@@ -121,7 +116,7 @@ func start(t *testing.T, name, config string, extra ...string) *daemon {
 	writeFile(t, d.cfg, config)
 	args := append([]string{"run", "-c", d.cfg, "--log-format", "json", "--log-level", "debug"}, d.k()...)
 	args = append(args, extra...)
-	d.cmd = exec.Command(binary, args...)
+	d.cmd = nfpassbin.Command(binary, args...)
 	stderr, err := d.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -172,7 +167,7 @@ func readExample(t *testing.T) string {
 
 // diff runs `nfpass diff` against cfg: 0 in sync, 1 drift.
 func (d *daemon) diff(cfg string) int {
-	cmd := exec.Command(binary, append([]string{"diff", "-c", cfg}, d.k()...)...)
+	cmd := nfpassbin.Command(binary, append([]string{"diff", "-c", cfg}, d.k()...)...)
 	err := cmd.Run()
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {

@@ -5,13 +5,10 @@ package doctor
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -21,6 +18,7 @@ import (
 
 	"github.com/nfpass/nfpass/integration/lab"
 	"github.com/nfpass/nfpass/integration/netns"
+	"github.com/nfpass/nfpass/integration/nfpassbin"
 	"github.com/nfpass/nfpass/pkg/audit"
 )
 
@@ -32,49 +30,20 @@ func TestMain(m *testing.M) {
 			fmt.Fprintln(os.Stderr, "sweeping stale labs:", err)
 		}
 	}
-	dir, err := os.MkdirTemp("", "nfpass-doctor")
-	if err != nil {
-		panic(err)
-	}
-	binary = filepath.Join(dir, "nfpass")
-	if out, err := exec.Command("go", "build", "-o", binary, "../../cmd/nfpass").CombinedOutput(); err != nil {
-		panic("build nfpass: " + err.Error() + "\n" + string(out))
-	}
+	var cleanup func()
+	binary, cleanup = nfpassbin.MustBuild()
 	stop := lab.TeardownOnSignal()
 	code := m.Run()
 	stop()
 	_ = lab.DownAll()
-	os.RemoveAll(dir)
+	cleanup()
 	os.Exit(code)
 }
 
 // run runs nfpass and returns stdout, stderr and the exit code.
 func run(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
-	var stdout, stderr bytes.Buffer
-	cmd := exec.Command(binary, args...)
-	cmd.Env = cleanEnv()
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	code := 0
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("run nfpass %v: %v", args, err)
-	}
-	return stdout.String(), stderr.String(), code
-}
-
-// cleanEnv drops NFPASS_* so the host's environment cannot change the policy.
-func cleanEnv() []string {
-	var out []string
-	for _, e := range os.Environ() {
-		if !strings.HasPrefix(e, "NFPASS_") {
-			out = append(out, e)
-		}
-	}
-	return out
+	return nfpassbin.Run(t, binary, args...)
 }
 
 // labConfig writes a config for the lab router: a profile retargeted at
@@ -427,8 +396,7 @@ func TestWatchCLI(t *testing.T) {
 	netns.RequireRoot(t)
 	ns := netns.New(t, "watch")
 
-	cmd := exec.Command(binary, "watch", "--netns", ns.Name, "-o", "json")
-	cmd.Env = cleanEnv()
+	cmd := nfpassbin.Command(binary, "watch", "--netns", ns.Name, "-o", "json")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -40,6 +40,9 @@ type Result struct {
 	Fallback string
 	// Elements counts the elements an element-only repair added or deleted.
 	Elements int
+	// Verified says how an element-only repair was verified:
+	// VerifiedLookup or VerifiedReadBack.
+	Verified string
 }
 
 // Apply replaces the desired table in the kernel in one netlink batch:

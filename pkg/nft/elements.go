@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"slices"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/userdata"
@@ -57,6 +58,54 @@ const dumpBufSize = 64 << 10
 //
 // One elemReader (socket and buffer) serves all sets of a read.
 func (r *elemReader) dumpElements(fam nftables.TableFamily, table, set string, fn func(rawElem) error) error {
+	return r.exchange(fam, netlink.Request|netlink.Dump, []netlink.Attribute{
+		{Type: unix.NFTA_SET_ELEM_LIST_TABLE, Data: []byte(table + "\x00")},
+		{Type: unix.NFTA_SET_ELEM_LIST_SET, Data: []byte(set + "\x00")},
+	}, fn)
+}
+
+// getElement asks the kernel for one element by its key (and interval-end
+// flag): a GETSETELEM request without the dump flag, which the kernel
+// answers with a set lookup instead of a walk. found is false when the
+// kernel has no such element (ENOENT).
+func (r *elemReader) getElement(fam nftables.TableFamily, table, set string, key []byte, end bool) (e rawElem, found bool, err error) {
+	kv, err := netlink.MarshalAttributes([]netlink.Attribute{{Type: unix.NFTA_DATA_VALUE, Data: key}})
+	if err != nil {
+		return e, false, err
+	}
+	item := []netlink.Attribute{{Type: unix.NFTA_SET_ELEM_KEY | unix.NLA_F_NESTED, Data: kv}}
+	if end {
+		item = append(item, netlink.Attribute{Type: unix.NFTA_SET_ELEM_FLAGS, Data: binary.BigEndian.AppendUint32(nil, unix.NFT_SET_ELEM_INTERVAL_END)})
+	}
+	elem, err := netlink.MarshalAttributes(item)
+	if err != nil {
+		return e, false, err
+	}
+	list, err := netlink.MarshalAttributes([]netlink.Attribute{{Type: 1 | unix.NLA_F_NESTED, Data: elem}})
+	if err != nil {
+		return e, false, err
+	}
+	err = r.exchange(fam, netlink.Request|netlink.Acknowledge, []netlink.Attribute{
+		{Type: unix.NFTA_SET_ELEM_LIST_TABLE, Data: []byte(table + "\x00")},
+		{Type: unix.NFTA_SET_ELEM_LIST_SET, Data: []byte(set + "\x00")},
+		{Type: unix.NFTA_SET_ELEM_LIST_ELEMENTS | unix.NLA_F_NESTED, Data: list},
+	}, func(got rawElem) error {
+		if found {
+			return errors.New("get element: more than one answer")
+		}
+		e, found = got, true
+		e.key, e.val = slices.Clone(got.key), slices.Clone(got.val)
+		return nil
+	})
+	if errors.Is(err, unix.ENOENT) {
+		return e, false, nil
+	}
+	return e, found, err
+}
+
+// exchange sends one GETSETELEM request and streams the elements of the
+// answer to fn until the kernel ends it (NLMSG_DONE, or the ACK).
+func (r *elemReader) exchange(fam nftables.TableFamily, flags netlink.HeaderFlags, attrs []netlink.Attribute, fn func(rawElem) error) error {
 	if r.conn == nil {
 		conn, err := r.c.dialRaw()
 		if err != nil {
@@ -65,19 +114,16 @@ func (r *elemReader) dumpElements(fam nftables.TableFamily, table, set string, f
 		r.conn, r.buf = conn, make([]byte, dumpBufSize)
 	}
 	conn, buf := r.conn, r.buf
-	attrs, err := netlink.MarshalAttributes([]netlink.Attribute{
-		{Type: unix.NFTA_SET_ELEM_LIST_TABLE, Data: []byte(table + "\x00")},
-		{Type: unix.NFTA_SET_ELEM_LIST_SET, Data: []byte(set + "\x00")},
-	})
+	data, err := netlink.MarshalAttributes(attrs)
 	if err != nil {
 		return err
 	}
 	req, err := conn.Send(netlink.Message{
 		Header: netlink.Header{
 			Type:  netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | unix.NFT_MSG_GETSETELEM),
-			Flags: netlink.Request | netlink.Dump,
+			Flags: flags,
 		},
-		Data: append([]byte{byte(fam), unix.NFNETLINK_V0, 0, 0}, attrs...),
+		Data: append([]byte{byte(fam), unix.NFNETLINK_V0, 0, 0}, data...),
 	})
 	if err != nil {
 		return err
@@ -135,7 +181,7 @@ func parseElemChunk(b []byte, seq uint32, fn func(rawElem) error) (done bool, er
 				return false, errors.New("short netlink error")
 			}
 			if e := int32(binary.NativeEndian.Uint32(data[:4])); e != 0 {
-				return false, fmt.Errorf("dump set elements: %w", unix.Errno(-e))
+				return false, fmt.Errorf("set elements: %w", unix.Errno(-e))
 			}
 			return true, nil
 		}

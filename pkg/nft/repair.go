@@ -1,15 +1,29 @@
 package nft
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/google/nftables"
+	"golang.org/x/sys/unix"
 
 	"github.com/nfpass/nfpass/pkg/ruleset"
 )
+
+// How an element-only repair was verified, reported in Result.Verified.
+const (
+	// VerifiedLookup: each changed element was looked up in the kernel.
+	VerifiedLookup = "lookup"
+	// VerifiedReadBack: the touched sets were read back whole and diffed.
+	VerifiedReadBack = "read-back"
+)
+
+// maxLookupVerify bounds the element changes verified by lookups (one
+// round trip each); larger repairs read the touched sets back.
+const maxLookupVerify = 256
 
 // Repair paths, reported in Result.Path.
 const (
@@ -74,7 +88,11 @@ func (c *Client) Repair(desired *ruleset.Table) (*Result, error) {
 		if err != nil {
 			return &Result{Attempts: attempt}, fmt.Errorf("repair %s: %w", what, err)
 		}
-		if err := queueElements(conn, desired, add, del); err != nil {
+		deltas, err := lowerDelta(desired, add, del)
+		if err != nil {
+			return fallback(err.Error())
+		}
+		if err := queueElements(conn, deltas); err != nil {
 			return fallback(err.Error())
 		}
 		beforeCommit()
@@ -90,12 +108,24 @@ func (c *Client) Repair(desired *ruleset.Table) (*Result, error) {
 		for _, es := range del {
 			res.Elements += len(es)
 		}
-		// Verify the touched sets only (see above). Whatever the commit
-		// said: ENOBUFS can follow a commit.
+		// Verify. When the generation shows our commit and nothing after
+		// it, the touched sets are what was read plus our delta as the
+		// kernel took it: looking up the changed elements proves them.
+		// Otherwise (or if the lookups cannot prove it) read the touched
+		// sets back whole and diff them: the rest of the table equalled
+		// desired at the read and the guarded batch changed only these.
+		if g2, err := c.GenID(); err == nil && commitErr == nil && g2 == gen+1 && res.Elements <= maxLookupVerify {
+			if ok, err := c.verifyDelta(desired, deltas); err == nil && ok {
+				res.Verified = VerifiedLookup
+				res.Elapsed = time.Since(start)
+				return res, nil
+			}
+		}
 		sub, err := c.readSets(desired, touched)
 		if err != nil {
 			return fallback("read back touched sets: " + err.Error())
 		}
+		res.Verified = VerifiedReadBack
 		res.Diff = ruleset.Diff(subTable(desired, touched), sub)
 		if len(res.Diff) > 0 {
 			why := "touched sets differ after the element batch: " + res.Diff[0].String()
@@ -168,38 +198,109 @@ func elementChanges(desired, live *ruleset.Table, touched map[string]bool) (add,
 	return add, del, nil
 }
 
-// queueElements lowers the element changes onto conn: deletions first, so
-// that a replaced interval never overlaps its successor within the batch.
-func queueElements(conn *nftables.Conn, desired *ruleset.Table, add, del map[string][]ruleset.Element) error {
+// loweredDelta is one set's element changes as the kernel gets them.
+type loweredDelta struct {
+	set        *nftables.Set
+	interval   bool
+	add, del   []nftables.SetElement
+	isMap      bool
+	keyTypes   []string
+	valueTypes []string
+}
+
+// lowerDelta lowers the element changes of every touched set.
+func lowerDelta(desired *ruleset.Table, add, del map[string][]ruleset.Element) ([]loweredDelta, error) {
 	fam, err := family(desired.Family)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	tbl := &nftables.Table{Name: desired.Name, Family: fam}
-	for _, op := range []struct {
-		elems map[string][]ruleset.Element
-		send  func(*nftables.Set, []nftables.SetElement) error
-	}{{del, conn.SetDeleteElements}, {add, conn.SetAddElements}} {
-		for i := range desired.Sets {
-			s := desired.Sets[i]
-			es := op.elems[s.Name]
-			if len(es) == 0 {
-				continue
-			}
-			s.Elements = es
+	var out []loweredDelta
+	for i := range desired.Sets {
+		s := desired.Sets[i]
+		if len(add[s.Name]) == 0 && len(del[s.Name]) == 0 {
+			continue
+		}
+		d := loweredDelta{interval: s.Interval, isMap: s.IsMap(), keyTypes: s.KeyType, valueTypes: s.DataType}
+		for _, part := range []struct {
+			elems []ruleset.Element
+			dst   *[]nftables.SetElement
+		}{{del[s.Name], &d.del}, {add[s.Name], &d.add}} {
+			s.Elements = part.elems
 			ns, lowered, err := lowerSet(tbl, s)
 			if err != nil {
-				return fmt.Errorf("%s %s: %w", setKind(s), s.Name, err)
+				return nil, fmt.Errorf("%s %s: %w", setKind(s), s.Name, err)
 			}
 			if s.Interval {
 				lowered = intervalDelta(lowered)
 			}
-			if err := op.send(ns, lowered); err != nil {
-				return fmt.Errorf("%s %s: %w", setKind(s), s.Name, err)
-			}
+			d.set, *part.dst = ns, lowered
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// queueElements queues the element changes onto conn: deletions first, so
+// that a replaced interval never overlaps its successor within the batch.
+func queueElements(conn *nftables.Conn, deltas []loweredDelta) error {
+	for _, d := range deltas {
+		if err := conn.SetDeleteElements(d.set, d.del); err != nil {
+			return fmt.Errorf("set %s: %w", d.set.Name, err)
+		}
+	}
+	for _, d := range deltas {
+		if err := conn.SetAddElements(d.set, d.add); err != nil {
+			return fmt.Errorf("set %s: %w", d.set.Name, err)
 		}
 	}
 	return nil
+}
+
+// verifyDelta checks, element by element with kernel lookups (no set
+// walk), that every added element is present exactly as lowered (key,
+// interval-end flag, map value) and every deleted one is gone. It is only
+// sound when no other commit happened between the read the delta was
+// computed from and now; the caller checks the generation for that. false
+// means "could not prove it this way", not "the set is wrong".
+func (c *Client) verifyDelta(desired *ruleset.Table, deltas []loweredDelta) (bool, error) {
+	fam, err := family(desired.Family)
+	if err != nil {
+		return false, err
+	}
+	er := &elemReader{c: c}
+	defer er.Close()
+	type k struct {
+		key string
+		end bool
+	}
+	for _, d := range deltas {
+		added := map[k]bool{}
+		for _, e := range d.add {
+			added[k{string(e.Key), e.IntervalEnd}] = true
+			got, found, err := er.getElement(fam, desired.Name, d.set.Name, e.Key, e.IntervalEnd)
+			if err != nil {
+				return false, err
+			}
+			gotEnd := got.flags&unix.NFT_SET_ELEM_INTERVAL_END != 0
+			if !found || got.odd || !bytes.Equal(got.key, e.Key) || gotEnd != e.IntervalEnd || !bytes.Equal(got.val, e.Val) {
+				return false, nil
+			}
+		}
+		for _, e := range d.del {
+			if added[k{string(e.Key), e.IntervalEnd}] {
+				continue // replaced: checked as an addition
+			}
+			got, found, err := er.getElement(fam, desired.Name, d.set.Name, e.Key, e.IntervalEnd)
+			if err != nil {
+				return false, err
+			}
+			if found && bytes.Equal(got.key, e.Key) && (got.flags&unix.NFT_SET_ELEM_INTERVAL_END != 0) == e.IntervalEnd {
+				return false, nil
+			}
+		}
+	}
+	return true, nil
 }
 
 // intervalDelta drops the leading zero-address end element that

@@ -3,31 +3,19 @@
 # repository root. Arguments: GOOS/GOARCH[/variant] (variant: GOMIPS for
 # mips/mipsle, GOARM for arm). Binaries go to dist/, with their sizes.
 #
-# 32-bit workaround: google/nftables at the pinned pseudo-version passes
-# math.MaxUint32 as an int to fmt.Sprintf (conn.go, allocateTransactionID),
-# which does not compile where int is 32 bits. For those targets only, the
-# build uses a copy of the module with that one argument typed uint32,
-# through an alternate go.mod in dist/ (-modfile): the repository's go.mod
-# and the module cache are untouched. Once the pinned version compiles on
-# 32 bits the pattern is gone and the workaround switches itself off.
+# 32-bit targets (mips, mipsle, arm) build with the workaround of
+# nftables-32bit.sh: an alternate go.mod in dist/ (-modfile); the repository's
+# go.mod and the module cache are untouched.
 set -eu
 GO=${GO:-go}
 LDFLAGS=${LDFLAGS:--s -w}
 mkdir -p dist
 
 modfile32=""
-nft_dir=$($GO list -m -f '{{.Dir}}' github.com/google/nftables)
-nft_ver=$($GO list -m -f '{{.Version}}' github.com/google/nftables)
-pattern='single nftables transaction", math.MaxUint32))'
-if grep -qF "$pattern" "$nft_dir/conn.go"; then
-	patched=$PWD/dist/nftables-32bit
-	rm -rf "$patched" && cp -r "$nft_dir" "$patched" && chmod -R u+w "$patched"
-	sed -i 's/single nftables transaction", math.MaxUint32))/single nftables transaction", uint32(math.MaxUint32)))/' "$patched/conn.go"
-	cp go.mod dist/release32.mod
-	cp go.sum dist/release32.sum
-	printf '\nreplace github.com/google/nftables %s => %s\n' "$nft_ver" "$patched" >> dist/release32.mod
-	modfile32=$PWD/dist/release32.mod
-fi
+cp go.mod dist/release32.mod
+cp go.sum dist/release32.sum
+modfile32=$(sh rules/packaging/nftables-32bit.sh dist/release32.mod dist/release32)
+[ -z "$modfile32" ] || modfile32=$PWD/$modfile32
 
 for t in "$@"; do
 	os=${t%%/*}
