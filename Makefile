@@ -6,16 +6,17 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 PKGS     := ./...
 
-.PHONY: all deps build test unit lint fmt vet staticcheck bench clean lab deb release
+.PHONY: all deps build test unit lint fmt vet staticcheck bench clean lab deb release tools
 
 # Packaging. nfpm runs from the module proxy (not a go.mod dependency);
 # v2.45.2 is the newest whose dependencies the proxy serves in full.
 NFPM        ?= $(GO) run github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2
-GOARCH      ?= $(shell $(GO) env GOARCH)
+# The .deb's architecture, as a Go GOARCH (amd64, arm64, riscv64, ...).
+DEB_ARCH    ?= $(shell $(GO) env GOARCH)
 # Debian versions must start with a digit: tag v1.2.3 -> 1.2.3, else 0.0.0~git<sha>.
 DEB_VERSION ?= $(shell v=$$(git describe --tags --exact-match 2>/dev/null); \
 	if [ -n "$$v" ]; then echo "$${v\#v}"; else echo "0.0.0~git$$(git rev-parse --short HEAD 2>/dev/null || echo 0)"; fi)
-DEB         ?= dist/nfpass_$(DEB_VERSION)_$(GOARCH).deb
+DEB         ?= dist/nfpass_$(DEB_VERSION)_$(DEB_ARCH).deb
 PKG_STAGE   ?= dist/pkg
 # Router targets for `make release`: GOOS/GOARCH[/variant].
 RELEASE_TARGETS := linux/mipsle/softfloat linux/mips/softfloat linux/arm/7 linux/arm64 linux/amd64
@@ -37,8 +38,14 @@ deps:
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/nfpass
 
+# Go tools run from the module proxy, built once into the build cache (nfpm
+# takes about two minutes to compile cold; integration/packaging runs it).
+tools:
+	$(NFPM) --version >/dev/null
+
 # Unit and kernel tests (root). -p 2: kernel tests use namespaces, each its own.
-test: deps build
+# integration/packaging builds and installs the .deb (dpkg) and purges it.
+test: deps build tools
 	$(GO) test -count=1 -timeout 30m -p 2 $(PKGS)
 
 # Pure tests only (no root needed).
@@ -69,13 +76,13 @@ lab: deps build
 # commands themselves. Output: $(DEB).
 deb:
 	rm -rf $(PKG_STAGE) && mkdir -p $(PKG_STAGE)
-	CGO_ENABLED=0 GOOS=linux GOARCH=$(GOARCH) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(PKG_STAGE)/nfpass ./cmd/nfpass
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(DEB_ARCH) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(PKG_STAGE)/nfpass ./cmd/nfpass
 	$(GO) run -ldflags '$(LDFLAGS)' ./cmd/nfpass gen man $(PKG_STAGE)/man
 	gzip -9n $(PKG_STAGE)/man/*.8
 	$(GO) run ./cmd/nfpass gen completion $(PKG_STAGE)/completions
 	cp rules/service/nfpass.service $(PKG_STAGE)/nfpass.service
 	@mkdir -p $(dir $(DEB))
-	PKG_STAGE=$(PKG_STAGE) DEB_ARCH=$(GOARCH) DEB_VERSION=$(DEB_VERSION) $(NFPM) package --config rules/packaging/nfpm.yaml --packager deb --target $(DEB)
+	PKG_STAGE=$(PKG_STAGE) DEB_ARCH=$(DEB_ARCH) DEB_VERSION=$(DEB_VERSION) $(NFPM) package --config rules/packaging/nfpm.yaml --packager deb --target $(DEB)
 	@ls -l $(DEB)
 
 # Static (CGO_ENABLED=0) cross builds for common router targets into dist/,

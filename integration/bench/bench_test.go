@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"os/exec"
@@ -113,6 +114,7 @@ type report struct {
 	Bytes     uint64  `json:"bytes"`
 	Elements  int     `json:"elements"`
 	Path      string  `json:"path"`
+	Verified  string  `json:"verified"`
 	Packets   uint64  `json:"packets"`
 }
 
@@ -266,6 +268,7 @@ func (h *harness) repairWorkload(name, spec string, target float64) {
 		set, elem = "from_0", "{ 10.0.0.2 }"
 	}
 	r := row{name: name, target: target, peerName: "nft add element"}
+	verified := map[string]int{}
 	for i := 0; i < h.runs; i++ {
 		h.must(ns, "nft", "delete", "element", "inet", "nfpass", set, elem)
 		s := h.run(ns, true, "", h.bin, "repair", spec)
@@ -273,11 +276,14 @@ func (h *harness) repairWorkload(name, spec string, target float64) {
 			h.t.Fatalf("repair took path %q, want elements", s.rep.Path)
 		}
 		r.nfpass = append(r.nfpass, s)
+		verified[s.rep.Verified]++
 		h.must(ns, "nft", "delete", "element", "inet", "nfpass", set, elem)
 		r.peer = append(r.peer, h.run(ns, false, "", "nft", "add", "element", "inet", "nfpass", set, elem))
 		h.progress("repair %s run %d: nfpass %v, nft %v", spec, i+1, r.nfpass[i].wall, r.peer[i].wall)
 	}
 	h.rows = append(h.rows, r)
+	h.notes = append(h.notes, fmt.Sprintf("repair %s: element-only path in every run; verified by %s (lookup = the changed element looked up in the kernel, read-back = touched set dumped); nfpass op median %s ms = Read + Diff + one element batch + verification.",
+		spec, countsString(verified), num(median(r.nfpass, opMS))))
 }
 
 func median[T any](xs []T, f func(T) float64) float64 {
@@ -386,20 +392,22 @@ func (h *harness) report() string {
 	fmt.Fprintf(&b, "- harness wall time: %v\n\n", h.elapsed.Round(time.Second))
 
 	b.WriteString("## Figures\n\n")
-	b.WriteString("| workload | peer | nfpass wall ms | peer wall ms | ratio | target | nfpass op ms (in-process) | nfpass CPU ms | peer CPU ms | nfpass RSS MiB | peer RSS MiB |\n")
-	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("| workload | peer | nfpass wall ms | peer wall ms | ratio | target | nfpass op ms (in-process) | op ratio | nfpass CPU ms | peer CPU ms | nfpass RSS MiB | peer RSS MiB |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range h.rows {
 		ratio := median(r.nfpass, wallMS) / median(r.peer, wallMS)
 		verdict := "met"
 		if ratio > r.target {
 			verdict = "**missed**"
 		}
-		fmt.Fprintf(&b, "| %s | `%s` | %s | %s | **%.2f** | ≤ %.1f (%s) | %s | %s | %s | %s | %s |\n",
+		fmt.Fprintf(&b, "| %s | `%s` | %s | %s | **%.2f** | ≤ %.1f (%s) | %s | %.2f | %s | %s | %s | %s |\n",
 			r.name, r.peerName, fig(r.nfpass, wallMS), fig(r.peer, wallMS), ratio, r.target, verdict,
-			fig(r.nfpass, opMS), fig(r.nfpass, cpuMS), fig(r.peer, cpuMS), fig(r.nfpass, rssMiB), fig(r.peer, rssMiB))
+			fig(r.nfpass, opMS), median(r.nfpass, opMS)/median(r.peer, wallMS), fig(r.nfpass, cpuMS), fig(r.peer, cpuMS), fig(r.nfpass, rssMiB), fig(r.peer, rssMiB))
 	}
 	b.WriteString("\n\"op\" is the operation alone as nfpass-bench times it in-process (Apply incl. read-back and diff; Read+Diff; Repair), " +
-		"without process start, building the policy and compiling it; a reconcile daemon pays only that part.\n\n")
+		"without process start, building the policy and compiling it; a reconcile daemon, which compiles once, pays only that part. " +
+		"\"op ratio\" = nfpass op median / peer median wall (the peer has no such split: its whole process is the operation). " +
+		"The target verdict is on the process ratio.\n\n")
 	if len(h.pps) > 0 {
 		b.WriteString("## Forwarded packets per second\n\n")
 		b.WriteString(ppsIntro)
@@ -452,4 +460,12 @@ func (h *harness) dumpEvidence(spec string) {
 	h.notes = append(h.notes, fmt.Sprintf("Evidence, one run each on the %s policy: `nft list table` %s ms wall (%s ms CPU, %s MiB); nfpass Read+Diff %s ms wall (%s ms CPU, %s MiB). Listing the set costs the CLI as much as it costs nfpass's read-back: the time is the kernel's set dump.",
 		spec, num(wallMS(a)), num(cpuMS(a)), num(rssMiB(a)), num(wallMS(b)), num(cpuMS(b)), num(rssMiB(b))))
 	h.progress("dump evidence %s: nft list %v, nfpass read %v", spec, a.wall, b.wall)
+}
+
+func countsString(m map[string]int) string {
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, fmt.Sprintf("%s in %d runs", k, m[k]))
+	}
+	return strings.Join(parts, ", ")
 }

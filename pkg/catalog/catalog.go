@@ -110,7 +110,10 @@ func Default() *Catalog {
 func Load(fsys fs.FS) (*Catalog, error) {
 	c := &Catalog{protocols: map[string]Protocol{}, profiles: map[string]Profile{}}
 	var errs []error
-	files, _ := fs.Glob(fsys, "protocols/*.yaml")
+	files, err := fs.Glob(fsys, "protocols/*.yaml")
+	if err != nil {
+		return nil, fmt.Errorf("protocols: %w", err)
+	}
 	for _, f := range files {
 		data, err := fs.ReadFile(fsys, f)
 		if err != nil {
@@ -127,12 +130,15 @@ func Load(fsys fs.FS) (*Catalog, error) {
 		if want := strings.TrimSuffix(path.Base(f), ".yaml"); p.Name != want {
 			errs = append(errs, fmt.Errorf("%s: name: %q must match the file name %q", f, p.Name, want))
 		}
-		if err := p.validate(); err != nil {
+		for _, err := range p.problems() {
 			errs = append(errs, fmt.Errorf("%s: %w", f, err))
 		}
 		c.protocols[p.Name] = p
 	}
-	files, _ = fs.Glob(fsys, "profiles/*.yaml")
+	files, err = fs.Glob(fsys, "profiles/*.yaml")
+	if err != nil {
+		return nil, fmt.Errorf("profiles: %w", err)
+	}
 	for _, f := range files {
 		data, err := fs.ReadFile(fsys, f)
 		if err != nil {
@@ -160,7 +166,8 @@ func Load(fsys fs.FS) (*Catalog, error) {
 
 var l4Known = map[string]bool{"tcp": true, "udp": true, "gre": true, "esp": true, "ah": true}
 
-func (p Protocol) validate() error {
+// problems returns every problem with the protocol's definition.
+func (p Protocol) problems() []error {
 	var errs []error
 	if p.WhenOff != OffDrop && p.WhenOff != OffNoHelper {
 		errs = append(errs, fmt.Errorf("when_off: %q is not drop or no-helper", p.WhenOff))
@@ -207,7 +214,7 @@ func (p Protocol) validate() error {
 	if len(p.Helpers) > 0 && len(p.Modules.Conntrack) == 0 {
 		errs = append(errs, errors.New("modules.conntrack: a protocol with helpers must name its conntrack module"))
 	}
-	return errors.Join(errs...)
+	return errs
 }
 
 // ParsePortRange parses "N" or "N-M" (1..65535, N<=M).

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/nfpass/nfpass/pkg/catalog"
 	"github.com/nfpass/nfpass/pkg/policy"
@@ -78,9 +79,14 @@ func Compile(p *policy.Policy, cat Catalog) (*Plan, error) {
 	if err := p.Validate(cat); err != nil {
 		return nil, err
 	}
+	return build(p, cat), nil
+}
+
+// build compiles a validated policy.
+func build(p *policy.Policy, cat Catalog) *Plan {
 	c := &compiler{p: p, cat: cat, plan: &Plan{Source: p.Source, Mode: p.Mode}}
 	c.build()
-	return c.plan, nil
+	return c.plan
 }
 
 type compiler struct {
@@ -144,8 +150,18 @@ type activeProto struct {
 
 func (a activeProto) on() bool { return len(a.why) > 0 }
 
+// forwarded reports whether a forward brings this protocol to a LAN host.
+func (a activeProto) forwarded() bool {
+	for _, w := range a.why {
+		if strings.HasPrefix(w, "forward ") {
+			return true
+		}
+	}
+	return false
+}
+
 func (c *compiler) helpers(active []activeProto) {
-	var rules []ruleset.Rule
+	var pre, out []ruleset.Rule
 	modules := map[string]bool{}
 	var ctMods, natMods []string
 	for _, a := range active {
@@ -156,10 +172,25 @@ func (c *compiler) helpers(active []activeProto) {
 			c.t.CtHelpers = append(c.t.CtHelpers, ruleset.CtHelper{Name: h.Name, Type: h.Type, Protocol: h.L4, L3Proto: h.L3})
 			c.plan.Helpers = append(c.plan.Helpers, HelperNeed{Object: h.Name, Type: h.Type, L4: h.L4, L3: h.L3, Protocol: a.Name, Modules: a.Modules, Packages: a.Packages})
 			for _, port := range h.Ports {
-				rules = append(rules, ruleset.Rule{
-					NFProto: nfproto(h.L3), L4Proto: h.L4, DPort: port,
-					CtHelper: h.Name, Comment: comment(a.why[0]),
-				})
+				r := ruleset.Rule{NFProto: nfproto(h.L3), L4Proto: h.L4, DPort: port, CtHelper: h.Name, Comment: comment(a.why[0])}
+				out = append(out, r)
+				// On prerouting, attach helpers only where the policy wants
+				// them: LAN clients (passthrough) and WAN traffic to a
+				// forwarded protocol; never to arbitrary WAN traffic.
+				if c.p.On(a.Name) {
+					lan := r
+					if len(c.p.Interfaces.LAN) > 0 {
+						lan.IIFSet = SetLAN
+					}
+					lan.Comment = comment("passthrough " + a.Name)
+					pre = append(pre, lan)
+				}
+				if a.forwarded() {
+					wan := r
+					wan.IIFSet = SetWAN
+					wan.Comment = comment(c.forwardReason(a))
+					pre = append(pre, wan)
+				}
 			}
 		}
 		if len(a.Helpers) > 0 {
@@ -180,7 +211,7 @@ func (c *compiler) helpers(active []activeProto) {
 	slices.Sort(ctMods)
 	slices.Sort(natMods)
 	c.plan.Modules = append(ctMods, natMods...)
-	if len(rules) == 0 {
+	if len(out) == 0 {
 		return
 	}
 	// Helpers must be assigned where conntrack already has the entry and on
@@ -188,9 +219,19 @@ func (c *compiler) helpers(active []activeProto) {
 	// (priority raw silently never attaches), and the same on output for
 	// traffic the router originates.
 	c.t.Chains = append(c.t.Chains,
-		ruleset.Chain{Name: ChainHelper, Type: "filter", Hook: "prerouting", Priority: ruleset.PriorityFilter, Policy: "accept", Rules: rules},
-		ruleset.Chain{Name: ChainHelpO, Type: "filter", Hook: "output", Priority: ruleset.PriorityFilter, Policy: "accept", Rules: slices.Clone(rules)},
+		ruleset.Chain{Name: ChainHelper, Type: "filter", Hook: "prerouting", Priority: ruleset.PriorityFilter, Policy: "accept", Rules: pre},
+		ruleset.Chain{Name: ChainHelpO, Type: "filter", Hook: "output", Priority: ruleset.PriorityFilter, Policy: "accept", Rules: out},
 	)
+}
+
+// forwardReason names the first forward of the protocol.
+func (c *compiler) forwardReason(a activeProto) string {
+	for _, w := range a.why {
+		if strings.HasPrefix(w, "forward ") {
+			return w
+		}
+	}
+	return a.why[0]
 }
 
 func nfproto(l3 string) string {
@@ -267,18 +308,20 @@ func (c *compiler) forward(active []activeProto) {
 	// ends nfpass's chain; the owning firewall still decides).
 	rules = append(rules, ruleset.Rule{CtStatus: "dnat", Verdict: "accept", Comment: "forwards and dmz"})
 	for _, a := range active {
-		// Off-drops are about LAN clients; a forwarded protocol's DNATed
-		// flows were accepted above.
-		if c.p.On(a.Name) || a.WhenOff != catalog.OffDrop {
+		// Off-drops are about traffic leaving through the WAN. A forwarded
+		// protocol is not dropped at all: its server's own packets (GRE
+		// sent first, raw ESP) are not always DNATed flows (a warning says
+		// the toggle is not enforced).
+		if c.p.On(a.Name) || a.forwarded() || a.WhenOff != catalog.OffDrop {
 			continue
 		}
 		for _, fl := range a.Flows {
 			cm := comment("passthrough " + a.Name + " off")
 			if len(fl.Ports) == 0 {
-				rules = append(rules, ruleset.Rule{L4Proto: fl.L4, Verdict: "drop", Comment: cm})
+				rules = append(rules, ruleset.Rule{OIFSet: SetWAN, L4Proto: fl.L4, Verdict: "drop", Comment: cm})
 			}
 			for _, port := range fl.Ports {
-				rules = append(rules, ruleset.Rule{L4Proto: fl.L4, DPort: port, Verdict: "drop", Comment: cm})
+				rules = append(rules, ruleset.Rule{OIFSet: SetWAN, L4Proto: fl.L4, DPort: port, Verdict: "drop", Comment: cm})
 			}
 		}
 	}
@@ -332,6 +375,13 @@ func (c *compiler) nat(t *ruleset.Table, prefix string) {
 				}
 				rules = append(rules, r)
 			}
+			// Other sources on these ports are not forwarded, and must not
+			// fall through to the DMZ: accept here means "no NAT", and the
+			// input chain then decides.
+			for _, fl := range flows {
+				rules = append(rules, ruleset.Rule{IIFSet: wan, L4Proto: fl.l4, DPort: fl.port, Verdict: "accept",
+					Comment: comment("forward " + f.Name + ": other sources are not forwarded")})
+			}
 			continue
 		}
 		for _, fl := range flows {
@@ -382,7 +432,10 @@ func (c *compiler) nat(t *ruleset.Table, prefix string) {
 	if len(rules) > 0 {
 		prio := ruleset.PriorityDstNAT
 		if prefix != "" {
-			prio-- // run just before the owning firewall's own dstnat chain
+			// After the owning firewall's own dstnat chain: the first NAT
+			// chain that sets up a mapping wins, so its port forwards
+			// keep precedence over nfpass's.
+			prio += 10
 		}
 		t.Chains = append(t.Chains, ruleset.Chain{Name: prefix + ChainDstNAT, Type: "nat", Hook: "prerouting", Priority: prio, Policy: "accept", Rules: rules})
 	}

@@ -127,6 +127,7 @@ func chain(t *testing.T, tbl *ruleset.Table, name string) *ruleset.Chain {
 			return &tbl.Chains[i]
 		}
 	}
+	t.Fatalf("no chain %s in the compiled table", name)
 	return nil
 }
 
@@ -153,7 +154,8 @@ func TestCompileRules(t *testing.T) {
 			name:   "pptp on: helper at priority filter, ipv4 only, on prerouting",
 			modify: func(p *policy.Policy) { p.Passthrough["pptp"] = true },
 			chain:  compile.ChainHelper,
-			want:   []string{`meta nfproto ipv4 tcp dport 1723 ct helper set "pptp" comment "passthrough pptp"`},
+			want:   []string{`iifname @lan_if meta nfproto ipv4 tcp dport 1723 ct helper set "pptp" comment "passthrough pptp"`},
+			absent: []string{`meta nfproto ipv4 tcp dport 1723 ct helper set "pptp" comment "passthrough pptp"`},
 		},
 		{
 			name:   "pptp on: same assignment for router-originated traffic",
@@ -165,19 +167,50 @@ func TestCompileRules(t *testing.T) {
 			name:   "pptp off: control and GRE dropped crossing the router",
 			modify: func(p *policy.Policy) { p.Passthrough["pptp"] = false },
 			chain:  compile.ChainFwd,
-			want:   []string{`tcp dport 1723 drop comment "passthrough pptp off"`, `meta l4proto gre drop comment "passthrough pptp off"`},
+			want:   []string{`oifname @wan_if tcp dport 1723 drop comment "passthrough pptp off"`, `oifname @wan_if meta l4proto gre drop comment "passthrough pptp off"`},
 		},
 		{
 			name:   "ipsec off: IKE, NAT-T, ESP, AH dropped",
 			modify: func(p *policy.Policy) {},
 			chain:  compile.ChainFwd,
-			want:   []string{`udp dport 500 drop comment "passthrough ipsec off"`, `udp dport 4500 drop comment "passthrough ipsec off"`, `meta l4proto esp drop comment "passthrough ipsec off"`, `meta l4proto ah drop comment "passthrough ipsec off"`},
+			want:   []string{`oifname @wan_if udp dport 500 drop comment "passthrough ipsec off"`, `oifname @wan_if udp dport 4500 drop comment "passthrough ipsec off"`, `oifname @wan_if meta l4proto esp drop comment "passthrough ipsec off"`, `oifname @wan_if meta l4proto ah drop comment "passthrough ipsec off"`},
 		},
 		{
 			name:   "sip off: no drop, only no helper",
 			modify: func(p *policy.Policy) { p.Passthrough["sip"] = false },
 			chain:  compile.ChainFwd,
-			absent: []string{`udp dport 5060 drop comment "passthrough sip off"`},
+			absent: []string{`oifname @wan_if udp dport 5060 drop comment "passthrough sip off"`, `oifname @wan_if tcp dport 5060 drop comment "passthrough sip off"`},
+		},
+		{
+			name: "forwarded protocol with passthrough off: helper for WAN traffic only, no off-drops",
+			modify: func(p *policy.Policy) {
+				p.Passthrough["pptp"] = false
+				p.Forwards = []policy.Forward{{Name: "vpn", Protocol: "pptp", To: "192.168.77.20"}}
+			},
+			chain:  compile.ChainHelper,
+			want:   []string{`iifname @wan_if meta nfproto ipv4 tcp dport 1723 ct helper set "pptp" comment "forward vpn"`},
+			absent: []string{`iifname @lan_if meta nfproto ipv4 tcp dport 1723 ct helper set "pptp" comment "passthrough pptp"`},
+		},
+		{
+			name: "forwarded protocol with passthrough off: GRE not dropped",
+			modify: func(p *policy.Policy) {
+				p.Passthrough["pptp"] = false
+				p.Forwards = []policy.Forward{{Name: "vpn", Protocol: "pptp", To: "192.168.77.20"}}
+			},
+			chain:  compile.ChainFwd,
+			absent: []string{`oifname @wan_if meta l4proto gre drop comment "passthrough pptp off"`},
+		},
+		{
+			name: "source-restricted forward: other sources do not reach the DMZ",
+			modify: func(p *policy.Policy) {
+				p.NAT.DMZ = "192.168.77.50"
+				p.Forwards = []policy.Forward{{Name: "ssh", Proto: "tcp", Ports: []string{"2222"}, To: "192.168.77.30:22", From: []string{"198.51.100.0/24"}}}
+			},
+			chain: compile.ChainDstNAT,
+			want: []string{
+				`iifname @wan_if ip saddr @from_0 tcp dport 2222 dnat ip to 192.168.77.30:22 comment "forward ssh"`,
+				`iifname @wan_if tcp dport 2222 accept comment "forward ssh: other sources are not forwarded"`,
+			},
 		},
 		{
 			name: "forwarded protocol: DNAT via map, its helper assigned",
@@ -187,12 +220,7 @@ func TestCompileRules(t *testing.T) {
 			chain: compile.ChainDstNAT,
 			want:  []string{`iifname @wan_if dnat ip to meta l4proto . th dport map @fwd4 comment "forwards"`, `iifname @wan_if dnat ip to meta l4proto map @fwd4_proto comment "forwards"`},
 		},
-		{
-			name:   "dmz last in dstnat",
-			modify: func(p *policy.Policy) { p.NAT.DMZ = "192.168.77.50" },
-			chain:  compile.ChainDstNAT,
-			want:   []string{`iifname @wan_if dnat ip to 192.168.77.50 comment "dmz"`},
-		},
+
 		{
 			name:   "management reachable from lan",
 			modify: func(p *policy.Policy) {},
@@ -226,6 +254,52 @@ func TestCompileRules(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestDMZLast: the DMZ gets only what no forward claimed.
+func TestDMZLast(t *testing.T) {
+	p := basePolicy()
+	p.NAT.DMZ = "192.168.77.50"
+	p.Forwards = []policy.Forward{{Name: "web", Proto: "tcp", Ports: []string{"443"}, To: "192.168.77.20"}}
+	plan, err := compile.Compile(p, catalog.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := ruleLines(chain(t, plan.Table, compile.ChainDstNAT))
+	want := []string{
+		`iifname @wan_if dnat ip to meta l4proto . th dport map @fwd4 comment "forwards"`,
+		`iifname @wan_if dnat ip to 192.168.77.50 comment "dmz"`,
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("dstnat (-want +got):\n%s", diff)
+	}
+}
+
+// TestCompanionSnippet: forwards go to the owning firewall's table, after
+// its own dstnat chain, with nfpass_-prefixed names.
+func TestCompanionSnippet(t *testing.T) {
+	p := basePolicy()
+	p.Mode = policy.Companion
+	p.Forwards = []policy.Forward{{Name: "vpn", Protocol: "ipsec", To: "192.168.77.20"}}
+	plan, err := compile.Compile(p, catalog.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plan.Companion == nil {
+		t.Fatal("companion mode with forwards produced no snippet")
+	}
+	c := chain(t, plan.Companion, "nfpass_"+compile.ChainDstNAT)
+	if c.Priority <= ruleset.PriorityDstNAT {
+		t.Errorf("snippet dstnat priority %d runs before the owner's (%d): its port forwards would lose", c.Priority, ruleset.PriorityDstNAT)
+	}
+	for _, ch := range plan.Table.Chains {
+		if ch.Type == "nat" || ch.Hook == "input" {
+			t.Errorf("companion table has chain %s (%s %s); it must only add helpers and off-drops", ch.Name, ch.Type, ch.Hook)
+		}
+	}
+	if fwd := chain(t, plan.Table, compile.ChainFwd); fwd.Policy != "accept" {
+		t.Errorf("companion forward chain policy %s, want accept (the owner decides)", fwd.Policy)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 
+	"github.com/nfpass/nfpass/pkg/catalog"
 	"github.com/nfpass/nfpass/pkg/policy"
 )
 
@@ -45,6 +46,17 @@ func (c *compiler) warnings(active []activeProto) {
 				}
 			}
 		}
+	}
+	for _, a := range active {
+		if !c.p.On(a.Name) && a.forwarded() && a.WhenOff == catalog.OffDrop {
+			c.plan.Warnings = append(c.plan.Warnings, fmt.Sprintf("passthrough %s is off but %s: LAN clients' %s is not dropped while the protocol is forwarded", a.Name, c.forwardReason(a), a.Name))
+		}
+	}
+	if v6 {
+		c.plan.Warnings = append(c.plan.Warnings, "IPv6 forwarding is on: a WAN interface that learns its default route from router advertisements needs net.ipv6.conf.<wan>.accept_ra=2")
+	}
+	if c.p.Mode == policy.Companion && c.p.NAT.Masquerade {
+		c.plan.Warnings = append(c.plan.Warnings, "companion mode: nat.masquerade is left to the owning firewall (fw4: masq on the wan zone)")
 	}
 	if c.p.Mode == policy.Companion && c.plan.Companion != nil {
 		c.plan.Warnings = append(c.plan.Warnings, "companion mode: forwards and the DMZ are not in nfpass's table; include `nfpass plan --companion-snippet` in the owning firewall's table")

@@ -23,7 +23,5 @@ func CompileForced(p *policy.Policy, cat Catalog) (plan *Plan, overridden []erro
 		}
 		overridden = errs
 	}
-	c := &compiler{p: p, cat: cat, plan: &Plan{Source: p.Source, Mode: p.Mode}}
-	c.build()
-	return c.plan, overridden, nil
+	return build(p, cat), overridden, nil
 }

@@ -236,7 +236,7 @@ func TestInterfaceNamesVerbatim(t *testing.T) {
 }
 
 func TestEnvAndOverrides(t *testing.T) {
-	file := "table: fromfile\nmode: standalone\nnat:\n  dmz: 192.168.1.10\n"
+	file := "table: nfpass_fromfile\nmode: companion\nnat:\n  masquerade: false\n"
 	type view struct {
 		Table, Mode, Profile, DMZ string
 		Masq, PPTP, NetBIOS       bool
@@ -255,24 +255,24 @@ func TestEnvAndOverrides(t *testing.T) {
 		{
 			name: "file beats profile",
 			file: file,
-			want: view{Table: "fromfile", Mode: "standalone", Profile: "home", DMZ: "192.168.1.10", Masq: true},
+			want: view{Table: "nfpass_fromfile", Mode: "companion", Profile: "home"},
 		},
 		{
 			name: "env beats file",
 			file: file,
 			env: []string{
-				"PATH=/bin", "NFPASS_TABLE=fromenv", "NFPASS_MODE=companion", "NFPASS_NAT_DMZ=192.168.1.11",
-				"NFPASS_NAT_MASQUERADE=off", "NFPASS_PASSTHROUGH_PPTP=on", "NFPASS_PASSTHROUGH_NETBIOS_NS=yes",
+				"PATH=/bin", "NFPASS_TABLE=nfpass_fromenv", "NFPASS_MODE=standalone", "NFPASS_NAT_DMZ=192.168.1.11",
+				"NFPASS_NAT_MASQUERADE=on", "NFPASS_PASSTHROUGH_PPTP=on", "NFPASS_PASSTHROUGH_NETBIOS_NS=yes",
 				"NFPASS_CONFIG=/elsewhere.yaml", "NFPASS_PROFILE=",
 			},
-			want: view{Table: "fromenv", Mode: "companion", Profile: "home", DMZ: "192.168.1.11", PPTP: true, NetBIOS: true},
+			want: view{Table: "nfpass_fromenv", Mode: "standalone", Profile: "home", DMZ: "192.168.1.11", Masq: true, PPTP: true, NetBIOS: true},
 		},
 		{
 			name:      "flags beat env",
 			file:      file,
-			env:       []string{"NFPASS_TABLE=fromenv", "NFPASS_PASSTHROUGH_PPTP=on", "NFPASS_PROFILE=lockdown"},
-			overrides: map[string]any{"table": "fromflag", "passthrough.pptp": false, "profile": "legacy-vpn", "mode": "companion"},
-			want:      view{Table: "fromflag", Mode: "companion", Profile: "legacy-vpn", DMZ: "192.168.1.10", Masq: true},
+			env:       []string{"NFPASS_TABLE=nfpass_fromenv", "NFPASS_PASSTHROUGH_PPTP=on", "NFPASS_PROFILE=lockdown", "NFPASS_MODE=companion"},
+			overrides: map[string]any{"table": "nfpass_fromflag", "passthrough.pptp": false, "profile": "legacy-vpn", "mode": "standalone"},
+			want:      view{Table: "nfpass_fromflag", Mode: "standalone", Profile: "legacy-vpn"},
 		},
 		{
 			name:      "typed and unset overrides",

@@ -165,45 +165,47 @@ func (c *Client) GenID() (uint32, error) {
 // (and accepted when two successive reads agree). It touches the kernel and
 // needs CAP_NET_ADMIN.
 func (c *Client) Read(family, name string) (*ruleset.Table, error) {
-	t, _, err := c.readSnapshot(family, name)
+	t, _, _, err := c.readSnapshot(family, name)
 	return t, err
 }
 
-// readSnapshot is Read that also returns the ruleset generation the
-// snapshot belongs to (the generation read right after the dump), for a
-// genid-guarded batch based on it.
-func (c *Client) readSnapshot(family, name string) (*ruleset.Table, uint32, error) {
+// readSnapshot is Read that also returns the ruleset generation read right
+// after the dump, for a genid-guarded batch based on it. clean reports that
+// the generation did not move during the dump, so the table is exactly the
+// one of that generation; otherwise two successive dumps agreed, which
+// Read accepts but a batch must not be based on.
+func (c *Client) readSnapshot(family, name string) (t *ruleset.Table, gen uint32, clean bool, err error) {
 	var prev *ruleset.Table
 	var lastErr error
 	for i := 0; i < 50; i++ {
 		g1, err := c.GenID()
 		if err != nil {
-			return nil, 0, err
+			return nil, 0, false, err
 		}
-		t, err := c.readOnce(family, name)
+		t, err = c.readOnce(family, name)
 		if errors.Is(err, errInconsistent) {
 			lastErr = err
 			continue
 		}
 		g2, gerr := c.GenID()
 		if gerr != nil {
-			return nil, 0, gerr
+			return nil, 0, false, gerr
 		}
 		if err != nil {
 			if g1 == g2 {
-				return nil, g2, err
+				return nil, g2, false, err
 			}
 			lastErr = err
 			prev = nil
 			continue
 		}
 		if g1 == g2 || (prev != nil && reflect.DeepEqual(prev, t)) {
-			return t, g2, nil
+			return t, g2, g1 == g2, nil
 		}
 		prev, lastErr = t, errInconsistent
 		time.Sleep(time.Duration(rand.IntN(2000)) * time.Microsecond)
 	}
-	return nil, 0, fmt.Errorf("read table %s %s: no consistent snapshot: %w", family, name, lastErr)
+	return nil, 0, false, fmt.Errorf("read table %s %s: no consistent snapshot: %w", family, name, lastErr)
 }
 
 // Destroy deletes the table family/name and nothing else; ErrNotFound when

@@ -42,10 +42,14 @@ const (
 //   - no difference: nothing is sent (Result.Path PathNone);
 //   - only missing or extra elements of existing sets and maps: one batch,
 //     guarded by the generation id of the read, adds and deletes exactly
-//     those elements; then the touched sets are read back and compared with
-//     desired (Result.Path PathElements). The rest of the table needs no
-//     re-read: it equalled desired at that generation and the guarded batch
-//     can only commit if nothing else committed in between;
+//     those elements (Result.Path PathElements). It is then verified
+//     without re-reading the table: the rest of the table equalled desired
+//     at that generation and the guarded batch can only commit if nothing
+//     else committed in between. If the generation right after shows our
+//     commit and nothing later, each changed element is looked up in the
+//     kernel (key, interval end, map value; deleted ones must be gone),
+//     which costs no set walk (Result.Verified VerifiedLookup); otherwise
+//     the touched sets are read back whole and diffed (VerifiedReadBack);
 //   - anything else (rules, chains, helpers, set headers, a missing table),
 //     or an element batch the kernel refuses or that does not verify: the
 //     full Apply (Result.Path PathApply, Result.Fallback says why).
@@ -65,7 +69,7 @@ func (c *Client) Repair(desired *ruleset.Table) (*Result, error) {
 	}
 	var lastErr error
 	for attempt := 1; attempt <= c.opts.Retries+1; attempt++ {
-		live, gen, err := c.readSnapshot(desired.Family, desired.Name)
+		live, gen, clean, err := c.readSnapshot(desired.Family, desired.Name)
 		if errors.Is(err, ErrNotFound) {
 			return fallback("table absent")
 		}
@@ -80,7 +84,13 @@ func (c *Client) Repair(desired *ruleset.Table) (*Result, error) {
 		if other != nil {
 			return fallback("not only elements differ: " + other.String())
 		}
-		add, del, err := elementChanges(desired, live, touched)
+		if !clean {
+			// The generation moved during the read: the batch could be
+			// based on a table older than gen. Read again.
+			lastErr = errInconsistent
+			continue
+		}
+		add, del, err := elementChanges(desired, live, diffs)
 		if err != nil {
 			return fallback(err.Error())
 		}
@@ -140,6 +150,9 @@ func (c *Client) Repair(desired *ruleset.Table) (*Result, error) {
 		res.Elapsed = time.Since(start)
 		return res, nil
 	}
+	if errors.Is(lastErr, errInconsistent) {
+		return fallback("the ruleset kept changing while it was read")
+	}
 	return &Result{Attempts: c.opts.Retries + 1}, fmt.Errorf("repair %s: another writer kept changing the ruleset: %w", what, lastErr)
 }
 
@@ -161,8 +174,41 @@ func elementOnly(diffs []ruleset.Difference) (map[string]bool, *ruleset.Differen
 }
 
 // elementChanges returns, per touched set, the desired elements the live
-// set lacks (add) and the live elements desired lacks (del).
-func elementChanges(desired, live *ruleset.Table, touched map[string]bool) (add, del map[string][]ruleset.Element, err error) {
+// set lacks (add) and the live elements desired lacks (del). Diff already
+// named them (Detail "element TEXT"), so only their text is looked for, and
+// each side is scanned only until all of its elements are found.
+func elementChanges(desired, live *ruleset.Table, diffs []ruleset.Difference) (add, del map[string][]ruleset.Element, err error) {
+	type want struct{ missing, extra map[string]bool }
+	per := map[string]*want{}
+	for _, d := range diffs {
+		_, name, _ := strings.Cut(d.Object, " ")
+		w := per[name]
+		if w == nil {
+			w = &want{map[string]bool{}, map[string]bool{}}
+			per[name] = w
+		}
+		text := strings.TrimPrefix(d.Detail, "element ")
+		if d.Kind == ruleset.Missing {
+			w.missing[text] = true
+		} else {
+			w.extra[text] = true
+		}
+	}
+	pick := func(s *ruleset.Set, texts map[string]bool) []ruleset.Element {
+		var out []ruleset.Element
+		left := len(texts)
+		for _, e := range s.Elements {
+			if left == 0 {
+				break
+			}
+			if t := s.ElementString(e); texts[t] {
+				out = append(out, e)
+				delete(texts, t)
+				left--
+			}
+		}
+		return out
+	}
 	add, del = map[string][]ruleset.Element{}, map[string][]ruleset.Element{}
 	liveSets := map[string]*ruleset.Set{}
 	for i := range live.Sets {
@@ -170,29 +216,20 @@ func elementChanges(desired, live *ruleset.Table, touched map[string]bool) (add,
 	}
 	for i := range desired.Sets {
 		d := &desired.Sets[i]
-		if !touched[d.Name] {
+		w := per[d.Name]
+		if w == nil {
 			continue
 		}
 		l := liveSets[d.Name]
 		if l == nil {
 			return nil, nil, fmt.Errorf("set %s vanished", d.Name)
 		}
-		have := make(map[string]struct{}, len(l.Elements))
-		for _, e := range l.Elements {
-			have[d.ElementString(e)] = struct{}{}
+		nMissing, nExtra := len(w.missing), len(w.extra)
+		if add[d.Name] = pick(d, w.missing); len(add[d.Name]) != nMissing {
+			return nil, nil, fmt.Errorf("set %s: missing elements not found in desired", d.Name)
 		}
-		want := make(map[string]struct{}, len(d.Elements))
-		for _, e := range d.Elements {
-			k := d.ElementString(e)
-			want[k] = struct{}{}
-			if _, ok := have[k]; !ok {
-				add[d.Name] = append(add[d.Name], e)
-			}
-		}
-		for _, e := range l.Elements {
-			if _, ok := want[d.ElementString(e)]; !ok {
-				del[d.Name] = append(del[d.Name], e)
-			}
+		if del[d.Name] = pick(l, w.extra); len(del[d.Name]) != nExtra {
+			return nil, nil, fmt.Errorf("set %s: extra elements not found live", d.Name)
 		}
 	}
 	return add, del, nil

@@ -60,6 +60,10 @@ func TestRepairElements(t *testing.T) {
 	if res.Path != PathElements {
 		t.Fatalf("Repair path %q (fallback %q), want %q", res.Path, res.Fallback, PathElements)
 	}
+	t.Logf("repair: %d elements, verified by %s, %v", res.Elements, res.Verified, res.Elapsed)
+	if res.Verified != VerifiedLookup {
+		t.Errorf("verified by %q, want %q (no other writer was active)", res.Verified, VerifiedLookup)
+	}
 	if res.Elements != 6 || len(res.Diff) != 0 {
 		t.Errorf("Repair: %d elements, diff %v; want 6 elements and no diff", res.Elements, res.Diff)
 	}
@@ -98,6 +102,83 @@ func TestRepairFallsBack(t *testing.T) {
 	}
 	if res.Path != PathApply || !strings.Contains(res.Fallback, "rule") {
 		t.Errorf("Repair path %q fallback %q, want apply because of the rule", res.Path, res.Fallback)
+	}
+	live, err := c.Read("inet", "nfpass")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := ruleset.Diff(want, live); len(d) != 0 {
+		t.Errorf("after Repair: %v", d)
+	}
+}
+
+// TestVerifyDelta: the lookup verification proves present elements and
+// refuses absent additions, surviving deletions, wrong interval ends and
+// wrong map values.
+func TestVerifyDelta(t *testing.T) {
+	_, c := newNS(t, "vdelta")
+	want := fullTable("nfpass")
+	if _, err := c.Apply(want); err != nil {
+		t.Fatal(err)
+	}
+	el := func(k ...string) []ruleset.Element { return []ruleset.Element{{Key: k}} }
+	tests := []struct {
+		name     string
+		add, del map[string][]ruleset.Element
+		want     bool
+	}{
+		{"present", map[string][]ruleset.Element{"wan_if": el("eth0")}, nil, true},
+		{"absent addition", map[string][]ruleset.Element{"wan_if": el("eth7")}, nil, false},
+		{"deleted but present", nil, map[string][]ruleset.Element{"wan_if": el("eth0")}, false},
+		{"deleted and absent", nil, map[string][]ruleset.Element{"wan_if": el("eth7")}, true},
+		{"interval present", map[string][]ruleset.Element{"v4": el("10.0.0.0/8")}, nil, true},
+		{"interval with other end", map[string][]ruleset.Element{"v4": el("10.0.0.0/9")}, nil, false},
+		{"interval deleted but present", nil, map[string][]ruleset.Element{"v4": el("192.168.2.1-192.168.2.5")}, false},
+		{"map value", map[string][]ruleset.Element{"fwd4": {{Key: []string{"tcp", "44552"}, Value: []string{"192.168.77.20", "22"}}}}, nil, true},
+		{"map other value", map[string][]ruleset.Element{"fwd4": {{Key: []string{"tcp", "44552"}, Value: []string{"192.168.77.99", "22"}}}}, nil, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			deltas, err := lowerDelta(want, tc.add, tc.del)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := c.verifyDelta(want, deltas)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tc.want {
+				t.Errorf("verifyDelta = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestRepairGenIDGuard: a commit by someone else between Repair's read and
+// its element batch makes the kernel refuse the batch; Repair reads, diffs
+// and sends again.
+func TestRepairGenIDGuard(t *testing.T) {
+	requireNft(t)
+	ns, c := newNS(t, "repgen")
+	want := fullTable("nfpass")
+	if _, err := c.Apply(want); err != nil {
+		t.Fatal(err)
+	}
+	ns.MustExec(t, "nft", "delete", "element", "inet", "nfpass", "wan_if", `{ "eth0" }`)
+	n := 0
+	beforeCommit = func() {
+		if n == 0 {
+			n++
+			ns.MustExec(t, "nft", "add", "table", "inet", "other")
+		}
+	}
+	t.Cleanup(func() { beforeCommit = func() {} })
+	res, err := c.Repair(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Path != PathElements || res.Attempts != 2 || res.Elements != 1 {
+		t.Errorf("Repair: path %q, %d attempts, %d elements; want elements, 2, 1", res.Path, res.Attempts, res.Elements)
 	}
 	live, err := c.Read("inet", "nfpass")
 	if err != nil {

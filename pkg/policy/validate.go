@@ -18,10 +18,19 @@ type Catalog interface {
 }
 
 var (
-	identRe = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]{0,31}$`)
-	// Linux interface names: up to 15 bytes, no '/', ':' or whitespace.
-	ifnameRe = regexp.MustCompile(`^[^/:\s]{1,15}$`)
+	// Table names start with "nfpass": nfpass replaces its table wholesale,
+	// so it must never be able to name fw4's, firewalld's or Docker's.
+	tableRe = regexp.MustCompile(`^nfpass[A-Za-z0-9_]{0,26}$`)
+	// Interface names as the kernel and nft accept them verbatim: no
+	// wildcards, quotes or backslashes (a set would compare them literally).
+	ifnameRe = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,15}$`)
+	// Item names end up in rule comments: printable ASCII without quotes.
+	itemNameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9 _.:/+-]{0,47}$`)
 )
+
+// MaxRangePorts bounds a port range in forwards and management: each port
+// becomes one element of a map or set.
+const MaxRangePorts = 4096
 
 // Validate checks the whole policy against the catalog and returns every
 // problem at once (errors.Join of *FieldError), each naming its key path.
@@ -33,8 +42,8 @@ func (p *Policy) Validate(cat Catalog) error {
 			errs = append(errs, err)
 		}
 	}
-	if !identRe.MatchString(p.Table) {
-		add(fieldErr("table", "%q is not a valid table name (a letter, then letters, digits or _; at most 32)", p.Table))
+	if !tableRe.MatchString(p.Table) {
+		add(fieldErr("table", "%q is not a table nfpass may own: the name must start with \"nfpass\", then letters, digits or _ (at most 32); nfpass replaces its table wholesale and never touches fw4's, firewalld's or Docker's", p.Table))
 	}
 	if p.Mode != Standalone && p.Mode != Companion {
 		add(fieldErr("mode", "%q is not standalone or companion", p.Mode))
@@ -49,8 +58,12 @@ func (p *Policy) Validate(cat Catalog) error {
 	if p.NAT.DMZ != "" {
 		addr, err := netip.ParseAddr(p.NAT.DMZ)
 		switch {
+		case p.Mode == Companion:
+			add(fieldErr("nat.dmz", "not available in companion mode: the owning firewall's DNAT and WAN services come first; configure its own DMZ (fw4: a redirect without src_dport)"))
 		case err != nil:
 			add(fieldErr("nat.dmz", "%q is not an IP address", p.NAT.DMZ))
+		case addr.Is6():
+			add(fieldErr("nat.dmz", "%s: the DMZ is an IPv4 NAT feature; IPv6 hosts are reachable without NAT (give an IPv4 LAN address)", addr))
 		case len(lanNets) == 0:
 			add(fieldErr("nat.dmz", "needs interfaces.lan_networks to check that %s is a LAN host", addr))
 		case !containedIn(addr, lanNets):
@@ -68,8 +81,8 @@ func (p *Policy) validateInterfaces() []error {
 	check := func(zone string, names []string) {
 		for i, n := range names {
 			path := fmt.Sprintf("interfaces.%s[%d]", zone, i)
-			if !ifnameRe.MatchString(n) {
-				errs = append(errs, fieldErr(path, "%q is not an interface name (1-15 characters, no '/', ':' or spaces)", n))
+			if !ifnameRe.MatchString(n) || n == "." || n == ".." {
+				errs = append(errs, fieldErr(path, "%q is not an interface name (1-15 of A-Z a-z 0-9 _ . -; no wildcards)", n))
 				continue
 			}
 			if prev, ok := seen[n]; ok {
@@ -144,6 +157,9 @@ func checkName(path, name string, seen map[string]int, i int) []error {
 	if name == "" {
 		return []error{fieldErr(path+".name", "must be set")}
 	}
+	if !itemNameRe.MatchString(name) {
+		return []error{fieldErr(path+".name", "%q: use 1-48 printable ASCII characters (letters, digits, space, _ . : / + -), starting with a letter or digit", name)}
+	}
 	if prev, ok := seen[name]; ok {
 		return []error{fieldErr(path+".name", "%q is a duplicate of [%d]", name, prev)}
 	}
@@ -157,8 +173,12 @@ func checkPorts(path string, ports []string) []error {
 	}
 	var errs []error
 	for j, port := range ports {
-		if _, _, err := catalog.ParsePortRange(port); err != nil {
+		lo, hi, err := catalog.ParsePortRange(port)
+		switch {
+		case err != nil:
 			errs = append(errs, fieldErr(fmt.Sprintf("%s[%d]", path, j), "%s", err.Error()))
+		case int(hi)-int(lo)+1 > MaxRangePorts:
+			errs = append(errs, fieldErr(fmt.Sprintf("%s[%d]", path, j), "range %s has %d ports; at most %d per range (each port is one set element)", port, int(hi)-int(lo)+1, MaxRangePorts))
 		}
 	}
 	return errs
@@ -275,7 +295,20 @@ func (p *Policy) validateForwards(cat Catalog, lanNets []netip.Prefix) []error {
 				errs = append(errs, fieldErr(fmt.Sprintf("%s.from[%d]", path, j), "%s is not the same IP family as to (%s)", src, toAddr))
 			}
 		}
-		for _, c := range f.claims(cat, path) {
+		own := f.claims(cat, path)
+		for j, c := range own {
+			for _, prev := range own[:j] {
+				if c.overlaps(prev) {
+					errs = append(errs, fieldErr(path+".port", "%s is listed twice in this forward", c))
+				}
+			}
+		}
+		if f.Protocol != "" && toAddr.IsValid() && toAddr.Is6() {
+			if proto, err := cat.Protocol(f.Protocol); err == nil && ipv4OnlyHelpers(proto) {
+				errs = append(errs, fieldErr(path+".to", "%s's helper exists for IPv4 only, so a forward to the IPv6 address %s would never get it; forward to an IPv4 address", f.Protocol, toAddr))
+			}
+		}
+		for _, c := range own {
 			for _, t := range taken {
 				if c.overlaps(t) {
 					errs = append(errs, fieldErr(path, "%s is already forwarded by %s", c, t.path))
@@ -287,9 +320,21 @@ func (p *Policy) validateForwards(cat Catalog, lanNets []netip.Prefix) []error {
 				}
 			}
 		}
-		taken = append(taken, f.claims(cat, path)...)
+		taken = append(taken, own...)
 	}
 	return errs
+}
+
+func ipv4OnlyHelpers(p catalog.Protocol) bool {
+	if len(p.Helpers) == 0 {
+		return false
+	}
+	for _, h := range p.Helpers {
+		if h.L3 != "ip" {
+			return false
+		}
+	}
+	return true
 }
 
 // ParseTarget parses a forward's "to": "addr", "addr:port" or "[v6]:port".

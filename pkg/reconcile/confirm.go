@@ -200,9 +200,9 @@ func (r *Reconciler) ApplyConfirm(ctx context.Context, plan *compile.Plan, confi
 	}
 	res, err := r.apply(ctx, plan, config, Generation{Kind: KindApply})
 	if err != nil {
-		// Keep the trial (the guard reverts it) only if the kernel did
-		// change; otherwise there is nothing to revert.
-		if after, rerr := r.applier.Read(ctx, fam, name); rerr == nil && !equalTables(plan, after) {
+		// Keep the trial (the guard reverts it) unless the kernel holds
+		// exactly what it held before: then there is nothing to revert.
+		if after, rerr := r.applier.Read(ctx, fam, name); rerr == nil && sameTable(live, after) {
 			_ = r.removePending()
 		}
 		return res, nil, err

@@ -148,16 +148,35 @@ func (r *Reconciler) apply(ctx context.Context, plan *compile.Plan, config []byt
 	if err != nil {
 		return res, fmt.Errorf("helpers (nothing was changed): %w", err)
 	}
-	res.Sysctls, err = r.opts.Sysctls.Ensure(ctx, plan.Sysctls)
+	fam, name := plan.Table.Family, plan.Table.Name
+	before, err := r.applier.Read(ctx, fam, name)
 	if err != nil {
-		return res, fmt.Errorf("sysctls (the table was not changed): %w", err)
+		return res, fmt.Errorf("read table %s %s before applying (nothing was changed): %w", fam, name, err)
 	}
 	if err := r.applier.Apply(ctx, plan.Table); err != nil {
-		return res, fmt.Errorf("apply table %s %s: %w", plan.Table.Family, plan.Table.Name, err)
+		return res, r.restore(ctx, fam, name, before, err)
+	}
+	// Forwarding is switched on only once the table that guards it is in
+	// place, so a failed apply never leaves a router forwarding unfiltered.
+	res.Sysctls, err = r.opts.Sysctls.Ensure(ctx, plan.Sysctls)
+	if err != nil {
+		return res, fmt.Errorf("the table was applied, but setting sysctls failed: %w", err)
 	}
 	gens, err := r.store.List()
 	if err != nil {
 		return res, fmt.Errorf("applied, but reading the history failed: %w", err)
+	}
+	// A renamed table: the one nfpass recorded last is its own, and would
+	// otherwise stay live beside the new one.
+	if len(gens) > 0 && (gens[0].Family != fam || gens[0].Table != name) {
+		old := gens[0]
+		if t, err := r.applier.Read(ctx, old.Family, old.Table); err == nil && t != nil {
+			if err := r.applier.Destroy(ctx, old.Family, old.Table); err != nil {
+				res.Warnings = append(res.Warnings, fmt.Sprintf("the table was renamed, but deleting the previous table %s %s failed: %v", old.Family, old.Table, err))
+			} else {
+				res.Warnings = append(res.Warnings, fmt.Sprintf("the table was renamed: deleted the previous table %s %s (generation %d)", old.Family, old.Table, old.ID))
+			}
+		}
 	}
 	if g.Kind == KindApply && len(gens) > 0 {
 		latest := gens[0]
@@ -174,6 +193,35 @@ func (r *Reconciler) apply(ctx context.Context, plan *compile.Plan, config []byt
 	}
 	res.Generation, res.Recorded = g, true
 	return res, nil
+}
+
+// restore puts the table back as it was before a failed apply (the kernel
+// transaction already guarantees that when the commit itself failed; this
+// covers a commit that succeeded but did not verify). It returns the
+// apply error, annotated with what the kernel holds now.
+func (r *Reconciler) restore(ctx context.Context, fam, name string, before *ruleset.Table, applyErr error) error {
+	after, err := r.applier.Read(ctx, fam, name)
+	if err == nil && sameTable(before, after) {
+		return fmt.Errorf("%w (the previous table is unchanged)", applyErr)
+	}
+	if before == nil {
+		err = r.applier.Destroy(ctx, fam, name)
+	} else {
+		err = r.applier.Apply(ctx, before)
+	}
+	if err != nil {
+		return fmt.Errorf("%w; restoring the previous table also failed: %v", applyErr, err)
+	}
+	return fmt.Errorf("%w (the previous table was restored)", applyErr)
+}
+
+// sameTable reports whether two live reads hold the same table (both
+// absent counts as the same).
+func sameTable(a, b *ruleset.Table) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	return len(ruleset.Diff(a, b)) == 0
 }
 
 // History lists the recorded generations, newest first. It takes no lock.

@@ -27,6 +27,9 @@ type fakeApplier struct {
 	applied  []*ruleset.Table
 	destroys []string
 	failNext error
+	// commitThenFail: the next Apply commits, then reports a verification
+	// error (a commit the kernel took but that did not read back equal).
+	commitThenFail error
 }
 
 func newFakeApplier() *fakeApplier { return &fakeApplier{tables: map[string]*ruleset.Table{}} }
@@ -44,6 +47,11 @@ func (f *fakeApplier) Apply(_ context.Context, t *ruleset.Table) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.applied = append(f.applied, t.Clone())
+	if err := f.commitThenFail; err != nil {
+		f.commitThenFail = nil
+		f.tables[t.Family+" "+t.Name] = t.Clone()
+		return err
+	}
 	if err := f.failNext; err != nil {
 		f.failNext = nil
 		return err
@@ -445,4 +453,45 @@ func TestApplyRealHelpersAndSysctls(t *testing.T) {
 	if len(a.applied) != 1 || !res.Recorded {
 		t.Errorf("applied %d, recorded %v", len(a.applied), res.Recorded)
 	}
+}
+
+// TestApplyRestoresAfterUnverifiedCommit: when the commit went through but
+// the read-back did not verify, the previous table is put back (or the new
+// one removed when there was none), nothing is recorded, and sysctls are
+// not touched.
+func TestApplyRestoresAfterUnverifiedCommit(t *testing.T) {
+	ctx := context.Background()
+	errVerify := errors.New("verify: chain forward: missing: rule ...")
+	t.Run("previous table restored", func(t *testing.T) {
+		e := newEnv(t, Options{})
+		if _, err := e.r.Apply(ctx, testPlan("a"), []byte("a")); err != nil {
+			t.Fatal(err)
+		}
+		sysctlCalls := e.s.calls
+		e.a.commitThenFail = errVerify
+		_, err := e.r.Apply(ctx, testPlan("b"), []byte("b"))
+		if !errors.Is(err, errVerify) || !strings.Contains(err.Error(), "previous table was restored") {
+			t.Fatalf("apply: %v", err)
+		}
+		live, _ := e.a.Read(ctx, "inet", "nfpass")
+		if d := ruleset.Diff(testPlan("a").Table, live); len(d) != 0 {
+			t.Errorf("live table is not the previous one: %v", d)
+		}
+		if gens, _ := e.r.History(); len(gens) != 1 {
+			t.Errorf("history has %d generations, want 1", len(gens))
+		}
+		if e.s.calls != sysctlCalls {
+			t.Errorf("sysctls were set although the apply failed")
+		}
+	})
+	t.Run("no previous table: new one removed", func(t *testing.T) {
+		e := newEnv(t, Options{})
+		e.a.commitThenFail = errVerify
+		if _, err := e.r.Apply(ctx, testPlan("a"), nil); !errors.Is(err, errVerify) {
+			t.Fatalf("apply: %v", err)
+		}
+		if live, _ := e.a.Read(ctx, "inet", "nfpass"); live != nil {
+			t.Errorf("table left behind: %+v", live)
+		}
+	})
 }

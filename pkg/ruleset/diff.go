@@ -152,7 +152,32 @@ func elementDiff(want, have Set) (missing, extra []string) {
 			return nil, nil
 		}
 	}
-	return setDiff(elementStrings(want), elementStrings(have))
+	// Both sides are sorted by the same key order: one merge walk finds
+	// the differences. Two distinct elements that sort alike (a map key
+	// with another value, a port range) leave it to setDiff.
+	w, h := want.Elements, have.Elements
+	i, j := 0, 0
+	for i < len(w) && j < len(h) {
+		switch c := compareElements(want.KeyType, w[i].Key, h[j].Key); {
+		case c < 0:
+			missing = append(missing, want.ElementString(w[i]))
+			i++
+		case c > 0:
+			extra = append(extra, have.ElementString(h[j]))
+			j++
+		case elementEqual(w[i], h[j]):
+			i, j = i+1, j+1
+		default:
+			return setDiff(elementStrings(want), elementStrings(have))
+		}
+	}
+	for ; i < len(w); i++ {
+		missing = append(missing, want.ElementString(w[i]))
+	}
+	for ; j < len(h); j++ {
+		extra = append(extra, have.ElementString(h[j]))
+	}
+	return missing, extra
 }
 
 func elementEqual(a, b Element) bool {

@@ -13,6 +13,7 @@ set -eu
 modfile=$1
 work=$2
 GO=${GO:-go}
+$GO mod download github.com/google/nftables
 dir=$($GO list -m -f '{{.Dir}}' github.com/google/nftables)
 ver=$($GO list -m -f '{{.Version}}' github.com/google/nftables)
 bad='single nftables transaction", math.MaxUint32))'

@@ -38,6 +38,7 @@ type Report struct {
 	Bytes    uint64 `json:"bytes"`
 	Elements int    `json:"elements"`
 	Path     string `json:"path,omitempty"`
+	Verified string `json:"verified,omitempty"`
 	Diffs    int    `json:"diffs"`
 	Packets  uint64 `json:"packets,omitempty"`
 	// CommitMS and VerifyMS split an apply: lower+send+commit, read
@@ -153,7 +154,7 @@ func run(args []string) error {
 		if err != nil {
 			return err
 		}
-		rep.Path, rep.Diffs = res.Path, len(res.Diff)
+		rep.Path, rep.Diffs, rep.Verified = res.Path, len(res.Diff), res.Verified
 	default:
 		return fmt.Errorf("unknown op %q", op)
 	}
