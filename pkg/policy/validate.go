@@ -189,6 +189,7 @@ type claim struct {
 	l4     string
 	lo, hi uint16
 	path   string
+	idx    int // the forward's index
 }
 
 func (c claim) overlaps(o claim) bool {
@@ -295,32 +296,68 @@ func (p *Policy) validateForwards(cat Catalog, lanNets []netip.Prefix) []error {
 				errs = append(errs, fieldErr(fmt.Sprintf("%s.from[%d]", path, j), "%s is not the same IP family as to (%s)", src, toAddr))
 			}
 		}
-		own := f.claims(cat, path)
-		for j, c := range own {
-			for _, prev := range own[:j] {
-				if c.overlaps(prev) {
-					errs = append(errs, fieldErr(path+".port", "%s is listed twice in this forward", c))
-				}
-			}
-		}
 		if f.Protocol != "" && toAddr.IsValid() && toAddr.Is6() {
 			if proto, err := cat.Protocol(f.Protocol); err == nil && ipv4OnlyHelpers(proto) {
 				errs = append(errs, fieldErr(path+".to", "%s's helper exists for IPv4 only, so a forward to the IPv6 address %s would never get it; forward to an IPv4 address", f.Protocol, toAddr))
 			}
 		}
+		own := f.claims(cat, path)
 		for _, c := range own {
-			for _, t := range taken {
-				if c.overlaps(t) {
-					errs = append(errs, fieldErr(path, "%s is already forwarded by %s", c, t.path))
-				}
-			}
 			for _, m := range mgmt {
 				if c.overlaps(m) {
 					errs = append(errs, managementErr(path, "%s is router management access %s from WAN; forwarding it would cut that access", c, m.path))
 				}
 			}
 		}
-		taken = append(taken, own...)
+		for _, c := range own {
+			c.idx = i
+			taken = append(taken, c)
+		}
+	}
+	return append(errs, overlapErrors(taken)...)
+}
+
+// overlapErrors finds forwards claiming the same proto/port, in
+// O(n log n) so that policies with thousands of forwards validate fast:
+// claims sorted by protocol and start, each compared with the one reaching
+// furthest so far. Errors name the later forward and come in forward order.
+func overlapErrors(claims []claim) []error {
+	slices.SortStableFunc(claims, func(a, b claim) int {
+		if c := strings.Compare(a.l4, b.l4); c != 0 {
+			return c
+		}
+		if c := int(a.lo) - int(b.lo); c != 0 {
+			return c
+		}
+		return a.idx - b.idx
+	})
+	type found struct {
+		idx int
+		err error
+	}
+	var out []found
+	var reach *claim
+	for i := range claims {
+		c := &claims[i]
+		if reach != nil && reach.l4 == c.l4 && c.lo <= reach.hi {
+			first, later := reach, c
+			if later.idx < first.idx {
+				first, later = later, first
+			}
+			if first.idx == later.idx {
+				out = append(out, found{later.idx, fieldErr(later.path+".port", "%s is listed twice in this forward", later)})
+			} else {
+				out = append(out, found{later.idx, fieldErr(later.path, "%s is already forwarded by %s", later, first.path)})
+			}
+		}
+		if reach == nil || reach.l4 != c.l4 || c.hi > reach.hi {
+			reach = c
+		}
+	}
+	slices.SortStableFunc(out, func(a, b found) int { return a.idx - b.idx })
+	errs := make([]error, len(out))
+	for i, f := range out {
+		errs[i] = f.err
 	}
 	return errs
 }

@@ -52,13 +52,18 @@ func TestValidate(t *testing.T) {
 		{"dmz in companion mode", func(p *policy.Policy) { p.Mode = policy.Companion }, []string{"nat.dmz"}, false},
 		{"comment-breaking forward name", func(p *policy.Policy) { p.Forwards[0].Name = `a"b` }, []string{"forwards[0].name"}, false},
 		{"duplicate forward name", func(p *policy.Policy) { p.Forwards[1].Name = "vpn" }, []string{"forwards[1].name"}, false},
-		{"port listed twice in one forward", func(p *policy.Policy) { p.Forwards[1].Ports = []string{"80", "70-90"}; p.Forwards[1].To = "192.168.1.30" }, []string{"forwards[1].port"}, false},
+		{"port listed twice in one forward", func(p *policy.Policy) {
+			p.Forwards[1].Ports = []string{"80", "70-90"}
+			p.Forwards[1].To = "192.168.1.30"
+		}, []string{"forwards[1].port"}, false},
 		{"two forwards same port", func(p *policy.Policy) {
 			p.Forwards = append(p.Forwards, policy.Forward{Name: "ike", Proto: "udp", Ports: []string{"500"}, To: "192.168.1.21"})
 		}, []string{"forwards[2]"}, false},
 		{"range too large", func(p *policy.Policy) { p.Forwards[1].Ports = []string{"1-65535"}; p.Forwards[1].To = "192.168.1.30" }, []string{"forwards[1].port[0]"}, false},
 		{"range to single port", func(p *policy.Policy) { p.Forwards[1].Ports = []string{"2000-2010"} }, []string{"forwards[1].to"}, false},
-		{"pptp forward to ipv6", func(p *policy.Policy) { p.Forwards[0] = policy.Forward{Name: "pptp", Protocol: "pptp", To: "fd00:1::20"} }, []string{"forwards[0].to"}, false},
+		{"pptp forward to ipv6", func(p *policy.Policy) {
+			p.Forwards[0] = policy.Forward{Name: "pptp", Protocol: "pptp", To: "fd00:1::20"}
+		}, []string{"forwards[0].to"}, false},
 		{"bad target", func(p *policy.Policy) { p.Forwards[0].To = "192.168.1.300" }, []string{"forwards[0].to"}, false},
 		{"source family mismatch", func(p *policy.Policy) { p.Forwards[1].From = []string{"2001:db8::/32"} }, []string{"forwards[1].from[0]"}, false},
 		{"no management in standalone", func(p *policy.Policy) { p.Management = nil }, []string{"management"}, true},
