@@ -335,7 +335,10 @@ func (c *compiler) forward(active []activeProto) {
 }
 
 // nat compiles forwards, the DMZ and masquerading into t. prefix names the
-// sets and chains ("nfpass_" inside a companion snippet).
+// sets and chains ("nfpass_" inside a companion snippet). Every dstnat rule
+// matches only packets addressed to the router itself (`fib daddr type
+// local`): traffic routed through it to a LAN host's own (IPv6) address,
+// broadcasts and multicasts are never redirected.
 func (c *compiler) nat(t *ruleset.Table, prefix string) {
 	p := c.p
 	wan := prefix + SetWAN
@@ -368,7 +371,7 @@ func (c *compiler) nat(t *ruleset.Table, prefix string) {
 		if len(f.From) > 0 {
 			src := c.sourceSet(t, prefix, i, f, addr.Is4())
 			for _, fl := range flows {
-				r := ruleset.Rule{IIFSet: wan, SAddr: &ruleset.AddrMatch{Family: fam, Set: src}, L4Proto: fl.l4, DPort: fl.port,
+				r := ruleset.Rule{IIFSet: wan, FibDaddrLocal: true, SAddr: &ruleset.AddrMatch{Family: fam, Set: src}, L4Proto: fl.l4, DPort: fl.port,
 					NAT: &ruleset.NAT{Kind: "dnat", Family: fam, Addr: addr.String()}, Comment: comment("forward " + f.Name)}
 				if toPort != 0 {
 					r.NAT.Port = strconv.Itoa(int(toPort))
@@ -379,7 +382,7 @@ func (c *compiler) nat(t *ruleset.Table, prefix string) {
 			// fall through to the DMZ: accept here means "no NAT", and the
 			// input chain then decides.
 			for _, fl := range flows {
-				rules = append(rules, ruleset.Rule{IIFSet: wan, L4Proto: fl.l4, DPort: fl.port, Verdict: "accept",
+				rules = append(rules, ruleset.Rule{IIFSet: wan, FibDaddrLocal: true, L4Proto: fl.l4, DPort: fl.port, Verdict: "accept",
 					Comment: comment("forward " + f.Name + ": other sources are not forwarded")})
 			}
 			continue
@@ -413,13 +416,13 @@ func (c *compiler) nat(t *ruleset.Table, prefix string) {
 		if name == MapFwd4L4 || name == MapFwd6L4 {
 			key = ruleset.MapKeyProto
 		}
-		rules = append(rules, ruleset.Rule{IIFSet: wan, NAT: &ruleset.NAT{Kind: "dnat", Family: fam, Map: m.Name, MapKey: key}, Comment: "forwards"})
+		rules = append(rules, ruleset.Rule{IIFSet: wan, FibDaddrLocal: true, NAT: &ruleset.NAT{Kind: "dnat", Family: fam, Map: m.Name, MapKey: key}, Comment: "forwards"})
 	}
 	if p.NAT.DMZ != "" {
 		// Router access from WAN stays with the router, not the DMZ host.
 		for _, zone := range []string{policy.ZoneWAN, policy.ZoneAny} {
 			if set := "mgmt_" + zone; c.hasSet(set) && prefix == "" {
-				rules = append(rules, ruleset.Rule{IIFSet: wan, ProtoPortSet: set, Verdict: "accept", Comment: "management from " + zone + " stays on the router"})
+				rules = append(rules, ruleset.Rule{IIFSet: wan, FibDaddrLocal: true, ProtoPortSet: set, Verdict: "accept", Comment: "management from " + zone + " stays on the router"})
 			}
 		}
 		addr := netip.MustParseAddr(p.NAT.DMZ)
@@ -427,7 +430,7 @@ func (c *compiler) nat(t *ruleset.Table, prefix string) {
 		if !addr.Is4() {
 			fam = "ip6"
 		}
-		rules = append(rules, ruleset.Rule{IIFSet: wan, NAT: &ruleset.NAT{Kind: "dnat", Family: fam, Addr: addr.String()}, Comment: "dmz"})
+		rules = append(rules, ruleset.Rule{IIFSet: wan, FibDaddrLocal: true, NAT: &ruleset.NAT{Kind: "dnat", Family: fam, Addr: addr.String()}, Comment: "dmz"})
 	}
 	if len(rules) > 0 {
 		prio := ruleset.PriorityDstNAT

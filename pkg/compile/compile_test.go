@@ -208,8 +208,8 @@ func TestCompileRules(t *testing.T) {
 			},
 			chain: compile.ChainDstNAT,
 			want: []string{
-				`iifname @wan_if ip saddr @from_0 tcp dport 2222 dnat ip to 192.168.77.30:22 comment "forward ssh"`,
-				`iifname @wan_if tcp dport 2222 accept comment "forward ssh: other sources are not forwarded"`,
+				`iifname @wan_if fib daddr type local ip saddr @from_0 tcp dport 2222 dnat ip to 192.168.77.30:22 comment "forward ssh"`,
+				`iifname @wan_if fib daddr type local tcp dport 2222 accept comment "forward ssh: other sources are not forwarded"`,
 			},
 		},
 		{
@@ -218,7 +218,7 @@ func TestCompileRules(t *testing.T) {
 				p.Forwards = []policy.Forward{{Name: "vpn", Protocol: "pptp", To: "192.168.77.20"}}
 			},
 			chain: compile.ChainDstNAT,
-			want:  []string{`iifname @wan_if dnat ip to meta l4proto . th dport map @fwd4 comment "forwards"`, `iifname @wan_if dnat ip to meta l4proto map @fwd4_proto comment "forwards"`},
+			want:  []string{`iifname @wan_if fib daddr type local dnat ip to meta l4proto . th dport map @fwd4 comment "forwards"`, `iifname @wan_if fib daddr type local dnat ip to meta l4proto map @fwd4_proto comment "forwards"`},
 		},
 
 		{
@@ -268,8 +268,8 @@ func TestDMZLast(t *testing.T) {
 	}
 	got := ruleLines(chain(t, plan.Table, compile.ChainDstNAT))
 	want := []string{
-		`iifname @wan_if dnat ip to meta l4proto . th dport map @fwd4 comment "forwards"`,
-		`iifname @wan_if dnat ip to 192.168.77.50 comment "dmz"`,
+		`iifname @wan_if fib daddr type local dnat ip to meta l4proto . th dport map @fwd4 comment "forwards"`,
+		`iifname @wan_if fib daddr type local dnat ip to 192.168.77.50 comment "dmz"`,
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("dstnat (-want +got):\n%s", diff)

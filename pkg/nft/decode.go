@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
 	"github.com/google/nftables/userdata"
 	"github.com/mdlayher/netlink"
@@ -157,6 +158,8 @@ func newExpr(name string) expr.Any {
 		return &expr.NAT{}
 	case "masq":
 		return &expr.Masq{}
+	case "fib":
+		return &expr.Fib{}
 	}
 	return nil
 }
@@ -386,6 +389,15 @@ func matchRule(exprs []expr.Any) (ruleset.Rule, error) {
 			}
 			return r, fmt.Errorf("l4proto match at %d", c.i)
 		default:
+			if f, ok := c.peek(0).(*expr.Fib); ok && step <= 3 {
+				d, ok := c.cmpEq(1)
+				if !ok || !f.FlagDADDR || !f.ResultADDRTYPE || f.FlagSADDR || f.FlagIIF || f.FlagOIF || f.FlagMARK ||
+					len(d) != 4 || binaryutil.NativeEndian.Uint32(d) != unix.RTN_LOCAL {
+					return r, fmt.Errorf("fib match at %d", c.i)
+				}
+				r.FibDaddrLocal, c.i, step = true, c.i+2, 3
+				continue
+			}
 			if ct, ok := c.peek(0).(*expr.Ct); ok && !ct.SourceRegister && step <= 8 {
 				b, ok1 := c.peek(1).(*expr.Bitwise)
 				cm, ok2 := c.peek(2).(*expr.Cmp)

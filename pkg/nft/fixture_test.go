@@ -90,6 +90,8 @@ func fullTable(name string) *ruleset.Table {
 				{IIFSet: "wan_if", NAT: &ruleset.NAT{Kind: "dnat", Family: "ip", Map: "fwd4", MapKey: ruleset.MapKeyProtoPort}, Comment: "forwards"},
 				{IIFSet: "wan_if", NAT: &ruleset.NAT{Kind: "dnat", Family: "ip6", Map: "fwd6", MapKey: ruleset.MapKeyProtoPort}},
 				{IIFSet: "wan_if", NAT: &ruleset.NAT{Kind: "dnat", Family: "ip", Map: "pm", MapKey: ruleset.MapKeyProto}},
+				{IIFSet: "wan_if", FibDaddrLocal: true, NAT: &ruleset.NAT{Kind: "dnat", Family: "ip", Addr: "192.168.77.50"}, Comment: "dmz"},
+				{IIFSet: "wan_if", FibDaddrLocal: true, NFProto: "ipv4", L4Proto: "udp", DPort: "500", Verdict: "accept"},
 				{IIFSet: "wan_if", L4Proto: "tcp", DPort: "8080", NAT: &ruleset.NAT{Kind: "dnat", Family: "ip", Addr: "192.168.77.10", Port: "80"}},
 				{L4Proto: "tcp", DPort: "8081", NAT: &ruleset.NAT{Kind: "dnat", Family: "ip", Addr: "192.168.77.10"}},
 				{L4Proto: "tcp", DPort: "8082", NAT: &ruleset.NAT{Kind: "dnat", Family: "ip6", Addr: "2001:db8::10", Port: "80"}},

@@ -303,7 +303,7 @@ func TestConcurrentWriter(t *testing.T) {
 	for applies < 100 || (foreign < 10 && time.Since(start) < time.Minute) {
 		// The nft CLI re-reads its cache whenever the generation moved
 		// while it was reading: back-to-back applies starve it. Leave gaps.
-		time.Sleep(2 * time.Millisecond)
+		time.Sleep(25 * time.Millisecond)
 		res, err := c.Apply(want)
 		if err != nil {
 			t.Fatalf("Apply %d: %v", applies, err)

@@ -316,6 +316,10 @@ func ruleExprs(r ruleset.Rule, sets map[string]*nftables.Set, chains map[string]
 			return nil, err
 		}
 	}
+	if r.FibDaddrLocal {
+		add(&expr.Fib{Register: 1, FlagDADDR: true, ResultADDRTYPE: true},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(unix.RTN_LOCAL)})
+	}
 	var nfp byte
 	if r.NFProto != "" {
 		v, ok := nfprotos[r.NFProto]

@@ -145,6 +145,9 @@ func (r Rule) String() string {
 	if r.OIFSet != "" {
 		p = append(p, "oifname @"+r.OIFSet)
 	}
+	if r.FibDaddrLocal {
+		p = append(p, "fib daddr type local")
+	}
 	if r.NFProto != "" {
 		p = append(p, "meta nfproto "+r.NFProto)
 	}

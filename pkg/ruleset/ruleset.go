@@ -80,11 +80,14 @@ const (
 // (CtHelper or NAT) and a verdict. Empty fields match everything.
 //
 // Matches are always evaluated (and rendered, lowered) in this order:
-// IIFSet, OIFSet, NFProto, SAddr, L4Proto+DPort, ProtoPortSet, CtState,
-// CtStatus.
+// IIF, IIFSet, OIFSet, FibDaddrLocal, NFProto, SAddr, L4Proto+DPort,
+// ProtoPortSet, CtState, CtStatus.
 type Rule struct {
 	IIFSet string `json:"iifname_set,omitempty"` // iifname @set
 	OIFSet string `json:"oifname_set,omitempty"` // oifname @set
+	// FibDaddrLocal matches `fib daddr type local`: the packet is addressed
+	// to the router itself (not routed through it to another host).
+	FibDaddrLocal bool `json:"fib_daddr_local,omitempty"`
 	// IIF is a literal input interface name (used for "lo").
 	IIF     string     `json:"iifname,omitempty"`
 	NFProto string     `json:"nfproto,omitempty"` // "ipv4" or "ipv6"
