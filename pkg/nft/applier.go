@@ -35,10 +35,13 @@ func (a Applier) Read(_ context.Context, family, name string) (*ruleset.Table, e
 	return t, err
 }
 
-// Apply replaces the table in one verified transaction (see Client.Apply).
+// Apply makes the kernel hold t, verified: when only set or map elements
+// differ from the live table it sends just those in one genid-guarded
+// batch, otherwise it replaces the table in one transaction (see
+// Client.Repair and Client.Apply).
 func (a Applier) Apply(_ context.Context, t *ruleset.Table) error {
 	return a.with(func(c *Client) error {
-		_, err := c.Apply(t)
+		_, err := c.Repair(t)
 		return err
 	})
 }
