@@ -121,10 +121,10 @@ func TestKernelWatchEvents(t *testing.T) {
 		t.Fatalf("delete: %v", err)
 	}
 
-	evs := log.waitFor(t, "4 events", 10*time.Second, func(evs []Event) bool { return len(evs) >= 4 })
+	log.waitFor(t, "4 events", 10*time.Second, func(evs []Event) bool { return len(evs) >= 4 })
 	time.Sleep(100 * time.Millisecond) // anything extra (the filtered flow) would show up now
 	log.mu.Lock()
-	evs = append([]Event(nil), log.events...)
+	evs := append([]Event(nil), log.events...)
 	log.mu.Unlock()
 
 	type row struct {
