@@ -72,6 +72,16 @@ func logEvidence(t *testing.T, r lab.Row) {
 	t.Logf("%s: expected %s, observed %s %s\n  %s", r.Case, r.Expected, r.Observed, r.Reason, strings.Join(r.Evidence, "\n  "))
 }
 
+// checkRow logs a matrix row's evidence and fails the test when what was
+// observed differs from what the policy expects.
+func checkRow(t *testing.T, r lab.Row) {
+	t.Helper()
+	logEvidence(t, r)
+	if !r.OK() {
+		t.Errorf("matrix row: expected %s, observed %s: %s", r.Expected, r.Observed, r.Reason)
+	}
+}
+
 func hex16(v uint16) string { return fmt.Sprintf("%#x", v) }
 
 func TestPassthroughOn(t *testing.T) {
@@ -120,11 +130,7 @@ func TestPassthroughOn(t *testing.T) {
 				t.Errorf("server call %#x got no GRE", c.CallID)
 			}
 		}
-		r := o.Row(true)
-		logEvidence(t, r)
-		if !r.OK() {
-			t.Errorf("matrix row: expected %s, observed %s: %s", r.Expected, r.Observed, r.Reason)
-		}
+		checkRow(t, o.Row(true))
 	})
 
 	t.Run("pptp from the router itself", func(t *testing.T) {
@@ -140,11 +146,7 @@ func TestPassthroughOn(t *testing.T) {
 		if len(cf) != 1 || cf[0].Helper != "pptp" {
 			t.Errorf("want the router's 1723 flow with helper=pptp (output chain), conntrack has:\n%s", lab.Lines(o.Flows))
 		}
-		r := o.Row(true)
-		logEvidence(t, r)
-		if !r.OK() {
-			t.Errorf("matrix row: expected %s, observed %s: %s", r.Expected, r.Observed, r.Reason)
-		}
+		checkRow(t, o.Row(true))
 	})
 
 	t.Run("ipsec IKE and NAT-T two hosts", func(t *testing.T) {
@@ -178,11 +180,7 @@ func TestPassthroughOn(t *testing.T) {
 				t.Errorf("port %d: want 2 conntrack flows, have:\n%s", port, lab.Lines(flows))
 			}
 		}
-		r := o.Row(true)
-		logEvidence(t, r)
-		if !r.OK() {
-			t.Errorf("matrix row: expected %s, observed %s: %s", r.Expected, r.Observed, r.Reason)
-		}
+		checkRow(t, o.Row(true))
 	})
 
 	t.Run("raw ESP two hosts collide", func(t *testing.T) {
@@ -207,11 +205,7 @@ func TestPassthroughOn(t *testing.T) {
 				t.Errorf("server received lan2's ESP (SPI %#x) from %s", p.SPI, p.From)
 			}
 		}
-		r := o.Row(true)
-		logEvidence(t, r)
-		if !r.OK() {
-			t.Errorf("matrix row: expected %s, observed %s: %s", r.Expected, r.Observed, r.Reason)
-		}
+		checkRow(t, o.Row(true))
 	})
 
 	t.Run("l2tp two hosts", func(t *testing.T) {
@@ -228,11 +222,7 @@ func TestPassthroughOn(t *testing.T) {
 		if len(o.Flows) != 2 {
 			t.Errorf("want 2 udp/1701 flows, conntrack has:\n%s", lab.Lines(o.Flows))
 		}
-		r := o.Row(true)
-		logEvidence(t, r)
-		if !r.OK() {
-			t.Errorf("matrix row: expected %s, observed %s: %s", r.Expected, r.Observed, r.Reason)
-		}
+		checkRow(t, o.Row(true))
 	})
 
 	t.Run("sip ALG rewrites SDP", func(t *testing.T) {
@@ -254,11 +244,7 @@ func TestPassthroughOn(t *testing.T) {
 			slices.ContainsFunc(o.Flows, func(f lab.Flow) bool { return f.Helper != "sip" }) {
 			t.Errorf("want two 5060 flows with helper=sip, conntrack has:\n%s", lab.Lines(o.Flows))
 		}
-		r := o.Row(true)
-		logEvidence(t, r)
-		if !r.OK() {
-			t.Errorf("matrix row: expected %s, observed %s: %s", r.Expected, r.Observed, r.Reason)
-		}
+		checkRow(t, o.Row(true))
 	})
 }
 
