@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"sync"
 	"time"
 
 	"github.com/nfpass/nfpass/integration/netns"
@@ -30,8 +29,7 @@ type ESPPacket struct {
 // ESPEcho sends every ESP packet it receives back to its source unchanged.
 type ESPEcho struct {
 	conn *net.IPConn
-	mu   sync.Mutex
-	seen []ESPPacket
+	seen seenLog[ESPPacket]
 	done chan struct{}
 }
 
@@ -57,9 +55,7 @@ func StartESPEcho(ns netns.NS, addr netip.Addr) (*ESPEcho, error) {
 				continue
 			}
 			a, _ := netip.AddrFromSlice(from.(*net.IPAddr).IP)
-			e.mu.Lock()
-			e.seen = append(e.seen, ESPPacket{From: a.Unmap(), SPI: binary.BigEndian.Uint32(buf)})
-			e.mu.Unlock()
+			e.seen.add(ESPPacket{From: a.Unmap(), SPI: binary.BigEndian.Uint32(buf)})
 			_, _ = e.conn.WriteTo(buf[:n], from)
 		}
 	}()
@@ -67,11 +63,7 @@ func StartESPEcho(ns netns.NS, addr netip.Addr) (*ESPEcho, error) {
 }
 
 // Seen returns the packets received so far.
-func (e *ESPEcho) Seen() []ESPPacket {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return append([]ESPPacket(nil), e.seen...)
-}
+func (e *ESPEcho) Seen() []ESPPacket { return e.seen.all() }
 
 // Close stops the server.
 func (e *ESPEcho) Close() { e.conn.Close(); <-e.done }

@@ -6,7 +6,6 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/nfpass/nfpass/integration/netns"
@@ -26,8 +25,7 @@ type SIPSeen struct {
 // back in X-Seen-Connection / X-Seen-Media headers.
 type SIPServer struct {
 	conn *net.UDPConn
-	mu   sync.Mutex
-	seen []SIPSeen
+	seen seenLog[SIPSeen]
 	done chan struct{}
 }
 
@@ -55,9 +53,7 @@ func StartSIPServer(ns netns.NS, addr netip.Addr) (*SIPServer, error) {
 			}
 			seen := parseInvite(msg)
 			seen.From = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
-			s.mu.Lock()
-			s.seen = append(s.seen, seen)
-			s.mu.Unlock()
+			s.seen.add(seen)
 			_, _ = s.conn.WriteToUDPAddrPort([]byte(sipOK(msg, seen)), from)
 		}
 	}()
@@ -65,11 +61,7 @@ func StartSIPServer(ns netns.NS, addr netip.Addr) (*SIPServer, error) {
 }
 
 // Seen returns the INVITEs received so far.
-func (s *SIPServer) Seen() []SIPSeen {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]SIPSeen(nil), s.seen...)
-}
+func (s *SIPServer) Seen() []SIPSeen { return s.seen.all() }
 
 // Close stops the server.
 func (s *SIPServer) Close() { s.conn.Close(); <-s.done }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"sync"
 	"time"
 
 	"github.com/nfpass/nfpass/integration/netns"
@@ -30,8 +29,7 @@ type Datagram struct {
 // what it received and from where (the address after NAT).
 type UDPEcho struct {
 	conn *net.UDPConn
-	mu   sync.Mutex
-	seen []Datagram
+	seen seenLog[Datagram]
 	done chan struct{}
 }
 
@@ -54,9 +52,7 @@ func StartUDPEcho(ns netns.NS, addr netip.AddrPort) (*UDPEcho, error) {
 				return
 			}
 			p := append([]byte(nil), buf[:n]...)
-			e.mu.Lock()
-			e.seen = append(e.seen, Datagram{From: netip.AddrPortFrom(from.Addr().Unmap(), from.Port()), Payload: p})
-			e.mu.Unlock()
+			e.seen.add(Datagram{From: netip.AddrPortFrom(from.Addr().Unmap(), from.Port()), Payload: p})
 			_, _ = e.conn.WriteToUDPAddrPort(append([]byte("echo "), p...), from)
 		}
 	}()
@@ -64,11 +60,7 @@ func StartUDPEcho(ns netns.NS, addr netip.AddrPort) (*UDPEcho, error) {
 }
 
 // Seen returns the datagrams received so far.
-func (e *UDPEcho) Seen() []Datagram {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return append([]Datagram(nil), e.seen...)
-}
+func (e *UDPEcho) Seen() []Datagram { return e.seen.all() }
 
 // Close stops the server.
 func (e *UDPEcho) Close() { e.conn.Close(); <-e.done }

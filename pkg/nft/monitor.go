@@ -187,37 +187,29 @@ func ownThread(pid int, tid uint32) bool {
 	return err == nil
 }
 
+// eventKinds names the monitor events that can concern a table.
+var eventKinds = map[nftables.MonitorEventType][2]string{
+	nftables.MonitorEventTypeNewTable:   {"add", "table"},
+	nftables.MonitorEventTypeDelTable:   {"delete", "table"},
+	nftables.MonitorEventTypeNewChain:   {"add", "chain"},
+	nftables.MonitorEventTypeDelChain:   {"delete", "chain"},
+	nftables.MonitorEventTypeNewRule:    {"add", "rule"},
+	nftables.MonitorEventTypeDelRule:    {"delete", "rule"},
+	nftables.MonitorEventTypeNewSet:     {"add", "set"},
+	nftables.MonitorEventTypeDelSet:     {"delete", "set"},
+	nftables.MonitorEventTypeNewSetElem: {"add", "element"},
+	nftables.MonitorEventTypeDelSetElem: {"delete", "element"},
+	nftables.MonitorEventTypeNewObj:     {"add", "object"},
+	nftables.MonitorEventTypeDelObj:     {"delete", "object"},
+}
+
 // classify names an event and says whether it may concern the table.
 func classify(ev *nftables.MonitorEvent, fam nftables.TableFamily, table string) (string, bool) {
-	verb, obj := "add", ""
-	switch ev.Type {
-	case nftables.MonitorEventTypeNewTable:
-		obj = "table"
-	case nftables.MonitorEventTypeDelTable:
-		verb, obj = "delete", "table"
-	case nftables.MonitorEventTypeNewChain:
-		obj = "chain"
-	case nftables.MonitorEventTypeDelChain:
-		verb, obj = "delete", "chain"
-	case nftables.MonitorEventTypeNewRule:
-		obj = "rule"
-	case nftables.MonitorEventTypeDelRule:
-		verb, obj = "delete", "rule"
-	case nftables.MonitorEventTypeNewSet:
-		obj = "set"
-	case nftables.MonitorEventTypeDelSet:
-		verb, obj = "delete", "set"
-	case nftables.MonitorEventTypeNewSetElem:
-		obj = "element"
-	case nftables.MonitorEventTypeDelSetElem:
-		verb, obj = "delete", "element"
-	case nftables.MonitorEventTypeNewObj:
-		obj = "object"
-	case nftables.MonitorEventTypeDelObj:
-		verb, obj = "delete", "object"
-	default:
+	kind, ok := eventKinds[ev.Type]
+	if !ok {
 		return "", false
 	}
+	verb, obj := kind[0], kind[1]
 	t := tableOf(ev.Data)
 	if t == nil {
 		return verb + " " + obj + " (table unknown)", true
