@@ -38,6 +38,7 @@ func newRunCmd(g *globals) *cobra.Command {
 		logLevel       string
 		debounce       time.Duration
 		maxBackoff     time.Duration
+		fullRead       time.Duration
 		monitorBuffer  int
 		withoutConntrk bool
 	)
@@ -47,7 +48,11 @@ func newRunCmd(g *globals) *cobra.Command {
 		Long: `run applies the policy, then keeps nfpass's table exactly as the policy says.
 It re-checks on nftables changes to the table (monitor), on link and address
 changes (WAN up/down, PPPoE address change), when the config file changes,
-on SIGHUP, and every --resync-interval. Drift is repaired by re-applying,
+on SIGHUP, and every --resync-interval. A check first reads the kernel's
+ruleset generation id, which every nftables commit bumps: when it has not
+moved since a read that found the table equal to the policy, the check is
+done without dumping the table (at most for --full-read-interval). Drift is
+repaired by re-applying,
 logged in one line naming what drifted. A config change that does not
 validate is rejected and the running ruleset stays. Failures are retried
 with exponential backoff; the last good ruleset stays in place meanwhile.
@@ -143,22 +148,24 @@ does a full check; SIGTERM/SIGINT exit, leaving the table in place.`,
 			}
 			r := k.reconciler()
 			return r.Run(ctx, reconcile.DaemonOptions{
-				Load:           load,
-				ConfigPath:     cfgPath,
-				Sources:        sources,
-				ResyncInterval: resync,
-				Debounce:       debounce,
-				MaxBackoff:     maxBackoff,
-				Reload:         reload,
-				Resync:         resyncCh,
-				Log:            log,
-				Metrics:        metrics,
+				Load:             load,
+				ConfigPath:       cfgPath,
+				Sources:          sources,
+				ResyncInterval:   resync,
+				FullReadInterval: fullRead,
+				Debounce:         debounce,
+				MaxBackoff:       maxBackoff,
+				Reload:           reload,
+				Resync:           resyncCh,
+				Log:              log,
+				Metrics:          metrics,
 			})
 		},
 	}
 	k.bind(cmd)
 	f := cmd.Flags()
 	f.DurationVar(&resync, "resync-interval", 5*time.Minute, "period of the full check of the kernel against the policy")
+	f.DurationVar(&fullRead, "full-read-interval", time.Hour, "longest time a check trusts an unchanged ruleset generation id instead of reading the table back")
 	f.StringVar(&metricsAddr, "metrics-addr", "", "serve Prometheus metrics on this address (/metrics), e.g. 127.0.0.1:9742")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")

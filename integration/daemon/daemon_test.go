@@ -261,6 +261,32 @@ func TestDaemonRepairsDrift(t *testing.T) {
 	}
 }
 
+// TestDaemonTrustsUnchangedGeneration: periodic checks with nothing
+// committed in the namespace do not read the table back (the ruleset
+// generation id has not moved since a verified read); a commit anywhere in
+// the namespace, even to another table, makes the next check read.
+func TestDaemonTrustsUnchangedGeneration(t *testing.T) {
+	const (
+		fast = "in sync: nothing committed since the last verified read"
+		read = "in sync: table read back equal to the policy"
+	)
+	d := start(t, "dm-genid", readExample(t), "--resync-interval", "200ms")
+	_, first := d.waitLogAt(0, 10*time.Second, fast)
+	// Three more periodic checks, none of them a read.
+	i := first
+	for range 3 {
+		_, i = d.waitLogAt(i+1, 5*time.Second, fast, "periodic")
+	}
+	if m, k := d.log.find(first, read); m != nil && k < i {
+		t.Errorf("a periodic check read the table although nothing was committed: %v", m)
+	}
+
+	mark := d.log.len()
+	d.nft("add", "table", "inet", "other") // a commit elsewhere moves the generation
+	_, j := d.waitLogAt(mark, 5*time.Second, read)
+	d.waitLogAt(j+1, 5*time.Second, fast, "periodic")
+}
+
 // TestDaemonSurvivesMonitorLoss: the nftables monitor channel is closed
 // (SIGUSR1, the test hook) and, separately, overflowed (ENOBUFS burst with
 // a tiny socket buffer); each time the daemon resyncs, re-opens the

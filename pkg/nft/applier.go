@@ -46,6 +46,19 @@ func (a Applier) Apply(_ context.Context, t *ruleset.Table) error {
 	})
 }
 
+// Generation returns the namespace's ruleset generation id, which the
+// kernel bumps on every nf_tables commit (any table, any writer). Two equal
+// readings mean nothing was committed in between.
+func (a Applier) Generation(_ context.Context) (uint32, error) {
+	var g uint32
+	err := a.with(func(c *Client) error {
+		var err error
+		g, err = c.GenID()
+		return err
+	})
+	return g, err
+}
+
 // Destroy deletes the table; ErrNotFound when it is absent.
 func (a Applier) Destroy(_ context.Context, family, name string) error {
 	return a.with(func(c *Client) error { return c.Destroy(family, name) })

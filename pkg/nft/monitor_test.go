@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/google/nftables"
 )
 
 func nextChange(t *testing.T, m *Monitor, within time.Duration) (Change, bool) {
@@ -60,45 +62,62 @@ func TestMonitorFiltersTable(t *testing.T) {
 	}
 }
 
-// TestMonitorENOBUFS: a burst larger than the socket buffer ends the
-// monitor with a Lost change carrying ENOBUFS, then a closed channel.
+// TestMonitorENOBUFS: when the reader falls behind, the socket overflows
+// and the monitor ends with a Lost change carrying ENOBUFS, then a closed
+// channel. The test makes the overflow certain instead of racing a burst
+// against the reader: it does not read Changes() while 600 commits touch
+// the watched table, so the monitor's channel, then the library's, fill
+// up, the library stops receiving, and the 4 KiB socket buffer overflows.
 func TestMonitorENOBUFS(t *testing.T) {
 	requireNft(t)
 	ns, c := newNS(t, "monbuf")
+	nftLoad(t, ns, "table inet nfpass {\n set s {\n  type ipv4_addr\n }\n}\n")
 	m, err := c.Monitor(MonitorOptions{Family: "inet", Table: "nfpass", ReadBuffer: 4096})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	var b strings.Builder
-	b.WriteString("table inet burst {\n set s { type ipv4_addr; elements = { ")
-	for i := 0; i < 4000; i++ {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		fmt.Fprintf(&b, "10.0.%d.%d", i/256, i%256)
+	w, err := c.conn()
+	if err != nil {
+		t.Fatal(err)
 	}
-	b.WriteString(" } }\n}\n")
-	nftLoad(t, ns, b.String())
-	deadline := time.After(5 * time.Second)
-	lost := false
+	tab := &nftables.Table{Family: nftables.TableFamilyINet, Name: "nfpass"}
+	set := &nftables.Set{Table: tab, Name: "s", KeyType: nftables.TypeIPAddr}
+	const commits = 600
+	for i := range commits {
+		key := []byte{10, 0, byte(i >> 8), byte(i)}
+		if err := w.SetAddElements(set, []nftables.SetElement{{Key: key}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Flush(); err != nil {
+			t.Fatalf("commit %d: %v", i, err)
+		}
+	}
+	deadline := time.After(10 * time.Second)
+	lost, changes := false, 0
 	for {
 		select {
 		case ch, ok := <-m.Changes():
 			if !ok {
+				t.Logf("%d changes received of %d commits, then the loss", changes, commits)
 				if !lost {
 					t.Error("channel closed without a Lost change")
 				}
 				return
+			}
+			if lost {
+				t.Errorf("change after the Lost one: %+v", ch)
 			}
 			if ch.Lost {
 				lost = true
 				if !errors.Is(ch.Err, syscall.ENOBUFS) && !strings.Contains(fmt.Sprint(ch.Err), "no buffer space") {
 					t.Errorf("Lost error = %v, want ENOBUFS", ch.Err)
 				}
+				continue
 			}
+			changes++
 		case <-deadline:
-			t.Fatal("monitor neither lost events nor closed within 5s")
+			t.Fatalf("monitor neither lost events nor closed within 10s (%d changes received of %d commits)", changes, commits)
 		}
 	}
 }

@@ -50,6 +50,10 @@ type DaemonOptions struct {
 	Sources []EventSource
 	// ResyncInterval is the period of the full check (default 5m).
 	ResyncInterval time.Duration
+	// FullReadInterval bounds how long a check may trust an unchanged
+	// ruleset generation id instead of reading the table (default 1h);
+	// see generationReader.
+	FullReadInterval time.Duration
 	// Debounce coalesces bursts of events before a check (default 100ms;
 	// config file events wait 3x as long).
 	Debounce time.Duration
@@ -65,6 +69,25 @@ type DaemonOptions struct {
 	OnCheck func(inSync bool, err error)
 }
 
+// generationReader is implemented by Appliers that can tell the ruleset
+// generation id (nft.Applier). The kernel bumps it on every nf_tables
+// commit in the namespace, whoever the writer and whatever the table, and
+// nothing else changes a table like nfpass's (no dynamic sets, no element
+// timeouts). So when it has not moved since a read that found the table
+// equal to the plan, the table is still equal: a check costs one netlink
+// round trip instead of a dump of every rule and element.
+type generationReader interface {
+	Generation(ctx context.Context) (uint32, error)
+}
+
+// verifiedRead is the last check that read the table and found it equal
+// to plan, at ruleset generation gen (taken before the read).
+type verifiedRead struct {
+	plan *compile.Plan
+	gen  uint32
+	at   time.Time
+}
+
 // daemon is Run's state; only the Run goroutine touches it.
 type daemon struct {
 	r   *Reconciler
@@ -77,6 +100,10 @@ type daemon struct {
 	backoff  time.Duration
 	retry    *time.Timer
 	paused   bool
+	// verified allows a check without a read while the generation stays;
+	// forceRead makes the next check read (events were lost, SIGUSR1).
+	verified  verifiedRead
+	forceRead bool
 
 	kickMu sync.Mutex
 	kick   chan struct{}
@@ -100,6 +127,9 @@ func (r *Reconciler) Run(ctx context.Context, o DaemonOptions) error {
 	}
 	if o.ResyncInterval <= 0 {
 		o.ResyncInterval = 5 * time.Minute
+	}
+	if o.FullReadInterval <= 0 {
+		o.FullReadInterval = time.Hour
 	}
 	if o.Debounce <= 0 {
 		o.Debounce = 100 * time.Millisecond
@@ -160,6 +190,7 @@ func (r *Reconciler) Run(ctx context.Context, o DaemonOptions) error {
 			d.reload(ctx, "SIGHUP")
 		case <-o.Resync:
 			d.log.Info("resync requested: re-opening event sources")
+			d.forceRead = true
 			d.kickSources()
 		case ev := <-cfgEvents:
 			if filepath.Clean(ev.Name) == cleanPath && ev.Op&(fsnotify.Write|fsnotify.Create|fsnotify.Rename|fsnotify.Remove) != 0 {
@@ -174,12 +205,14 @@ func (r *Reconciler) Run(ctx context.Context, o DaemonOptions) error {
 				o.Metrics.resync()
 				d.log.Warn("event source lost events; full check", "source", ev.Source, "detail", ev.Detail)
 				checkReasons = append(checkReasons, ev.Source+" resync")
+				d.forceRead = true
 				checkT.Reset(0)
 				continue
 			}
 			if ev.Reopened {
 				d.log.Info("event source re-opened; full check", "source", ev.Source)
 				checkReasons = append(checkReasons, ev.Source+" re-opened")
+				d.forceRead = true
 				checkT.Reset(0)
 				continue
 			}
@@ -266,19 +299,34 @@ func (d *daemon) doCheck(ctx context.Context, reason string) (bool, error) {
 		d.log.Info("commit-confirm settled; reconciliation resumed")
 	}
 	t := d.desired.Table
+	gen, genErr := d.generation(ctx)
+	if genErr == nil && !d.forceRead && d.verified.plan == d.desired && d.verified.gen == gen &&
+		time.Since(d.verified.at) < d.o.FullReadInterval {
+		d.o.Metrics.checked("generation")
+		d.o.Metrics.verified(true)
+		d.backoff = d.o.MinBackoff
+		d.log.Debug("in sync: nothing committed since the last verified read", "reason", reason, "table", t.Family+" "+t.Name, "genid", gen)
+		return true, nil
+	}
+	d.forceRead = false
+	d.verified = verifiedRead{}
 	diff, err := d.r.Diff(ctx, t)
+	d.o.Metrics.checked("read")
 	if err != nil {
 		d.log.Error("check failed", "reason", reason, "err", err, "retry_in", d.backoff.String())
 		d.scheduleRetry()
 		return false, err
 	}
 	if diff.InSync() {
+		if genErr == nil {
+			d.verified = verifiedRead{plan: d.desired, gen: gen, at: time.Now()}
+		}
 		d.o.Metrics.verified(true)
 		if d.lastGood == nil || d.lastGood != d.desired {
 			d.lastGood = d.desired
 		}
 		d.backoff = d.o.MinBackoff
-		d.log.Debug("in sync", "reason", reason, "table", t.Family+" "+t.Name)
+		d.log.Debug("in sync: table read back equal to the policy", "reason", reason, "table", t.Family+" "+t.Name)
 		return true, nil
 	}
 	d.o.Metrics.verified(false)
@@ -329,6 +377,15 @@ func (d *daemon) apply(ctx context.Context, reason string) (bool, error) {
 	}
 	d.log.Info("applied and verified", "table", d.desired.Table.Family+" "+d.desired.Table.Name, "generation", res.Generation.ID, "recorded", res.Recorded)
 	return true, nil
+}
+
+// generation reads the ruleset generation id, when the Applier can.
+func (d *daemon) generation(ctx context.Context) (uint32, error) {
+	g, ok := d.r.applier.(generationReader)
+	if !ok {
+		return 0, errors.New("the applier cannot tell the ruleset generation")
+	}
+	return g.Generation(ctx)
 }
 
 func (d *daemon) scheduleRetry() {

@@ -43,6 +43,7 @@ type Metrics struct {
 	lastSuccess    prometheus.Gauge
 	configReloads  *prometheus.CounterVec // result=applied|rejected
 	monitorResyncs prometheus.Counter
+	checks         *prometheus.CounterVec
 	inSync         prometheus.Gauge
 
 	flows *flowCollector
@@ -69,6 +70,9 @@ func NewMetrics(counter FlowCounter) *Metrics {
 		monitorResyncs: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "nfpass_monitor_resyncs_total", Help: "Full resyncs after the nftables monitor lost events or closed.",
 		}),
+		checks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nfpass_checks_total", Help: "Checks of the kernel against the policy, by method: generation (the ruleset generation id had not moved since a verified read) or read (the table was read back and diffed).",
+		}, []string{"method"}),
 		inSync: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "nfpass_table_in_sync", Help: "1 when the last check found the kernel holding exactly the policy.",
 		}),
@@ -87,8 +91,10 @@ func NewMetrics(counter FlowCounter) *Metrics {
 		m.applies.WithLabelValues(l, "start")
 	}
 	m.configReloads.WithLabelValues("applied")
+	m.checks.WithLabelValues("generation")
+	m.checks.WithLabelValues("read")
 	m.configReloads.WithLabelValues("rejected")
-	reg.MustRegister(m.applies, m.drift, m.lastSuccess, m.configReloads, m.monitorResyncs, m.inSync, m.flows,
+	reg.MustRegister(m.applies, m.drift, m.lastSuccess, m.configReloads, m.monitorResyncs, m.checks, m.inSync, m.flows,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -128,6 +134,12 @@ func (m *Metrics) verified(ok bool) {
 		m.lastSuccess.SetToCurrentTime()
 	} else {
 		m.inSync.Set(0)
+	}
+}
+
+func (m *Metrics) checked(method string) {
+	if m != nil {
+		m.checks.WithLabelValues(method).Inc()
 	}
 }
 

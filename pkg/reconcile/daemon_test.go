@@ -1,0 +1,219 @@
+package reconcile
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nfpass/nfpass/pkg/compile"
+	"github.com/nfpass/nfpass/pkg/ruleset"
+)
+
+// genApplier is a fakeApplier with a ruleset generation id that every
+// commit bumps, like the kernel's, and a count of table reads.
+type genApplier struct {
+	*fakeApplier
+	gmu   sync.Mutex
+	gen   uint32
+	reads int
+}
+
+func (g *genApplier) Generation(context.Context) (uint32, error) {
+	g.gmu.Lock()
+	defer g.gmu.Unlock()
+	return g.gen, nil
+}
+
+func (g *genApplier) Read(ctx context.Context, family, name string) (*ruleset.Table, error) {
+	g.gmu.Lock()
+	g.reads++
+	g.gmu.Unlock()
+	return g.fakeApplier.Read(ctx, family, name)
+}
+
+func (g *genApplier) Apply(ctx context.Context, t *ruleset.Table) error {
+	g.commit()
+	return g.fakeApplier.Apply(ctx, t)
+}
+
+// commit bumps the generation (any writer's commit, any table).
+func (g *genApplier) commit() {
+	g.gmu.Lock()
+	g.gen++
+	g.gmu.Unlock()
+}
+
+func (g *genApplier) readCount() int {
+	g.gmu.Lock()
+	defer g.gmu.Unlock()
+	return g.reads
+}
+
+// daemonRig runs the daemon over an Applier with one event source the test
+// feeds, and reports each check's outcome.
+type daemonRig struct {
+	events chan Event
+	checks chan bool
+}
+
+func startDaemon(t *testing.T, a Applier, plan *compile.Plan) *daemonRig {
+	t.Helper()
+	r := New(a, Options{StateDir: t.TempDir(), Prober: okProber{}, Loader: fakeLoader{}, Sysctls: &fakeSysctls{}})
+	rig := &daemonRig{events: make(chan Event), checks: make(chan bool, 16)}
+	src := EventSource{Name: "test", Open: func(ctx context.Context) (<-chan Event, error) {
+		out := make(chan Event)
+		go func() {
+			defer close(out)
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case ev := <-rig.events:
+					select {
+					case out <- ev:
+					case <-ctx.Done():
+						return
+					}
+					if ev.Lost { // a failed source closes its channel
+						return
+					}
+				}
+			}
+		}()
+		return out, nil
+	}}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- r.Run(ctx, DaemonOptions{
+			Load:           func() (*compile.Plan, []byte, error) { return plan, []byte("config"), nil },
+			Sources:        []EventSource{src},
+			ResyncInterval: time.Hour,
+			Debounce:       time.Millisecond,
+			OnCheck:        func(inSync bool, _ error) { rig.checks <- inSync },
+		})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return rig
+}
+
+// check sends ev and waits for the n checks it triggers; it returns
+// whether all found the table in sync.
+func (rig *daemonRig) check(t *testing.T, ev Event, n int) bool {
+	t.Helper()
+	rig.events <- ev
+	inSync := true
+	for range n {
+		inSync = rig.next(t) && inSync
+	}
+	return inSync
+}
+
+func (rig *daemonRig) next(t *testing.T) bool {
+	t.Helper()
+	select {
+	case inSync := <-rig.checks:
+		return inSync
+	case <-time.After(10 * time.Second):
+		t.Fatal("no check within 10s")
+		return false
+	}
+}
+
+// TestDaemonGenerationFastPath: a check reads the table only when the
+// ruleset generation moved since the last read that found it in sync, or
+// when events were lost; drift is found and repaired either way.
+func TestDaemonGenerationFastPath(t *testing.T) {
+	a := &genApplier{fakeApplier: newFakeApplier()}
+	plan := testPlan("eth0")
+	rig := startDaemon(t, a, plan)
+	if !rig.next(t) { // the start check finds no table and applies
+		t.Fatal("start: the apply failed")
+	}
+	steps := []struct {
+		name      string
+		before    func()
+		ev        Event
+		checks    int // checks the event causes (0 means 1)
+		wantReads int // reads these checks do
+		wantSync  bool
+	}{
+		{name: "own commit: generation moved, read", ev: Event{Detail: "own apply"}, wantReads: 1, wantSync: true},
+		{name: "nothing committed: no read", ev: Event{Detail: "link up"}, wantReads: 0, wantSync: true},
+		{name: "still nothing committed: no read", ev: Event{Detail: "periodic"}, wantReads: 0, wantSync: true},
+		{name: "another table committed: read, in sync", before: a.commit, ev: Event{Detail: "foreign"}, wantReads: 1, wantSync: true},
+		// The source reports the loss and closes; the daemon checks, re-opens
+		// the source and checks again: both read.
+		{name: "events lost: read though the generation stayed", ev: Event{Lost: true, Detail: "ENOBUFS"}, checks: 2, wantReads: 2, wantSync: true},
+		{name: "after the forced reads, trusted again", ev: Event{Detail: "link up"}, wantReads: 0, wantSync: true},
+		{name: "drift: read, re-applied", before: func() {
+			a.mu.Lock()
+			a.tables["inet nfpass"].Sets[0].Elements = nil
+			a.mu.Unlock()
+			a.commit()
+		}, ev: Event{Detail: "delete element"}, wantReads: 2, wantSync: true}, // the check's read and Apply's read of what it replaces
+	}
+	for _, s := range steps {
+		t.Run(strings.ReplaceAll(s.name, ":", ""), func(t *testing.T) {
+			if s.before != nil {
+				s.before()
+			}
+			before := a.readCount()
+			if got := rig.check(t, s.ev, max(s.checks, 1)); got != s.wantSync {
+				t.Errorf("in sync = %v, want %v", got, s.wantSync)
+			}
+			if got := a.readCount() - before; got != s.wantReads {
+				t.Errorf("reads = %d, want %d", got, s.wantReads)
+			}
+		})
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if got := a.tables["inet nfpass"].Render(); got != plan.Table.Render() {
+		t.Errorf("table after the drift repair:\n%s\nwant:\n%s", got, plan.Table.Render())
+	}
+}
+
+// TestDaemonWithoutGeneration: an Applier that cannot tell the generation
+// gets a read on every check.
+func TestDaemonWithoutGeneration(t *testing.T) {
+	f := newFakeApplier()
+	counting := &readCounter{fakeApplier: f}
+	rig := startDaemon(t, counting, testPlan("eth0"))
+	rig.next(t)
+	for i := range 3 {
+		before := counting.count()
+		if !rig.check(t, Event{Detail: "link up"}, 1) {
+			t.Fatalf("check %d: not in sync", i)
+		}
+		if got := counting.count() - before; got != 1 {
+			t.Errorf("check %d: reads = %d, want 1", i, got)
+		}
+	}
+}
+
+type readCounter struct {
+	*fakeApplier
+	n int
+	m sync.Mutex
+}
+
+func (r *readCounter) Read(ctx context.Context, family, name string) (*ruleset.Table, error) {
+	r.m.Lock()
+	r.n++
+	r.m.Unlock()
+	return r.fakeApplier.Read(ctx, family, name)
+}
+
+func (r *readCounter) count() int {
+	r.m.Lock()
+	defer r.m.Unlock()
+	return r.n
+}
