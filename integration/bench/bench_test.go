@@ -66,6 +66,7 @@ func TestBench(t *testing.T) {
 	}
 	if want("reconcile") {
 		h.reconcileWorkload("no-op reconcile (Read+Diff) of the 100,000-element policy", "set:100000", 0.2)
+		h.checkWorkload("no-op reconcile, the daemon's check (generation id unchanged since its verified read) of the 100,000-element policy", "set:100000", 0.2)
 	}
 	if want("repair") {
 		h.repairWorkload("repair one drifted element (10,000-forward policy)", "forwards:10000", 1.0)
@@ -123,6 +124,9 @@ type row struct {
 	target       float64
 	nfpass, peer []sample
 	peerName     string
+	// onOp: the verdict is on the op ratio (a daemon's repeated work,
+	// which no process start or compile precedes).
+	onOp bool
 }
 
 // ns creates a fresh namespace, removed when the test ends.
@@ -256,6 +260,24 @@ func (h *harness) reconcileWorkload(name, spec string, target float64) {
 	h.allocs = append(h.allocs, fmt.Sprintf("no-op reconcile %s (Read+Diff): %.2f allocations per set element", spec, rep))
 }
 
+// checkWorkload times the reconcile daemon's no-op check after its verified
+// read (nfpass-bench check): the per-check op time is what a daemon pays
+// on every periodic, link or spurious trigger while nothing was committed.
+// The process wall time includes building, compiling and the verified
+// Read+Diff, so the verdict is on the op ratio.
+func (h *harness) checkWorkload(name, spec string, target float64) {
+	text := h.render(spec)
+	ns := h.ns("chk")
+	h.run(ns, false, "", "nft", "-f", text)
+	r := row{name: name, target: target, peerName: "nft list table", onOp: true}
+	for i := 0; i < h.runs; i++ {
+		r.nfpass = append(r.nfpass, h.run(ns, true, "", h.bin, "check", spec))
+		r.peer = append(r.peer, h.run(ns, false, "", "nft", "list", "table", "inet", "nfpass"))
+		h.progress("check %s run %d: nfpass op %.3f ms, nft %v", spec, i+1, r.nfpass[i].rep.OpMS, r.peer[i].wall)
+	}
+	h.rows = append(h.rows, r)
+}
+
 // repairWorkload drifts one element with nft (deletes it) before every
 // run; nfpass-bench repair detects and repairs it (Read, Diff, one
 // genid-guarded element batch, verify), the peer re-adds it blind.
@@ -325,6 +347,8 @@ func num(v float64) string {
 		return strconv.FormatFloat(v, 'f', 0, 64)
 	case v >= 10:
 		return strconv.FormatFloat(v, 'f', 1, 64)
+	case v < 0.1:
+		return strconv.FormatFloat(v, 'f', 3, 64)
 	}
 	return strconv.FormatFloat(v, 'f', 2, 64)
 }
@@ -396,18 +420,27 @@ func (h *harness) report() string {
 	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range h.rows {
 		ratio := median(r.nfpass, wallMS) / median(r.peer, wallMS)
-		verdict := "met"
-		if ratio > r.target {
+		opRatio := median(r.nfpass, opMS) / median(r.peer, wallMS)
+		judged, verdict := ratio, "met"
+		if r.onOp {
+			judged = opRatio
+		}
+		if judged > r.target {
 			verdict = "**missed**"
 		}
-		fmt.Fprintf(&b, "| %s | `%s` | %s | %s | **%.2f** | ≤ %.1f (%s) | %s | %.2f | %s | %s | %s | %s |\n",
-			r.name, r.peerName, fig(r.nfpass, wallMS), fig(r.peer, wallMS), ratio, r.target, verdict,
-			fig(r.nfpass, opMS), median(r.nfpass, opMS)/median(r.peer, wallMS), fig(r.nfpass, cpuMS), fig(r.peer, cpuMS), fig(r.nfpass, rssMiB), fig(r.peer, rssMiB))
+		ratioCell, opCell, on := fmt.Sprintf("**%.2f**", ratio), fmt.Sprintf("%.3g", opRatio), ""
+		if r.onOp {
+			ratioCell, opCell, on = fmt.Sprintf("%.2f", ratio), fmt.Sprintf("**%.3g**", opRatio), ", on the op ratio"
+		}
+		fmt.Fprintf(&b, "| %s | `%s` | %s | %s | %s | ≤ %.1f (%s%s) | %s | %s | %s | %s | %s | %s |\n",
+			r.name, r.peerName, fig(r.nfpass, wallMS), fig(r.peer, wallMS), ratioCell, r.target, verdict, on,
+			fig(r.nfpass, opMS), opCell, fig(r.nfpass, cpuMS), fig(r.peer, cpuMS), fig(r.nfpass, rssMiB), fig(r.peer, rssMiB))
 	}
 	b.WriteString("\n\"op\" is the operation alone as nfpass-bench times it in-process (Apply incl. read-back and diff; Read+Diff; Repair), " +
 		"without process start, building the policy and compiling it; a reconcile daemon, which compiles once, pays only that part. " +
 		"\"op ratio\" = nfpass op median / peer median wall (the peer has no such split: its whole process is the operation). " +
-		"The target verdict is on the process ratio.\n\n")
+		"The target verdict is on the process ratio, except where the row says it is on the op ratio: the daemon's check, " +
+		"whose process also builds, compiles and reads the table once before the timed checks.\n\n")
 	if len(h.pps) > 0 {
 		b.WriteString("## Forwarded packets per second\n\n")
 		b.WriteString(ppsIntro)

@@ -5,7 +5,7 @@
 // It is run as a subprocess (under `ip netns exec`) exactly like the peer
 // tools, so wall time and peak RSS are measured the same way for both.
 //
-//	nfpass-bench apply|reconcile|repair|render WORKLOAD
+//	nfpass-bench apply|reconcile|check|repair|render WORKLOAD
 //	nfpass-bench flood DST PORT SECONDS
 //
 // WORKLOAD is forwards:N, forwards-nofrom:N or set:N (see bench.ForwardsPolicy
@@ -13,6 +13,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -97,7 +98,7 @@ func run(args []string) error {
 		return json.NewEncoder(os.Stdout).Encode(Report{Op: "flood", Packets: n, OpMS: ms(time.Since(start))})
 	}
 	if len(args) != 2 {
-		return fmt.Errorf("usage: nfpass-bench apply|reconcile|repair|render WORKLOAD | flood DST PORT SECONDS")
+		return fmt.Errorf("usage: nfpass-bench apply|reconcile|check|repair|render WORKLOAD | flood DST PORT SECONDS")
 	}
 	op, spec := args[0], args[1]
 	start := time.Now()
@@ -128,10 +129,39 @@ func run(args []string) error {
 	if os.Getenv("NFPASS_BENCH_MEMPROFILE") != "" {
 		runtime.MemProfileRate = 1
 	}
+	// check: the reconcile daemon's no-op check once it has verified the
+	// table (reconcile.daemon.doCheck's fast path): the generation id is
+	// read before a verified Read+Diff, untimed here; each timed check is
+	// then nft.Applier.Generation (a new socket, as the daemon does) and a
+	// comparison with it. OpMS is the mean of checkRounds checks.
+	var verifiedGen uint32
+	applier := nft.Applier{}
+	if op == "check" {
+		if verifiedGen, err = applier.Generation(context.Background()); err != nil {
+			return err
+		}
+		live, err := c.Read(desired.Family, desired.Name)
+		if err != nil {
+			return err
+		}
+		if n := len(ruleset.Diff(desired, live)); n != 0 {
+			return fmt.Errorf("check: %d differences, want none", n)
+		}
+	}
 	var m0, m1 runtime.MemStats
 	runtime.ReadMemStats(&m0)
 	t0 := time.Now()
 	switch op {
+	case "check":
+		for range checkRounds {
+			g, err := applier.Generation(context.Background())
+			if err != nil {
+				return err
+			}
+			if g != verifiedGen {
+				return fmt.Errorf("check: the generation moved (%d → %d): something committed meanwhile", verifiedGen, g)
+			}
+		}
 	case "apply":
 		res, err := c.Apply(desired)
 		if err != nil {
@@ -159,6 +189,9 @@ func run(args []string) error {
 		return fmt.Errorf("unknown op %q", op)
 	}
 	rep.OpMS = ms(time.Since(t0))
+	if op == "check" {
+		rep.OpMS /= checkRounds
+	}
 	if f := os.Getenv("NFPASS_BENCH_MEMPROFILE"); f != "" {
 		out, err := os.Create(f)
 		if err != nil {
@@ -173,5 +206,8 @@ func run(args []string) error {
 	rep.Mallocs, rep.Bytes = m1.Mallocs-m0.Mallocs, m1.TotalAlloc-m0.TotalAlloc
 	return json.NewEncoder(os.Stdout).Encode(rep)
 }
+
+// checkRounds is how many daemon checks the check op times.
+const checkRounds = 100
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
