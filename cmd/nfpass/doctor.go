@@ -35,8 +35,8 @@ with what it found and a one-line fix.
   helpers on live flows  live 1723/5060 flows actually carry their helper
   double NAT             a private (RFC 1918) or CGNAT (100.64.0.0/10) WAN
                          address: another NAT sits in front of the router
-  MTU / MSS              hints when PPTP, IPsec or L2TP is on (nfpass does not
-                         clamp MSS)
+  MTU / MSS              with PPTP, IPsec or L2TP on: ok when nat.mss_clamp is
+                         on, a hint to turn it on otherwise
   conntrack table        fill level and drop counters
   flows: ...             other audit findings on live passthrough flows
   other tables           other tables' base chains on prerouting, input or
@@ -87,7 +87,7 @@ configuration is a fail (2).`,
 func gatherDoctor(ctx context.Context, k *kernelFlags, p *policy.Policy, plan *compile.Plan, cat audit.Catalog) audit.DoctorInput {
 	pol := audit.PolicyOf(p)
 	in := audit.DoctorInput{
-		NetNS: k.netns, Mode: plan.Mode, On: pol.On, Forwarded: pol.Forwarded,
+		NetNS: k.netns, Mode: plan.Mode, On: pol.On, Forwarded: pol.Forwarded, MSSClamp: p.NAT.MSSClamp,
 		HelpersExpected: len(plan.Helpers),
 	}
 

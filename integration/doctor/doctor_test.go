@@ -292,8 +292,8 @@ func TestDoctorDoubleNAT(t *testing.T) {
 					}
 				}
 			}
-			if c := one(t, d, audit.CheckIDMTU); c.Result != audit.CheckInfo || !strings.Contains(c.Fix, "tcp option maxseg size set rt mtu") {
-				t.Errorf("MTU hint with pptp/ipsec on: %+v", c)
+			if c := one(t, d, audit.CheckIDMTU); c.Result != audit.CheckOK || !strings.Contains(c.Detail, "nat.mss_clamp") {
+				t.Errorf("MTU check with pptp/ipsec on and consumer-defaults' mss_clamp: %+v", c)
 			}
 			if len(d.Find(audit.CheckIDHelper)) < 2 {
 				t.Errorf("consumer-defaults uses several helpers, doctor checked %d", len(d.Find(audit.CheckIDHelper)))

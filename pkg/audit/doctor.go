@@ -135,6 +135,8 @@ type DoctorInput struct {
 	// with a forward to a LAN server.
 	On        map[string]bool
 	Forwarded map[string]bool
+	// MSSClamp is the policy's nat.mss_clamp.
+	MSSClamp bool
 
 	Sysctls []SysctlState
 
@@ -242,7 +244,7 @@ func Diagnose(in DoctorInput) *Diagnosis {
 	d.Checks = append(d.Checks, CheckHelpers(in.Helpers, in.HelperWarnings, in.HelpersErr, in.HelpersExpected)...)
 	d.Checks = append(d.Checks, CheckHelpersAttached(in.Audit, in.AuditErr))
 	d.Checks = append(d.Checks, CheckDoubleNAT(in.WAN, in.WANErr))
-	d.Checks = append(d.Checks, CheckMTU(in.On, in.Forwarded, in.WAN))
+	d.Checks = append(d.Checks, CheckMTU(in.On, in.Forwarded, in.MSSClamp, in.WAN))
 	d.Checks = append(d.Checks, CheckConntrack(in.Audit, in.AuditErr))
 	d.Checks = append(d.Checks, CheckFlows(in.Audit, in.AuditErr)...)
 	d.Checks = append(d.Checks, CheckOtherTables(in.Table.Family, in.Table.Name, in.Mode, in.Tables, in.TablesErr))
@@ -484,8 +486,10 @@ func CheckDoubleNAT(wan []WANInterface, errText string) Check {
 	return c
 }
 
-// CheckMTU: tunnels lower the path MTU and nfpass does not clamp MSS.
-func CheckMTU(on, forwarded map[string]bool, wan []WANInterface) Check {
+// CheckMTU: tunnels (and PPPoE) lower the path MTU; without MSS clamping
+// (nat.mss_clamp) large TCP transfers can stall where "fragmentation
+// needed" is lost.
+func CheckMTU(on, forwarded map[string]bool, mssClamp bool, wan []WANInterface) Check {
 	c := Check{ID: CheckIDMTU, Name: "MTU / MSS"}
 	var tunnels []string
 	for _, p := range []string{"pptp", "ipsec", "l2tp"} {
@@ -507,16 +511,22 @@ func CheckMTU(on, forwarded map[string]bool, wan []WANInterface) Check {
 			}
 		}
 	}
-	c.Result = CheckInfo
-	c.Detail = fmt.Sprintf("%s on: tunnel headers (GRE/PPP, ESP, UDP encapsulation) lower the path MTU and nfpass does not clamp TCP MSS",
-		strings.Join(tunnels, ", "))
+	wanMTU := ""
 	if len(mtus) > 0 {
-		c.Detail += "; WAN MTU " + strings.Join(mtus, ", ")
+		wanMTU = "; WAN MTU " + strings.Join(mtus, ", ")
 		if low {
-			c.Detail += " (below 1500: PPPoE or another tunnel upstream)"
+			wanMTU += " (below 1500: PPPoE or another tunnel upstream)"
 		}
 	}
-	c.Fix = "if large transfers stall over the VPN, add `tcp flags syn tcp option maxseg size set rt mtu` to a forward chain, or lower the MTU on the VPN client or the WAN"
+	if mssClamp {
+		c.Result = CheckOK
+		c.Detail = fmt.Sprintf("%s on; TCP MSS is clamped to the route MTU on WAN egress (nat.mss_clamp)%s", strings.Join(tunnels, ", "), wanMTU)
+		return c
+	}
+	c.Result = CheckInfo
+	c.Detail = fmt.Sprintf("%s on: tunnel headers (GRE/PPP, ESP, UDP encapsulation) lower the path MTU, and nat.mss_clamp is off%s",
+		strings.Join(tunnels, ", "), wanMTU)
+	c.Fix = "if large transfers stall over the VPN, set `nat.mss_clamp: true` (adds `tcp flags syn / syn,rst tcp option maxseg size set rt mtu` on WAN egress), or lower the MTU on the VPN client or the WAN"
 	return c
 }
 

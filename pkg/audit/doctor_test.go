@@ -203,3 +203,39 @@ func TestPolicyOf(t *testing.T) {
 		t.Error("PolicyOf shares the policy's map")
 	}
 }
+
+// TestCheckMTU: with a tunnel protocol on, MSS clamping makes the check ok;
+// without it the check is a hint that names nat.mss_clamp.
+func TestCheckMTU(t *testing.T) {
+	pppoe := []WANInterface{{Name: "pppoe-wan", MTU: 1492}}
+	tests := []struct {
+		name      string
+		on, fwd   map[string]bool
+		clamp     bool
+		want      CheckResult
+		detail    []string
+		fixNeeded bool
+	}{
+		{name: "no tunnel", on: map[string]bool{"sip": true}, want: CheckOK, detail: []string{"no tunnel passthrough"}},
+		{name: "ipsec on, clamped", on: map[string]bool{"ipsec": true}, clamp: true, want: CheckOK,
+			detail: []string{"ipsec on", "clamped", "nat.mss_clamp", "pppoe-wan 1492", "below 1500"}},
+		{name: "pptp forwarded, not clamped", fwd: map[string]bool{"pptp": true}, want: CheckInfo,
+			detail: []string{"pptp on", "nat.mss_clamp is off", "pppoe-wan 1492"}, fixNeeded: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := CheckMTU(tc.on, tc.fwd, tc.clamp, pppoe)
+			if c.Result != tc.want {
+				t.Errorf("result = %s, want %s (%s)", c.Result, tc.want, c.Detail)
+			}
+			for _, d := range tc.detail {
+				if !strings.Contains(c.Detail, d) {
+					t.Errorf("detail %q lacks %q", c.Detail, d)
+				}
+			}
+			if tc.fixNeeded != (c.Fix != "") || (tc.fixNeeded && !strings.Contains(c.Fix, "nat.mss_clamp: true")) {
+				t.Errorf("fix = %q", c.Fix)
+			}
+		})
+	}
+}

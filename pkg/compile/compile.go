@@ -300,6 +300,10 @@ func (c *compiler) forward(active []activeProto) {
 		policyVerdict = "accept"
 	}
 	var rules []ruleset.Rule
+	if c.p.NAT.MSSClamp {
+		// First: it has no verdict, and every accept below ends the chain.
+		rules = append(rules, ruleset.Rule{OIFSet: SetWAN, MSSClamp: true, Comment: "mss clamp to the route mtu"})
+	}
 	if c.p.Mode == policy.Standalone {
 		rules = append(rules, ruleset.Rule{CtState: []string{"invalid"}, Verdict: "drop"})
 	}

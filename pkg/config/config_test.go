@@ -102,7 +102,7 @@ func TestNoConfigFileUsesHome(t *testing.T) {
 			"pptp": false, "l2tp": true, "ipsec": true, "sip": false, "ftp": false, "tftp": false,
 			"h323": false, "irc": false, "snmp": false, "netbios-ns": false, "amanda": false, "sane": false,
 		},
-		NAT: policy.NAT{Masquerade: true},
+		NAT: policy.NAT{Masquerade: true, MSSClamp: true},
 		Management: []policy.Service{
 			{Name: "ssh", Proto: "tcp", Ports: []string{"22"}, Zone: "lan"},
 			{Name: "web", Proto: "tcp", Ports: []string{"80", "443"}, Zone: "lan"},
@@ -163,7 +163,7 @@ management:
 		t.Errorf("passthrough = %v", got.Passthrough)
 	}
 	// nat merges: masquerade from home, dmz from the file.
-	if diff := cmp.Diff(policy.NAT{Masquerade: true, DMZ: "192.168.1.9"}, got.NAT); diff != "" {
+	if diff := cmp.Diff(policy.NAT{Masquerade: true, DMZ: "192.168.1.9", MSSClamp: true}, got.NAT); diff != "" {
 		t.Errorf("nat (-want +got):\n%s", diff)
 	}
 	// management replaces the profile's list.
@@ -727,6 +727,7 @@ func TestEnvMapping(t *testing.T) {
 		"NFPASS_INTERFACES_LAN_NETWORKS": "interfaces.lan_networks",
 		"NFPASS_NAT_MASQUERADE":          "nat.masquerade",
 		"NFPASS_NAT_DMZ":                 "nat.dmz",
+		"NFPASS_NAT_MSS_CLAMP":           "nat.mss_clamp",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("env mapping (documented in the package comment) (-want +got):\n%s", diff)

@@ -160,13 +160,68 @@ func newExpr(name string) expr.Any {
 		return &expr.Masq{}
 	case "fib":
 		return &expr.Fib{}
+	case "byteorder":
+		return &expr.Byteorder{}
+	case "exthdr":
+		return &expr.Exthdr{}
 	}
 	return nil
+}
+
+// ownDecoders decode the expressions google/nftables cannot unmarshal
+// ("not yet implemented"): their attributes are plain big-endian u32s.
+var ownDecoders = map[string]func([]byte) (expr.Any, error){
+	"rt": func(data []byte) (expr.Any, error) {
+		rt := &expr.Rt{}
+		err := u32Attrs(data, map[uint16]func(uint32){
+			unix.NFTA_RT_DREG: func(v uint32) { rt.Register = v },
+			unix.NFTA_RT_KEY:  func(v uint32) { rt.Key = expr.RtKey(v) },
+		})
+		return rt, err
+	},
+	"byteorder": func(data []byte) (expr.Any, error) {
+		bo := &expr.Byteorder{}
+		err := u32Attrs(data, map[uint16]func(uint32){
+			unix.NFTA_BYTEORDER_SREG: func(v uint32) { bo.SourceRegister = v },
+			unix.NFTA_BYTEORDER_DREG: func(v uint32) { bo.DestRegister = v },
+			unix.NFTA_BYTEORDER_OP:   func(v uint32) { bo.Op = expr.ByteorderOp(v) },
+			unix.NFTA_BYTEORDER_LEN:  func(v uint32) { bo.Len = v },
+			unix.NFTA_BYTEORDER_SIZE: func(v uint32) { bo.Size = v },
+		})
+		return bo, err
+	},
+}
+
+// u32Attrs walks an expression's attributes, handing each known one to its
+// setter as a big-endian u32; unknown attributes are an error, so that an
+// expression the IR cannot express is never half-decoded.
+func u32Attrs(data []byte, set map[uint16]func(uint32)) error {
+	ad, err := netlink.NewAttributeDecoder(data)
+	if err != nil {
+		return err
+	}
+	ad.ByteOrder = binary.BigEndian
+	for ad.Next() {
+		f, ok := set[ad.Type()]
+		if !ok {
+			return fmt.Errorf("attribute %d", ad.Type())
+		}
+		f(ad.Uint32())
+	}
+	return ad.Err()
 }
 
 func parseExprs(fam nftables.TableFamily, raw []rawExpr) ([]expr.Any, error) {
 	out := make([]expr.Any, 0, len(raw))
 	for _, re := range raw {
+		if dec, ok := ownDecoders[re.name]; ok {
+			e, err := dec(re.data)
+			if err != nil {
+				return nil, fmt.Errorf("expression %q: %w", re.name, err)
+			}
+			out = append(out, e)
+			continue
+		}
 		e := newExpr(re.name)
 		if e == nil {
 			return nil, fmt.Errorf("expression %q", re.name)
@@ -255,6 +310,30 @@ func sameExprs(lowered, live []expr.Any) (int, bool) {
 type exprCursor struct {
 	e []expr.Any
 	i int
+	// synFlags: `tcp flags syn / syn,rst` was matched, so the MSS clamp
+	// statement must follow (see mssClamp).
+	synFlags bool
+}
+
+// isSynFlags reports whether synFlags's expressions are at n.
+func (c *exprCursor) isSynFlags(n int) bool {
+	p, ok := c.payload(n)
+	b, ok2 := c.peek(n + 1).(*expr.Bitwise)
+	d, ok3 := c.cmpEq(n + 2)
+	return ok && ok2 && ok3 && p.Base == expr.PayloadBaseTransportHeader && p.Offset == tcpHdrFlagsOff && p.Len == 1 &&
+		b.Len == 1 && bytes.Equal(b.Mask, []byte{tcpFlagSYN | tcpFlagRST}) && bytes.Equal(b.Xor, []byte{0}) &&
+		bytes.Equal(d, []byte{tcpFlagSYN})
+}
+
+// isMSSClamp reports whether mssClamp's expressions are at n.
+func (c *exprCursor) isMSSClamp(n int) bool {
+	rt, ok := c.peek(n).(*expr.Rt)
+	bo, ok2 := c.peek(n + 1).(*expr.Byteorder)
+	ex, ok3 := c.peek(n + 2).(*expr.Exthdr)
+	return ok && ok2 && ok3 && rt.Key == expr.RtTCPMSS &&
+		bo.Op == expr.ByteorderHton && bo.Len == 2 && bo.Size == 2 && bo.SourceRegister == rt.Register && bo.DestRegister == rt.Register &&
+		ex.Op == expr.ExthdrOpTcpopt && ex.Type == tcpOptMaxseg && ex.Offset == tcpOptMaxsegSize && ex.Len == 2 &&
+		ex.SourceRegister == bo.DestRegister && ex.DestRegister == 0
 }
 
 func (c *exprCursor) peek(n int) expr.Any {
@@ -362,6 +441,10 @@ func matchRule(exprs []expr.Any) (ruleset.Rule, error) {
 			c.i, step = c.i+2, 4
 		case isMeta && k == expr.MetaKeyL4PROTO && !isNATMap(c):
 			if d, ok := c.cmpEq(1); ok && len(d) == 1 && step <= 5 {
+				if d[0] == unix.IPPROTO_TCP && c.isSynFlags(2) {
+					c.synFlags, c.i, step = true, c.i+5, 6
+					continue
+				}
 				r.L4Proto = protoName(d[0])
 				c.i, step = c.i+2, 6
 				if p, ok := c.payload(0); ok && p.Base == expr.PayloadBaseTransportHeader && p.Offset == 2 && p.Len == 2 {
@@ -431,6 +514,13 @@ func matchRule(exprs []expr.Any) (ruleset.Rule, error) {
 // tail decodes the statements after the matches: ct helper set, nat,
 // verdict.
 func tail(r *ruleset.Rule, c *exprCursor) (ruleset.Rule, error) {
+	if c.synFlags {
+		if !c.isMSSClamp(0) {
+			return *r, fmt.Errorf("tcp flags syn / syn,rst without the mss clamp statement at %d", c.i)
+		}
+		r.MSSClamp = true
+		c.i += 3
+	}
 	if o, ok := c.peek(0).(*expr.Objref); ok {
 		if o.Type != unix.NFT_OBJECT_CT_HELPER {
 			return *r, fmt.Errorf("objref type %d", o.Type)

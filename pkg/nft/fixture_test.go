@@ -57,6 +57,8 @@ func fullTable(name string) *ruleset.Table {
 		},
 		Chains: []ruleset.Chain{
 			{Name: "forward", Type: "filter", Hook: "forward", Priority: ruleset.PriorityFilter, Policy: "drop", Rules: []ruleset.Rule{
+				{OIFSet: "wan_if", MSSClamp: true, Comment: "mss clamp"},
+				{IIFSet: "lan_if", MSSClamp: true, CtState: []string{"new"}},
 				{IIF: "lo", Verdict: "accept", Comment: "loopback"},
 				{CtState: []string{"established", "related"}, Verdict: "accept"},
 				{CtState: []string{"invalid"}, Verdict: "drop"},

@@ -375,6 +375,13 @@ func ruleExprs(r ruleset.Rule, sets map[string]*nftables.Set, chains map[string]
 			add(&expr.Cmp{Op: expr.CmpOpGte, Register: reg1, Data: port(lo)}, &expr.Cmp{Op: expr.CmpOpLte, Register: reg1, Data: port(hi)})
 		}
 	}
+	if r.MSSClamp {
+		if r.L4Proto != "" {
+			return nil, fmt.Errorf("mss clamp implies tcp: l4proto %q must be empty", r.L4Proto)
+		}
+		add(&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg1}, &expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: []byte{unix.IPPROTO_TCP}})
+		add(synFlags(reg1)...)
+	}
 	if r.ProtoPortSet != "" {
 		l, err := lookup(r.ProtoPortSet, reg1, nil)
 		if err != nil {
@@ -400,6 +407,9 @@ func ruleExprs(r ruleset.Rule, sets map[string]*nftables.Set, chains map[string]
 		}
 		add(ctBits(expr.CtKeySTATUS, b)...)
 	}
+	if r.MSSClamp {
+		add(mssClamp(reg1)...)
+	}
 	if r.CtHelper != "" {
 		add(&expr.Objref{Type: unix.NFT_OBJECT_CT_HELPER, Name: r.CtHelper})
 	}
@@ -418,6 +428,36 @@ func ruleExprs(r ruleset.Rule, sets map[string]*nftables.Set, chains map[string]
 		add(v)
 	}
 	return out, nil
+}
+
+// TCP flag bits and option kinds used by the MSS clamp.
+const (
+	tcpFlagSYN       = 0x02
+	tcpFlagRST       = 0x04
+	tcpOptMaxseg     = 2
+	tcpHdrFlagsOff   = 13
+	tcpOptMaxsegSize = 2 // offset of the 16-bit size inside the option
+)
+
+// synFlags is `tcp flags syn / syn,rst` (after the l4proto tcp check), as
+// nft 1.0.6 lowers it.
+func synFlags(reg uint32) []expr.Any {
+	return []expr.Any{
+		&expr.Payload{OperationType: expr.PayloadLoad, DestRegister: reg, Base: expr.PayloadBaseTransportHeader, Offset: tcpHdrFlagsOff, Len: 1},
+		&expr.Bitwise{SourceRegister: reg, DestRegister: reg, Len: 1, Mask: []byte{tcpFlagSYN | tcpFlagRST}, Xor: []byte{0}},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: reg, Data: []byte{tcpFlagSYN}},
+	}
+}
+
+// mssClamp is `tcp option maxseg size set rt mtu`: the route's TCP MSS,
+// to network order, written into the MSS option (the kernel only ever
+// lowers it).
+func mssClamp(reg uint32) []expr.Any {
+	return []expr.Any{
+		&expr.Rt{Register: reg, Key: expr.RtTCPMSS},
+		&expr.Byteorder{SourceRegister: reg, DestRegister: reg, Op: expr.ByteorderHton, Len: 2, Size: 2},
+		&expr.Exthdr{SourceRegister: reg, Op: expr.ExthdrOpTcpopt, Type: tcpOptMaxseg, Offset: tcpOptMaxsegSize, Len: 2},
+	}
 }
 
 func thDport(reg uint32) *expr.Payload {

@@ -43,6 +43,11 @@ type NAT struct {
 	// DMZ is one LAN host that receives all unsolicited WAN traffic not
 	// claimed by a forward or management ("IP passthrough"). Empty: none.
 	DMZ string `json:"dmz,omitempty" mapstructure:"dmz"`
+	// MSSClamp lowers the MSS of TCP SYN and SYN-ACK segments leaving
+	// through the WAN to what the route's MTU allows, so that TCP over a
+	// link with a smaller MTU (PPPoE, a PPTP or IPsec tunnel) does not
+	// stall when ICMP "fragmentation needed" is lost (OpenWrt's mtu_fix).
+	MSSClamp bool `json:"mss_clamp,omitempty" mapstructure:"mss_clamp"`
 }
 
 // Forward sends WAN traffic to a LAN host. Either Protocol (a catalog name:

@@ -160,6 +160,9 @@ func (r Rule) String() string {
 	case r.L4Proto != "":
 		p = append(p, "meta l4proto "+r.L4Proto)
 	}
+	if r.MSSClamp {
+		p = append(p, "tcp flags syn / syn,rst")
+	}
 	if r.ProtoPortSet != "" {
 		p = append(p, "meta l4proto . th dport @"+r.ProtoPortSet)
 	}
@@ -168,6 +171,9 @@ func (r Rule) String() string {
 	}
 	if r.CtStatus != "" {
 		p = append(p, "ct status "+r.CtStatus)
+	}
+	if r.MSSClamp {
+		p = append(p, "tcp option maxseg size set rt mtu")
 	}
 	if r.CtHelper != "" {
 		p = append(p, fmt.Sprintf("ct helper set %q", r.CtHelper))

@@ -103,6 +103,12 @@ type Rule struct {
 	// CtStatus is a single ct status bit that must be set: "dnat".
 	CtStatus string `json:"ct_status,omitempty"`
 
+	// MSSClamp is `tcp flags syn / syn,rst` with the statement `tcp option
+	// maxseg size set rt mtu`: SYN and SYN-ACK segments get their MSS
+	// lowered to what the route's MTU allows (PPPoE, tunnels). The match
+	// implies tcp: L4Proto and DPort stay empty.
+	MSSClamp bool `json:"mss_clamp,omitempty"`
+
 	CtHelper string `json:"ct_helper,omitempty"` // ct helper set "NAME"
 	NAT      *NAT   `json:"nat,omitempty"`
 	// Verdict is "accept", "drop", "return", "jump CHAIN" or "" (continue).
