@@ -43,6 +43,10 @@ type Result struct {
 	// Verified says how an element-only repair was verified:
 	// VerifiedLookup or VerifiedReadBack.
 	Verified string
+	// VerifiedHow says how Apply verified the commit: "read back", or, for
+	// sets of Options.LookupVerifyMin kernel elements or more, how their elements were
+	// looked up instead (see Client.verifyByLookup).
+	VerifiedHow string
 }
 
 // Apply replaces the desired table in the kernel in one netlink batch:
@@ -63,6 +67,7 @@ func (c *Client) Apply(desired *ruleset.Table) (*Result, error) {
 	}
 	what := fmt.Sprintf("table %s %s", desired.Family, desired.Name)
 	var commitErr error
+	var lowered loweredElems
 	for {
 		res.Attempts++
 		gen, err := c.GenID()
@@ -73,7 +78,7 @@ func (c *Client) Apply(desired *ruleset.Table) (*Result, error) {
 		if err != nil {
 			return res, fmt.Errorf("apply %s: %w", what, err)
 		}
-		if err := lowerTable(conn, desired); err != nil {
+		if lowered, err = lowerTable(conn, desired); err != nil {
 			// Nothing was sent; the kernel is untouched.
 			return res, fmt.Errorf("apply %s: %w", what, err)
 		}
@@ -90,7 +95,17 @@ func (c *Client) Apply(desired *ruleset.Table) (*Result, error) {
 	// Always read back: a commit can succeed even when the reply path
 	// failed (ENOBUFS), and a failed one must have left the old table.
 	res.Commit = time.Since(start)
-	live, readErr := c.Read(desired.Family, desired.Name)
+	var live *ruleset.Table
+	var readErr error
+	if commitErr == nil {
+		// The batch was guarded by res.GenID, so its commit made
+		// generation res.GenID+1.
+		live, res.VerifiedHow, readErr = c.verifyByLookup(desired, lowered, res.GenID+1)
+	}
+	if live == nil {
+		live, readErr = c.Read(desired.Family, desired.Name)
+		res.VerifiedHow = "read back"
+	}
 	res.Elapsed = time.Since(start)
 	defer func() { res.Verify = time.Since(start) - res.Commit }()
 	if readErr != nil && !errors.Is(readErr, ErrNotFound) {

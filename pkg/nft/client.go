@@ -33,6 +33,10 @@ type Options struct {
 	// another writer changed the ruleset in between (genid mismatch).
 	// Zero means DefaultRetries.
 	Retries int
+	// LookupVerifyMin: Apply verifies the elements of a set with this many
+	// kernel elements or more by lookups instead of a dump (see
+	// DefaultLookupVerifyMin, the value when zero); negative: never.
+	LookupVerifyMin int
 }
 
 // DefaultRetries is Options.Retries when unset.
@@ -63,6 +67,9 @@ type Client struct {
 func Open(opts Options) (*Client, error) {
 	if opts.Retries <= 0 {
 		opts.Retries = DefaultRetries
+	}
+	if opts.LookupVerifyMin == 0 {
+		opts.LookupVerifyMin = DefaultLookupVerifyMin
 	}
 	c := &Client{opts: opts}
 	if opts.NetNS != "" {
@@ -182,7 +189,7 @@ func (c *Client) readSnapshot(family, name string) (t *ruleset.Table, gen uint32
 		if err != nil {
 			return nil, 0, false, err
 		}
-		t, err = c.readOnce(family, name)
+		t, err = c.readOnce(family, name, nil)
 		if errors.Is(err, errInconsistent) {
 			lastErr = err
 			continue

@@ -669,7 +669,7 @@ func bitNames(bits map[string]uint32, mask uint32) []string {
 }
 
 // readOnce reads the table once, without a consistency check.
-func (c *Client) readOnce(famName, name string) (*ruleset.Table, error) {
+func (c *Client) readOnce(famName, name string, headersOnly map[string]bool) (*ruleset.Table, error) {
 	fam, err := family(famName)
 	if err != nil {
 		return nil, err
@@ -712,7 +712,7 @@ func (c *Client) readOnce(famName, name string) (*ruleset.Table, error) {
 		if s.Anonymous {
 			continue // belongs to a rule; a rule using one is unrecognized anyway
 		}
-		rs, err := er.decodeSet(s)
+		rs, err := er.decodeSet(s, headersOnly[s.Name])
 		if err != nil {
 			return nil, fmt.Errorf("set %s: %w", s.Name, err)
 		}
@@ -797,7 +797,7 @@ func typeNames(dt nftables.SetDatatype) []string {
 	return strings.Split(dt.Name, " . ")
 }
 
-func (r *elemReader) decodeSet(s *nftables.Set) (ruleset.Set, error) {
+func (r *elemReader) decodeSet(s *nftables.Set, headerOnly bool) (ruleset.Set, error) {
 	out := ruleset.Set{Name: s.Name, KeyType: typeNames(s.KeyType), Interval: s.Interval}
 	if s.IsMap {
 		out.DataType = typeNames(s.DataType)
@@ -820,6 +820,9 @@ func (r *elemReader) decodeSet(s *nftables.Set) (ruleset.Set, error) {
 	}
 	if len(odd) > 0 {
 		out.KeyType = append(out.KeyType, Unrecognized+strings.Join(odd, ","))
+		return out, nil
+	}
+	if headerOnly {
 		return out, nil
 	}
 	fam, tname := s.Table.Family, s.Table.Name

@@ -38,6 +38,7 @@ type elemReader struct {
 	c    *Client
 	conn *netlink.Conn
 	buf  []byte
+	mm   *mmsgs // for lookups: many small answers per recvmmsg
 }
 
 func (r *elemReader) Close() {
@@ -111,9 +112,16 @@ func (r *elemReader) exchange(fam nftables.TableFamily, flags netlink.HeaderFlag
 		if err != nil {
 			return err
 		}
+		// Errors are acknowledged without a copy of the request (a lookup
+		// request carries a thousand elements), so they fit a slot.
+		if err := conn.SetOption(netlink.CapAcknowledge, true); err != nil {
+			conn.Close()
+			return err
+		}
 		r.conn, r.buf = conn, make([]byte, dumpBufSize)
 	}
 	conn, buf := r.conn, r.buf
+	many := flags&netlink.Dump == 0 // one answer message per element
 	data, err := netlink.MarshalAttributes(attrs)
 	if err != nil {
 		return err
@@ -132,21 +140,45 @@ func (r *elemReader) exchange(fam nftables.TableFamily, flags netlink.HeaderFlag
 	if err != nil {
 		return err
 	}
+	var mm *mmsgs
+	if many {
+		if r.mm == nil {
+			r.mm = newMmsgs(buf)
+		}
+		mm = r.mm
+	}
 	for {
 		var n int
 		var rerr error
 		if err := rc.Read(func(fd uintptr) bool {
-			n, _, rerr = unix.Recvfrom(int(fd), buf, unix.MSG_DONTWAIT)
+			if mm != nil {
+				n, rerr = mm.recv(fd)
+			} else {
+				n, _, rerr = unix.Recvfrom(int(fd), buf, unix.MSG_DONTWAIT)
+			}
 			return rerr != unix.EAGAIN && rerr != unix.EWOULDBLOCK
 		}); err != nil {
 			return err
 		}
 		if rerr != nil {
-			return os.NewSyscallError("recvfrom", rerr)
+			return os.NewSyscallError("recv", rerr)
 		}
-		done, err := parseElemChunk(buf[:n], req.Header.Sequence, fn)
-		if err != nil || done {
-			return err
+		if mm == nil {
+			done, err := parseElemChunk(buf[:n], req.Header.Sequence, fn)
+			if err != nil || done {
+				return err
+			}
+			continue
+		}
+		for i := range n {
+			msg, err := mm.message(i)
+			if err != nil {
+				return err
+			}
+			done, err := parseElemChunk(msg, req.Header.Sequence, fn)
+			if err != nil || done {
+				return err
+			}
 		}
 	}
 }

@@ -50,10 +50,13 @@ var ctStatusBits = map[string]uint32{
 // (so the delete cannot fail when it is absent), delete it, add it again
 // with every helper, set (elements chunked by the library into messages
 // under the netlink attribute limit), chain and rule.
-func lowerTable(cc *nftables.Conn, t *ruleset.Table) error {
+// loweredElems are the elements lowerTable queued, by set name, as sent.
+type loweredElems map[string][]nftables.SetElement
+
+func lowerTable(cc *nftables.Conn, t *ruleset.Table) (loweredElems, error) {
 	fam, err := family(t.Family)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	tbl := &nftables.Table{Name: t.Name, Family: fam}
 	cc.AddTable(tbl)
@@ -63,28 +66,30 @@ func lowerTable(cc *nftables.Conn, t *ruleset.Table) error {
 	for _, h := range t.CtHelpers {
 		o, err := helperObj(tbl, h)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		cc.AddObj(o)
 	}
 
 	sets := map[string]*nftables.Set{}
+	lowered := loweredElems{}
 	for _, s := range t.Sets {
 		ns, elems, err := lowerSet(tbl, s)
 		if err != nil {
-			return fmt.Errorf("%s %s: %w", setKind(s), s.Name, err)
+			return nil, fmt.Errorf("%s %s: %w", setKind(s), s.Name, err)
 		}
 		if err := cc.AddSet(ns, elems); err != nil {
-			return fmt.Errorf("%s %s: %w", setKind(s), s.Name, err)
+			return nil, fmt.Errorf("%s %s: %w", setKind(s), s.Name, err)
 		}
 		sets[s.Name] = ns
+		lowered[s.Name] = elems
 	}
 
 	chains := map[string]*nftables.Chain{}
 	for _, c := range t.Chains {
 		nc, err := lowerChain(tbl, c)
 		if err != nil {
-			return fmt.Errorf("chain %s: %w", c.Name, err)
+			return nil, fmt.Errorf("chain %s: %w", c.Name, err)
 		}
 		chains[c.Name] = cc.AddChain(nc)
 	}
@@ -92,12 +97,12 @@ func lowerTable(cc *nftables.Conn, t *ruleset.Table) error {
 		for _, r := range c.Rules {
 			exprs, err := ruleExprs(r, sets, chains)
 			if err != nil {
-				return fmt.Errorf("chain %s: rule %q: %w", c.Name, r.String(), err)
+				return nil, fmt.Errorf("chain %s: rule %q: %w", c.Name, r.String(), err)
 			}
 			cc.AddRule(&nftables.Rule{Table: tbl, Chain: chains[c.Name], Exprs: exprs, UserData: ruleUserData(r)})
 		}
 	}
-	return nil
+	return lowered, nil
 }
 
 func family(s string) (nftables.TableFamily, error) {

@@ -389,7 +389,7 @@ func (c *Client) readSets(t *ruleset.Table, names map[string]bool) (*ruleset.Tab
 		if s.Anonymous || !names[s.Name] {
 			continue
 		}
-		rs, err := er.decodeSet(s)
+		rs, err := er.decodeSet(s, false)
 		if err != nil {
 			return nil, fmt.Errorf("set %s: %w", s.Name, err)
 		}
