@@ -35,34 +35,53 @@ Measured on the 100,000-element policy before and after this change (in-process 
   compares equal sets element by element in place; text is only built when something differs. Canonicalize checks
   sortedness before sorting.
 
-### Where targets are missed, and whose cost it is
+### What changed since the first report (this session)
 
+- **Big sets are verified by lookups, not dumps.** After its own commit, when the ruleset generation is still the
+  one that commit made (nobody else committed since; checked before and after), Apply reads the table with the
+  elements of every set of 300,000 kernel elements or more left out, and looks each of those elements up in the
+  kernel instead: GETSETELEM requests without the dump flag, 1,024 elements each, answered one message per element
+  in order, received 32 at a time with recvmmsg (one recvfrom per answer cost 3.5 µs an element; recvmmsg brings it
+  to ≈ 1.2 µs). Key, interval-end flag, interval-open flag and map value must match what was sent; an element
+  missing, different, or anything the IR cannot express, and Apply falls back to the full read-back, which names
+  the difference (pkg/nft/lookup.go; kernel tests in pkg/nft/lookup_test.go prove both outcomes). The sets were
+  created by that very commit with exactly those elements and no commit followed, so nothing else can be in them.
+  The 1,000,000-element apply went from ≈ 68 s (62 s of it the dump) to ≈ 8 s in-process. Below 300,000 kernel
+  elements a dump is still cheaper (200,000 elements: dump 0.22 s, lookups 0.39 s; 400,000: dump 0.84–1.04 s,
+  lookups 0.68–0.72 s).
+- **The daemon's no-op check does not read the table.** It reads the ruleset generation id first; when it has not
+  moved since a read that found the table equal to the policy, nothing was committed in the namespace, so the table
+  is unchanged (nfpass's table has no dynamic sets and no timeouts, the only changes that bypass a commit). That is
+  one netlink round trip on a fresh socket, whatever the table's size (the "daemon's check" row). Lost monitor
+  events, SIGUSR1 and ` + "`--full-read-interval`" + ` (1 h) force a real read; ` + "`nfpass_checks_total{method}`" + ` counts both kinds.
+
+### Where targets are still missed, and whose cost it is
+
+- **Apply always proves the result; ` + "`nft -f`" + ` does not.** nfpass reads every applied table back (or looks every
+  big set's elements up), which ` + "`nft -f`" + ` never does; for the 1M set the verification is ≈ 2.5 s of lookups on
+  top of a commit that costs what ` + "`nft -f`" + `'s costs, and building the policy and compiling it (≈ 1.6–2 s) is
+  more than nft's parsing. A ratio of 0.5 would need the apply to cost half of nft's commit alone.
 - **Reading a large set is quadratic in the kernel.** A netlink dump of set elements is produced in chunks of at
   most 32 KiB (SKB_WITH_OVERHEAD(32768) = 32,448 bytes; strace of a read of the 100,000-element set: 123 of 134
   recvfrom calls returned exactly 32,448 bytes), and for every chunk nf_tables walks the set from its first element,
   skipping what it already sent (nft_rbtree_walk with iter->skip). perf on nfpass's Read+Diff of the 100,000-element
   set: 51.8 % of all samples in the kernel's rb_next; on ` + "`nft list table`" + ` of the same table: 19 % (the CLI spends
-  more in its own malloc and printing). 100,000 host addresses are 200,000 interval boundaries ≈ 123 chunks; at
-  1,000,000 they are ≈ 1,250 chunks each walking on average 1,000,000 nodes, which is why the read-back of the 1M
-  set takes over a minute of system time whoever asks (see the evidence line above: ` + "`nft list table`" + ` pays the
-  same). nfpass reads every applied table back to prove the kernel holds exactly the desired one; ` + "`nft -f`" + ` proves
-  nothing and so never pays this. This is the whole gap for the 1M apply and most of it for the 100k apply and the
-  no-op reconcile. Possible kernel fix: resume rbtree/hash set dumps from a cursor instead of re-walking.
-- **Validation is quadratic in the number of forwards** (pkg/policy validateForwards compares every forward's
-  port claims with every earlier one; 10,000 forwards ≈ 50 M comparisons) and compile grows the source set one
-  element at a time: "build policy + validate + compile" is ≈ 0.4 s of the 10,000-forward apply and repair, and
-  ≈ 1.7 s of the 1M apply. Not pkg/nft's; reported to the owners of pkg/policy and pkg/compile (a sort by
-  (proto, lo) and a sweep would make it O(n log n)).
+  more in its own malloc and printing). 1,000,000 host addresses are 2,000,000 interval boundaries ≈ 1,250 chunks
+  each walking on average 1,000,000 nodes: over a minute of system time whoever asks (the evidence line above:
+  ` + "`nft list table`" + ` pays the same). A no-op reconcile that reads the table (the Read+Diff row) pays it; the
+  daemon's check does not. Possible kernel fix: resume rbtree/hash set dumps from a cursor instead of re-walking.
+- **One dump round trip per set.** The 10,000-forward policy has 1,000 source-restricted forwards, each with its own
+  source set: a read sends 1,000 GETSETELEM dumps (strace: 1,011 sendmsg, 2,016 recvfrom), because the kernel dumps
+  the elements of one named set per request and one dump at a time per socket. That is most of the 10,000-forward
+  read, and so of its repair: nfpass must find the drift (read and diff the whole table) before it sends one
+  genid-guarded element batch and verifies it by lookup, while ` + "`nft add element`" + ` writes one element blind.
+  A repair that skips the read needs to know what drifted from the monitor's element events, which
+  google/nftables's monitor does not decode with their table and set (left for later).
 - **Lowering allocates ≈ 10 times per element in google/nftables** (marshalSetElement builds nested attributes
   with separate MarshalAttributes calls per element). pkg/nft cannot hand the library pre-encoded element
   messages without also taking over the batch (rules, objects, chains), so this stays the library's.
-- **Repair of one element vs ` + "`nft add element`" + `**: nfpass must first find the drift (read the whole table and diff
-  it), then sends one genid-guarded element batch and verifies it by lookups; the CLI writes one element blind. On the
-  10,000-forward policy the CLI's blind write costs ≈ 60 ms and nfpass's process is dominated by starting, building and
-  validating the policy (≈ 0.4 s, the quadratic validation above) and the detection read; a daemon that compiled once
-  pays only the "op" column. On the 100,000-element policy the CLI is as slow as nfpass: before adding to an interval
-  set nft 1.0.6 loads the set's elements into its cache (to check overlaps), so it pays the same kernel dump
-  (about a second here against ≈ 60 ms for the map).
+- **Repair on the 100,000-element policy**: the CLI is as slow as nfpass: before adding to an interval set nft 1.0.6
+  loads the set's elements into its cache (to check overlaps), so it pays the same kernel dump.
 - **Packets per second**: with the map, the dstnat chain costs one hash lookup per new flow regardless of the number
   of forwards, so pps(10k)/pps(0) is ≈ 1 within the noise of a shared 2-core VM; linear rules evaluate every rule
   before the last one for every new flow. Established flows skip nat chains in both cases.
@@ -75,5 +94,7 @@ ip netns exec NS perf record -g nft list table inet nfpass
 ip netns exec NS strace -f -e trace=recvfrom nfpass-bench reconcile set:100000   # 32,448-byte dump chunks
 NFPASS_BENCH_CPUPROFILE=cpu.prof nfpass-bench reconcile set:100000             # pprof of the operation
 NFPASS_BENCH_MEMPROFILE=mem.prof nfpass-bench reconcile forwards:10000          # allocation sites
+ip netns exec NS strace -f -c nfpass-bench reconcile forwards:10000             # one dump per source set
+NFPASS_BENCH_CPUPROFILE=cpu.prof nfpass-bench apply set:1000000                # lookups: time in recvmmsg
 ` + "```" + `
 `
