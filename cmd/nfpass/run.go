@@ -39,6 +39,7 @@ func newRunCmd(g *globals) *cobra.Command {
 		debounce       time.Duration
 		maxBackoff     time.Duration
 		fullRead       time.Duration
+		confirmWindow  time.Duration
 		monitorBuffer  int
 		withoutConntrk bool
 	)
@@ -52,14 +53,20 @@ on SIGHUP, and every --resync-interval. A check first reads the kernel's
 ruleset generation id, which every nftables commit bumps: when it has not
 moved since a read that found the table equal to the policy, the check is
 done without dumping the table (at most for --full-read-interval). Drift is
-repaired by re-applying,
-logged in one line naming what drifted. A config change that does not
+repaired by re-applying, logged in one line naming what drifted. A config change that does not
 validate is rejected and the running ruleset stays. Failures are retried
 with exponential backoff; the last good ruleset stays in place meanwhile.
+
+With --confirm-window, a changed config is applied on trial, as with
+'nfpass apply --confirm': unless 'nfpass confirm' runs within the window, a
+detached guard restores the previous ruleset, and the daemon keeps that one
+and does not try the same file again until it changes. The config at start
+and repairs of drift are applied directly.
 
 Signals: SIGHUP reloads the config; SIGUSR1 re-opens the event monitors and
 does a full check; SIGTERM/SIGINT exit, leaving the table in place.`,
 		Example: `  sudo nfpass run -c /etc/nfpass/nfpass.yaml
+  sudo nfpass run --confirm-window 2m      # edits of the file go on trial: 'nfpass confirm' keeps them
   sudo nfpass run --metrics-addr 127.0.0.1:9742 --log-format json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -153,6 +160,8 @@ does a full check; SIGTERM/SIGINT exit, leaving the table in place.`,
 				Sources:          sources,
 				ResyncInterval:   resync,
 				FullReadInterval: fullRead,
+				ConfirmWindow:    confirmWindow,
+				StartGuard:       k.guardStarter(),
 				Debounce:         debounce,
 				MaxBackoff:       maxBackoff,
 				Reload:           reload,
@@ -165,6 +174,7 @@ does a full check; SIGTERM/SIGINT exit, leaving the table in place.`,
 	k.bind(cmd)
 	f := cmd.Flags()
 	f.DurationVar(&resync, "resync-interval", 5*time.Minute, "period of the full check of the kernel against the policy")
+	f.DurationVar(&confirmWindow, "confirm-window", 0, "apply a changed config on trial: unless 'nfpass confirm' runs within this window, the previous ruleset is restored and kept (0: apply changes directly)")
 	f.DurationVar(&fullRead, "full-read-interval", time.Hour, "longest time a check trusts an unchanged ruleset generation id instead of reading the table back")
 	f.StringVar(&metricsAddr, "metrics-addr", "", "serve Prometheus metrics on this address (/metrics), e.g. 127.0.0.1:9742")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")

@@ -365,6 +365,66 @@ func TestDaemonConfigChange(t *testing.T) {
 	}
 }
 
+// TestDaemonConfigOnTrial: with --confirm-window, an edit of the config
+// file goes on trial. Unconfirmed, the guard restores the previous table
+// byte for byte and the daemon keeps it (it does not re-apply the same
+// file); a later edit confirmed with `nfpass confirm` stays.
+func TestDaemonConfigOnTrial(t *testing.T) {
+	orig := readExample(t)
+	d := start(t, "dm-trial", orig, "--confirm-window", "2s", "--resync-interval", "200ms")
+	d.waitInSync(d.cfg, 10*time.Second)
+	before := d.nft("list", "table", "inet", "nfpass")
+
+	// 1. Not confirmed: reverted, and stays reverted.
+	unconfirmed := strings.Replace(orig, "sip: true ", "sip: false", 1)
+	if unconfirmed == orig {
+		t.Fatal("example has no sip: true")
+	}
+	mark := d.log.len()
+	writeFile(t, d.cfg, unconfirmed)
+	d.waitLog(mark, 5*time.Second, "applied on trial")
+	if got := d.nft("list", "table", "inet", "nfpass"); got == before {
+		t.Fatal("the table did not change on trial")
+	}
+	d.waitLog(mark, 15*time.Second, "was not confirmed in time and was reverted")
+	if got := d.nft("list", "table", "inet", "nfpass"); got != before {
+		t.Fatalf("after the revert the table is not the previous one:\n%s", got)
+	}
+	time.Sleep(time.Second) // five periodic checks: bounded, proves an absence
+	if got := d.nft("list", "table", "inet", "nfpass"); got != before {
+		t.Fatalf("the daemon re-applied the reverted config:\n%s", got)
+	}
+	if m, _ := d.log.find(mark, "applied on trial"); m == nil {
+		t.Fatal("lost the trial line")
+	} else if _, j := d.log.find(mark, "was not confirmed"); j >= 0 {
+		if again, _ := d.log.find(j, "applied on trial"); again != nil {
+			t.Errorf("the reverted config went on trial again: %v", again)
+		}
+	}
+
+	// 2. A new edit, confirmed: kept.
+	confirmed := strings.Replace(orig, "pptp: false", "pptp: true ", 1)
+	if confirmed == orig {
+		t.Fatal("example has no pptp: false")
+	}
+	want := filepath.Join(t.TempDir(), "confirmed.yaml")
+	writeFile(t, want, confirmed)
+	mark = d.log.len()
+	writeFile(t, d.cfg, confirmed)
+	d.waitLog(mark, 5*time.Second, "applied on trial")
+	if out, err := nfpassbin.Command(binary, append([]string{"confirm"}, d.k()...)...).CombinedOutput(); err != nil {
+		t.Fatalf("nfpass confirm: %v\n%s", err, out)
+	}
+	d.waitLog(mark, 10*time.Second, "config change confirmed")
+	time.Sleep(2500 * time.Millisecond) // past the window: nothing reverts it
+	if d.diff(want) != 0 {
+		t.Error("the confirmed config is not in the kernel after its window")
+	}
+	if m, _ := d.log.find(mark, "was not confirmed"); m != nil {
+		t.Errorf("a confirmed change was reverted: %v", m)
+	}
+}
+
 // TestDaemonSIGTERMKeepsTable: SIGTERM exits 0 and leaves the table.
 func TestDaemonSIGTERMKeepsTable(t *testing.T) {
 	d := start(t, "dm-term", readExample(t))

@@ -50,6 +50,14 @@ type DaemonOptions struct {
 	Sources []EventSource
 	// ResyncInterval is the period of the full check (default 5m).
 	ResyncInterval time.Duration
+	// ConfirmWindow, when positive, applies a changed config on trial
+	// (ApplyConfirm with StartGuard, as `nfpass apply --confirm` does):
+	// unless `nfpass confirm` runs within the window, the guard restores
+	// the previous generation, and the daemon keeps that one and does not
+	// try the same config again until the file changes. The config at
+	// start, and repairs of drift, are applied directly.
+	ConfirmWindow time.Duration
+	StartGuard    GuardStarter
 	// FullReadInterval bounds how long a check may trust an unchanged
 	// ruleset generation id instead of reading the table (default 1h);
 	// see generationReader.
@@ -88,6 +96,13 @@ type verifiedRead struct {
 	at   time.Time
 }
 
+// trial is a config change the daemon applied on trial.
+type trial struct {
+	gen       int // the generation on trial
+	plan      *compile.Plan
+	configSum string
+}
+
 // daemon is Run's state; only the Run goroutine touches it.
 type daemon struct {
 	r   *Reconciler
@@ -104,6 +119,12 @@ type daemon struct {
 	// forceRead makes the next check read (events were lost, SIGUSR1).
 	verified  verifiedRead
 	forceRead bool
+	// untried: desired comes from a config change not yet applied (it
+	// goes on trial with ConfirmWindow). trial is the change on trial;
+	// rejected the checksum of a config whose trial was reverted.
+	untried  bool
+	trial    *trial
+	rejected string
 
 	kickMu sync.Mutex
 	kick   chan struct{}
@@ -263,12 +284,16 @@ func (d *daemon) reload(ctx context.Context, why string) {
 		return
 	}
 	d.o.Metrics.reload(true)
+	if d.rejected != "" && sum(cfg) == d.rejected {
+		d.log.Warn("config unchanged since its trial was reverted; not applied (save a corrected file, or `nfpass apply` it)", "trigger", why)
+		return
+	}
 	if d.desired != nil && d.desired.Table.Render() == plan.Table.Render() && string(d.config) == string(cfg) {
 		d.log.Info("config reloaded; no change", "trigger", why)
 		d.check(ctx, "reload")
 		return
 	}
-	d.desired, d.config = plan, cfg
+	d.desired, d.config, d.untried = plan, cfg, true
 	d.log.Info("config reloaded", "trigger", why, "source", plan.Source)
 	d.backoff = d.o.MinBackoff
 	d.check(ctx, "config")
@@ -297,6 +322,9 @@ func (d *daemon) doCheck(ctx context.Context, reason string) (bool, error) {
 	} else if d.paused {
 		d.paused = false
 		d.log.Info("commit-confirm settled; reconciliation resumed")
+	}
+	if d.trial != nil {
+		d.settleTrial()
 	}
 	t := d.desired.Table
 	gen, genErr := d.generation(ctx)
@@ -331,6 +359,9 @@ func (d *daemon) doCheck(ctx context.Context, reason string) (bool, error) {
 	}
 	d.o.Metrics.verified(false)
 	kind := "drift"
+	if d.untried {
+		reason = "config"
+	}
 	switch {
 	case reason == "config" || reason == "start":
 		kind = reason
@@ -349,7 +380,71 @@ func (d *daemon) doCheck(ctx context.Context, reason string) (bool, error) {
 	} else {
 		d.log.Info("applying", "table", t.Family+" "+t.Name, "trigger", reason, "differences", len(diff.Differences), "change", what)
 	}
+	if kind == "config" && diff.Applied && d.o.ConfirmWindow > 0 && d.o.StartGuard != nil {
+		return d.applyOnTrial(ctx)
+	}
 	return d.apply(ctx, kind)
+}
+
+// applyOnTrial applies a changed config with commit-confirm.
+func (d *daemon) applyOnTrial(ctx context.Context) (bool, error) {
+	_, p, err := d.r.ApplyConfirm(ctx, d.desired, d.config, d.o.ConfirmWindow, d.o.StartGuard)
+	d.o.Metrics.applied("config", err)
+	if err != nil {
+		if errors.Is(err, ErrPending) {
+			d.retry.Reset(time.Second) // wait for the other trial to settle
+			return false, err
+		}
+		d.log.Error("applying the config on trial failed", "err", oneLine(err), "retry_in", d.backoff.String())
+		d.scheduleRetry()
+		return false, err
+	}
+	d.untried = false
+	d.trial = &trial{gen: p.Generation, plan: d.desired, configSum: sum(d.config)}
+	d.log.Warn("config change applied on trial: run `nfpass confirm` before the deadline, or the previous ruleset is restored",
+		"generation", p.Generation, "restores", p.Restore, "deadline", p.Deadline, "guard_pid", p.GuardPID)
+	return true, nil
+}
+
+// settleTrial learns how the daemon's trial ended, once nothing is
+// pending: confirmed (the trial is still the latest generation), or
+// reverted by the guard (a rollback generation came after it). After a
+// revert the daemon enforces the restored generation and remembers the
+// config as rejected.
+func (d *daemon) settleTrial() {
+	t := d.trial
+	d.trial = nil
+	gens, err := d.r.store.List()
+	if err != nil || len(gens) == 0 {
+		d.log.Error("cannot tell how the trial ended; enforcing the config", "trial", t.gen, "err", err)
+		return
+	}
+	latest := gens[0]
+	switch {
+	case latest.ID == t.gen:
+		d.rejected = ""
+		d.lastGood = t.plan
+		d.log.Info("config change confirmed", "generation", t.gen)
+	case latest.Kind == KindRollback && latest.ID > t.gen:
+		d.rejected = t.configSum
+		d.log.Error("config change was not confirmed in time and was reverted; keeping the restored ruleset until the config file changes again",
+			"trial", t.gen, "restored_as", latest.ID)
+		if d.desired != t.plan {
+			return // a newer config arrived meanwhile: it goes on trial next
+		}
+		p, perr := latest.Plan()
+		c, cerr := latest.Config()
+		if err := errors.Join(perr, cerr); err != nil {
+			d.log.Error("cannot load the restored generation; enforcing the last good plan", "generation", latest.ID, "err", err)
+			if d.lastGood != nil {
+				d.desired = d.lastGood
+			}
+			return
+		}
+		d.desired, d.config, d.lastGood = p, c, p
+	default:
+		d.log.Warn("the trial was superseded by a later generation", "trial", t.gen, "latest", latest.ID, "kind", latest.Kind)
+	}
 }
 
 func (d *daemon) apply(ctx context.Context, reason string) (bool, error) {
@@ -370,6 +465,7 @@ func (d *daemon) apply(ctx context.Context, reason string) (bool, error) {
 		return false, err
 	}
 	d.lastGood = d.desired
+	d.untried = false
 	d.backoff = d.o.MinBackoff
 	d.o.Metrics.verified(true)
 	for _, w := range res.Warnings {
