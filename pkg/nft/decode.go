@@ -9,6 +9,8 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
@@ -706,17 +708,8 @@ func (c *Client) readOnce(famName, name string, headersOnly map[string]bool) (*r
 	if err != nil {
 		return nil, fmt.Errorf("list sets: %w", err)
 	}
-	er := &elemReader{c: c}
-	defer er.Close()
-	for _, s := range sets {
-		if s.Anonymous {
-			continue // belongs to a rule; a rule using one is unrecognized anyway
-		}
-		rs, err := er.decodeSet(s, headersOnly[s.Name])
-		if err != nil {
-			return nil, fmt.Errorf("set %s: %w", s.Name, err)
-		}
-		out.Sets = append(out.Sets, rs)
+	if out.Sets, err = c.decodeSets(sets, headersOnly); err != nil {
+		return nil, err
 	}
 
 	chains, err := conn.ListChainsOfTableFamily(fam)
@@ -795,6 +788,59 @@ func decodeChain(ch *nftables.Chain) ruleset.Chain {
 // typeNames splits a library datatype name into IR type names.
 func typeNames(dt nftables.SetDatatype) []string {
 	return strings.Split(dt.Name, " . ")
+}
+
+// Set reads in parallel: see decodeSets.
+const (
+	setReaders    = 4  // sockets at most
+	setsPerReader = 32 // fewer sets than this per socket: not worth one
+)
+
+// decodeSets decodes the named sets of a table with their elements
+// (anonymous sets belong to rules; a rule using one is unrecognized
+// anyway), in the order given. The kernel dumps the elements of one set per
+// request and runs one dump at a time per socket, so a table with many
+// small sets (a source set per restricted forward) costs a round trip per
+// set: they are read over up to setReaders sockets at once.
+func (c *Client) decodeSets(sets []*nftables.Set, headersOnly map[string]bool) ([]ruleset.Set, error) {
+	named := make([]*nftables.Set, 0, len(sets))
+	for _, s := range sets {
+		if !s.Anonymous {
+			named = append(named, s)
+		}
+	}
+	if len(named) == 0 {
+		return nil, nil
+	}
+	out := make([]ruleset.Set, len(named))
+	workers := max(1, min(setReaders, len(named)/setsPerReader))
+	errs := make([]error, workers)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			er := &elemReader{c: c}
+			defer er.Close()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(named) {
+					return
+				}
+				rs, err := er.decodeSet(named[i], headersOnly[named[i].Name])
+				if err != nil {
+					errs[w] = fmt.Errorf("set %s: %w", named[i].Name, err)
+					next.Store(int64(len(named))) // the others stop too
+					return
+				}
+				out[i] = rs
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 func (r *elemReader) decodeSet(s *nftables.Set, headerOnly bool) (ruleset.Set, error) {
