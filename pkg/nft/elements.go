@@ -70,30 +70,7 @@ func (r *elemReader) dumpElements(fam nftables.TableFamily, table, set string, f
 // answers with a set lookup instead of a walk. found is false when the
 // kernel has no such element (ENOENT).
 func (r *elemReader) getElement(fam nftables.TableFamily, table, set string, key []byte, end bool) (e rawElem, found bool, err error) {
-	kv, err := netlink.MarshalAttributes([]netlink.Attribute{{Type: unix.NFTA_DATA_VALUE, Data: key}})
-	if err != nil {
-		return e, false, err
-	}
-	item := []netlink.Attribute{{Type: unix.NFTA_SET_ELEM_KEY | unix.NLA_F_NESTED, Data: kv}}
-	if end {
-		item = append(item, netlink.Attribute{Type: unix.NFTA_SET_ELEM_FLAGS, Data: binary.BigEndian.AppendUint32(nil, unix.NFT_SET_ELEM_INTERVAL_END)})
-	}
-	elem, err := netlink.MarshalAttributes(item)
-	if err != nil {
-		return e, false, err
-	}
-	list, err := netlink.MarshalAttributes([]netlink.Attribute{{Type: 1 | unix.NLA_F_NESTED, Data: elem}})
-	if err != nil {
-		return e, false, err
-	}
-	err = r.exchange(fam, netlink.Request|netlink.Acknowledge, []netlink.Attribute{
-		{Type: unix.NFTA_SET_ELEM_LIST_TABLE, Data: []byte(table + "\x00")},
-		{Type: unix.NFTA_SET_ELEM_LIST_SET, Data: []byte(set + "\x00")},
-		{Type: unix.NFTA_SET_ELEM_LIST_ELEMENTS | unix.NLA_F_NESTED, Data: list},
-	}, func(got rawElem) error {
-		if found {
-			return errors.New("get element: more than one answer")
-		}
+	err = r.lookupElements(fam, table, set, []nftables.SetElement{{Key: key, IntervalEnd: end}}, func(_ int, got rawElem) error {
 		e, found = got, true
 		e.key, e.val = slices.Clone(got.key), slices.Clone(got.val)
 		return nil

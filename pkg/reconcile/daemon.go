@@ -350,9 +350,8 @@ func (d *daemon) doCheck(ctx context.Context, reason string) (bool, error) {
 			d.verified = verifiedRead{plan: d.desired, gen: gen, at: time.Now()}
 		}
 		d.o.Metrics.verified(true)
-		if d.lastGood == nil || d.lastGood != d.desired {
-			d.lastGood = d.desired
-		}
+		d.lastGood = d.desired
+		d.untried = false // the kernel already holds it: nothing to try
 		d.backoff = d.o.MinBackoff
 		d.log.Debug("in sync: table read back equal to the policy", "reason", reason, "table", t.Family+" "+t.Name)
 		return true, nil
