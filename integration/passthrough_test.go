@@ -440,7 +440,7 @@ func TestMatrixRunner(t *testing.T) {
 			if name != "reference table" {
 				var p *policy.Policy
 				p, tbl = compiled(t, "", name, nil)
-				on = p.Passthrough
+				on = lab.Expectations(p)
 			}
 			l := newLab(t, lab.Options{}, tbl)
 			rows := lab.RunMatrix(l, on)
@@ -469,7 +469,7 @@ func TestMatrixDetectsFlippedToggle(t *testing.T) {
 		t.Fatalf("home profile: pptp %v sip %v, want both off", p.On(lab.PPTP), p.On(lab.SIP))
 	}
 	l := newLab(t, lab.Options{}, tbl)
-	flipped := map[string]bool{lab.PPTP: true, lab.SIP: true, lab.IPsec: p.On(lab.IPsec), lab.L2TP: p.On(lab.L2TP)}
+	flipped := map[string]bool{lab.PPTP: true, lab.SIP: true, lab.IPsec: p.On(lab.IPsec), lab.L2TP: p.On(lab.L2TP), lab.MSSClamp: p.NAT.MSSClamp}
 	rows := lab.RunMatrix(l, flipped)
 	t.Log("\n" + lab.FormatMatrix(rows))
 	for _, r := range rows {

@@ -137,7 +137,7 @@ func (g *globals) labUp() (*lab.Lab, error) {
 }
 
 func (g *globals) labMatrix(l *lab.Lab, p *policy.Policy) error {
-	rows := lab.RunMatrix(l, p.Passthrough)
+	rows := lab.RunMatrix(l, lab.Expectations(p))
 	if g.output == "json" {
 		if err := g.printJSON(rows); err != nil {
 			return err

@@ -61,11 +61,13 @@ var Cases = []Case{
 	{"ipsec raw ESP, two hosts", IPsec, func(l *Lab, on bool) Row { return RawESP(l).Row(on) }},
 	{"l2tp, two hosts", L2TP, func(l *Lab, on bool) Row { return L2TPTwoHosts(l).Row(on) }},
 	{"sip ALG, two hosts", SIP, func(l *Lab, on bool) Row { return SIPTwoHosts(l).Row(on) }},
+	{"tcp download over a 1400-byte WAN MTU", MSSClamp, func(l *Lab, on bool) Row { return MSSDownload(l).Row(on) }},
 }
 
 // RunMatrix runs every case against the lab, one after the other with the
 // router's conntrack table flushed before each, and returns the rows. on
-// says which protocols the applied policy switches on (catalog names).
+// says which protocols the applied policy switches on (catalog names), and
+// under MSSClamp whether it clamps the MSS (see Expectations).
 func RunMatrix(l *Lab, on map[string]bool) []Row {
 	var rows []Row
 	for _, c := range Cases {
