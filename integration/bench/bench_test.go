@@ -72,6 +72,10 @@ func TestBench(t *testing.T) {
 		h.repairWorkload("repair one drifted element (10,000-forward policy)", "forwards:10000", 1.0)
 		h.repairWorkload("repair one drifted element (100,000-element policy)", "set:100000", 1.0)
 	}
+	if want("audit") {
+		h.auditWorkload("audit 100,000 conntrack entries", 100000, 1.0)
+		h.auditWorkload("audit 250,000 conntrack entries", 250000, 1.0)
+	}
 	if want("pps") {
 		h.ppsWorkload()
 	}
@@ -258,6 +262,34 @@ func (h *harness) reconcileWorkload(name, spec string, target float64) {
 	h.rows = append(h.rows, r)
 	rep := median(r.nfpass, func(s sample) float64 { return float64(s.rep.Mallocs) / float64(s.rep.Elements) })
 	h.allocs = append(h.allocs, fmt.Sprintf("no-op reconcile %s (Read+Diff): %.2f allocations per set element", spec, rep))
+}
+
+// auditWorkload fills a fresh namespace's conntrack table with n entries
+// (nf_conntrack_max is global: 262,144 here) and compares `nfpass audit`'s
+// work (nfpass-bench audit: streamed dump, classify, expectations, stats)
+// with `conntrack -L > /dev/null`, both as processes. The issue's memory
+// target (≤ 64 MiB) is on nfpass's peak RSS.
+func (h *harness) auditWorkload(name string, n int, target float64) {
+	ns := h.ns("ct")
+	h.run(ns, false, "", h.bin, "ctfill", strconv.Itoa(n))
+	r := row{name: name, target: target, peerName: "conntrack -L > /dev/null"}
+	for i := 0; i < h.runs; i++ {
+		s := h.run(ns, true, "", h.bin, "audit")
+		if s.rep.Elements != n {
+			h.t.Fatalf("audit saw %d entries, want %d", s.rep.Elements, n)
+		}
+		r.nfpass = append(r.nfpass, s)
+		r.peer = append(r.peer, h.run(ns, false, "", "conntrack", "-L"))
+		h.progress("audit %d run %d: nfpass %v (%.1f MiB), conntrack %v", n, i+1, r.nfpass[i].wall, float64(r.nfpass[i].rssKB)/1024, r.peer[i].wall)
+	}
+	h.rows = append(h.rows, r)
+	perEntry := median(r.nfpass, func(s sample) float64 { return float64(s.rep.Mallocs) / float64(n) })
+	rss := median(r.nfpass, rssMiB)
+	verdict := "met"
+	if rss > 64 {
+		verdict = "**missed**"
+	}
+	h.allocs = append(h.allocs, fmt.Sprintf("audit of %d conntrack entries: %.2f allocations per entry; peak RSS %.1f MiB (target ≤ 64 MiB: %s)", n, perEntry, rss, verdict))
 }
 
 // checkWorkload times the reconcile daemon's no-op check after its verified
@@ -457,7 +489,7 @@ func (h *harness) report() string {
 		}
 		fmt.Fprintf(&b, "\npps(%d)/pps(%d): nfpass **%.2f** (target ≥ 0.9: %s); linear rules %.2f.\n\n", top.n, base.n, rn, verdict, rl)
 	}
-	b.WriteString("## Allocations per set element (nfpass, in-process, during the operation)\n\n")
+	b.WriteString("## Allocations per set element and per conntrack entry (nfpass, in-process, during the operation)\n\n")
 	for _, a := range h.allocs {
 		b.WriteString("- " + a + "\n")
 	}

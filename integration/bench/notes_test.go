@@ -82,6 +82,10 @@ Measured on the 100,000-element policy before and after this change (in-process 
   messages without also taking over the batch (rules, objects, chains), so this stays the library's.
 - **Repair on the 100,000-element policy**: the CLI is as slow as nfpass: before adding to an interval set nft 1.0.6
   loads the set's elements into its cache (to check overlaps), so it pays the same kernel dump.
+- **Audit**: nfpass streams the conntrack dump and decodes each entry in place in the receive buffer (no per-entry
+  allocation; the allocations per entry above are the classifier's for the flows it keeps), so its peak RSS stays
+  flat as the table grows, while ` + "`conntrack -L`" + ` formats every entry as text. Entries are created through ctnetlink in
+  a fresh namespace (` + "`nfpass-bench ctfill`" + `); nf_conntrack_max is 262,144 here and cannot be raised from inside a namespace.
 - **Packets per second**: with the map, the dstnat chain costs one hash lookup per new flow regardless of the number
   of forwards, so pps(10k)/pps(0) is ≈ 1 within the noise of a shared 2-core VM; linear rules evaluate every rule
   before the last one for every new flow. Established flows skip nat chains in both cases.

@@ -7,6 +7,8 @@
 //
 //	nfpass-bench apply|reconcile|check|repair|render WORKLOAD
 //	nfpass-bench flood DST PORT SECONDS
+//	nfpass-bench ctfill N   (setup: N conntrack entries in this namespace)
+//	nfpass-bench audit      (one audit of this namespace's conntrack table)
 //
 // WORKLOAD is forwards:N, forwards-nofrom:N or set:N (see bench.ForwardsPolicy
 // and bench.SetPolicy).
@@ -97,8 +99,18 @@ func run(args []string) error {
 		}
 		return json.NewEncoder(os.Stdout).Encode(Report{Op: "flood", Packets: n, OpMS: ms(time.Since(start))})
 	}
+	if len(args) == 1 && args[0] == "audit" {
+		return auditOnce()
+	}
+	if len(args) == 2 && args[0] == "ctfill" {
+		n, err := strconv.Atoi(args[1])
+		if err != nil {
+			return err
+		}
+		return ctFill(n)
+	}
 	if len(args) != 2 {
-		return fmt.Errorf("usage: nfpass-bench apply|reconcile|check|repair|render WORKLOAD | flood DST PORT SECONDS")
+		return fmt.Errorf("usage: nfpass-bench apply|reconcile|check|repair|render WORKLOAD | flood DST PORT SECONDS | ctfill N | audit")
 	}
 	op, spec := args[0], args[1]
 	start := time.Now()
