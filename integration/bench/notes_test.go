@@ -86,6 +86,9 @@ Measured on the 100,000-element policy before and after this change (in-process 
   allocation; the allocations per entry above are the classifier's for the flows it keeps), so its peak RSS stays
   flat as the table grows, while ` + "`conntrack -L`" + ` formats every entry as text. Entries are created through ctnetlink in
   a fresh namespace (` + "`nfpass-bench ctfill`" + `); nf_conntrack_max is 262,144 here and cannot be raised from inside a namespace.
+- **Peak RSS of small processes has a floor**: every process runs under ` + "`ip netns exec`" + `, which execs it in place, so
+  wait4's peak RSS is the larger of ip's own (≈ 5–7 MiB) and the tool's. The 7.27 MiB of ` + "`conntrack -L`" + ` and
+  ` + "`nft add element`" + ` is that floor (alone, conntrack -L measured 4.8 MiB).
 - **Packets per second**: with the map, the dstnat chain costs one hash lookup per new flow regardless of the number
   of forwards, so pps(10k)/pps(0) is ≈ 1 within the noise of a shared 2-core VM; linear rules evaluate every rule
   before the last one for every new flow. Established flows skip nat chains in both cases.
