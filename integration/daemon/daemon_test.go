@@ -100,12 +100,48 @@ type daemon struct {
 	ns    netns.NS
 	state string
 	cfg   string
+	args  []string
 	cmd   *exec.Cmd
 	log   *logBuf
 	done  chan error
 }
 
 func (d *daemon) k() []string { return []string{"--netns", d.ns.Name, "--state-dir", d.state} }
+
+// launch starts `nfpass run` with d.args; its log goes on in d.log.
+func (d *daemon) launch() {
+	d.t.Helper()
+	d.cmd = nfpassbin.Command(binary, d.args...)
+	stderr, err := d.cmd.StderrPipe()
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	if err := d.cmd.Start(); err != nil {
+		d.t.Fatal(err)
+	}
+	consumed := make(chan struct{})
+	go func() { d.log.consume(stderr); close(consumed) }()
+	cmd := d.cmd
+	go func() { <-consumed; d.done <- cmd.Wait() }()
+}
+
+// restart stops the daemon with SIGTERM and starts it again, same
+// arguments, same namespace and state directory.
+func (d *daemon) restart() {
+	d.t.Helper()
+	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		d.t.Fatal(err)
+	}
+	select {
+	case err := <-d.done:
+		if err != nil {
+			d.t.Fatalf("daemon exit after SIGTERM: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		d.t.Fatal("daemon did not exit within 5s of SIGTERM")
+	}
+	d.launch()
+}
 
 // start runs `nfpass run` with the config file at d.cfg.
 func start(t *testing.T, name, config string, extra ...string) *daemon {
@@ -114,19 +150,9 @@ func start(t *testing.T, name, config string, extra ...string) *daemon {
 	d := &daemon{t: t, ns: ns, state: t.TempDir(), log: &logBuf{}, done: make(chan error, 1)}
 	d.cfg = filepath.Join(t.TempDir(), "nfpass.yaml")
 	writeFile(t, d.cfg, config)
-	args := append([]string{"run", "-c", d.cfg, "--log-format", "json", "--log-level", "debug"}, d.k()...)
-	args = append(args, extra...)
-	d.cmd = nfpassbin.Command(binary, args...)
-	stderr, err := d.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	consumed := make(chan struct{})
-	go func() { d.log.consume(stderr); close(consumed) }()
-	go func() { <-consumed; d.done <- d.cmd.Wait() }()
+	d.args = append([]string{"run", "-c", d.cfg, "--log-format", "json", "--log-level", "debug"}, d.k()...)
+	d.args = append(d.args, extra...)
+	d.launch()
 	// Registered after netns.New, so it runs before the namespace is deleted.
 	t.Cleanup(func() {
 		_ = d.cmd.Process.Signal(syscall.SIGTERM)
@@ -400,6 +426,14 @@ func TestDaemonConfigOnTrial(t *testing.T) {
 		if again, _ := d.log.find(j, "applied on trial"); again != nil {
 			t.Errorf("the reverted config went on trial again: %v", again)
 		}
+	}
+	// A restart (or reboot) with the same file does not apply it either.
+	mark = d.log.len()
+	d.restart()
+	d.waitLog(mark, 10*time.Second, "the config file is the one whose trial was reverted")
+	time.Sleep(time.Second)
+	if got := d.nft("list", "table", "inet", "nfpass"); got != before {
+		t.Fatalf("after a restart the daemon applied the reverted config:\n%s", got)
 	}
 
 	// 2. A new edit, confirmed: kept.

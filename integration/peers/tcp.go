@@ -43,8 +43,9 @@ func TCPDownload(server, client netns.NS, addr netip.AddrPort, size int, limit t
 	}
 	defer ln.Close()
 	type accepted struct {
-		mss int
-		err error
+		conn net.Conn
+		mss  int
+		err  error
 	}
 	acc := make(chan accepted, 1)
 	go func() {
@@ -53,17 +54,10 @@ func TCPDownload(server, client netns.NS, addr netip.AddrPort, size int, limit t
 			acc <- accepted{err: err}
 			return
 		}
-		defer c.Close()
-		f, err := c.(*net.TCPConn).File()
-		if err != nil {
-			acc <- accepted{err: err}
-			return
-		}
-		m, err := unix.GetsockoptInt(int(f.Fd()), unix.IPPROTO_TCP, unix.TCP_MAXSEG)
-		f.Close()
-		acc <- accepted{mss: m, err: err}
+		m, err := maxSeg(c.(*net.TCPConn))
+		acc <- accepted{conn: c, mss: m, err: err}
 		_ = c.SetWriteDeadline(time.Now().Add(limit))
-		_, _ = c.Write(make([]byte, size))
+		_, _ = c.Write(make([]byte, size)) // ends when the caller closes c
 	}()
 	var conn net.Conn
 	if err := client.Do(func() (err error) {
@@ -80,7 +74,32 @@ func TCPDownload(server, client netns.NS, addr netip.AddrPort, size int, limit t
 	if errors.Is(rerr, os.ErrDeadlineExceeded) || errors.Is(rerr, syscall.ETIMEDOUT) {
 		rerr = fmt.Errorf("stalled: %w", rerr)
 	}
-	a := <-acc
+	// The connection was accepted (or never will be, if the handshake's
+	// last ACK was lost): stop listening, and bound the wait either way.
+	_ = ln.Close()
+	var a accepted
+	select {
+	case a = <-acc:
+	case <-time.After(limit):
+		a.err = errors.New("the server never accepted the connection")
+	}
+	if a.conn != nil {
+		_ = a.conn.Close()
+	}
 	d.ServerMSS, d.Received, d.Err = a.mss, int(n), errors.Join(a.err, rerr)
 	return d
+}
+
+// maxSeg reads TCP_MAXSEG of c.
+func maxSeg(c *net.TCPConn) (int, error) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var m int
+	var serr error
+	if err := rc.Control(func(fd uintptr) { m, serr = unix.GetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_MAXSEG) }); err != nil {
+		return 0, err
+	}
+	return m, serr
 }

@@ -103,8 +103,11 @@ func (c *Client) Apply(desired *ruleset.Table) (*Result, error) {
 		live, res.VerifiedHow, readErr = c.verifyByLookup(desired, lowered, res.GenID+1)
 	}
 	if live == nil {
-		live, readErr = c.Read(desired.Family, desired.Name)
 		res.VerifiedHow = "read back"
+		if readErr != nil {
+			res.VerifiedHow += " (the lookups failed: " + readErr.Error() + ")"
+		}
+		live, readErr = c.Read(desired.Family, desired.Name)
 	}
 	res.Elapsed = time.Since(start)
 	defer func() { res.Verify = time.Since(start) - res.Commit }()

@@ -162,8 +162,6 @@ func newExpr(name string) expr.Any {
 		return &expr.Masq{}
 	case "fib":
 		return &expr.Fib{}
-	case "byteorder":
-		return &expr.Byteorder{}
 	case "exthdr":
 		return &expr.Exthdr{}
 	}

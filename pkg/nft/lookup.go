@@ -27,10 +27,14 @@ import (
 // look up in 0.68–0.72 s; 2,000,000 look up in 2.5 s.
 const DefaultLookupVerifyMin = 300_000
 
-// lookupBatch is how many elements one lookup request carries. The kernel
-// answers each with its own message, all queued on the socket before the
-// ACK; receiveBuffer holds far more than this many.
-const lookupBatch = 1024
+// lookupBatch and lookupBatchBytes bound one lookup request: at most this
+// many elements (the kernel answers each with its own message, all queued
+// on the socket before the ACK; receiveBuffer holds far more), and an
+// element list that fits a netlink attribute (16-bit length).
+const (
+	lookupBatch      = 1024
+	lookupBatchBytes = 60 << 10
+)
 
 // lookupElements looks up elems (lowered as for the batch) in set: one
 // GETSETELEM request without the dump flag per lookupBatch elements, which
@@ -39,12 +43,12 @@ const lookupBatch = 1024
 // hold ends its request with ENOENT (errors.Is(err, unix.ENOENT)).
 func (r *elemReader) lookupElements(fam nftables.TableFamily, table, set string, elems []nftables.SetElement, fn func(i int, got rawElem) error) error {
 	var list []byte
-	for start := 0; start < len(elems); start += lookupBatch {
-		chunk := elems[start:min(start+lookupBatch, len(elems))]
+	for start, end := 0, 0; start < len(elems); start = end {
 		list = list[:0]
-		for _, e := range chunk {
-			list = appendElemQuery(list, e)
+		for end = start; end < len(elems) && end-start < lookupBatch && len(list) < lookupBatchBytes; end++ {
+			list = appendElemQuery(list, elems[end])
 		}
+		chunk := elems[start:end]
 		i := start
 		err := r.exchange(fam, netlink.Request|netlink.Acknowledge, []netlink.Attribute{
 			{Type: unix.NFTA_SET_ELEM_LIST_TABLE, Data: []byte(table + "\x00")},
@@ -111,7 +115,9 @@ func appendAttr(b []byte, typ uint16, data []byte) []byte {
 // own before and after. Then the sets hold exactly desired's elements: they
 // were created by that commit with exactly these elements, no other commit
 // followed, and each one is there as sent. The returned table has those
-// elements filled in from desired, for the caller's Diff of everything else.
+// elements filled in from desired (as written there, sharing its slice,
+// not as the kernel would list them), for the caller's Diff of everything
+// else.
 // A nil table means "not proven this way" (no big set, another commit, an
 // element missing or different): the caller reads the table back in full,
 // which also names what differs.

@@ -96,13 +96,6 @@ type verifiedRead struct {
 	at   time.Time
 }
 
-// trial is a config change the daemon applied on trial.
-type trial struct {
-	gen       int // the generation on trial
-	plan      *compile.Plan
-	configSum string
-}
-
 // daemon is Run's state; only the Run goroutine touches it.
 type daemon struct {
 	r   *Reconciler
@@ -271,6 +264,7 @@ func (d *daemon) start(ctx context.Context) {
 		}
 	} else {
 		d.desired, d.config = plan, cfg
+		d.startRejected(cfg)
 	}
 	d.check(ctx, "start")
 }
@@ -284,9 +278,12 @@ func (d *daemon) reload(ctx context.Context, why string) {
 		return
 	}
 	d.o.Metrics.reload(true)
-	if d.rejected != "" && sum(cfg) == d.rejected {
-		d.log.Warn("config unchanged since its trial was reverted; not applied (save a corrected file, or `nfpass apply` it)", "trigger", why)
-		return
+	if d.rejected != "" {
+		if sum(cfg) == d.rejected {
+			d.log.Warn("config unchanged since its trial was reverted; not applied (save a corrected file)", "trigger", why)
+			return
+		}
+		d.setRejected("") // the file changed: it gets its own trial
 	}
 	if d.desired != nil && d.desired.Table.Render() == plan.Table.Render() && string(d.config) == string(cfg) {
 		d.log.Info("config reloaded; no change", "trigger", why)
@@ -323,8 +320,9 @@ func (d *daemon) doCheck(ctx context.Context, reason string) (bool, error) {
 		d.paused = false
 		d.log.Info("commit-confirm settled; reconciliation resumed")
 	}
-	if d.trial != nil {
-		d.settleTrial()
+	if d.trial != nil && !d.settleTrial() {
+		d.scheduleRetry()
+		return false, errors.New("cannot tell how the trial ended yet")
 	}
 	t := d.desired.Table
 	gen, genErr := d.generation(ctx)
@@ -379,71 +377,18 @@ func (d *daemon) doCheck(ctx context.Context, reason string) (bool, error) {
 	} else {
 		d.log.Info("applying", "table", t.Family+" "+t.Name, "trigger", reason, "differences", len(diff.Differences), "change", what)
 	}
-	if kind == "config" && diff.Applied && d.o.ConfirmWindow > 0 && d.o.StartGuard != nil {
-		return d.applyOnTrial(ctx)
+	if kind == "config" && d.o.ConfirmWindow > 0 && d.o.StartGuard != nil {
+		if !diff.Applied && d.lastGood != nil && d.lastGood != d.desired {
+			// Nothing to put the trial on top of (the table was deleted):
+			// put the last good ruleset back first, then try the change.
+			d.log.Warn("the table is missing; restoring the last good ruleset before trying the config change")
+			return d.restoreLastGood(ctx)
+		}
+		if diff.Applied {
+			return d.applyOnTrial(ctx)
+		}
 	}
 	return d.apply(ctx, kind)
-}
-
-// applyOnTrial applies a changed config with commit-confirm.
-func (d *daemon) applyOnTrial(ctx context.Context) (bool, error) {
-	_, p, err := d.r.ApplyConfirm(ctx, d.desired, d.config, d.o.ConfirmWindow, d.o.StartGuard)
-	d.o.Metrics.applied("config", err)
-	if err != nil {
-		if errors.Is(err, ErrPending) {
-			d.retry.Reset(time.Second) // wait for the other trial to settle
-			return false, err
-		}
-		d.log.Error("applying the config on trial failed", "err", oneLine(err), "retry_in", d.backoff.String())
-		d.scheduleRetry()
-		return false, err
-	}
-	d.untried = false
-	d.trial = &trial{gen: p.Generation, plan: d.desired, configSum: sum(d.config)}
-	d.log.Warn("config change applied on trial: run `nfpass confirm` before the deadline, or the previous ruleset is restored",
-		"generation", p.Generation, "restores", p.Restore, "deadline", p.Deadline, "guard_pid", p.GuardPID)
-	return true, nil
-}
-
-// settleTrial learns how the daemon's trial ended, once nothing is
-// pending: confirmed (the trial is still the latest generation), or
-// reverted by the guard (a rollback generation came after it). After a
-// revert the daemon enforces the restored generation and remembers the
-// config as rejected.
-func (d *daemon) settleTrial() {
-	t := d.trial
-	d.trial = nil
-	gens, err := d.r.store.List()
-	if err != nil || len(gens) == 0 {
-		d.log.Error("cannot tell how the trial ended; enforcing the config", "trial", t.gen, "err", err)
-		return
-	}
-	latest := gens[0]
-	switch {
-	case latest.ID == t.gen:
-		d.rejected = ""
-		d.lastGood = t.plan
-		d.log.Info("config change confirmed", "generation", t.gen)
-	case latest.Kind == KindRollback && latest.ID > t.gen:
-		d.rejected = t.configSum
-		d.log.Error("config change was not confirmed in time and was reverted; keeping the restored ruleset until the config file changes again",
-			"trial", t.gen, "restored_as", latest.ID)
-		if d.desired != t.plan {
-			return // a newer config arrived meanwhile: it goes on trial next
-		}
-		p, perr := latest.Plan()
-		c, cerr := latest.Config()
-		if err := errors.Join(perr, cerr); err != nil {
-			d.log.Error("cannot load the restored generation; enforcing the last good plan", "generation", latest.ID, "err", err)
-			if d.lastGood != nil {
-				d.desired = d.lastGood
-			}
-			return
-		}
-		d.desired, d.config, d.lastGood = p, c, p
-	default:
-		d.log.Warn("the trial was superseded by a later generation", "trial", t.gen, "latest", latest.ID, "kind", latest.Kind)
-	}
 }
 
 func (d *daemon) apply(ctx context.Context, reason string) (bool, error) {
