@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -93,6 +94,26 @@ func (c *Client) Repair(desired *ruleset.Table) (*Result, error) {
 		add, del, err := elementChanges(desired, live, diffs)
 		if err != nil {
 			return fallback(err.Error())
+		}
+		if slices.Contains(live.Flags, ruleset.FlagOwner) != (c.owner != nil) {
+			// Owned by another socket (Apply names it), or ours to take
+			// again after our socket closed: the full Apply handles both.
+			return fallback("the table's owner is not this client")
+		}
+		if c.owner != nil {
+			// The owner's lasting socket cannot drop a half-queued
+			// batch: prove the delta lowers on a throwaway one first.
+			scratch, err := c.plainConn()
+			if err != nil {
+				return &Result{Attempts: attempt}, fmt.Errorf("repair %s: %w", what, err)
+			}
+			deltas, err := lowerDelta(desired, add, del)
+			if err == nil {
+				err = queueElements(scratch, deltas)
+			}
+			if err != nil {
+				return fallback(err.Error())
+			}
 		}
 		conn, err := c.conn()
 		if err != nil {

@@ -45,6 +45,10 @@ func Diff(desired, live *Table) []Difference {
 	d, l := desired.canonicalView(), live.canonicalView()
 	var out []Difference
 
+	if want, have := d.DatapathFlags(), l.DatapathFlags(); !slices.Equal(want, have) {
+		out = append(out, Difference{Object: "table", Kind: Changed, Detail: fmt.Sprintf("want flags %s, have flags %s", flagText(want), flagText(have))})
+	}
+
 	lh := map[string]CtHelper{}
 	for _, h := range l.CtHelpers {
 		lh[h.Name] = h
@@ -126,6 +130,13 @@ func Diff(desired, live *Table) []Difference {
 		out = append(out, Difference{Object: "chain " + name, Kind: Extra})
 	}
 	return out
+}
+
+func flagText(f []string) string {
+	if len(f) == 0 {
+		return "(none)"
+	}
+	return strings.Join(f, ",")
 }
 
 func setObject(s Set) string {
