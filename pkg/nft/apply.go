@@ -161,7 +161,7 @@ type OwnedError struct {
 }
 
 func (e *OwnedError) Error() string {
-	return fmt.Sprintf("table %s is owned by another process (netlink port %d, normally the pid of the nfpass daemon): only it can change the table; apply through it or stop it first", e.Table, e.Port)
+	return fmt.Sprintf("table %s is owned by another process (netlink port %d), normally a running nfpass daemon: only it can change or delete the table; go through it or stop it first", e.Table, e.Port)
 }
 
 // Is makes errors.Is(err, unix.EPERM) hold, as the kernel would answer.
