@@ -46,13 +46,13 @@ var ctStatusBits = map[string]uint32{
 	"expected": 1, "seen-reply": 2, "assured": 4, "confirmed": 8, "snat": 16, "dnat": 32, "dying": 512,
 }
 
+// loweredElems are the elements lowerTable queued, by set name, as sent.
+type loweredElems map[string][]nftables.SetElement
+
 // lowerTable queues onto cc the one batch that replaces the table: add it
 // (so the delete cannot fail when it is absent), delete it, add it again
 // with every helper, set (elements chunked by the library into messages
 // under the netlink attribute limit), chain and rule.
-// loweredElems are the elements lowerTable queued, by set name, as sent.
-type loweredElems map[string][]nftables.SetElement
-
 //
 // The first add carries the flags the live table has (liveFlags, 0 when
 // absent): the kernel then sees no flag update, which it refuses for the

@@ -132,6 +132,21 @@ func Diff(desired, live *Table) []Difference {
 	return out
 }
 
+// IsDormant reports whether diffs say the live table is dormant and the
+// desired one is not: the table is there but none of its chains sees a
+// packet, as if it were absent.
+func IsDormant(diffs []Difference) bool {
+	for _, d := range diffs {
+		if d.Object == "table" && d.Kind == Changed && strings.HasPrefix(d.Detail, "want flags ") {
+			want, have, _ := strings.Cut(strings.TrimPrefix(d.Detail, "want flags "), ", have flags ")
+			if !slices.Contains(strings.Split(want, ","), FlagDormant) && slices.Contains(strings.Split(have, ","), FlagDormant) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 func flagText(f []string) string {
 	if len(f) == 0 {
 		return "(none)"

@@ -192,9 +192,10 @@ func TestDiffTableFlags(t *testing.T) {
 		name       string
 		want, have []string
 		diffs      []Difference
+		dormant    bool
 	}{
 		{name: "none both"},
-		{name: "live dormant is drift", have: []string{FlagDormant},
+		{name: "live dormant is drift", have: []string{FlagDormant}, dormant: true,
 			diffs: []Difference{{Object: "table", Kind: Changed, Detail: "want flags (none), have flags dormant"}}},
 		{name: "desired dormant, live awake", want: []string{FlagDormant},
 			diffs: []Difference{{Object: "table", Kind: Changed, Detail: "want flags dormant, have flags (none)"}}},
@@ -203,14 +204,20 @@ func TestDiffTableFlags(t *testing.T) {
 		{name: "order does not matter", want: []string{"0x8", FlagDormant}, have: []string{FlagDormant, "0x8"}},
 		{name: "owner and persist are not drift", have: []string{FlagOwner, FlagPersist}},
 		{name: "orphaned persist is not drift", want: []string{FlagOwner, FlagPersist}, have: []string{FlagPersist}},
-		{name: "owned and dormant is drift", have: []string{FlagPersist, FlagOwner, FlagDormant},
+		{name: "live dormant with an unknown flag", have: []string{"0x8", FlagDormant}, dormant: true,
+			diffs: []Difference{{Object: "table", Kind: Changed, Detail: "want flags (none), have flags dormant,0x8"}}},
+		{name: "owned and dormant is drift", have: []string{FlagPersist, FlagOwner, FlagDormant}, dormant: true,
 			diffs: []Difference{{Object: "table", Kind: Changed, Detail: "want flags (none), have flags dormant"}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d, l := sample(), sample()
 			d.Flags, l.Flags = tc.want, tc.have
-			if diff := cmp.Diff(tc.diffs, Diff(d, l)); diff != "" {
+			diffs := Diff(d, l)
+			if diff := cmp.Diff(tc.diffs, diffs); diff != "" {
 				t.Errorf("Diff (-want +got):\n%s", diff)
+			}
+			if got := IsDormant(diffs); got != tc.dormant {
+				t.Errorf("IsDormant = %t, want %t", got, tc.dormant)
 			}
 		})
 	}
