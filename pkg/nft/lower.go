@@ -144,13 +144,16 @@ var tableFlagBits = map[string]uint32{
 }
 
 // tableFlags returns the kernel bits of the IR's table flags. Owner and
-// persist are refused: they say who holds the table and come from
-// Options.Own, never from the IR.
+// persist are left out: they say who holds the table and come from
+// Options.Own (a table read back from an owned one may carry them).
 func tableFlags(names []string) (nftables.TableFlags, error) {
 	var out nftables.TableFlags
 	for _, n := range names {
+		if n == ruleset.FlagOwner || n == ruleset.FlagPersist {
+			continue
+		}
 		b, ok := tableFlagBits[n]
-		if !ok || n == ruleset.FlagOwner || n == ruleset.FlagPersist {
+		if !ok {
 			return 0, fmt.Errorf("table flag %q cannot be applied (only %q)", n, ruleset.FlagDormant)
 		}
 		out |= nftables.TableFlags(b)
