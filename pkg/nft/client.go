@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"time"
 
 	"github.com/google/nftables"
@@ -157,6 +158,17 @@ func (c *Client) persistSupported() (bool, error) {
 
 // Owned reports whether the Client holds its tables (Options.Own).
 func (c *Client) Owned() bool { return c.owner != nil }
+
+// Owns reports whether live, a table this Client read, is held the way
+// the Client holds tables: always true without Options.Own; with it, true
+// only when live has the owner flag (while the Client's socket is open no
+// other socket can have taken the table, and an Apply by a Client without
+// Own is refused). A daemon with Own must treat a live table that equals
+// the desired one but is not owned (orphaned by an earlier owner's exit)
+// as out of sync and Apply (or Repair) it. It does not touch the kernel.
+func (c *Client) Owns(live *ruleset.Table) bool {
+	return c.owner == nil || (live != nil && slices.Contains(live.Flags, ruleset.FlagOwner))
+}
 
 // Close releases the namespace handle and, with Options.Own, closes the
 // owner socket: the table stays (persist) but is no longer owned.

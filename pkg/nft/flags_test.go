@@ -133,8 +133,15 @@ func TestOwnedTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer again.Close()
-	if _, err := again.Apply(want); err != nil {
-		t.Fatalf("Apply by a new owner: %v", err)
+	if live, err := again.Read("inet", "nfpass"); err != nil || again.Owns(live) || !plain.Owns(live) {
+		t.Errorf("orphaned table: new owner Owns = %t, plain Owns = %t (%v); want false, true", again.Owns(live), plain.Owns(live), err)
+	}
+	res, err = again.Repair(want)
+	if err != nil || res.Path != PathApply {
+		t.Fatalf("Repair by a new owner of an orphaned, equal table: path %q, %v; want a full apply that takes it", res.Path, err)
+	}
+	if live, err := again.Read("inet", "nfpass"); err != nil || !again.Owns(live) {
+		t.Errorf("after Repair by the new owner: Owns = false (%v)", err)
 	}
 	if d := cmp.Diff(held, flags()); d != "" {
 		t.Errorf("flags after a new owner applied (-want +got):\n%s", d)

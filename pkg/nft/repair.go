@@ -77,6 +77,11 @@ func (c *Client) Repair(desired *ruleset.Table) (*Result, error) {
 		if err != nil {
 			return &Result{Attempts: attempt}, fmt.Errorf("repair %s: read: %w", what, err)
 		}
+		if !c.Owns(live) {
+			// Ours to hold (Options.Own) but orphaned since an earlier
+			// owner socket closed: only a full Apply takes it again.
+			return fallback("the table is not owned by this client")
+		}
 		diffs := ruleset.Diff(desired, live)
 		if len(diffs) == 0 {
 			return &Result{Attempts: attempt, GenID: gen, Live: live, Path: PathNone, Elapsed: time.Since(start)}, nil
@@ -95,10 +100,9 @@ func (c *Client) Repair(desired *ruleset.Table) (*Result, error) {
 		if err != nil {
 			return fallback(err.Error())
 		}
-		if slices.Contains(live.Flags, ruleset.FlagOwner) != (c.owner != nil) {
-			// Owned by another socket (Apply names it), or ours to take
-			// again after our socket closed: the full Apply handles both.
-			return fallback("the table's owner is not this client")
+		if c.owner == nil && slices.Contains(live.Flags, ruleset.FlagOwner) {
+			// Owned by another socket: Apply names it.
+			return fallback("the table is owned by another process")
 		}
 		if c.owner != nil {
 			// The owner's lasting socket cannot drop a half-queued
