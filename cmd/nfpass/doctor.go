@@ -12,6 +12,7 @@ import (
 	"github.com/nfpass/nfpass/pkg/helpers"
 	"github.com/nfpass/nfpass/pkg/nft"
 	"github.com/nfpass/nfpass/pkg/policy"
+	"github.com/nfpass/nfpass/pkg/ruleset"
 )
 
 func newDoctorCmd(g *globals) *cobra.Command {
@@ -107,6 +108,7 @@ func gatherDoctor(ctx context.Context, k *kernelFlags, p *policy.Policy, plan *c
 		in.Table.Err = err.Error()
 	} else {
 		in.Table.Applied = res.Applied
+		in.Table.Dormant = ruleset.IsDormant(res.Differences)
 		for _, d := range res.Differences {
 			in.Table.Differences = append(in.Table.Differences, d.String())
 		}

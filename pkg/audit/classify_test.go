@@ -22,6 +22,8 @@ func TestClassify(t *testing.T) {
 		{"pptp gre expected from control keeps role gre", greFlow("192.168.77.10", 0x10, "203.0.113.2", 0x20, master(ctl)), Class{"pptp", "gre", ""}},
 		{"ike", udpFlow("192.168.77.10", 500, "203.0.113.2", 500), Class{"ipsec", "udp/500", ""}},
 		{"nat-t", udpFlow("192.168.77.10", 4500, "203.0.113.2", 4500), Class{"ipsec", "udp/4500", ""}},
+		{"ike/esp over tcp (rfc 8229)", tcpFlow("192.168.77.10", 40010, "203.0.113.2", 4500), Class{"ipsec", "tcp/4500", ""}},
+		{"ike/esp over tcp, ipv6", tcpFlow("2001:db8:77::10", 40010, "2001:db8:113::2", 4500), Class{"ipsec", "tcp/4500", ""}},
 		{"esp", espFlow("192.168.77.10", "203.0.113.2"), Class{"ipsec", "esp", ""}},
 		{"ah", fx(ProtoAH, "192.168.77.10", 0, "203.0.113.2", 0), Class{"ipsec", "ah", ""}},
 		{"l2tp", udpFlow("192.168.77.10", 1701, "203.0.113.2", 1701), Class{"l2tp", "udp/1701", ""}},

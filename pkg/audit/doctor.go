@@ -174,7 +174,10 @@ type TableState struct {
 	Applied bool
 	// Differences are human-readable drift lines (ruleset.FormatDiff).
 	Differences []string
-	Err         string
+	// Dormant: the live table has the dormant flag (ruleset.IsDormant):
+	// it filters nothing.
+	Dormant bool
+	Err     string
 }
 
 // HelperState is one ct helper the plan uses, as helpers.Ensure found it.
@@ -291,6 +294,9 @@ func CheckTable(t TableState) Check {
 	case !t.Applied:
 		c.Result, c.Detail = CheckFail, "not applied: nothing of the policy is in the kernel"
 		c.Fix = "nfpass apply"
+	case t.Dormant:
+		c.Result, c.Detail = CheckFail, "dormant (table flag): it is there but filters nothing"
+		c.Fix = "nfpass apply writes it awake (nfpass run keeps it so)"
 	case len(t.Differences) > 0:
 		c.Result = CheckWarn
 		c.Detail = fmt.Sprintf("drifted from the policy (%s): %s", plural(len(t.Differences), "difference", "differences"), t.Differences[0])

@@ -239,3 +239,22 @@ func TestCheckMTU(t *testing.T) {
 		})
 	}
 }
+
+func TestCheckTable(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		in   TableState
+		want CheckResult
+	}{
+		{"in sync", TableState{Applied: true}, CheckOK},
+		{"absent", TableState{}, CheckFail},
+		{"drift", TableState{Applied: true, Differences: []string{"chain forward: missing: rule ..."}}, CheckWarn},
+		{"dormant filters nothing", TableState{Applied: true, Dormant: true, Differences: []string{"table: changed: want flags (none), have flags dormant"}}, CheckFail},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := CheckTable(tc.in); got.Result != tc.want {
+				t.Errorf("CheckTable(%+v) = %s (%s), want %s", tc.in, got.Result, got.Detail, tc.want)
+			}
+		})
+	}
+}

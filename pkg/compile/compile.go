@@ -109,11 +109,11 @@ func (c *compiler) build() {
 	if p.Mode == policy.Standalone {
 		c.input()
 		c.forward(active)
-		c.nat(c.t, "")
+		c.nat(c.t, "", active)
 	} else {
 		c.forward(active)
 		snippet := &ruleset.Table{Family: ruleset.Family, Name: "fw4"}
-		c.nat(snippet, "nfpass_")
+		c.nat(snippet, "nfpass_", active)
 		if len(snippet.Chains) > 0 {
 			c.plan.Companion = snippet
 			snippet.Canonicalize()
@@ -158,6 +158,21 @@ func (a activeProto) forwarded() bool {
 		}
 	}
 	return false
+}
+
+// dmzOff returns the protocols the DMZ host must not receive: off (their
+// catalog entry drops them when off) and not forwarded. None without a DMZ.
+func dmzOff(p *policy.Policy, active []activeProto) []activeProto {
+	if p.NAT.DMZ == "" {
+		return nil
+	}
+	var out []activeProto
+	for _, a := range active {
+		if !p.On(a.Name) && !a.forwarded() && a.WhenOff == catalog.OffDrop {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 func (c *compiler) helpers(active []activeProto) {
@@ -343,7 +358,7 @@ func (c *compiler) forward(active []activeProto) {
 // matches only packets addressed to the router itself (`fib daddr type
 // local`): traffic routed through it to a LAN host's own (IPv6) address,
 // broadcasts and multicasts are never redirected.
-func (c *compiler) nat(t *ruleset.Table, prefix string) {
+func (c *compiler) nat(t *ruleset.Table, prefix string, active []activeProto) {
 	p := c.p
 	wan := prefix + SetWAN
 	if prefix != "" {
@@ -427,6 +442,24 @@ func (c *compiler) nat(t *ruleset.Table, prefix string) {
 		for _, zone := range []string{policy.ZoneWAN, policy.ZoneAny} {
 			if set := "mgmt_" + zone; c.hasSet(set) && prefix == "" {
 				rules = append(rules, ruleset.Rule{IIFSet: wan, FibDaddrLocal: true, ProtoPortSet: set, Verdict: "accept", Comment: "management from " + zone + " stays on the router"})
+			}
+		}
+		// "Off" wins over the DMZ: a protocol switched off (and not
+		// forwarded, which dnat above already did) is not sent to the DMZ
+		// host. Accept here means "no NAT": the packet stays addressed to
+		// the router, whose input chain decides (and drops it from the
+		// WAN). The forward chain's off-drops cannot do this: they match
+		// traffic leaving through the WAN, and a DNATed flow to the DMZ
+		// host looks like one to an explicit forward.
+		for _, a := range dmzOff(c.p, active) {
+			for _, fl := range a.Flows {
+				cm := comment(a.Name + " is off: not sent to the dmz")
+				if len(fl.Ports) == 0 {
+					rules = append(rules, ruleset.Rule{IIFSet: wan, FibDaddrLocal: true, L4Proto: fl.L4, Verdict: "accept", Comment: cm})
+				}
+				for _, port := range fl.Ports {
+					rules = append(rules, ruleset.Rule{IIFSet: wan, FibDaddrLocal: true, L4Proto: fl.L4, DPort: port, Verdict: "accept", Comment: cm})
+				}
 			}
 		}
 		addr := netip.MustParseAddr(p.NAT.DMZ)

@@ -170,10 +170,10 @@ func TestCompileRules(t *testing.T) {
 			want:   []string{`oifname @wan_if tcp dport 1723 drop comment "passthrough pptp off"`, `oifname @wan_if meta l4proto gre drop comment "passthrough pptp off"`},
 		},
 		{
-			name:   "ipsec off: IKE, NAT-T, ESP, AH dropped",
+			name:   "ipsec off: IKE, NAT-T, IKE/ESP over TCP 4500, ESP, AH dropped",
 			modify: func(p *policy.Policy) {},
 			chain:  compile.ChainFwd,
-			want:   []string{`oifname @wan_if udp dport 500 drop comment "passthrough ipsec off"`, `oifname @wan_if udp dport 4500 drop comment "passthrough ipsec off"`, `oifname @wan_if meta l4proto esp drop comment "passthrough ipsec off"`, `oifname @wan_if meta l4proto ah drop comment "passthrough ipsec off"`},
+			want:   []string{`oifname @wan_if udp dport 500 drop comment "passthrough ipsec off"`, `oifname @wan_if udp dport 4500 drop comment "passthrough ipsec off"`, `oifname @wan_if tcp dport 4500 drop comment "passthrough ipsec off"`, `oifname @wan_if meta l4proto esp drop comment "passthrough ipsec off"`, `oifname @wan_if meta l4proto ah drop comment "passthrough ipsec off"`},
 		},
 		{
 			name:   "sip off: no drop, only no helper",
@@ -257,22 +257,80 @@ func TestCompileRules(t *testing.T) {
 	}
 }
 
-// TestDMZLast: the DMZ gets only what no forward claimed.
+// TestDMZLast: the DMZ gets only what no forward claimed, and no protocol
+// that is off ("off" wins over the DMZ), unless a forward brings it.
 func TestDMZLast(t *testing.T) {
-	p := basePolicy()
-	p.NAT.DMZ = "192.168.77.50"
-	p.Forwards = []policy.Forward{{Name: "web", Proto: "tcp", Ports: []string{"443"}, To: "192.168.77.20"}}
-	plan, err := compile.Compile(p, catalog.Default())
-	if err != nil {
-		t.Fatal(err)
+	const (
+		fwdMap  = `iifname @wan_if fib daddr type local dnat ip to meta l4proto . th dport map @fwd4 comment "forwards"`
+		fwdMapP = `iifname @wan_if fib daddr type local dnat ip to meta l4proto map @fwd4_proto comment "forwards"`
+		dmz     = `iifname @wan_if fib daddr type local dnat ip to 192.168.77.50 comment "dmz"`
+	)
+	off := func(name, match string) string {
+		return `iifname @wan_if fib daddr type local ` + match + ` accept comment "` + name + ` is off: not sent to the dmz"`
 	}
-	got := ruleLines(chain(t, plan.Table, compile.ChainDstNAT))
-	want := []string{
-		`iifname @wan_if fib daddr type local dnat ip to meta l4proto . th dport map @fwd4 comment "forwards"`,
-		`iifname @wan_if fib daddr type local dnat ip to 192.168.77.50 comment "dmz"`,
-	}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("dstnat (-want +got):\n%s", diff)
+	ipsecOff := []string{off("ipsec", "udp dport 500"), off("ipsec", "udp dport 4500"), off("ipsec", "tcp dport 4500"), off("ipsec", "meta l4proto esp"), off("ipsec", "meta l4proto ah")}
+	l2tpOff := []string{off("l2tp", "udp dport 1701")}
+	pptpOff := []string{off("pptp", "tcp dport 1723"), off("pptp", "meta l4proto gre")}
+	cat := func(parts ...[]string) []string { return slices.Concat(parts...) }
+	for _, tc := range []struct {
+		name     string
+		modify   func(p *policy.Policy)
+		want     []string
+		warnings []string
+	}{
+		{
+			name: "every vpn off: none of them reaches the dmz",
+			want: cat([]string{fwdMap}, ipsecOff, l2tpOff, pptpOff, []string{dmz}),
+			warnings: []string{
+				"ipsec is off: the DMZ host 192.168.77.50 will not receive UDP 500, UDP 4500, TCP 4500, ESP, AH (turn passthrough.ipsec on, or forward it, to let it through)",
+				"l2tp is off: the DMZ host 192.168.77.50 will not receive UDP 1701 (turn passthrough.l2tp on, or forward it, to let it through)",
+				"pptp is off: the DMZ host 192.168.77.50 will not receive TCP 1723, GRE (turn passthrough.pptp on, or forward it, to let it through)",
+			},
+		},
+		{
+			name: "on or forwarded protocols reach their target",
+			modify: func(p *policy.Policy) {
+				p.Passthrough["ipsec"] = true
+				p.Forwards = append(p.Forwards, policy.Forward{Name: "vpn", Protocol: "pptp", To: "192.168.77.20"})
+			},
+			want:     cat([]string{fwdMap, fwdMapP}, l2tpOff, []string{dmz}),
+			warnings: []string{"l2tp is off: the DMZ host 192.168.77.50 will not receive UDP 1701"},
+		},
+		{
+			name: "a port forward of an off protocol's port still wins (it comes first)",
+			modify: func(p *policy.Policy) {
+				p.Passthrough["ipsec"], p.Passthrough["l2tp"] = true, true
+				p.Forwards = append(p.Forwards, policy.Forward{Name: "pptp-ctl", Proto: "tcp", Ports: []string{"1723"}, To: "192.168.77.20"})
+			},
+			want:     cat([]string{fwdMap}, pptpOff, []string{dmz}),
+			warnings: []string{"pptp is off: the DMZ host 192.168.77.50 will not receive TCP 1723, GRE"},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := basePolicy()
+			p.NAT.DMZ = "192.168.77.50"
+			p.Forwards = []policy.Forward{{Name: "web", Proto: "tcp", Ports: []string{"443"}, To: "192.168.77.20"}}
+			if tc.modify != nil {
+				tc.modify(p)
+			}
+			plan, err := compile.Compile(p, catalog.Default())
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := ruleLines(chain(t, plan.Table, compile.ChainDstNAT))
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("dstnat (-want +got):\n%s", diff)
+			}
+			joined := strings.Join(plan.Warnings, "\n")
+			for _, w := range tc.warnings {
+				if !strings.Contains(joined, w) {
+					t.Errorf("warnings lack %q:\n%s", w, joined)
+				}
+			}
+			if n := strings.Count(joined, "the DMZ host"); n != len(tc.warnings) {
+				t.Errorf("%d DMZ warnings, want %d:\n%s", n, len(tc.warnings), joined)
+			}
+		})
 	}
 }
 

@@ -3,6 +3,7 @@ package compile
 import (
 	"fmt"
 	"net/netip"
+	"strings"
 
 	"github.com/nfpass/nfpass/pkg/catalog"
 	"github.com/nfpass/nfpass/pkg/policy"
@@ -51,6 +52,18 @@ func (c *compiler) warnings(active []activeProto) {
 		if !c.p.On(a.Name) && a.forwarded() && a.WhenOff == catalog.OffDrop {
 			c.plan.Warnings = append(c.plan.Warnings, fmt.Sprintf("passthrough %s is off but %s: LAN clients' %s is not dropped while the protocol is forwarded", a.Name, c.forwardReason(a), a.Name))
 		}
+	}
+	for _, a := range dmzOff(c.p, active) {
+		var what []string
+		for _, fl := range a.Flows {
+			if len(fl.Ports) == 0 {
+				what = append(what, strings.ToUpper(fl.L4))
+			}
+			for _, port := range fl.Ports {
+				what = append(what, strings.ToUpper(fl.L4)+" "+port)
+			}
+		}
+		c.plan.Warnings = append(c.plan.Warnings, fmt.Sprintf("%s is off: the DMZ host %s will not receive %s (turn passthrough.%s on, or forward it, to let it through)", a.Name, c.p.NAT.DMZ, strings.Join(what, ", "), a.Name))
 	}
 	if v6 {
 		c.plan.Warnings = append(c.plan.Warnings, "IPv6 forwarding is on: a WAN interface that learns its default route from router advertisements needs net.ipv6.conf.<wan>.accept_ra=2")

@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/google/nftables"
 	"golang.org/x/sys/unix"
 
 	"github.com/nfpass/nfpass/pkg/ruleset"
@@ -74,11 +76,26 @@ func (c *Client) Apply(desired *ruleset.Table) (*Result, error) {
 		if err != nil {
 			return res, fmt.Errorf("apply %s: %w", what, err)
 		}
+		if c.owner != nil {
+			// The owner's lasting socket cannot drop a half-queued
+			// batch: prove that the table lowers on a throwaway one.
+			scratch, err := c.plainConn()
+			if err != nil {
+				return res, fmt.Errorf("apply %s: %w", what, err)
+			}
+			if _, err := lowerTable(scratch, desired, 0, 0); err != nil {
+				return res, fmt.Errorf("apply %s: %w", what, err)
+			}
+		}
+		liveFlags, err := c.liveTableFlags(desired.Family, desired.Name)
+		if err != nil {
+			return res, fmt.Errorf("apply %s: %w", what, err)
+		}
 		conn, err := c.conn()
 		if err != nil {
 			return res, fmt.Errorf("apply %s: %w", what, err)
 		}
-		if lowered, err = lowerTable(conn, desired); err != nil {
+		if lowered, err = lowerTable(conn, desired, liveFlags, c.heldFlags()); err != nil {
 			// Nothing was sent; the kernel is untouched.
 			return res, fmt.Errorf("apply %s: %w", what, err)
 		}
@@ -129,8 +146,68 @@ func (c *Client) Apply(desired *ruleset.Table) (*Result, error) {
 		return res, fmt.Errorf("apply %s: the kernel rejected the batch, nothing was changed: %w", what, explain(commitErr, desired))
 	case len(res.Diff) > 0:
 		return res, fmt.Errorf("apply %s: the kernel does not hold the desired table after commit:\n%s", what, strings.TrimRight(ruleset.FormatDiff(res.Diff), "\n"))
+	case c.owner != nil && live != nil && !slices.Contains(live.Flags, ruleset.FlagOwner):
+		return res, fmt.Errorf("apply %s: the table was applied but is not owned (flags %q)", what, live.Flags)
 	}
 	return res, nil
+}
+
+// OwnedError means another netlink socket owns the table (the owner flag):
+// the kernel lets only that socket change or delete it. Normally the owner
+// is a running nfpass daemon; the table is writable again once it exits.
+type OwnedError struct {
+	Table string // "inet nfpass"
+	Port  uint32 // the owner's netlink port id, usually its process id
+}
+
+func (e *OwnedError) Error() string {
+	return fmt.Sprintf("table %s is owned by another process (netlink port %d), normally a running nfpass daemon: only it can change or delete the table; go through it or stop it first", e.Table, e.Port)
+}
+
+// Is makes errors.Is(err, unix.EPERM) hold, as the kernel would answer.
+func (e *OwnedError) Is(target error) bool { return target == unix.EPERM }
+
+// liveTableFlags returns the flags of the live table, 0 when it is absent,
+// or an *OwnedError when another socket owns it. Apply reads them after the
+// generation id its batch is guarded by, so a batch built on them cannot
+// commit if they changed since.
+func (c *Client) liveTableFlags(famName, name string) (nftables.TableFlags, error) {
+	fam, err := family(famName)
+	if err != nil {
+		return 0, err
+	}
+	conn, err := c.plainConn()
+	if err != nil {
+		return 0, err
+	}
+	tbl, err := conn.ListTableOfFamily(name, fam)
+	switch {
+	case errors.Is(err, unix.ENOENT):
+		return 0, nil
+	case err != nil:
+		return 0, fmt.Errorf("read table flags: %w", err)
+	}
+	if tbl.Flags&nftables.TableFlagOwner != 0 {
+		var mine uint32
+		if c.owner != nil {
+			if mine, err = c.owner.GetPortID(); err != nil {
+				return 0, fmt.Errorf("owner socket: %w", err)
+			}
+		}
+		if c.owner == nil || tbl.Owner != mine {
+			return 0, &OwnedError{Table: famName + " " + name, Port: tbl.Owner}
+		}
+	}
+	return tbl.Flags, nil
+}
+
+// heldFlags are the table flags a Client adds to every table it applies:
+// owner and persist with Options.Own, else none.
+func (c *Client) heldFlags() nftables.TableFlags {
+	if c.owner == nil {
+		return 0
+	}
+	return nftables.TableFlagOwner | nftables.TableFlagPersist
 }
 
 // beforeCommit is a test hook run between reading the generation id and

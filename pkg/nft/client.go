@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"time"
 
 	"github.com/google/nftables"
@@ -37,6 +38,16 @@ type Options struct {
 	// kernel elements or more by lookups instead of a dump (see
 	// DefaultLookupVerifyMin, the value when zero); negative: never.
 	LookupVerifyMin int
+	// Own makes the Client hold the table it applies: it keeps one
+	// lasting netlink socket open from Open to Close, sends every batch
+	// over it, and writes the table with the owner and persist flags
+	// (Linux 6.9+; Open fails on older kernels). While the Client is open,
+	// no other process (nft, fw4, another nfpass) can change or delete the
+	// table, and `nft flush ruleset` skips it; when the socket closes
+	// (Close, exit, crash) the table stays, unowned, until a Client with
+	// Own applies it again. Only a long-lived process (the daemon) should
+	// set it: see README "Design notes: table flags".
+	Own bool
 }
 
 // DefaultRetries is Options.Retries when unset.
@@ -60,6 +71,9 @@ var ErrNotFound = errors.New("nftables table not found")
 type Client struct {
 	opts Options
 	ns   *os.File // nil: current namespace
+	// owner is the lasting connection of a Client with Options.Own; every
+	// operation goes through it, so its port id owns the table.
+	owner *nftables.Conn
 }
 
 // Open returns a client for the namespace in opts. It touches the kernel
@@ -79,6 +93,12 @@ func Open(opts Options) (*Client, error) {
 		}
 		c.ns = f
 	}
+	if opts.Own {
+		if err := c.openOwner(); err != nil {
+			c.Close()
+			return nil, err
+		}
+	}
 	if _, err := c.GenID(); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("nf_tables: %w", err)
@@ -86,12 +106,84 @@ func Open(opts Options) (*Client, error) {
 	return c, nil
 }
 
-// Close releases the namespace handle.
-func (c *Client) Close() error {
-	if c.ns == nil {
-		return nil
+// ErrOwnUnsupported means the kernel cannot keep an owned table after its
+// owner exits (the persist flag needs Linux 6.9).
+var ErrOwnUnsupported = errors.New("the kernel has no persistent owned tables (needs Linux 6.9 or later)")
+
+// openOwner opens the lasting socket of a Client with Options.Own, after
+// checking that the kernel knows the persist flag: without it an owned
+// table would vanish with its owner.
+func (c *Client) openOwner() error {
+	ok, err := c.persistSupported()
+	if err != nil {
+		return fmt.Errorf("nf_tables: %w", err)
 	}
-	err := c.ns.Close()
+	if !ok {
+		return ErrOwnUnsupported
+	}
+	opts := []nftables.ConnOption{nftables.AsLasting(), nftables.WithSockOptions(setBuffers)}
+	if c.ns != nil {
+		opts = append(opts, nftables.WithNetNSFd(c.nsFd()))
+	}
+	conn, err := nftables.New(opts...)
+	if err != nil {
+		return fmt.Errorf("nf_tables: open the owner socket: %w", err)
+	}
+	c.owner = conn
+	return nil
+}
+
+// persistSupported asks the kernel whether it takes the persist table
+// flag: it creates a throwaway table with owner|persist over a socket of
+// its own and deletes it in the same batch. Kernels before 6.9 reject the
+// unknown flag (EOPNOTSUPP) and nothing is committed.
+func (c *Client) persistSupported() (bool, error) {
+	conn, err := c.plainConn()
+	if err != nil {
+		return false, err
+	}
+	fam := nftables.TableFamilyINet
+	name := fmt.Sprintf("nfpass-probe-%d-%d", os.Getpid(), rand.Uint32())
+	conn.AddTable(&nftables.Table{Name: name, Family: fam, Flags: nftables.TableFlagOwner | nftables.TableFlagPersist})
+	conn.DelTable(&nftables.Table{Name: name, Family: fam})
+	err = conn.Flush()
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EINVAL):
+		return false, nil
+	}
+	return false, fmt.Errorf("probe the persist table flag: %w", err)
+}
+
+// Owned reports whether the Client holds its tables (Options.Own).
+func (c *Client) Owned() bool { return c.owner != nil }
+
+// Owns reports whether live, a table this Client read, is held the way
+// the Client holds tables: always true without Options.Own; with it, true
+// only when live has the owner flag (while the Client's socket is open no
+// other socket can have taken the table, and an Apply by a Client without
+// Own is refused). A daemon with Own must treat a live table that equals
+// the desired one but is not owned (orphaned by an earlier owner's exit)
+// as out of sync and Apply (or Repair) it. It does not touch the kernel.
+func (c *Client) Owns(live *ruleset.Table) bool {
+	return c.owner == nil || (live != nil && slices.Contains(live.Flags, ruleset.FlagOwner))
+}
+
+// Close releases the namespace handle and, with Options.Own, closes the
+// owner socket: the table stays (persist) but is no longer owned.
+func (c *Client) Close() error {
+	var err error
+	if c.owner != nil {
+		err = c.owner.CloseLasting()
+		c.owner = nil
+	}
+	if c.ns == nil {
+		return err
+	}
+	if cerr := c.ns.Close(); err == nil {
+		err = cerr
+	}
 	c.ns = nil
 	return err
 }
@@ -128,8 +220,18 @@ func setBuffers(conn *netlink.Conn) error {
 	return serr
 }
 
-// conn returns a library connection for one operation or batch.
+// conn returns a library connection for one operation or batch: the
+// owner's lasting one with Options.Own, else a new one.
 func (c *Client) conn() (*nftables.Conn, error) {
+	if c.owner != nil {
+		return c.owner, nil
+	}
+	return c.plainConn()
+}
+
+// plainConn returns a new library connection that is never the owner's;
+// batches queued on it and not flushed are simply dropped.
+func (c *Client) plainConn() (*nftables.Conn, error) {
 	opts := []nftables.ConnOption{nftables.WithSockOptions(setBuffers)}
 	if c.ns != nil {
 		opts = append(opts, nftables.WithNetNSFd(c.nsFd()))
@@ -221,6 +323,9 @@ func (c *Client) Destroy(famName, name string) error {
 	fam, err := family(famName)
 	if err != nil {
 		return err
+	}
+	if _, err := c.liveTableFlags(famName, name); err != nil {
+		return fmt.Errorf("delete table %s %s: %w", famName, name, err)
 	}
 	conn, err := c.conn()
 	if err != nil {

@@ -685,7 +685,7 @@ func (c *Client) readOnce(famName, name string, headersOnly map[string]bool) (*r
 		}
 		return nil, fmt.Errorf("list table %s %s: %w", famName, name, err)
 	}
-	out := &ruleset.Table{Family: famName, Name: name}
+	out := &ruleset.Table{Family: famName, Name: name, Flags: bitNames(tableFlagBits, uint32(tbl.Flags))}
 
 	objs, err := conn.GetNamedObjects(tbl)
 	if err != nil {

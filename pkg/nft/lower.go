@@ -46,21 +46,33 @@ var ctStatusBits = map[string]uint32{
 	"expected": 1, "seen-reply": 2, "assured": 4, "confirmed": 8, "snat": 16, "dnat": 32, "dying": 512,
 }
 
+// loweredElems are the elements lowerTable queued, by set name, as sent.
+type loweredElems map[string][]nftables.SetElement
+
 // lowerTable queues onto cc the one batch that replaces the table: add it
 // (so the delete cannot fail when it is absent), delete it, add it again
 // with every helper, set (elements chunked by the library into messages
 // under the netlink attribute limit), chain and rule.
-// loweredElems are the elements lowerTable queued, by set name, as sent.
-type loweredElems map[string][]nftables.SetElement
-
-func lowerTable(cc *nftables.Conn, t *ruleset.Table) (loweredElems, error) {
+//
+// The first add carries the flags the live table has (liveFlags, 0 when
+// absent): the kernel then sees no flag update, which it refuses for the
+// owner and persist bits, and treats the add as a no-op. The re-added
+// table carries exactly t's flags plus held (owner, persist for a Client
+// with Options.Own), so a dormant live table is replaced by an awake one.
+func lowerTable(cc *nftables.Conn, t *ruleset.Table, liveFlags, held nftables.TableFlags) (loweredElems, error) {
 	fam, err := family(t.Family)
 	if err != nil {
 		return nil, err
 	}
-	tbl := &nftables.Table{Name: t.Name, Family: fam}
-	cc.AddTable(tbl)
-	cc.DelTable(tbl)
+	flags, err := tableFlags(t.Flags)
+	if err != nil {
+		return nil, err
+	}
+	flags |= held
+	first := &nftables.Table{Name: t.Name, Family: fam, Flags: liveFlags}
+	cc.AddTable(first)
+	cc.DelTable(first)
+	tbl := &nftables.Table{Name: t.Name, Family: fam, Flags: flags}
 	cc.AddTable(tbl)
 
 	for _, h := range t.CtHelpers {
@@ -122,6 +134,31 @@ func setKind(s ruleset.Set) string {
 		return "map"
 	}
 	return "set"
+}
+
+// tableFlagBits are the kernel's table flag bits by nft name.
+var tableFlagBits = map[string]uint32{
+	ruleset.FlagDormant: uint32(nftables.TableFlagDormant),
+	ruleset.FlagOwner:   uint32(nftables.TableFlagOwner),
+	ruleset.FlagPersist: uint32(nftables.TableFlagPersist),
+}
+
+// tableFlags returns the kernel bits of the IR's table flags. Owner and
+// persist are left out: they say who holds the table and come from
+// Options.Own (a table read back from an owned one may carry them).
+func tableFlags(names []string) (nftables.TableFlags, error) {
+	var out nftables.TableFlags
+	for _, n := range names {
+		if n == ruleset.FlagOwner || n == ruleset.FlagPersist {
+			continue
+		}
+		b, ok := tableFlagBits[n]
+		if !ok {
+			return 0, fmt.Errorf("table flag %q cannot be applied (only %q)", n, ruleset.FlagDormant)
+		}
+		out |= nftables.TableFlags(b)
+	}
+	return out, nil
 }
 
 func helperObj(tbl *nftables.Table, h ruleset.CtHelper) (*nftables.NamedObj, error) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -76,6 +77,11 @@ func (c *Client) Repair(desired *ruleset.Table) (*Result, error) {
 		if err != nil {
 			return &Result{Attempts: attempt}, fmt.Errorf("repair %s: read: %w", what, err)
 		}
+		if !c.Owns(live) {
+			// Ours to hold (Options.Own) but orphaned since an earlier
+			// owner socket closed: only a full Apply takes it again.
+			return fallback("the table is not owned by this client")
+		}
 		diffs := ruleset.Diff(desired, live)
 		if len(diffs) == 0 {
 			return &Result{Attempts: attempt, GenID: gen, Live: live, Path: PathNone, Elapsed: time.Since(start)}, nil
@@ -93,6 +99,25 @@ func (c *Client) Repair(desired *ruleset.Table) (*Result, error) {
 		add, del, err := elementChanges(desired, live, diffs)
 		if err != nil {
 			return fallback(err.Error())
+		}
+		if c.owner == nil && slices.Contains(live.Flags, ruleset.FlagOwner) {
+			// Owned by another socket: Apply names it.
+			return fallback("the table is owned by another process")
+		}
+		if c.owner != nil {
+			// The owner's lasting socket cannot drop a half-queued
+			// batch: prove the delta lowers on a throwaway one first.
+			scratch, err := c.plainConn()
+			if err != nil {
+				return &Result{Attempts: attempt}, fmt.Errorf("repair %s: %w", what, err)
+			}
+			deltas, err := lowerDelta(desired, add, del)
+			if err == nil {
+				err = queueElements(scratch, deltas)
+			}
+			if err != nil {
+				return fallback(err.Error())
+			}
 		}
 		conn, err := c.conn()
 		if err != nil {

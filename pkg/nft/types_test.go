@@ -111,3 +111,24 @@ func TestUnrecognizedRule(t *testing.T) {
 		t.Errorf("got %+v, want an unrecognized marker", r)
 	}
 }
+
+func TestTableFlags(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		in      []string
+		want    uint32
+		wantErr bool
+	}{
+		{name: "none"},
+		{name: "dormant", in: []string{"dormant"}, want: 1},
+		{name: "owner and persist come from Options.Own, not the IR", in: []string{"dormant", "owner", "persist"}, want: 1},
+		{name: "unknown bit", in: []string{"0x8"}, wantErr: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := tableFlags(tc.in)
+			if (err != nil) != tc.wantErr || uint32(got) != tc.want {
+				t.Errorf("tableFlags(%q) = %#x, %v; want %#x, error %t", tc.in, uint32(got), err, tc.want, tc.wantErr)
+			}
+		})
+	}
+}

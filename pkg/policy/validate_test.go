@@ -59,7 +59,10 @@ func TestValidate(t *testing.T) {
 		{"two forwards same port", func(p *policy.Policy) {
 			p.Forwards = append(p.Forwards, policy.Forward{Name: "ike", Proto: "udp", Ports: []string{"500"}, To: "192.168.1.21"})
 		}, []string{"forwards[2]"}, false},
-		{"range too large", func(p *policy.Policy) { p.Forwards[1].Ports = []string{"1-65535"}; p.Forwards[1].To = "192.168.1.30" }, []string{"forwards[1].port[0]"}, false},
+		{"range too large", func(p *policy.Policy) {
+			p.Forwards[1].Ports = []string{"10000-65535"}
+			p.Forwards[1].To = "192.168.1.30"
+		}, []string{"forwards[1].port[0]"}, false},
 		{"range to single port", func(p *policy.Policy) { p.Forwards[1].Ports = []string{"2000-2010"} }, []string{"forwards[1].to"}, false},
 		{"pptp forward to ipv6", func(p *policy.Policy) {
 			p.Forwards[0] = policy.Forward{Name: "pptp", Protocol: "pptp", To: "fd00:1::20"}

@@ -24,6 +24,7 @@ func (t *Table) Clone() *Table {
 // elements by their text, ct states in nft's bit order. Chain and rule order
 // are semantic and kept.
 func (t *Table) Canonicalize() {
+	sortIfNeeded(t.Flags, compareFlags)
 	sortIfNeeded(t.CtHelpers, compareHelpers)
 	sortIfNeeded(t.Sets, compareSets)
 	for i := range t.Sets {
@@ -45,6 +46,7 @@ func (t *Table) Canonicalize() {
 // that are already canonical are shared, the others are copied and sorted.
 func (t *Table) canonicalView() *Table {
 	out := *t
+	out.Flags = sortedView(t.Flags, compareFlags)
 	out.CtHelpers = sortedView(t.CtHelpers, compareHelpers)
 	out.Sets = sortedView(t.Sets, compareSets)
 	copied := len(t.Sets) > 0 && len(out.Sets) > 0 && &out.Sets[0] != &t.Sets[0]
@@ -82,6 +84,28 @@ func (t *Table) canonicalView() *Table {
 		}
 	}
 	return &out
+}
+
+// flagBit orders table flags as the kernel's bits do; an unknown flag
+// ("0x8") sorts after them by its text.
+var flagBit = map[string]int{FlagDormant: 1, FlagOwner: 2, FlagPersist: 4}
+
+func compareFlags(a, b string) int {
+	ba, oka := flagBit[a]
+	bb, okb := flagBit[b]
+	switch {
+	case oka && okb:
+		return cmp.Compare(ba, bb)
+	case oka:
+		return -1
+	case okb:
+		return 1
+	}
+	// "0x8" < "0x10": hex of equal prefix orders by length, then text.
+	if c := cmp.Compare(len(a), len(b)); c != 0 {
+		return c
+	}
+	return strings.Compare(a, b)
 }
 
 func compareHelpers(a, b CtHelper) int { return cmp.Compare(a.Name, b.Name) }

@@ -45,6 +45,10 @@ func Diff(desired, live *Table) []Difference {
 	d, l := desired.canonicalView(), live.canonicalView()
 	var out []Difference
 
+	if want, have := d.DatapathFlags(), l.DatapathFlags(); !slices.Equal(want, have) {
+		out = append(out, Difference{Object: "table", Kind: Changed, Detail: fmt.Sprintf("want flags %s, have flags %s", flagText(want), flagText(have))})
+	}
+
 	lh := map[string]CtHelper{}
 	for _, h := range l.CtHelpers {
 		lh[h.Name] = h
@@ -126,6 +130,28 @@ func Diff(desired, live *Table) []Difference {
 		out = append(out, Difference{Object: "chain " + name, Kind: Extra})
 	}
 	return out
+}
+
+// IsDormant reports whether diffs say the live table is dormant and the
+// desired one is not: the table is there but none of its chains sees a
+// packet, as if it were absent.
+func IsDormant(diffs []Difference) bool {
+	for _, d := range diffs {
+		if d.Object == "table" && d.Kind == Changed && strings.HasPrefix(d.Detail, "want flags ") {
+			want, have, _ := strings.Cut(strings.TrimPrefix(d.Detail, "want flags "), ", have flags ")
+			if !slices.Contains(strings.Split(want, ","), FlagDormant) && slices.Contains(strings.Split(have, ","), FlagDormant) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func flagText(f []string) string {
+	if len(f) == 0 {
+		return "(none)"
+	}
+	return strings.Join(f, ",")
 }
 
 func setObject(s Set) string {

@@ -9,11 +9,18 @@ import (
 // prints, so that `nft -f` accepts it and a person can compare it with the
 // kernel's listing. The output is deterministic: same table, same bytes.
 func (t *Table) Render() string {
-	return fmt.Sprintf("table %s %s {\n%s}\n", t.Family, t.Name, t.RenderBody())
+	head := ""
+	if len(t.Flags) > 0 {
+		head = "\tflags " + strings.Join(t.Flags, ",") + "\n"
+		if len(t.CtHelpers)+len(t.Sets)+len(t.Chains) > 0 {
+			head += "\n"
+		}
+	}
+	return fmt.Sprintf("table %s %s {\n%s%s}\n", t.Family, t.Name, head, t.RenderBody())
 }
 
-// RenderBody returns the table's contents without the `table` wrapper, for
-// an include snippet placed inside another table.
+// RenderBody returns the table's contents without the `table` wrapper and
+// its flags, for an include snippet placed inside another table.
 func (t *Table) RenderBody() string {
 	var b strings.Builder
 	first := true

@@ -15,11 +15,45 @@ const Family = "inet"
 // sorted by name, chains in the order the compiler emits them, rules in
 // evaluation order.
 type Table struct {
-	Family    string     `json:"family"`
-	Name      string     `json:"name"`
+	Family string `json:"family"`
+	Name   string `json:"name"`
+	// Flags are the table's nft flags in canonical order (FlagDormant,
+	// FlagOwner, FlagPersist, then unknown bits as "0x8"...). The compiler
+	// emits none: a live table with "dormant" is drift. "owner" and
+	// "persist" say how the table is held (see pkg/nft Options.Own), not
+	// what it does, and Diff does not compare them.
+	Flags     []string   `json:"flags,omitempty"`
 	CtHelpers []CtHelper `json:"ct_helpers,omitempty"`
 	Sets      []Set      `json:"sets,omitempty"`
 	Chains    []Chain    `json:"chains,omitempty"`
+}
+
+// Table flags, as nft names them.
+const (
+	// FlagDormant: the table exists but none of its chains sees a packet.
+	FlagDormant = "dormant"
+	// FlagOwner: the table belongs to one netlink socket (Linux 5.12+);
+	// only that socket can change or delete it, and `nft flush ruleset`
+	// leaves it alone.
+	FlagOwner = "owner"
+	// FlagPersist: an owned table stays when its owner's socket closes
+	// (Linux 6.9+); it then loses FlagOwner until a process takes it again.
+	FlagPersist = "persist"
+)
+
+// heldFlag reports flags that say who holds the table, not what it does.
+func heldFlag(f string) bool { return f == FlagOwner || f == FlagPersist }
+
+// DatapathFlags returns t's flags that change what the table does (all but
+// FlagOwner and FlagPersist), the ones Diff compares.
+func (t *Table) DatapathFlags() []string {
+	var out []string
+	for _, f := range t.Flags {
+		if !heldFlag(f) {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // CtHelper is a `ct helper NAME { type "T" protocol P; l3proto L; }` object.

@@ -1,6 +1,7 @@
 package ruleset
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -148,5 +149,76 @@ func TestDiffLeavesInputsAlone(t *testing.T) {
 	}
 	if diff := cmp.Diff(before, l); diff != "" {
 		t.Errorf("Diff changed its live input (-before +after):\n%s", diff)
+	}
+}
+
+func TestTableFlagsRender(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		flags []string
+		empty bool
+		want  string
+	}{
+		{name: "none", want: "table inet nfpass {\n}\n", empty: true},
+		{name: "dormant, empty table", flags: []string{FlagDormant}, empty: true, want: "table inet nfpass {\n\tflags dormant\n}\n"},
+		{name: "canonical order", flags: []string{FlagPersist, "0x10", FlagDormant, "0x8", FlagOwner}, empty: true,
+			want: "table inet nfpass {\n\tflags dormant,owner,persist,0x8,0x10\n}\n"},
+		{name: "blank line before contents", flags: []string{FlagDormant},
+			want: "table inet nfpass {\n\tflags dormant\n\n\tct helper pptp {"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tbl := sample()
+			if tc.empty {
+				tbl = &Table{Family: Family, Name: "nfpass"}
+			}
+			tbl.Flags = tc.flags
+			tbl.Canonicalize()
+			got := tbl.Render()
+			if !tc.empty {
+				got = got[:len(tc.want)]
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("render (-want +got):\n%s", diff)
+			}
+			if tc.flags != nil && strings.Contains(tbl.RenderBody(), "flags") {
+				t.Errorf("RenderBody (an include snippet) carries the table flags:\n%s", tbl.RenderBody())
+			}
+		})
+	}
+}
+
+func TestDiffTableFlags(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		want, have []string
+		diffs      []Difference
+		dormant    bool
+	}{
+		{name: "none both"},
+		{name: "live dormant is drift", have: []string{FlagDormant}, dormant: true,
+			diffs: []Difference{{Object: "table", Kind: Changed, Detail: "want flags (none), have flags dormant"}}},
+		{name: "desired dormant, live awake", want: []string{FlagDormant},
+			diffs: []Difference{{Object: "table", Kind: Changed, Detail: "want flags dormant, have flags (none)"}}},
+		{name: "unknown live flag is drift", have: []string{"0x8"},
+			diffs: []Difference{{Object: "table", Kind: Changed, Detail: "want flags (none), have flags 0x8"}}},
+		{name: "order does not matter", want: []string{"0x8", FlagDormant}, have: []string{FlagDormant, "0x8"}},
+		{name: "owner and persist are not drift", have: []string{FlagOwner, FlagPersist}},
+		{name: "orphaned persist is not drift", want: []string{FlagOwner, FlagPersist}, have: []string{FlagPersist}},
+		{name: "live dormant with an unknown flag", have: []string{"0x8", FlagDormant}, dormant: true,
+			diffs: []Difference{{Object: "table", Kind: Changed, Detail: "want flags (none), have flags dormant,0x8"}}},
+		{name: "owned and dormant is drift", have: []string{FlagPersist, FlagOwner, FlagDormant}, dormant: true,
+			diffs: []Difference{{Object: "table", Kind: Changed, Detail: "want flags (none), have flags dormant"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d, l := sample(), sample()
+			d.Flags, l.Flags = tc.want, tc.have
+			diffs := Diff(d, l)
+			if diff := cmp.Diff(tc.diffs, diffs); diff != "" {
+				t.Errorf("Diff (-want +got):\n%s", diff)
+			}
+			if got := IsDormant(diffs); got != tc.dormant {
+				t.Errorf("IsDormant = %t, want %t", got, tc.dormant)
+			}
+		})
 	}
 }
