@@ -3,16 +3,12 @@ package helpers
 import (
 	"context"
 	"errors"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/nfpass/nfpass/integration/netns"
 	"github.com/nfpass/nfpass/pkg/catalog"
 	"github.com/nfpass/nfpass/pkg/compile"
 	"github.com/nfpass/nfpass/pkg/ruleset"
@@ -41,128 +37,6 @@ func TestCatalogCoversHelperTypes(t *testing.T) {
 	want := []string{"Q.931", "RAS", "amanda", "ftp", "irc", "netbios-ns", "pptp", "sane", "sip", "snmp", "tftp"}
 	if d := cmp.Diff(want, types); d != "" {
 		t.Errorf("helper types in rules/protocols (-want +got):\n%s", d)
-	}
-}
-
-// TestProbeKernel asks this kernel, through a throwaway network namespace,
-// for every helper the catalog uses, and for one that does not exist.
-func TestProbeKernel(t *testing.T) {
-	netns.RequireRoot(t)
-	ctx := context.Background()
-	type tc struct {
-		name    string
-		h       ruleset.CtHelper
-		missing bool
-	}
-	var cases []tc
-	for _, n := range catalogNeeds(t) {
-		cases = append(cases, tc{name: n.Protocol + "/" + n.Object, h: ruleset.CtHelper{Name: n.Object, Type: n.Type, Protocol: n.L4, L3Proto: n.L3}})
-	}
-	cases = append(cases,
-		tc{name: "bogus nosuch", h: ruleset.CtHelper{Name: "nosuch", Type: "nosuch", Protocol: "tcp", L3Proto: "inet"}, missing: true},
-		// The IRC helper exists for IPv4 only.
-		tc{name: "irc over ip6", h: ruleset.CtHelper{Name: "irc", Type: "irc", Protocol: "tcp", L3Proto: "ip6"}, missing: true},
-	)
-	// The probe runs in an unnamed throwaway namespace: the caller's own
-	// ruleset must not change (other tests only touch their own namespaces).
-	hostRuleset := func() string {
-		out, err := exec.Command("nft", "list", "ruleset").CombinedOutput()
-		if err != nil {
-			t.Fatalf("nft list ruleset: %v\n%s", err, out)
-		}
-		return string(out)
-	}
-	before := hostRuleset()
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			err := NetnsProber{}.ProbeCtHelper(ctx, c.h)
-			switch {
-			case c.missing && !errors.Is(err, ErrHelperUnknown):
-				t.Fatalf("probe %+v: got %v, want ErrHelperUnknown", c.h, err)
-			case !c.missing && err != nil:
-				t.Fatalf("probe %+v: %v", c.h, err)
-			}
-		})
-	}
-	if d := cmp.Diff(before, hostRuleset()); d != "" {
-		t.Errorf("probing changed the host's ruleset (-before +after):\n%s", d)
-	}
-}
-
-func TestEnsureCatalogOnThisKernel(t *testing.T) {
-	netns.RequireRoot(t)
-	needs := catalogNeeds(t)
-	rep, err := Ensure(context.Background(), needs, Options{})
-	if err != nil {
-		t.Fatalf("Ensure: %v\n%s", err, rep)
-	}
-	for _, h := range rep.Helpers {
-		if !h.Available || h.Proof != ProofProbe {
-			t.Errorf("%s: available=%v proof=%q", h.Object, h.Available, h.Proof)
-		}
-		for _, m := range h.Modules {
-			if !m.Status.Present() {
-				t.Errorf("%s: module %s: %s (%s)", h.Object, m.Name, m.Status, m.How)
-			}
-		}
-	}
-}
-
-// TestBuiltinDetection runs the real loader on this machine (no modprobe,
-// no /lib/modules): once with the kernel config, once with every source
-// taken away so that only the probe can prove the conntrack half.
-func TestBuiltinDetection(t *testing.T) {
-	netns.RequireRoot(t)
-	pptp := compile.HelperNeed{Object: "pptp", Type: "pptp", L4: "tcp", L3: "ip", Protocol: "pptp",
-		Modules:  catalog.Modules{Conntrack: []string{"nf_conntrack_pptp"}, NAT: []string{"nf_nat_pptp"}},
-		Packages: catalog.Packages{OpenWrt: "kmod-nf-nathelper-extra", Debian: "linux-image"}}
-	_, cfgErr := os.Stat("/proc/config.gz")
-	nowhere := t.TempDir()
-	cases := []struct {
-		name     string
-		loader   *SystemLoader
-		skip     string
-		want     []ModuleReport
-		warnings int
-	}{
-		{
-			name:   "kernel config",
-			loader: &SystemLoader{},
-			skip:   map[bool]string{true: "", false: "no /proc/config.gz on this machine"}[cfgErr == nil],
-			want: []ModuleReport{
-				{Name: "nf_conntrack_pptp", Half: "conntrack", Status: ModuleBuiltin, How: "/proc/config.gz: CONFIG_NF_CONNTRACK_PPTP=y"},
-				{Name: "nf_nat_pptp", Half: "nat", Status: ModuleBuiltin, How: "/proc/config.gz: CONFIG_NF_NAT_PPTP=y"},
-			},
-		},
-		{
-			name:   "probe only",
-			loader: &SystemLoader{ConfigGz: filepath.Join(nowhere, "config.gz"), ModulesDir: nowhere, SysModule: nowhere, Modprobe: "nfpass-no-such-modprobe"},
-			want: []ModuleReport{
-				{Name: "nf_conntrack_pptp", Half: "conntrack", Status: ModuleBuiltin, How: "proven by probe: " + ProofProbe},
-				{Name: "nf_nat_pptp", Half: "nat", Status: ModuleUnknown, How: "no modprobe, no kernel config, no modules.builtin"},
-			},
-			warnings: 1,
-		},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			if c.skip != "" {
-				t.Skip(c.skip)
-			}
-			rep, err := Ensure(context.Background(), []compile.HelperNeed{pptp}, Options{Loader: c.loader})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(rep.Helpers) != 1 || !rep.Helpers[0].Available {
-				t.Fatalf("report: %+v", rep)
-			}
-			if d := cmp.Diff(c.want, rep.Helpers[0].Modules); d != "" {
-				t.Errorf("modules (-want +got):\n%s", d)
-			}
-			if len(rep.Warnings) != c.warnings {
-				t.Errorf("warnings: %q, want %d", rep.Warnings, c.warnings)
-			}
-		})
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/nfpass/nfpass/pkg/catalog"
 	"github.com/nfpass/nfpass/pkg/compile"
 	"github.com/nfpass/nfpass/pkg/helpers"
+	"github.com/nfpass/nfpass/pkg/nft"
 	"github.com/nfpass/nfpass/pkg/ruleset"
 )
 
@@ -148,7 +149,7 @@ func newEnv(t *testing.T, opts Options) *env {
 // and the package, and nothing is applied or recorded.
 func TestApplyMissingHelper(t *testing.T) {
 	netns.RequireRoot(t)
-	e := newEnv(t, Options{Loader: fakeLoader{"nf_conntrack_pptp": {Status: helpers.ModuleAbsent, How: "test: not in this kernel"}}, Prober: helpers.NetnsProber{}})
+	e := newEnv(t, Options{Loader: fakeLoader{"nf_conntrack_pptp": {Status: helpers.ModuleAbsent, How: "test: not in this kernel"}}, Prober: nft.HelperProber{}})
 	_, err := e.r.Apply(context.Background(), testPlan("eth0"), []byte("config"))
 	if !errors.Is(err, helpers.ErrHelperMissing) {
 		t.Fatalf("Apply: %v, want ErrHelperMissing", err)
