@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/nfpass/nfpass/pkg/catalog"
 	"github.com/nfpass/nfpass/pkg/compile"
@@ -165,5 +166,131 @@ func TestEnsureProbesOncePerType(t *testing.T) {
 	}
 	if d := cmp.Diff([]string{"sip/udp/inet", "sip/tcp/inet"}, p.calls); d != "" {
 		t.Errorf("probe calls (-want +got):\n%s", d)
+	}
+}
+
+// countingLoader is a Loader and Inspector that records every call;
+// inspect answers Inspect (default: built in), Load always loads.
+type countingLoader struct {
+	inspect          map[string]ModuleResult
+	loads, inspected []string
+}
+
+func (c *countingLoader) Load(_ context.Context, m string) (ModuleResult, error) {
+	c.loads = append(c.loads, m)
+	return ModuleResult{Status: ModuleLoaded, How: "fake modprobe " + m}, nil
+}
+
+func (c *countingLoader) Inspect(_ context.Context, m string) (ModuleResult, error) {
+	c.inspected = append(c.inspected, m)
+	if r, ok := c.inspect[m]; ok {
+		return r, nil
+	}
+	return ModuleResult{Status: ModuleBuiltin, How: "fake"}, nil
+}
+
+// TestEnsureReadOnly: read-only Ensure (doctor without --fix) never calls
+// Load; a conntrack module that is not loaded makes the helper missing
+// without a probe (the kernel would load it on request); without
+// ReadOnly the same loader is asked to Load and nothing is inspected.
+func TestEnsureReadOnly(t *testing.T) {
+	pptp := compile.HelperNeed{Object: "pptp", Type: "pptp", L4: "tcp", L3: "ip", Protocol: "pptp",
+		Modules:  catalog.Modules{Conntrack: []string{"nf_conntrack_pptp"}, NAT: []string{"nf_nat_pptp"}},
+		Packages: catalog.Packages{OpenWrt: "kmod-nf-nathelper-extra"}}
+	notLoaded := ModuleResult{Status: ModuleNotLoaded, How: "fake: =m, not loaded"}
+	cases := []struct {
+		name        string
+		readOnly    bool
+		optionalNAT bool
+		inspect     map[string]ModuleResult
+		wantLoads   []string
+		wantInspect []string
+		wantProbes  []string
+		wantAvail   bool
+		wantMissing *MissingHelperError
+		wantMsg     []string
+		warnings    int
+	}{
+		{name: "read-only, built in", readOnly: true,
+			wantInspect: []string{"nf_conntrack_pptp", "nf_nat_pptp"}, wantProbes: []string{"pptp/tcp/ip"}, wantAvail: true},
+		{name: "read-only, conntrack half not loaded", readOnly: true, inspect: map[string]ModuleResult{"nf_conntrack_pptp": notLoaded},
+			wantInspect: []string{"nf_conntrack_pptp", "nf_nat_pptp"},
+			wantMissing: &MissingHelperError{Object: "pptp", Type: "pptp", Protocol: "pptp", NotLoaded: []string{"nf_conntrack_pptp"}, Packages: pptp.Packages},
+			wantMsg:     []string{"nf_conntrack_pptp not loaded", "doctor --fix"}},
+		{name: "read-only, nat half not loaded", readOnly: true, inspect: map[string]ModuleResult{"nf_nat_pptp": notLoaded},
+			wantInspect: []string{"nf_conntrack_pptp", "nf_nat_pptp"}, wantProbes: []string{"pptp/tcp/ip"},
+			wantMissing: &MissingHelperError{Object: "pptp", Type: "pptp", Protocol: "pptp", NotLoaded: []string{"nf_nat_pptp"}, Packages: pptp.Packages},
+			wantMsg:     []string{"nf_nat_pptp not loaded"}},
+		{name: "read-only, nat half not loaded, optional", readOnly: true, optionalNAT: true, inspect: map[string]ModuleResult{"nf_nat_pptp": notLoaded},
+			wantInspect: []string{"nf_conntrack_pptp", "nf_nat_pptp"}, wantProbes: []string{"pptp/tcp/ip"}, wantAvail: true, warnings: 1},
+		{name: "loading", readOnly: false, inspect: map[string]ModuleResult{"nf_conntrack_pptp": notLoaded},
+			wantLoads: []string{"nf_conntrack_pptp", "nf_nat_pptp"}, wantProbes: []string{"pptp/tcp/ip"}, wantAvail: true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			l := &countingLoader{inspect: c.inspect}
+			p := &fakeProber{}
+			rep, err := Ensure(context.Background(), []compile.HelperNeed{pptp}, Options{Loader: l, Prober: p, ReadOnly: c.readOnly, OptionalNAT: c.optionalNAT})
+			if d := cmp.Diff(c.wantLoads, l.loads); d != "" {
+				t.Errorf("Load calls (-want +got):\n%s", d)
+			}
+			if d := cmp.Diff(c.wantInspect, l.inspected); d != "" {
+				t.Errorf("Inspect calls (-want +got):\n%s", d)
+			}
+			if d := cmp.Diff(c.wantProbes, p.calls); d != "" {
+				t.Errorf("probes (-want +got):\n%s", d)
+			}
+			var got *MissingHelperError
+			if err != nil && !errors.As(err, &got) {
+				t.Fatalf("Ensure: %v", err)
+			}
+			if d := cmp.Diff(c.wantMissing, got, cmpopts.IgnoreFields(MissingHelperError{}, "Reason")); d != "" {
+				t.Errorf("missing (-want +got):\n%s", d)
+			}
+			for _, s := range c.wantMsg {
+				if err == nil || !strings.Contains(err.Error(), s) {
+					t.Errorf("error %v does not say %q", err, s)
+				}
+			}
+			if len(rep.Helpers) != 1 || rep.Helpers[0].Available != c.wantAvail {
+				t.Errorf("helpers %+v, want available=%v", rep.Helpers, c.wantAvail)
+			}
+			if len(rep.Warnings) != c.warnings {
+				t.Errorf("warnings %q, want %d", rep.Warnings, c.warnings)
+			}
+		})
+	}
+}
+
+// TestEnsureReadOnlyPlainLoader: a Loader that cannot inspect is never
+// asked to load in read-only mode; the probe alone decides.
+func TestEnsureReadOnlyPlainLoader(t *testing.T) {
+	n := compile.HelperNeed{Object: "ftp", Type: "ftp", L4: "tcp", L3: "inet", Modules: catalog.Modules{Conntrack: []string{"nf_conntrack_ftp"}}}
+	l := loadOnly{t}
+	rep, err := Ensure(context.Background(), []compile.HelperNeed{n}, Options{Loader: l, Prober: &fakeProber{}, ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Helpers[0].Available || rep.Helpers[0].Modules[0].Status != ModuleBuiltin {
+		t.Errorf("report %+v: want available, proven built in by the probe", rep.Helpers[0])
+	}
+}
+
+type loadOnly struct{ t *testing.T }
+
+func (l loadOnly) Load(_ context.Context, m string) (ModuleResult, error) {
+	l.t.Errorf("Load(%s) called in read-only mode", m)
+	return ModuleResult{Status: ModuleLoaded}, nil
+}
+
+// TestEnsureNeedsProber: the real prober lives in pkg/nft and must be
+// injected; forgetting it is an error, not a silent default.
+func TestEnsureNeedsProber(t *testing.T) {
+	n := compile.HelperNeed{Object: "ftp", Type: "ftp", L4: "tcp", L3: "inet"}
+	if _, err := Ensure(context.Background(), []compile.HelperNeed{n}, Options{Loader: fakeLoader{}}); !errors.Is(err, ErrNoProber) {
+		t.Errorf("Ensure without a Prober: %v, want ErrNoProber", err)
+	}
+	if _, err := Ensure(context.Background(), nil, Options{Loader: fakeLoader{}}); err != nil {
+		t.Errorf("Ensure of no helpers without a Prober: %v", err)
 	}
 }
