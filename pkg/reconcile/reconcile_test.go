@@ -424,13 +424,14 @@ func TestDiffAndDestroy(t *testing.T) {
 	}
 }
 
-// TestApplyRealHelpersAndSysctls wires the real prober, loader and sysctl
-// writer (the defaults) with a fake table applier, in a fresh namespace.
+// TestApplyRealHelpersAndSysctls wires the real prober (nft.HelperProber,
+// as cmd/nfpass injects it), loader and sysctl writer (the defaults) with a
+// fake table applier, in a fresh namespace.
 func TestApplyRealHelpersAndSysctls(t *testing.T) {
 	ns := netns.New(t, "reconcile")
 	ns.MustExec(t, "sysctl", "-q", "-w", "net.ipv4.ip_forward=0")
 	a := newFakeApplier()
-	r := New(a, Options{StateDir: t.TempDir(), NetNS: ns.Name})
+	r := New(a, Options{StateDir: t.TempDir(), NetNS: ns.Name, Prober: nft.HelperProber{}})
 	res, err := r.Apply(context.Background(), testPlan("eth0"), []byte("x"))
 	if err != nil {
 		t.Fatalf("Apply: %v", err)
