@@ -113,7 +113,14 @@ func unshareThread(ch chan<- nsResult) {
 	// No UnlockOSThread below, on any path: the thread dies with this
 	// goroutine.
 	if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-		ch <- nsResult{err: fmt.Errorf("unshare network namespace: %w", err)}
+		hint := ""
+		switch {
+		case errors.Is(err, unix.EINVAL):
+			hint = " (a kernel without network namespaces, CONFIG_NET_NS?)"
+		case errors.Is(err, unix.EPERM):
+			hint = " (needs root: CAP_SYS_ADMIN)"
+		}
+		ch <- nsResult{err: fmt.Errorf("unshare network namespace: %w%s", err, hint)}
 		return
 	}
 	f, err := os.Open("/proc/thread-self/ns/net")
