@@ -152,7 +152,9 @@ type Options struct {
 	// Inspector; otherwise they are reported unknown) and Load is never
 	// called; a helper whose conntrack module is not loaded is reported
 	// missing without probing it (the probe would make the kernel load
-	// the module itself). doctor is read-only unless --fix.
+	// the module itself). Where the loader cannot tell (ModuleUnknown),
+	// the probe still runs, and a modular kernel may load the conntrack
+	// module itself to answer it. doctor is read-only unless --fix.
 	ReadOnly bool
 	// OptionalNAT downgrades a missing NAT half (nf_nat_pptp) from an error
 	// to a warning: the helper then works for routed traffic but not

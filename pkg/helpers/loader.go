@@ -128,9 +128,10 @@ func (l *SystemLoader) Load(ctx context.Context, module string) (ModuleResult, e
 
 // Inspect implements Inspector: what Load would find, without loading
 // anything and without running any program. A module Load would try to
-// load is ModuleNotLoaded when the kernel config (=m) or modules.dep says
-// it exists, ModuleAbsent when modules.dep exists and does not list it,
-// ModuleUnknown otherwise. It reads files under /proc, /sys and
+// load is ModuleNotLoaded when the kernel config (=m), modules.dep or (on
+// OpenWrt, which has no depmod) a NAME.ko in the release directory says it
+// exists, ModuleAbsent when modules.dep (or that flat directory of .ko
+// files) lacks it, ModuleUnknown otherwise. It reads files under /proc, /sys and
 // /lib/modules only.
 func (l *SystemLoader) Inspect(_ context.Context, module string) (ModuleResult, error) {
 	m := normModule(module)
@@ -141,10 +142,18 @@ func (l *SystemLoader) Inspect(_ context.Context, module string) (ModuleResult, 
 	if l.config != nil {
 		return ModuleResult{Status: ModuleNotLoaded, How: fmt.Sprintf("%s: %s=m, not loaded", l.confSrc, ConfigSymbol(m))}, nil
 	}
-	dep := filepath.Join(l.ModulesDir, l.Release, "modules.dep")
+	dir := filepath.Join(l.ModulesDir, l.Release)
+	dep := filepath.Join(dir, "modules.dep")
 	mods, err := readModulesDep(dep)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
+		// OpenWrt: no depmod, every module flat in the release directory.
+		if found, _ := filepath.Glob(filepath.Join(dir, m+".ko*")); len(found) > 0 {
+			return ModuleResult{Status: ModuleNotLoaded, How: found[0] + ", not loaded"}, nil
+		}
+		if flat, _ := filepath.Glob(filepath.Join(dir, "*.ko")); len(flat) > 0 {
+			return ModuleResult{Status: ModuleAbsent, How: fmt.Sprintf("no %s.ko in %s", m, dir)}, nil
+		}
 		return ModuleResult{Status: ModuleUnknown, How: "no kernel config, no modules.dep: cannot tell without loading"}, nil
 	case err != nil:
 		return ModuleResult{}, err

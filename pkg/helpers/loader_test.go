@@ -129,10 +129,13 @@ func TestSystemLoaderInspect(t *testing.T) {
 	write("dep/6.18-test/modules.builtin", "kernel/net/netfilter/nf_conntrack_ftp.ko\n")
 	write("dep/6.18-test/modules.dep", "kernel/net/netfilter/nf_conntrack_pptp.ko.zst: kernel/net/netfilter/nf_conntrack.ko.zst\nkernel/net/netfilter/nf-conntrack-sip.ko:\nkernel/net/netfilter/nf_nat_pptp.ko.xz: kernel/net/netfilter/nf_conntrack_pptp.ko.zst\n")
 	write("sys/module/nf_conntrack_irc/initstate", "live\n")
+	write("owrt/6.18-test/nf_conntrack_pptp.ko", "")
+	write("owrt/6.18-test/nf_conntrack.ko", "")
 	mark := filepath.Join(dir, "modprobe-ran")
 	modprobe := write("bin/modprobe", "#!/bin/sh\ntouch "+mark+"\nexit 0\n")
 	none := filepath.Join(dir, "none")
 	modules, dep, sysmod := filepath.Join(dir, "modules"), filepath.Join(dir, "dep"), filepath.Join(dir, "sys/module")
+	owrt := filepath.Join(dir, "owrt")
 	cases := []struct {
 		name   string
 		loader *SystemLoader
@@ -155,6 +158,10 @@ func TestSystemLoaderInspect(t *testing.T) {
 			ModuleResult{ModuleNotLoaded, "in " + filepath.Join(dep, "6.18-test/modules.dep") + ", not loaded"}},
 		{"modules.dep lacks it", &SystemLoader{ConfigGz: none, ModulesDir: dep, Release: "6.18-test", SysModule: none, Modprobe: modprobe}, "nf_conntrack_tftp",
 			ModuleResult{ModuleAbsent, "not in " + filepath.Join(dep, "6.18-test/modules.dep")}},
+		{"OpenWrt flat directory has it", &SystemLoader{ConfigGz: none, ModulesDir: owrt, Release: "6.18-test", SysModule: none, Modprobe: modprobe}, "nf_conntrack_pptp",
+			ModuleResult{ModuleNotLoaded, filepath.Join(owrt, "6.18-test/nf_conntrack_pptp.ko") + ", not loaded"}},
+		{"OpenWrt flat directory lacks it", &SystemLoader{ConfigGz: none, ModulesDir: owrt, Release: "6.18-test", SysModule: none, Modprobe: modprobe}, "nf_conntrack_sip",
+			ModuleResult{ModuleAbsent, "no nf_conntrack_sip.ko in " + filepath.Join(owrt, "6.18-test")}},
 		{"nothing to read", &SystemLoader{ConfigGz: none, ModulesDir: none, SysModule: none, Modprobe: modprobe}, "nf_conntrack_sip",
 			ModuleResult{ModuleUnknown, "no kernel config, no modules.dep: cannot tell without loading"}},
 	}
