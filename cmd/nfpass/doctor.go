@@ -15,10 +15,25 @@ import (
 	"github.com/nfpass/nfpass/pkg/ruleset"
 )
 
+// doctorDeps are how doctor reaches the kernel; tests replace them.
+type doctorDeps struct {
+	// loader and prober prove the helpers. Without --fix the loader is
+	// only inspected (helpers.Options.ReadOnly): Load is never called.
+	loader helpers.Loader
+	prober helpers.Prober
+	// gather collects every other fact (it changes nothing).
+	gather func(ctx context.Context, k *kernelFlags, p *policy.Policy, plan *compile.Plan, cat audit.Catalog) audit.DoctorInput
+}
+
 func newDoctorCmd(g *globals) *cobra.Command {
+	return newDoctorCmdWith(g, doctorDeps{loader: &helpers.SystemLoader{}, prober: nft.HelperProber{}, gather: gatherDoctor})
+}
+
+func newDoctorCmdWith(g *globals, deps doctorDeps) *cobra.Command {
 	var (
 		k       kernelFlags
 		timeout time.Duration
+		fix     bool
 	)
 	cmd := &cobra.Command{
 		Use:   "doctor",
@@ -31,8 +46,9 @@ with what it found and a one-line fix.
                          the policy forwards IPv6)
   table inet nfpass      nfpass's table is applied and has not drifted
   helper NAME            each conntrack helper type the policy uses is in the
-                         kernel; its modules built in or loaded (doctor loads
-                         missing modules, as apply would)
+                         kernel; its modules built in or loaded (a module
+                         that is not loaded is reported and left so; --fix
+                         loads it)
   helpers on live flows  live 1723/5060 flows actually carry their helper
   double NAT             a private (RFC 1918) or CGNAT (100.64.0.0/10) WAN
                          address: another NAT sits in front of the router
@@ -44,9 +60,15 @@ with what it found and a one-line fix.
                          forward that drop (nftables runs them all; a drop
                          anywhere wins). They are only read, never changed.
 
+doctor is read-only: it changes nothing on the router. With --fix it loads
+the kernel modules of the policy's helpers that are missing (with modprobe,
+the way apply does, nf_nat_* included) before checking them; it changes
+nothing else (apply does the rest).
+
 Exit status is the worst result: 0 ok (or info), 1 warn, 2 fail. An invalid
 configuration is a fail (2).`,
 		Example: `  sudo nfpass doctor
+  sudo nfpass doctor --fix          # also load missing helper modules
   sudo nfpass doctor -c /etc/nfpass/nfpass.yaml -o json | jq '.checks[] | select(.result != "ok")'
   sudo nfpass doctor --netns lab-router`,
 		Args: cobra.NoArgs,
@@ -61,7 +83,9 @@ configuration is a fail (2).`,
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
-			d := audit.Diagnose(gatherDoctor(ctx, &k, p, plan, cat))
+			in := deps.gather(ctx, &k, p, plan, cat)
+			gatherHelpers(ctx, &in, plan, helpers.Options{Loader: deps.loader, Prober: deps.prober, ReadOnly: !fix})
+			d := audit.Diagnose(in)
 			if g.output == "json" {
 				err = d.WriteJSON(g.stdout)
 			} else {
@@ -78,13 +102,14 @@ configuration is a fail (2).`,
 	}
 	k.bind(cmd)
 	cmd.Flags().DurationVar(&timeout, "timeout", time.Minute, "give up on the kernel queries after this long")
+	cmd.Flags().BoolVar(&fix, "fix", false, "load missing helper modules (else only report)")
 	return cmd
 }
 
 // gatherDoctor asks the kernel, through pkg/helpers, pkg/nft, pkg/reconcile
-// and pkg/audit, for every fact the doctor's checks need. Nothing is
-// changed except that missing helper modules are loaded (as apply does).
-// A fact that cannot be read is passed on as its error text.
+// and pkg/audit, for every fact the doctor's checks need except the
+// helpers' (gatherHelpers). It changes nothing. A fact that cannot be read
+// is passed on as its error text.
 func gatherDoctor(ctx context.Context, k *kernelFlags, p *policy.Policy, plan *compile.Plan, cat audit.Catalog) audit.DoctorInput {
 	pol := audit.PolicyOf(p)
 	in := audit.DoctorInput{
@@ -112,27 +137,6 @@ func gatherDoctor(ctx context.Context, k *kernelFlags, p *policy.Policy, plan *c
 		for _, d := range res.Differences {
 			in.Table.Differences = append(in.Table.Differences, d.String())
 		}
-	}
-
-	rep, err := helpers.Ensure(ctx, plan.Helpers, helpers.Options{})
-	problems := map[string]string{}
-	for _, e := range flatten(err) {
-		var mh *helpers.MissingHelperError
-		if errors.As(e, &mh) {
-			problems[mh.Object] = mh.Error()
-		} else if e != nil {
-			in.HelpersErr = e.Error()
-		}
-	}
-	if rep != nil {
-		for _, h := range rep.Helpers {
-			hs := audit.HelperState{Object: h.Object, Type: h.Type, Protocol: h.Protocol, Available: h.Available, Problem: problems[h.Object]}
-			for _, m := range h.Modules {
-				hs.Modules = append(hs.Modules, audit.ModuleState{Name: m.Name, Status: string(m.Status)})
-			}
-			in.Helpers = append(in.Helpers, hs)
-		}
-		in.HelperWarnings = rep.Warnings
 	}
 
 	if ifs, err := helpers.Interfaces(k.netns, p.Interfaces.WAN); err != nil {
@@ -169,6 +173,35 @@ func gatherDoctor(ctx context.Context, k *kernelFlags, p *policy.Policy, plan *c
 		}
 	}
 	return in
+}
+
+// gatherHelpers proves the plan's helpers into in. With opts.ReadOnly
+// (doctor without --fix) nothing is loaded: a module that is not loaded is
+// reported as such.
+func gatherHelpers(ctx context.Context, in *audit.DoctorInput, plan *compile.Plan, opts helpers.Options) {
+	rep, err := helpers.Ensure(ctx, plan.Helpers, opts)
+	problems := map[string]string{}
+	notLoaded, missing := map[string][]string{}, map[string][]string{}
+	for _, e := range flatten(err) {
+		var mh *helpers.MissingHelperError
+		if errors.As(e, &mh) {
+			problems[mh.Object] = mh.Error()
+			notLoaded[mh.Object] = mh.NotLoaded
+			missing[mh.Object] = mh.Modules
+		} else if e != nil {
+			in.HelpersErr = e.Error()
+		}
+	}
+	if rep != nil {
+		for _, h := range rep.Helpers {
+			hs := audit.HelperState{Object: h.Object, Type: h.Type, Protocol: h.Protocol, Available: h.Available, Problem: problems[h.Object], NotLoaded: notLoaded[h.Object], Missing: missing[h.Object]}
+			for _, m := range h.Modules {
+				hs.Modules = append(hs.Modules, audit.ModuleState{Name: m.Name, Status: string(m.Status)})
+			}
+			in.Helpers = append(in.Helpers, hs)
+		}
+		in.HelperWarnings = rep.Warnings
+	}
 }
 
 // flatten unwraps joined errors into a list.

@@ -24,5 +24,6 @@ func (k *kernelFlags) bind(cmd *cobra.Command) {
 func (k *kernelFlags) reconciler() *reconcile.Reconciler {
 	return reconcile.New(nft.Applier{Opts: nft.Options{NetNS: k.netns}}, reconcile.Options{
 		StateDir: k.stateDir, Keep: k.keep, NetNS: k.netns,
+		Prober: nft.HelperProber{},
 	})
 }

@@ -43,7 +43,7 @@ func TestMissingHelperChangesNothing(t *testing.T) {
 	}
 	before := ns.MustExec(t, "nft", "list", "ruleset")
 	r := reconcile.New(nft.Applier{Opts: nft.Options{NetNS: ns.Name}}, reconcile.Options{
-		StateDir: t.TempDir(), NetNS: ns.Name, Loader: absentLoader{module: "nf_conntrack_pptp"},
+		StateDir: t.TempDir(), NetNS: ns.Name, Loader: absentLoader{module: "nf_conntrack_pptp"}, Prober: nft.HelperProber{},
 	})
 	_, err = r.Apply(context.Background(), plan, nil)
 	if !errors.Is(err, helpers.ErrHelperMissing) {

@@ -189,6 +189,11 @@ type HelperState struct {
 	Modules   []ModuleState
 	// Problem is the reason when unavailable (the MissingHelperError text).
 	Problem string
+	// NotLoaded are modules that exist but are not loaded: doctor is
+	// read-only and left them so (doctor --fix or apply loads them).
+	NotLoaded []string
+	// Missing are modules that are not in this kernel at all.
+	Missing []string
 }
 
 // ModuleState is one module of a helper ("nf_nat_pptp", "built-in").
@@ -318,7 +323,7 @@ func CheckHelpers(hs []HelperState, warnings []string, errText string, expected 
 		out = append(out, Check{
 			ID: CheckIDHelper, Name: "helpers", Result: CheckFail,
 			Detail: "cannot check helper availability: " + errText,
-			Fix:    "run as root; the probe needs unshare and nft in PATH",
+			Fix:    "run as root: the probe creates a throwaway network namespace (CAP_SYS_ADMIN) and talks nf_tables in it (CAP_NET_ADMIN)",
 		})
 	}
 	if len(hs) == 0 && errText == "" && expected == 0 {
@@ -341,6 +346,12 @@ func CheckHelpers(hs []HelperState, warnings []string, errText string, expected 
 			c.Result = CheckFail
 			c.Detail = or(h.Problem, fmt.Sprintf("type %q not available%s", h.Type, modText))
 			c.Fix = "install the kernel modules named (OpenWrt: the kmod-nf-nathelper(-extra) package; Debian: linux-image) and rerun nfpass apply"
+			if len(h.NotLoaded) > 0 && len(h.Missing) == 0 {
+				// Only not loaded: loading is the whole fix.
+				c.Fix = fmt.Sprintf("sudo nfpass doctor --fix loads %s (nfpass apply does too)", strings.Join(h.NotLoaded, ", "))
+			} else if len(h.NotLoaded) > 0 {
+				c.Fix += fmt.Sprintf("; sudo nfpass doctor --fix loads %s", strings.Join(h.NotLoaded, ", "))
+			}
 		}
 		out = append(out, c)
 	}

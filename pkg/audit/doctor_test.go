@@ -258,3 +258,42 @@ func TestCheckTable(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckHelpersFix: the fix a failing helper check suggests depends on
+// why: a module only not loaded (doctor was read-only) is fixed by
+// `doctor --fix`; a module not in the kernel needs a package.
+func TestCheckHelpersFix(t *testing.T) {
+	cases := []struct {
+		name    string
+		h       HelperState
+		want    CheckResult
+		fix     []string
+		notInFx []string
+	}{
+		{name: "available", h: HelperState{Object: "pptp", Type: "pptp", Available: true}, want: CheckOK},
+		{name: "not loaded", h: HelperState{Object: "pptp", Type: "pptp", NotLoaded: []string{"nf_conntrack_pptp"}, Problem: "not loaded"},
+			want: CheckFail, fix: []string{"nfpass doctor --fix loads nf_conntrack_pptp"}, notInFx: []string{"install"}},
+		{name: "missing", h: HelperState{Object: "pptp", Type: "pptp", Missing: []string{"nf_conntrack_pptp"}, Problem: "missing"},
+			want: CheckFail, fix: []string{"install", "kmod-nf-nathelper"}, notInFx: []string{"--fix"}},
+		{name: "missing and not loaded", h: HelperState{Object: "pptp", Type: "pptp", Missing: []string{"nf_nat_pptp"}, NotLoaded: []string{"nf_conntrack_pptp"}},
+			want: CheckFail, fix: []string{"install", "doctor --fix loads nf_conntrack_pptp"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := CheckHelpers([]HelperState{c.h}, nil, "", 1)
+			if len(got) != 1 || got[0].Result != c.want {
+				t.Fatalf("checks %+v, want one %s", got, c.want)
+			}
+			for _, s := range c.fix {
+				if !strings.Contains(got[0].Fix, s) {
+					t.Errorf("fix %q lacks %q", got[0].Fix, s)
+				}
+			}
+			for _, s := range c.notInFx {
+				if strings.Contains(got[0].Fix, s) {
+					t.Errorf("fix %q says %q", got[0].Fix, s)
+				}
+			}
+		})
+	}
+}

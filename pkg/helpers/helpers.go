@@ -5,9 +5,13 @@
 // testable without one.
 //
 // The authority on whether a helper type exists is the kernel itself: the
-// Prober creates the ct helper object in a throwaway network namespace.
-// /sys/module is not used as proof because built-in helpers do not always
-// appear there.
+// Prober creates the ct helper object in a throwaway network namespace
+// (the real one, nft.HelperProber, does it in-process over netlink; the
+// caller injects it). /sys/module is not used as proof because built-in
+// helpers do not always appear there.
+//
+// Nothing here runs an outside program except modprobe, in
+// SystemLoader.Load, and only for a module that is loadable and not loaded.
 package helpers
 
 import (
@@ -38,6 +42,13 @@ type Loader interface {
 	Load(ctx context.Context, module string) (ModuleResult, error)
 }
 
+// Inspector is a Loader that can also answer without loading: Inspect
+// reports what Load would find, and ModuleNotLoaded where Load would load
+// the module. Ensure uses it in read-only mode (doctor without --fix).
+type Inspector interface {
+	Inspect(ctx context.Context, module string) (ModuleResult, error)
+}
+
 // ModuleStatus says how a module is (or is not) present.
 type ModuleStatus string
 
@@ -47,6 +58,8 @@ const (
 	ModuleAlreadyLoaded ModuleStatus = "already loaded"
 	ModuleLoaded        ModuleStatus = "loaded"
 	ModuleAbsent        ModuleStatus = "absent"
+	// ModuleNotLoaded: loadable but not loaded, and left so (read-only).
+	ModuleNotLoaded ModuleStatus = "not loaded"
 	// ModuleUnknown: no modprobe, no kernel config, no modules.builtin.
 	// For a conntrack half the probe then decides.
 	ModuleUnknown ModuleStatus = "unknown"
@@ -73,17 +86,24 @@ var (
 	// ErrHelperUnknown is wrapped by a Prober's error when the kernel
 	// rejects the helper type as unknown (ENOENT).
 	ErrHelperUnknown = errors.New("kernel does not know this ct helper type")
+	// ErrNoProber: Ensure was called without a Prober (inject
+	// nft.HelperProber).
+	ErrNoProber = errors.New("helpers: no Prober given (inject nft.HelperProber)")
 )
 
 // MissingHelperError says that a helper the ruleset needs is not available,
 // which module(s) are missing, and which package provides them.
 type MissingHelperError struct {
-	Object   string           // ct helper object name ("pptp")
-	Type     string           // kernel helper type ("pptp")
-	Protocol string           // catalog protocol ("pptp")
-	Modules  []string         // the missing module(s)
-	Packages catalog.Packages // who ships them
-	Reason   string           // what proved it missing
+	Object   string   // ct helper object name ("pptp")
+	Type     string   // kernel helper type ("pptp")
+	Protocol string   // catalog protocol ("pptp")
+	Modules  []string // the missing module(s)
+	// NotLoaded are modules that exist but were not loaded because
+	// Ensure was read-only; loading them (doctor --fix, apply) may be
+	// all that is needed.
+	NotLoaded []string
+	Packages  catalog.Packages // who ships them
+	Reason    string           // what proved it missing
 }
 
 func (e *MissingHelperError) Error() string {
@@ -96,6 +116,13 @@ func (e *MissingHelperError) Error() string {
 	if len(e.Modules) > 0 {
 		fmt.Fprintf(&b, ": kernel module %s missing", strings.Join(e.Modules, ", "))
 	}
+	if len(e.NotLoaded) > 0 {
+		sep := ": "
+		if len(e.Modules) > 0 {
+			sep = "; "
+		}
+		fmt.Fprintf(&b, "%skernel module %s not loaded (read-only check; nfpass doctor --fix or nfpass apply loads it)", sep, strings.Join(e.NotLoaded, ", "))
+	}
 	if e.Reason != "" {
 		fmt.Fprintf(&b, " (%s)", e.Reason)
 	}
@@ -106,7 +133,7 @@ func (e *MissingHelperError) Error() string {
 	if e.Packages.Debian != "" {
 		pk = append(pk, "on Debian it comes with the kernel image ("+e.Packages.Debian+")")
 	}
-	if len(pk) > 0 {
+	if len(pk) > 0 && (len(e.Modules) > 0 || len(e.NotLoaded) == 0) {
 		b.WriteString("; " + strings.Join(pk, "; "))
 	}
 	return b.String()
@@ -115,11 +142,20 @@ func (e *MissingHelperError) Error() string {
 // Is makes errors.Is(err, ErrHelperMissing) true.
 func (e *MissingHelperError) Is(target error) bool { return target == ErrHelperMissing }
 
-// Options configure Ensure. Nil Prober and Loader mean the real ones
-// (NetnsProber, SystemLoader).
+// Options configure Ensure. A nil Loader means SystemLoader. Prober is
+// required: the real one is nft.HelperProber (pkg/nft owns netlink), which
+// the caller injects.
 type Options struct {
 	Prober Prober
 	Loader Loader
+	// ReadOnly: load nothing. Modules are inspected (the Loader must be an
+	// Inspector; otherwise they are reported unknown) and Load is never
+	// called; a helper whose conntrack module is not loaded is reported
+	// missing without probing it (the probe would make the kernel load
+	// the module itself). Where the loader cannot tell (ModuleUnknown),
+	// the probe still runs, and a modular kernel may load the conntrack
+	// module itself to answer it. doctor is read-only unless --fix.
+	ReadOnly bool
 	// OptionalNAT downgrades a missing NAT half (nf_nat_pptp) from an error
 	// to a warning: the helper then works for routed traffic but not
 	// across NAT.
@@ -151,6 +187,9 @@ type ModuleReport struct {
 	How    string       `json:"how,omitempty"`
 }
 
+// errNotProbed marks a helper Ensure did not ask the kernel about.
+var errNotProbed = errors.New("not probed")
+
 // Proof texts.
 const (
 	ProofProbe = "kernel accepted the ct helper object in a throwaway network namespace"
@@ -179,13 +218,14 @@ func (r *Report) String() string {
 // Ensure makes sure the kernel has every helper in needs, before anything
 // is applied: it loads each helper's conntrack and NAT modules through the
 // Loader (loading nf_nat_* is never automatic), then asks the kernel through
-// the Prober to accept the ct helper object. It returns the report and, if
+// the Prober to accept the ct helper object (with opts.ReadOnly nothing is
+// loaded: see Options). It returns the report and, if
 // any helper is missing, an error joining one *MissingHelperError per
 // missing helper (errors.Is(err, ErrHelperMissing)). Other errors (a probe
 // that could not run) are returned as they are.
 func Ensure(ctx context.Context, needs []compile.HelperNeed, opts Options) (*Report, error) {
-	if opts.Prober == nil {
-		opts.Prober = NetnsProber{}
+	if opts.Prober == nil && len(needs) > 0 {
+		return &Report{}, ErrNoProber
 	}
 	if opts.Loader == nil {
 		opts.Loader = &SystemLoader{}
@@ -198,7 +238,16 @@ func Ensure(ctx context.Context, needs []compile.HelperNeed, opts Options) (*Rep
 		if r, ok := modCache[m]; ok {
 			return r, nil
 		}
-		r, err := opts.Loader.Load(ctx, m)
+		var r ModuleResult
+		var err error
+		switch ins, ok := opts.Loader.(Inspector); {
+		case !opts.ReadOnly:
+			r, err = opts.Loader.Load(ctx, m)
+		case ok:
+			r, err = ins.Inspect(ctx, m)
+		default:
+			r = ModuleResult{Status: ModuleUnknown, How: "read-only: this loader cannot inspect without loading"}
+		}
 		if err != nil {
 			return r, fmt.Errorf("module %s: %w", m, err)
 		}
@@ -210,9 +259,9 @@ func Ensure(ctx context.Context, needs []compile.HelperNeed, opts Options) (*Rep
 			return rep, err
 		}
 		hr := HelperReport{Object: n.Object, Type: n.Type, Protocol: n.Protocol}
-		var missing []string
+		var missing, notLoaded []string
 		var reasons []string
-		ctUnknown := false
+		ctUnknown, ctNotLoaded := false, false
 		for _, half := range []struct {
 			name string
 			mods []string
@@ -231,6 +280,11 @@ func Ensure(ctx context.Context, needs []compile.HelperNeed, opts Options) (*Rep
 					if res.How != "" {
 						reasons = append(reasons, m+": "+res.How)
 					}
+				case res.Status == ModuleNotLoaded && half.name == "nat" && opts.OptionalNAT:
+					rep.Warnings = append(rep.Warnings, fmt.Sprintf("%s: NAT half %s is not loaded (%s): the %s helper will not work across NAT until it is", n.Object, m, res.How, n.Type))
+				case res.Status == ModuleNotLoaded:
+					notLoaded = append(notLoaded, m)
+					ctNotLoaded = ctNotLoaded || half.name == "conntrack"
 				case res.Status == ModuleUnknown && half.name == "conntrack":
 					ctUnknown = true
 				case res.Status == ModuleUnknown:
@@ -243,11 +297,18 @@ func Ensure(ctx context.Context, needs []compile.HelperNeed, opts Options) (*Rep
 		key := h
 		key.Name = ""
 		probeErr, ok := probeCache[key]
-		if !ok {
+		if !ok && ctNotLoaded {
+			// Read-only, and the conntrack module is not loaded: asking
+			// the kernel for the type would make it load the module
+			// (request_module). Not asked.
+			probeErr = errNotProbed
+		} else if !ok {
 			probeErr = opts.Prober.ProbeCtHelper(ctx, h)
 			probeCache[key] = probeErr
 		}
 		switch {
+		case probeErr == errNotProbed:
+			hr.Proof = "not probed: conntrack module " + strings.Join(notLoaded, ", ") + " is not loaded (read-only)"
 		case probeErr == nil:
 			hr.Proof = ProofProbe
 			if ctUnknown {
@@ -262,14 +323,14 @@ func Ensure(ctx context.Context, needs []compile.HelperNeed, opts Options) (*Rep
 			}
 		case errors.Is(probeErr, ErrHelperUnknown):
 			hr.Proof = "kernel rejected the ct helper object: " + probeErr.Error()
-			if len(missing) == 0 {
+			if len(missing) == 0 && len(notLoaded) == 0 {
 				missing = slices.Clone(n.Modules.Conntrack)
 			}
 			reasons = append(reasons, "kernel rejected ct helper type "+fmt.Sprintf("%q", n.Type))
 		default:
 			return rep, fmt.Errorf("probe ct helper %s (type %q): %w", n.Object, n.Type, probeErr)
 		}
-		hr.Available = len(missing) == 0 && probeErr == nil
+		hr.Available = len(missing) == 0 && len(notLoaded) == 0 && probeErr == nil
 		if !hr.Available && probeErr == nil {
 			hr.Proof += ", but modules are missing"
 		}
@@ -277,7 +338,7 @@ func Ensure(ctx context.Context, needs []compile.HelperNeed, opts Options) (*Rep
 		if !hr.Available {
 			errs = append(errs, &MissingHelperError{
 				Object: n.Object, Type: n.Type, Protocol: n.Protocol,
-				Modules: missing, Packages: n.Packages, Reason: strings.Join(reasons, "; "),
+				Modules: missing, NotLoaded: notLoaded, Packages: n.Packages, Reason: strings.Join(reasons, "; "),
 			})
 		}
 	}

@@ -3,16 +3,13 @@ package helpers
 import (
 	"context"
 	"errors"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
-	"github.com/nfpass/nfpass/integration/netns"
 	"github.com/nfpass/nfpass/pkg/catalog"
 	"github.com/nfpass/nfpass/pkg/compile"
 	"github.com/nfpass/nfpass/pkg/ruleset"
@@ -41,128 +38,6 @@ func TestCatalogCoversHelperTypes(t *testing.T) {
 	want := []string{"Q.931", "RAS", "amanda", "ftp", "irc", "netbios-ns", "pptp", "sane", "sip", "snmp", "tftp"}
 	if d := cmp.Diff(want, types); d != "" {
 		t.Errorf("helper types in rules/protocols (-want +got):\n%s", d)
-	}
-}
-
-// TestProbeKernel asks this kernel, through a throwaway network namespace,
-// for every helper the catalog uses, and for one that does not exist.
-func TestProbeKernel(t *testing.T) {
-	netns.RequireRoot(t)
-	ctx := context.Background()
-	type tc struct {
-		name    string
-		h       ruleset.CtHelper
-		missing bool
-	}
-	var cases []tc
-	for _, n := range catalogNeeds(t) {
-		cases = append(cases, tc{name: n.Protocol + "/" + n.Object, h: ruleset.CtHelper{Name: n.Object, Type: n.Type, Protocol: n.L4, L3Proto: n.L3}})
-	}
-	cases = append(cases,
-		tc{name: "bogus nosuch", h: ruleset.CtHelper{Name: "nosuch", Type: "nosuch", Protocol: "tcp", L3Proto: "inet"}, missing: true},
-		// The IRC helper exists for IPv4 only.
-		tc{name: "irc over ip6", h: ruleset.CtHelper{Name: "irc", Type: "irc", Protocol: "tcp", L3Proto: "ip6"}, missing: true},
-	)
-	// The probe runs in an unnamed throwaway namespace: the caller's own
-	// ruleset must not change (other tests only touch their own namespaces).
-	hostRuleset := func() string {
-		out, err := exec.Command("nft", "list", "ruleset").CombinedOutput()
-		if err != nil {
-			t.Fatalf("nft list ruleset: %v\n%s", err, out)
-		}
-		return string(out)
-	}
-	before := hostRuleset()
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			err := NetnsProber{}.ProbeCtHelper(ctx, c.h)
-			switch {
-			case c.missing && !errors.Is(err, ErrHelperUnknown):
-				t.Fatalf("probe %+v: got %v, want ErrHelperUnknown", c.h, err)
-			case !c.missing && err != nil:
-				t.Fatalf("probe %+v: %v", c.h, err)
-			}
-		})
-	}
-	if d := cmp.Diff(before, hostRuleset()); d != "" {
-		t.Errorf("probing changed the host's ruleset (-before +after):\n%s", d)
-	}
-}
-
-func TestEnsureCatalogOnThisKernel(t *testing.T) {
-	netns.RequireRoot(t)
-	needs := catalogNeeds(t)
-	rep, err := Ensure(context.Background(), needs, Options{})
-	if err != nil {
-		t.Fatalf("Ensure: %v\n%s", err, rep)
-	}
-	for _, h := range rep.Helpers {
-		if !h.Available || h.Proof != ProofProbe {
-			t.Errorf("%s: available=%v proof=%q", h.Object, h.Available, h.Proof)
-		}
-		for _, m := range h.Modules {
-			if !m.Status.Present() {
-				t.Errorf("%s: module %s: %s (%s)", h.Object, m.Name, m.Status, m.How)
-			}
-		}
-	}
-}
-
-// TestBuiltinDetection runs the real loader on this machine (no modprobe,
-// no /lib/modules): once with the kernel config, once with every source
-// taken away so that only the probe can prove the conntrack half.
-func TestBuiltinDetection(t *testing.T) {
-	netns.RequireRoot(t)
-	pptp := compile.HelperNeed{Object: "pptp", Type: "pptp", L4: "tcp", L3: "ip", Protocol: "pptp",
-		Modules:  catalog.Modules{Conntrack: []string{"nf_conntrack_pptp"}, NAT: []string{"nf_nat_pptp"}},
-		Packages: catalog.Packages{OpenWrt: "kmod-nf-nathelper-extra", Debian: "linux-image"}}
-	_, cfgErr := os.Stat("/proc/config.gz")
-	nowhere := t.TempDir()
-	cases := []struct {
-		name     string
-		loader   *SystemLoader
-		skip     string
-		want     []ModuleReport
-		warnings int
-	}{
-		{
-			name:   "kernel config",
-			loader: &SystemLoader{},
-			skip:   map[bool]string{true: "", false: "no /proc/config.gz on this machine"}[cfgErr == nil],
-			want: []ModuleReport{
-				{Name: "nf_conntrack_pptp", Half: "conntrack", Status: ModuleBuiltin, How: "/proc/config.gz: CONFIG_NF_CONNTRACK_PPTP=y"},
-				{Name: "nf_nat_pptp", Half: "nat", Status: ModuleBuiltin, How: "/proc/config.gz: CONFIG_NF_NAT_PPTP=y"},
-			},
-		},
-		{
-			name:   "probe only",
-			loader: &SystemLoader{ConfigGz: filepath.Join(nowhere, "config.gz"), ModulesDir: nowhere, SysModule: nowhere, Modprobe: "nfpass-no-such-modprobe"},
-			want: []ModuleReport{
-				{Name: "nf_conntrack_pptp", Half: "conntrack", Status: ModuleBuiltin, How: "proven by probe: " + ProofProbe},
-				{Name: "nf_nat_pptp", Half: "nat", Status: ModuleUnknown, How: "no modprobe, no kernel config, no modules.builtin"},
-			},
-			warnings: 1,
-		},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			if c.skip != "" {
-				t.Skip(c.skip)
-			}
-			rep, err := Ensure(context.Background(), []compile.HelperNeed{pptp}, Options{Loader: c.loader})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(rep.Helpers) != 1 || !rep.Helpers[0].Available {
-				t.Fatalf("report: %+v", rep)
-			}
-			if d := cmp.Diff(c.want, rep.Helpers[0].Modules); d != "" {
-				t.Errorf("modules (-want +got):\n%s", d)
-			}
-			if len(rep.Warnings) != c.warnings {
-				t.Errorf("warnings: %q, want %d", rep.Warnings, c.warnings)
-			}
-		})
 	}
 }
 
@@ -291,5 +166,131 @@ func TestEnsureProbesOncePerType(t *testing.T) {
 	}
 	if d := cmp.Diff([]string{"sip/udp/inet", "sip/tcp/inet"}, p.calls); d != "" {
 		t.Errorf("probe calls (-want +got):\n%s", d)
+	}
+}
+
+// countingLoader is a Loader and Inspector that records every call;
+// inspect answers Inspect (default: built in), Load always loads.
+type countingLoader struct {
+	inspect          map[string]ModuleResult
+	loads, inspected []string
+}
+
+func (c *countingLoader) Load(_ context.Context, m string) (ModuleResult, error) {
+	c.loads = append(c.loads, m)
+	return ModuleResult{Status: ModuleLoaded, How: "fake modprobe " + m}, nil
+}
+
+func (c *countingLoader) Inspect(_ context.Context, m string) (ModuleResult, error) {
+	c.inspected = append(c.inspected, m)
+	if r, ok := c.inspect[m]; ok {
+		return r, nil
+	}
+	return ModuleResult{Status: ModuleBuiltin, How: "fake"}, nil
+}
+
+// TestEnsureReadOnly: read-only Ensure (doctor without --fix) never calls
+// Load; a conntrack module that is not loaded makes the helper missing
+// without a probe (the kernel would load it on request); without
+// ReadOnly the same loader is asked to Load and nothing is inspected.
+func TestEnsureReadOnly(t *testing.T) {
+	pptp := compile.HelperNeed{Object: "pptp", Type: "pptp", L4: "tcp", L3: "ip", Protocol: "pptp",
+		Modules:  catalog.Modules{Conntrack: []string{"nf_conntrack_pptp"}, NAT: []string{"nf_nat_pptp"}},
+		Packages: catalog.Packages{OpenWrt: "kmod-nf-nathelper-extra"}}
+	notLoaded := ModuleResult{Status: ModuleNotLoaded, How: "fake: =m, not loaded"}
+	cases := []struct {
+		name        string
+		readOnly    bool
+		optionalNAT bool
+		inspect     map[string]ModuleResult
+		wantLoads   []string
+		wantInspect []string
+		wantProbes  []string
+		wantAvail   bool
+		wantMissing *MissingHelperError
+		wantMsg     []string
+		warnings    int
+	}{
+		{name: "read-only, built in", readOnly: true,
+			wantInspect: []string{"nf_conntrack_pptp", "nf_nat_pptp"}, wantProbes: []string{"pptp/tcp/ip"}, wantAvail: true},
+		{name: "read-only, conntrack half not loaded", readOnly: true, inspect: map[string]ModuleResult{"nf_conntrack_pptp": notLoaded},
+			wantInspect: []string{"nf_conntrack_pptp", "nf_nat_pptp"},
+			wantMissing: &MissingHelperError{Object: "pptp", Type: "pptp", Protocol: "pptp", NotLoaded: []string{"nf_conntrack_pptp"}, Packages: pptp.Packages},
+			wantMsg:     []string{"nf_conntrack_pptp not loaded", "doctor --fix"}},
+		{name: "read-only, nat half not loaded", readOnly: true, inspect: map[string]ModuleResult{"nf_nat_pptp": notLoaded},
+			wantInspect: []string{"nf_conntrack_pptp", "nf_nat_pptp"}, wantProbes: []string{"pptp/tcp/ip"},
+			wantMissing: &MissingHelperError{Object: "pptp", Type: "pptp", Protocol: "pptp", NotLoaded: []string{"nf_nat_pptp"}, Packages: pptp.Packages},
+			wantMsg:     []string{"nf_nat_pptp not loaded"}},
+		{name: "read-only, nat half not loaded, optional", readOnly: true, optionalNAT: true, inspect: map[string]ModuleResult{"nf_nat_pptp": notLoaded},
+			wantInspect: []string{"nf_conntrack_pptp", "nf_nat_pptp"}, wantProbes: []string{"pptp/tcp/ip"}, wantAvail: true, warnings: 1},
+		{name: "loading", readOnly: false, inspect: map[string]ModuleResult{"nf_conntrack_pptp": notLoaded},
+			wantLoads: []string{"nf_conntrack_pptp", "nf_nat_pptp"}, wantProbes: []string{"pptp/tcp/ip"}, wantAvail: true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			l := &countingLoader{inspect: c.inspect}
+			p := &fakeProber{}
+			rep, err := Ensure(context.Background(), []compile.HelperNeed{pptp}, Options{Loader: l, Prober: p, ReadOnly: c.readOnly, OptionalNAT: c.optionalNAT})
+			if d := cmp.Diff(c.wantLoads, l.loads); d != "" {
+				t.Errorf("Load calls (-want +got):\n%s", d)
+			}
+			if d := cmp.Diff(c.wantInspect, l.inspected); d != "" {
+				t.Errorf("Inspect calls (-want +got):\n%s", d)
+			}
+			if d := cmp.Diff(c.wantProbes, p.calls); d != "" {
+				t.Errorf("probes (-want +got):\n%s", d)
+			}
+			var got *MissingHelperError
+			if err != nil && !errors.As(err, &got) {
+				t.Fatalf("Ensure: %v", err)
+			}
+			if d := cmp.Diff(c.wantMissing, got, cmpopts.IgnoreFields(MissingHelperError{}, "Reason")); d != "" {
+				t.Errorf("missing (-want +got):\n%s", d)
+			}
+			for _, s := range c.wantMsg {
+				if err == nil || !strings.Contains(err.Error(), s) {
+					t.Errorf("error %v does not say %q", err, s)
+				}
+			}
+			if len(rep.Helpers) != 1 || rep.Helpers[0].Available != c.wantAvail {
+				t.Errorf("helpers %+v, want available=%v", rep.Helpers, c.wantAvail)
+			}
+			if len(rep.Warnings) != c.warnings {
+				t.Errorf("warnings %q, want %d", rep.Warnings, c.warnings)
+			}
+		})
+	}
+}
+
+// TestEnsureReadOnlyPlainLoader: a Loader that cannot inspect is never
+// asked to load in read-only mode; the probe alone decides.
+func TestEnsureReadOnlyPlainLoader(t *testing.T) {
+	n := compile.HelperNeed{Object: "ftp", Type: "ftp", L4: "tcp", L3: "inet", Modules: catalog.Modules{Conntrack: []string{"nf_conntrack_ftp"}}}
+	l := loadOnly{t}
+	rep, err := Ensure(context.Background(), []compile.HelperNeed{n}, Options{Loader: l, Prober: &fakeProber{}, ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Helpers[0].Available || rep.Helpers[0].Modules[0].Status != ModuleBuiltin {
+		t.Errorf("report %+v: want available, proven built in by the probe", rep.Helpers[0])
+	}
+}
+
+type loadOnly struct{ t *testing.T }
+
+func (l loadOnly) Load(_ context.Context, m string) (ModuleResult, error) {
+	l.t.Errorf("Load(%s) called in read-only mode", m)
+	return ModuleResult{Status: ModuleLoaded}, nil
+}
+
+// TestEnsureNeedsProber: the real prober lives in pkg/nft and must be
+// injected; forgetting it is an error, not a silent default.
+func TestEnsureNeedsProber(t *testing.T) {
+	n := compile.HelperNeed{Object: "ftp", Type: "ftp", L4: "tcp", L3: "inet"}
+	if _, err := Ensure(context.Background(), []compile.HelperNeed{n}, Options{Loader: fakeLoader{}}); !errors.Is(err, ErrNoProber) {
+		t.Errorf("Ensure without a Prober: %v, want ErrNoProber", err)
+	}
+	if _, err := Ensure(context.Background(), nil, Options{Loader: fakeLoader{}}); err != nil {
+		t.Errorf("Ensure of no helpers without a Prober: %v", err)
 	}
 }

@@ -90,33 +90,15 @@ func ConfigSymbol(module string) string {
 
 func normModule(m string) string { return strings.ReplaceAll(m, "-", "_") }
 
-// Load implements Loader.
+// Load implements Loader. It runs modprobe (the only program nfpass ever
+// runs) when the module is loadable and not loaded yet.
 func (l *SystemLoader) Load(ctx context.Context, module string) (ModuleResult, error) {
-	l.init()
-	if l.initErr != nil {
-		return ModuleResult{}, l.initErr
-	}
 	m := normModule(module)
-	if l.builtin != nil && l.builtin[m] {
-		return ModuleResult{Status: ModuleBuiltin, How: l.biSrc}, nil
+	res, loadable, err := l.inspect(m)
+	if err != nil || !loadable {
+		return res, err
 	}
 	sym := ConfigSymbol(m)
-	if l.config != nil && l.config[sym] == "y" {
-		return ModuleResult{Status: ModuleBuiltin, How: fmt.Sprintf("%s: %s=y", l.confSrc, sym)}, nil
-	}
-	if _, err := os.Stat(filepath.Join(l.SysModule, m, "initstate")); err == nil {
-		return ModuleResult{Status: ModuleAlreadyLoaded, How: filepath.Join(l.SysModule, m)}, nil
-	}
-	if l.config != nil {
-		switch l.config[sym] {
-		case "m":
-			// Loadable: fall through to modprobe.
-		case "n":
-			return ModuleResult{Status: ModuleAbsent, How: fmt.Sprintf("%s: %s is not set", l.confSrc, sym)}, nil
-		default:
-			return ModuleResult{Status: ModuleAbsent, How: fmt.Sprintf("%s: %s is not in the kernel config", l.confSrc, sym)}, nil
-		}
-	}
 	modprobe := l.modprobe()
 	if modprobe == "" {
 		if l.config != nil {
@@ -142,6 +124,74 @@ func (l *SystemLoader) Load(ctx context.Context, module string) (ModuleResult, e
 		return ModuleResult{Status: ModuleAbsent, How: fmt.Sprintf("modprobe %s: %s", m, msg)}, nil
 	}
 	return ModuleResult{}, fmt.Errorf("modprobe %s: %w: %s", m, err, msg)
+}
+
+// Inspect implements Inspector: what Load would find, without loading
+// anything and without running any program. A module Load would try to
+// load is ModuleNotLoaded when the kernel config (=m), modules.dep or (on
+// OpenWrt, which has no depmod) a NAME.ko in the release directory says it
+// exists, ModuleAbsent when modules.dep (or that flat directory of .ko
+// files) lacks it, ModuleUnknown otherwise. It reads files under /proc, /sys and
+// /lib/modules only.
+func (l *SystemLoader) Inspect(_ context.Context, module string) (ModuleResult, error) {
+	m := normModule(module)
+	res, loadable, err := l.inspect(m)
+	if err != nil || !loadable {
+		return res, err
+	}
+	if l.config != nil {
+		return ModuleResult{Status: ModuleNotLoaded, How: fmt.Sprintf("%s: %s=m, not loaded", l.confSrc, ConfigSymbol(m))}, nil
+	}
+	dir := filepath.Join(l.ModulesDir, l.Release)
+	dep := filepath.Join(dir, "modules.dep")
+	mods, err := readModulesDep(dep)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		// OpenWrt: no depmod, every module flat in the release directory.
+		if found, _ := filepath.Glob(filepath.Join(dir, m+".ko*")); len(found) > 0 {
+			return ModuleResult{Status: ModuleNotLoaded, How: found[0] + ", not loaded"}, nil
+		}
+		if flat, _ := filepath.Glob(filepath.Join(dir, "*.ko")); len(flat) > 0 {
+			return ModuleResult{Status: ModuleAbsent, How: fmt.Sprintf("no %s.ko in %s", m, dir)}, nil
+		}
+		return ModuleResult{Status: ModuleUnknown, How: "no kernel config, no modules.dep: cannot tell without loading"}, nil
+	case err != nil:
+		return ModuleResult{}, err
+	case mods[m]:
+		return ModuleResult{Status: ModuleNotLoaded, How: fmt.Sprintf("in %s, not loaded", dep)}, nil
+	}
+	return ModuleResult{Status: ModuleAbsent, How: fmt.Sprintf("not in %s", dep)}, nil
+}
+
+// inspect answers from the files alone. loadable means the answer is not
+// final: the module is neither built in nor loaded, and may be loadable
+// (res then says why, or is empty when there is no kernel config).
+func (l *SystemLoader) inspect(m string) (res ModuleResult, loadable bool, err error) {
+	l.init()
+	if l.initErr != nil {
+		return ModuleResult{}, false, l.initErr
+	}
+	if l.builtin != nil && l.builtin[m] {
+		return ModuleResult{Status: ModuleBuiltin, How: l.biSrc}, false, nil
+	}
+	sym := ConfigSymbol(m)
+	if l.config != nil && l.config[sym] == "y" {
+		return ModuleResult{Status: ModuleBuiltin, How: fmt.Sprintf("%s: %s=y", l.confSrc, sym)}, false, nil
+	}
+	if _, err := os.Stat(filepath.Join(l.SysModule, m, "initstate")); err == nil {
+		return ModuleResult{Status: ModuleAlreadyLoaded, How: filepath.Join(l.SysModule, m)}, false, nil
+	}
+	if l.config != nil {
+		switch l.config[sym] {
+		case "m":
+			// Loadable.
+		case "n":
+			return ModuleResult{Status: ModuleAbsent, How: fmt.Sprintf("%s: %s is not set", l.confSrc, sym)}, false, nil
+		default:
+			return ModuleResult{Status: ModuleAbsent, How: fmt.Sprintf("%s: %s is not in the kernel config", l.confSrc, sym)}, false, nil
+		}
+	}
+	return ModuleResult{}, true, nil
 }
 
 func (l *SystemLoader) modprobe() string {
@@ -214,6 +264,27 @@ func readModulesBuiltin(name string) (map[string]bool, error) {
 			continue
 		}
 		out[normModule(strings.TrimSuffix(path.Base(line), ".ko"))] = true
+	}
+	return out, nil
+}
+
+// readModulesDep returns the module names modules.dep lists
+// ("kernel/net/netfilter/nf_conntrack_pptp.ko.zst: kernel/...").
+func readModulesDep(name string) (map[string]bool, error) {
+	data, err := os.ReadFile(name)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]bool{}
+	for _, line := range strings.Split(string(data), "\n") {
+		file, _, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		base := path.Base(strings.TrimSpace(file))
+		if i := strings.Index(base, ".ko"); i > 0 {
+			out[normModule(base[:i])] = true
+		}
 	}
 	return out, nil
 }

@@ -108,3 +108,83 @@ func TestSystemLoader(t *testing.T) {
 		})
 	}
 }
+
+// TestSystemLoaderInspect: Inspect answers from files alone, says "not
+// loaded" where Load would run modprobe, and never runs modprobe (the
+// fake one here would leave a mark).
+func TestSystemLoaderInspect(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string, data string) string {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(data), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	config := write("config", testConfig)
+	write("modules/6.18-test/modules.builtin", "kernel/net/netfilter/nf_conntrack_ftp.ko\n")
+	write("dep/6.18-test/modules.builtin", "kernel/net/netfilter/nf_conntrack_ftp.ko\n")
+	write("dep/6.18-test/modules.dep", "kernel/net/netfilter/nf_conntrack_pptp.ko.zst: kernel/net/netfilter/nf_conntrack.ko.zst\nkernel/net/netfilter/nf-conntrack-sip.ko:\nkernel/net/netfilter/nf_nat_pptp.ko.xz: kernel/net/netfilter/nf_conntrack_pptp.ko.zst\n")
+	write("sys/module/nf_conntrack_irc/initstate", "live\n")
+	write("owrt/6.18-test/nf_conntrack_pptp.ko", "")
+	write("owrt/6.18-test/nf_conntrack.ko", "")
+	mark := filepath.Join(dir, "modprobe-ran")
+	modprobe := write("bin/modprobe", "#!/bin/sh\ntouch "+mark+"\nexit 0\n")
+	none := filepath.Join(dir, "none")
+	modules, dep, sysmod := filepath.Join(dir, "modules"), filepath.Join(dir, "dep"), filepath.Join(dir, "sys/module")
+	owrt := filepath.Join(dir, "owrt")
+	cases := []struct {
+		name   string
+		loader *SystemLoader
+		module string
+		want   ModuleResult
+	}{
+		{"config y", &SystemLoader{ConfigGz: config, ModulesDir: none, SysModule: none, Modprobe: modprobe}, "nf_conntrack_pptp",
+			ModuleResult{ModuleBuiltin, config + ": CONFIG_NF_CONNTRACK_PPTP=y"}},
+		{"config m", &SystemLoader{ConfigGz: config, ModulesDir: none, SysModule: none, Modprobe: modprobe}, "nf_nat_pptp",
+			ModuleResult{ModuleNotLoaded, config + ": CONFIG_NF_NAT_PPTP=m, not loaded"}},
+		{"config m, loaded", &SystemLoader{ConfigGz: config, ModulesDir: none, SysModule: sysmod, Modprobe: modprobe}, "nf_conntrack_irc",
+			ModuleResult{ModuleAlreadyLoaded, filepath.Join(sysmod, "nf_conntrack_irc")}},
+		{"config not set", &SystemLoader{ConfigGz: config, ModulesDir: none, SysModule: none, Modprobe: modprobe}, "nf_conntrack_sane",
+			ModuleResult{ModuleAbsent, config + ": CONFIG_NF_CONNTRACK_SANE is not set"}},
+		{"modules.builtin", &SystemLoader{ConfigGz: none, ModulesDir: modules, Release: "6.18-test", SysModule: none, Modprobe: modprobe}, "nf_conntrack_ftp",
+			ModuleResult{ModuleBuiltin, filepath.Join(modules, "6.18-test/modules.builtin")}},
+		{"modules.dep lists it", &SystemLoader{ConfigGz: none, ModulesDir: dep, Release: "6.18-test", SysModule: none, Modprobe: modprobe}, "nf_conntrack_pptp",
+			ModuleResult{ModuleNotLoaded, "in " + filepath.Join(dep, "6.18-test/modules.dep") + ", not loaded"}},
+		{"modules.dep, dashes", &SystemLoader{ConfigGz: none, ModulesDir: dep, Release: "6.18-test", SysModule: none, Modprobe: modprobe}, "nf_conntrack_sip",
+			ModuleResult{ModuleNotLoaded, "in " + filepath.Join(dep, "6.18-test/modules.dep") + ", not loaded"}},
+		{"modules.dep lacks it", &SystemLoader{ConfigGz: none, ModulesDir: dep, Release: "6.18-test", SysModule: none, Modprobe: modprobe}, "nf_conntrack_tftp",
+			ModuleResult{ModuleAbsent, "not in " + filepath.Join(dep, "6.18-test/modules.dep")}},
+		{"OpenWrt flat directory has it", &SystemLoader{ConfigGz: none, ModulesDir: owrt, Release: "6.18-test", SysModule: none, Modprobe: modprobe}, "nf_conntrack_pptp",
+			ModuleResult{ModuleNotLoaded, filepath.Join(owrt, "6.18-test/nf_conntrack_pptp.ko") + ", not loaded"}},
+		{"OpenWrt flat directory lacks it", &SystemLoader{ConfigGz: none, ModulesDir: owrt, Release: "6.18-test", SysModule: none, Modprobe: modprobe}, "nf_conntrack_sip",
+			ModuleResult{ModuleAbsent, "no nf_conntrack_sip.ko in " + filepath.Join(owrt, "6.18-test")}},
+		{"nothing to read", &SystemLoader{ConfigGz: none, ModulesDir: none, SysModule: none, Modprobe: modprobe}, "nf_conntrack_sip",
+			ModuleResult{ModuleUnknown, "no kernel config, no modules.dep: cannot tell without loading"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := c.loader.Inspect(context.Background(), c.module)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := cmp.Diff(c.want, got); d != "" {
+				t.Errorf("Inspect(%s) (-want +got):\n%s", c.module, d)
+			}
+			if _, err := os.Stat(mark); err == nil {
+				t.Fatalf("Inspect(%s) ran modprobe", c.module)
+			}
+		})
+	}
+	// The same loader does run modprobe from Load: the mark is real.
+	l := &SystemLoader{ConfigGz: config, ModulesDir: none, SysModule: none, Modprobe: modprobe}
+	if got, err := l.Load(context.Background(), "nf_nat_pptp"); err != nil || got.Status != ModuleLoaded {
+		t.Fatalf("Load: %+v, %v", got, err)
+	}
+	if _, err := os.Stat(mark); err != nil {
+		t.Errorf("Load did not run the fake modprobe: %v", err)
+	}
+}

@@ -56,8 +56,10 @@ type Options struct {
 	// caller's; a name under /run/netns or a path). The Applier is opened
 	// in the same namespace by the caller.
 	NetNS string
-	// Loader and Prober prove helpers; nil means the real ones
-	// (helpers.SystemLoader, helpers.NetnsProber).
+	// Loader and Prober prove helpers. A nil Loader means
+	// helpers.SystemLoader. Prober must be set when a plan uses helpers
+	// (the real one is nft.HelperProber; nil fails with
+	// helpers.ErrNoProber).
 	Loader helpers.Loader
 	Prober helpers.Prober
 	// OptionalNAT: a missing NAT half is a warning, not an error.
@@ -94,9 +96,6 @@ func New(a Applier, opts Options) *Reconciler {
 	}
 	if opts.Loader == nil {
 		opts.Loader = &helpers.SystemLoader{}
-	}
-	if opts.Prober == nil {
-		opts.Prober = helpers.NetnsProber{}
 	}
 	if opts.Sysctls == nil {
 		opts.Sysctls = helpers.Sysctls{NetNS: opts.NetNS}

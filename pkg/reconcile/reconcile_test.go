@@ -17,6 +17,7 @@ import (
 	"github.com/nfpass/nfpass/pkg/catalog"
 	"github.com/nfpass/nfpass/pkg/compile"
 	"github.com/nfpass/nfpass/pkg/helpers"
+	"github.com/nfpass/nfpass/pkg/nft"
 	"github.com/nfpass/nfpass/pkg/ruleset"
 )
 
@@ -148,7 +149,7 @@ func newEnv(t *testing.T, opts Options) *env {
 // and the package, and nothing is applied or recorded.
 func TestApplyMissingHelper(t *testing.T) {
 	netns.RequireRoot(t)
-	e := newEnv(t, Options{Loader: fakeLoader{"nf_conntrack_pptp": {Status: helpers.ModuleAbsent, How: "test: not in this kernel"}}, Prober: helpers.NetnsProber{}})
+	e := newEnv(t, Options{Loader: fakeLoader{"nf_conntrack_pptp": {Status: helpers.ModuleAbsent, How: "test: not in this kernel"}}, Prober: nft.HelperProber{}})
 	_, err := e.r.Apply(context.Background(), testPlan("eth0"), []byte("config"))
 	if !errors.Is(err, helpers.ErrHelperMissing) {
 		t.Fatalf("Apply: %v, want ErrHelperMissing", err)
@@ -423,13 +424,14 @@ func TestDiffAndDestroy(t *testing.T) {
 	}
 }
 
-// TestApplyRealHelpersAndSysctls wires the real prober, loader and sysctl
-// writer (the defaults) with a fake table applier, in a fresh namespace.
+// TestApplyRealHelpersAndSysctls wires the real prober (nft.HelperProber,
+// as cmd/nfpass injects it), loader and sysctl writer (the defaults) with a
+// fake table applier, in a fresh namespace.
 func TestApplyRealHelpersAndSysctls(t *testing.T) {
 	ns := netns.New(t, "reconcile")
 	ns.MustExec(t, "sysctl", "-q", "-w", "net.ipv4.ip_forward=0")
 	a := newFakeApplier()
-	r := New(a, Options{StateDir: t.TempDir(), NetNS: ns.Name})
+	r := New(a, Options{StateDir: t.TempDir(), NetNS: ns.Name, Prober: nft.HelperProber{}})
 	res, err := r.Apply(context.Background(), testPlan("eth0"), []byte("x"))
 	if err != nil {
 		t.Fatalf("Apply: %v", err)
