@@ -157,7 +157,7 @@ func newConfirmGuardCmd(*globals) *cobra.Command {
 			if err := os.MkdirAll(k.stateDir, 0o700); err != nil {
 				return err
 			}
-			f, err := os.OpenFile(filepath.Join(k.stateDir, reconcile.FileGuardLog), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+			f, err := reconcile.OpenStateFile(filepath.Join(k.stateDir, reconcile.FileGuardLog), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 			if err == nil {
 				defer f.Close()
 				log = slog.New(slog.NewTextHandler(f, nil)).With("guard", os.Getpid())
