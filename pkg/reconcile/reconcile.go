@@ -171,6 +171,11 @@ func (r *Reconciler) apply(ctx context.Context, plan *compile.Plan, config []byt
 	if err != nil {
 		return res, fmt.Errorf("%w (nothing was changed)", err)
 	}
+	// So is a journal that cannot hold the sysctls' previous values.
+	j, err := r.openJournal()
+	if err != nil {
+		return res, fmt.Errorf("%w (nothing was changed)", err)
+	}
 	rep, err := helpers.Ensure(ctx, plan.Helpers, helpers.Options{Prober: r.opts.Prober, Loader: r.opts.Loader, OptionalNAT: r.opts.OptionalNAT})
 	res.Helpers = rep
 	if rep != nil {
@@ -191,7 +196,7 @@ func (r *Reconciler) apply(ctx context.Context, plan *compile.Plan, config []byt
 	// place, so a failed apply never leaves a router forwarding unfiltered.
 	// Settings this plan no longer needs are put back (forwarding off is
 	// safe with any table in place).
-	res.Sysctls, err = r.syncSysctls(ctx, plan)
+	res.Sysctls, err = r.syncSysctls(ctx, plan, j)
 	if err != nil {
 		return res, fmt.Errorf("the table was applied, but setting sysctls failed: %w", err)
 	}

@@ -179,12 +179,8 @@ func wantedSysctls(plan *compile.Plan) []compile.Sysctl {
 // the first time, and puts back every recorded value plan does not need
 // (forwarding excepted in companion mode). It runs under the lock, after
 // the table is in place. Touches the kernel (procfs).
-func (r *Reconciler) syncSysctls(ctx context.Context, plan *compile.Plan) ([]helpers.SysctlChange, error) {
+func (r *Reconciler) syncSysctls(ctx context.Context, plan *compile.Plan, j *journal) ([]helpers.SysctlChange, error) {
 	want := wantedSysctls(plan)
-	j, err := r.openJournal()
-	if err != nil {
-		return nil, fmt.Errorf("%w (no sysctl was changed)", err)
-	}
 	reader, _ := r.opts.Sysctls.(SysctlReader)
 	var added bool
 	for _, w := range want {
@@ -270,7 +266,7 @@ func (r *Reconciler) restoreSaved(ctx context.Context, j *journal, keep func(str
 
 // RestoreSysctls puts back every sysctl value nfpass recorded in its
 // namespace (forwarding first) and empties the journal. It runs under the
-// writer lock (the caller holds it): destroy calls it before deleting the
+// writer lock (the caller holds it, as Guard's revert does): destroy calls it before deleting the
 // table, and a reverted trial that deletes the table (nothing to restore
 // before it) must call it the same way. Touches the kernel (procfs).
 func (r *Reconciler) RestoreSysctls(ctx context.Context) ([]helpers.SysctlChange, error) {
