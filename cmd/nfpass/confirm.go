@@ -75,7 +75,7 @@ func (k *kernelFlags) guardStarter() reconcile.GuardStarter {
 		if err != nil {
 			return 0, err
 		}
-		args := []string{"confirm-guard", "--state-dir", k.stateDir}
+		args := []string{"confirm-guard", "--state-dir", k.stateDir, "--runtime-dir", k.runtimeRoot}
 		if k.netns != "" {
 			args = append(args, "--netns", k.netns)
 		}

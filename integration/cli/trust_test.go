@@ -49,7 +49,8 @@ interfaces:
 // network through the router, whose forwarding starts off.
 type trustLab struct {
 	*lab.Lab
-	k []string // --netns --state-dir --runtime-dir
+	state string
+	k     []string // --netns --state-dir --runtime-dir
 }
 
 func newTrustLab(t *testing.T) *trustLab {
@@ -80,7 +81,8 @@ func newTrustLab(t *testing.T) *trustLab {
 			c.Close()
 		}
 	}()
-	return &trustLab{Lab: l, k: []string{"--netns", l.Router.Name, "--state-dir", t.TempDir(), "--runtime-dir", t.TempDir()}}
+	state := t.TempDir()
+	return &trustLab{Lab: l, state: state, k: []string{"--netns", l.Router.Name, "--state-dir", state, "--runtime-dir", t.TempDir()}}
 }
 
 func (l *trustLab) args(a ...string) []string { return append(a, l.k...) }
@@ -355,5 +357,79 @@ ip netns exec %[5]s nft list table inet nfpass > %[6]s
 	}
 	if _, err := ns.Exec("nft", "list", "table", "inet", "nfpass"); err == nil {
 		t.Error("the table is still there")
+	}
+}
+
+// waitGone polls until path no longer exists.
+func waitGone(t *testing.T, path string, limit time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		if _, err := os.Stat(path); os.IsNotExist(err) {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s still there after %s", path, limit)
+}
+
+// TestRevertedTrialRestoresForwarding: a trial reverted by the guard puts
+// back the forwarding it turned on: IPv6 forwarding when the previous
+// generation did not need it, and IPv4 forwarding (before the table goes)
+// when there was no table before.
+func TestRevertedTrialRestoresForwarding(t *testing.T) {
+	t.Run("ipv6, previous generation restored", func(t *testing.T) {
+		l := newTrustLab(t)
+		mustRun(t, l.args("apply", "-c", labConfig(t, false))...)
+		mustRun(t, l.args("apply", "-c", labConfig(t, true), "--confirm", "1s")...)
+		if got := l.sysctl(t, "net.ipv6.conf.all.forwarding"); got != "1" {
+			t.Fatalf("on trial IPv6 forwarding=%s, want 1", got)
+		}
+		waitGone(t, filepath.Join(l.state, reconcile.FilePending), 15*time.Second)
+		if got := l.sysctl(t, "net.ipv6.conf.all.forwarding"); got != "0" {
+			t.Errorf("after the revert IPv6 forwarding=%s, want 0", got)
+		}
+		if got := l.sysctl(t, "net.ipv4.ip_forward"); got != "1" {
+			t.Errorf("after the revert ip_forward=%s, want 1 (the restored generation needs it)", got)
+		}
+	})
+	t.Run("ipv4, no table before", func(t *testing.T) {
+		l := newTrustLab(t)
+		mustRun(t, l.args("apply", "-c", labConfig(t, false), "--confirm", "1s")...)
+		if got := l.sysctl(t, "net.ipv4.ip_forward"); got != "1" {
+			t.Fatalf("on trial ip_forward=%s, want 1", got)
+		}
+		waitGone(t, filepath.Join(l.state, reconcile.FilePending), 15*time.Second)
+		if _, err := l.Router.Exec("nft", "list", "table", "inet", "nfpass"); err == nil {
+			t.Error("the trial's table is still there")
+		}
+		if got := l.sysctl(t, "net.ipv4.ip_forward"); got != "0" {
+			t.Errorf("after the revert ip_forward=%s, want 0", got)
+		}
+		if l.wanReachesLAN(t) {
+			t.Error("after the revert, the WAN host reaches the LAN server")
+		}
+	})
+}
+
+// TestCompanionLeavesForwarding: companion mode neither switches
+// forwarding on nor off (issue 15 item 3): it is the owning firewall's.
+func TestCompanionLeavesForwarding(t *testing.T) {
+	for _, initial := range []string{"0", "1"} {
+		t.Run("ip_forward="+initial, func(t *testing.T) {
+			l := newTrustLab(t)
+			l.Router.MustExec(t, "sysctl", "-q", "-w", "net.ipv4.ip_forward="+initial, "net.ipv6.conf.all.forwarding="+initial)
+			cfg := labConfig(t, true)
+			mustRun(t, l.args("apply", "-c", cfg, "--mode", "companion")...)
+			for _, k := range []string{"net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding"} {
+				if got := l.sysctl(t, k); got != initial {
+					t.Errorf("after a companion apply %s=%s, want %s", k, got, initial)
+				}
+			}
+			mustRun(t, l.args("destroy", "-c", cfg, "--mode", "companion")...)
+			if got := l.sysctl(t, "net.ipv4.ip_forward"); got != initial {
+				t.Errorf("after a companion destroy ip_forward=%s, want %s", got, initial)
+			}
+		})
 	}
 }

@@ -83,11 +83,17 @@ type Lock struct {
 // be a regular file, so a planted symlink is refused, never truncated.
 // Reconciler.Lock is the writer lock of a state directory.
 func AcquireLock(ctx context.Context, dir string, timeout time.Duration) (*Lock, error) {
+	return AcquireNamedLock(ctx, dir, LockFile, timeout)
+}
+
+// AcquireNamedLock is AcquireLock with another file name in dir (e.g. a
+// daemon's pid lock beside the writer lock in Reconciler.RuntimeDir).
+func AcquireNamedLock(ctx context.Context, dir, name string, timeout time.Duration) (*Lock, error) {
 	real, err := trustDir("lock directory", dir, true)
 	if err != nil {
 		return nil, fmt.Errorf("lock: %w", err)
 	}
-	path := filepath.Join(real, LockFile)
+	path := filepath.Join(real, name)
 	f, err := openStateFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("lock: %w", err)
