@@ -75,7 +75,10 @@ func (k *kernelFlags) guardStarter() reconcile.GuardStarter {
 		if err != nil {
 			return 0, err
 		}
-		args := []string{"confirm-guard", "--state-dir", k.stateDir, "--runtime-dir", k.runtimeRoot}
+		args := []string{"confirm-guard", "--state-dir", k.stateDir}
+		if k.runtimeRoot != "" {
+			args = append(args, "--runtime-dir", k.runtimeRoot)
+		}
 		if k.netns != "" {
 			args = append(args, "--netns", k.netns)
 		}

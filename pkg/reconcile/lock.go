@@ -26,6 +26,15 @@ const LockFile = "lock"
 // empty after a reboot, like the kernel's sysctls.
 const DefaultRuntimeRoot = "/run/nfpass"
 
+// defaultRuntimeRoot is DefaultRuntimeRoot, or /var/run/nfpass on a system
+// without /run (older OpenWrt: /var/run is a tmpfs under /tmp).
+func defaultRuntimeRoot() string {
+	if fi, err := os.Stat("/run"); err == nil && fi.IsDir() {
+		return DefaultRuntimeRoot
+	}
+	return "/var/run/nfpass"
+}
+
 // RuntimeDirFor returns the runtime directory of stateDir under root:
 // root/state-HASH, HASH naming the state directory's resolved path (two
 // spellings of one directory share a lock). It neither creates nor checks

@@ -72,7 +72,8 @@ type Options struct {
 	// Now is the clock for generation times (tests); nil means time.Now.
 	Now func() time.Time
 	// RuntimeRoot holds the runtime directory of each state directory
-	// (the writer lock, the sysctl journal); "" means DefaultRuntimeRoot.
+	// (the writer lock, the sysctl journal); "" means DefaultRuntimeRoot
+	// (/var/run/nfpass where there is no /run).
 	RuntimeRoot string
 	// Recompile compiles a recorded generation's config again before the
 	// generation is reused (see check.go); nil: recorded plans are only
@@ -119,7 +120,7 @@ func New(a Applier, opts Options) *Reconciler {
 		opts.Now = time.Now
 	}
 	if opts.RuntimeRoot == "" {
-		opts.RuntimeRoot = DefaultRuntimeRoot
+		opts.RuntimeRoot = defaultRuntimeRoot()
 	}
 	return &Reconciler{applier: a, opts: opts, store: Store{Dir: opts.StateDir, Keep: opts.Keep}}
 }
