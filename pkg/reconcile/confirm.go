@@ -98,6 +98,9 @@ func (r *Reconciler) pendingPath() string { return filepath.Join(r.opts.StateDir
 // Pending returns the change on trial, or (nil, nil) when there is none.
 // It takes no lock.
 func (r *Reconciler) Pending() (*Pending, error) {
+	if _, err := r.store.dir(false); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("pending confirmation: %w", err) // untrusted state directory
+	}
 	b, err := readStateFile(r.pendingPath())
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil

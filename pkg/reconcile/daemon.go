@@ -260,6 +260,8 @@ func (d *daemon) start(ctx context.Context) {
 				c, _ := gens[0].Config()
 				d.desired, d.config = p, c
 				d.log.Warn("enforcing the latest recorded generation instead", "generation", gens[0].ID)
+			} else {
+				d.log.Error("the latest recorded generation failed its check; not enforcing it", "generation", gens[0].ID, "err", oneLine(perr))
 			}
 		}
 	} else {
