@@ -146,8 +146,8 @@ func planDiff(a, b *compile.Plan) string {
 	if !cmp.Equal(a.Sysctls, b.Sysctls) {
 		out = append(out, "sysctls")
 	}
-	if !cmp.Equal(a.Helpers, b.Helpers) {
-		out = append(out, "helpers")
+	if !cmp.Equal(a.Helpers, b.Helpers) || !cmp.Equal(a.Modules, b.Modules) {
+		out = append(out, "helpers or modules")
 	}
 	return strings.Join(out, "; ")
 }

@@ -226,7 +226,9 @@ func readStateFile(path string) ([]byte, error) {
 // (O_EXCL|O_NOFOLLOW), fsynced, renamed over name, and dir fsynced. A
 // symlink at name is replaced, never followed.
 func writeStateFile(dir, name string, data []byte) error {
-	tmp := filepath.Join(dir, tmpPrefix+name)
+	// Not tmpPrefix: Store.Record sweeps those, possibly while another
+	// process writes a file here outside the lock.
+	tmp := filepath.Join(dir, fmt.Sprintf(".%s.%d.tmp", name, os.Getpid()))
 	_ = os.Remove(tmp)
 	if err := writeSynced(tmp, data, 0o600); err != nil {
 		return err

@@ -6,8 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -273,7 +273,9 @@ func TestCraftedGenerationRefused(t *testing.T) {
 			},
 			want: "one filter chain on the forward hook, found 0"},
 		{name: "sysctls edited", craft: func(t *testing.T, dir string) {
-			craft(t, dir, 1, true, func(p *compile.Plan) { p.Sysctls = append(p.Sysctls, compile.Sysctl{Key: "net.ipv4.conf.all.rp_filter", Value: "0"}) })
+			craft(t, dir, 1, true, func(p *compile.Plan) {
+				p.Sysctls = append(p.Sysctls, compile.Sysctl{Key: "net.ipv4.conf.all.rp_filter", Value: "0"})
+			})
 		}, want: "sysctls"},
 		{name: "config no longer compiles", craft: func(t *testing.T, dir string) {
 			cfg := []byte("wan: not valid\n")
