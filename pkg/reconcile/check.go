@@ -45,7 +45,7 @@ type UntrustedGenerationError struct {
 
 func (e *UntrustedGenerationError) Error() string {
 	return fmt.Sprintf("generation %d (%s) failed its check and is not applied: %s; the live ruleset is unchanged. "+
-		"If its config is what you want, apply it again: nfpass apply -c %s/%s --confirm 60s", e.ID, e.Dir, e.Reason, e.Dir, FileConfig)
+		"Apply the config you want with 'nfpass apply -c FILE --confirm 60s' (this generation's recorded config is %s/%s)", e.ID, e.Dir, e.Reason, e.Dir, FileConfig)
 }
 
 // Is makes errors.Is(err, ErrUntrustedGeneration) true.
