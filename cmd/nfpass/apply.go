@@ -159,19 +159,35 @@ if its name starts with nfpass. History is kept for rollback.`,
   sudo nfpass destroy -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			r := k.reconciler()
 			p, cat, err := g.loadPolicy()
-			if err != nil && p == nil {
-				return g.reportConfigError(err)
-			}
+			var table string
 			// The table the policy compiles to proves ownership of a live
 			// table equal to it, even when history was not recorded.
 			var desired *ruleset.Table
-			if err == nil {
+			switch {
+			case err == nil:
+				table = p.Table
 				if plan, cerr := compile.Compile(p, cat); cerr == nil {
 					desired = plan.Table
 				}
+			case p != nil:
+				table = p.Table
+			default:
+				// A broken config must not keep nfpass's own table in
+				// place: fall back to --table or the latest recorded one.
+				table = g.table
+				if table == "" {
+					gens, herr := r.History()
+					if herr != nil || len(gens) == 0 {
+						return g.reportConfigError(err)
+					}
+					table = gens[0].Table
+				}
+				fmt.Fprintf(g.stderr, "warning: the configuration is invalid (%s); destroying table %s %s from the history\n",
+					problemList(err)[0], ruleset.Family, table)
 			}
-			res, err := k.reconciler().Destroy(cmd.Context(), ruleset.Family, p.Table, desired)
+			res, err := r.Destroy(cmd.Context(), ruleset.Family, table, desired)
 			if res != nil && g.output == "text" {
 				for _, s := range res.Sysctls {
 					if s.Changed {
@@ -183,13 +199,13 @@ if its name starts with nfpass. History is kept for rollback.`,
 				return fmt.Errorf("destroy: %w", err)
 			}
 			if g.output == "json" {
-				return g.printJSON(map[string]any{"table": ruleset.Family + " " + p.Table, "deleted": res.Deleted, "sysctls": res.Sysctls})
+				return g.printJSON(map[string]any{"table": ruleset.Family + " " + table, "deleted": res.Deleted, "sysctls": res.Sysctls})
 			}
 			if !res.Deleted {
-				fmt.Fprintf(g.stdout, "table %s %s was not present\n", ruleset.Family, p.Table)
+				fmt.Fprintf(g.stdout, "table %s %s was not present\n", ruleset.Family, table)
 				return nil
 			}
-			fmt.Fprintf(g.stdout, "deleted table %s %s\n", ruleset.Family, p.Table)
+			fmt.Fprintf(g.stdout, "deleted table %s %s\n", ruleset.Family, table)
 			return nil
 		},
 	}

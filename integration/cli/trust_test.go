@@ -433,3 +433,27 @@ func TestCompanionLeavesForwarding(t *testing.T) {
 		})
 	}
 }
+
+// TestDestroyWithBrokenConfig: a config broken since the last apply does
+// not keep nfpass's own table (and forwarding) in place: destroy falls back
+// to the table recorded in the history.
+func TestDestroyWithBrokenConfig(t *testing.T) {
+	ns := netns.New(t, "brokendestroy")
+	ns.MustExec(t, "sysctl", "-q", "-w", "net.ipv4.ip_forward=0")
+	k := []string{"--netns", ns.Name, "--state-dir", t.TempDir(), "--runtime-dir", t.TempDir()}
+	mustRun(t, append([]string{"apply", "-c", example, "--table", "nfpass_x"}, k...)...)
+	broken := filepath.Join(t.TempDir(), "broken.yaml")
+	if err := os.WriteFile(broken, []byte("mode: [broken\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr, code := run(t, append([]string{"destroy", "-c", broken}, k...)...)
+	if code != 0 || !strings.Contains(stdout, "deleted table inet nfpass_x") || !strings.Contains(stderr, "from the history") {
+		t.Fatalf("destroy with a broken config: exit %d\n%s%s", code, stdout, stderr)
+	}
+	if _, err := ns.Exec("nft", "list", "table", "inet", "nfpass_x"); err == nil {
+		t.Error("the table is still there")
+	}
+	if got := strings.TrimSpace(ns.MustExec(t, "sysctl", "-n", "net.ipv4.ip_forward")); got != "0" {
+		t.Errorf("ip_forward=%s after destroy, want 0", got)
+	}
+}
