@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"strconv"
 	"text/tabwriter"
@@ -9,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/nfpass/nfpass/pkg/nft"
+	"github.com/nfpass/nfpass/pkg/compile"
 	"github.com/nfpass/nfpass/pkg/reconcile"
 	"github.com/nfpass/nfpass/pkg/ruleset"
 )
@@ -41,6 +40,7 @@ touched. On any failure the previous table is left exactly as it was.`,
 			if err != nil {
 				return err
 			}
+			k.forced = force
 			r := k.reconciler()
 			var res *reconcile.Result
 			var pending *reconcile.Pending
@@ -70,7 +70,10 @@ touched. On any failure the previous table is left exactly as it was.`,
 				}
 			}
 			state := "recorded as generation " + strconv.Itoa(res.Generation.ID)
-			if !res.Recorded {
+			switch {
+			case res.RecordError != "":
+				state = "NOT recorded in the history: see the warning"
+			case !res.Recorded:
 				state = "unchanged since generation " + strconv.Itoa(res.Generation.ID)
 			}
 			fmt.Fprintf(g.stdout, "applied and verified table %s %s (%s)\n", plan.Table.Family, plan.Table.Name, state)
@@ -145,24 +148,64 @@ func newDestroyCmd(g *globals) *cobra.Command {
 	var k kernelFlags
 	cmd := &cobra.Command{
 		Use:   "destroy",
-		Short: "Delete nfpass's own table (and nothing else); history is kept (root)",
+		Short: "Delete nfpass's own table and undo its sysctls; history is kept (root)",
+		Long: `destroy puts back every sysctl nfpass changed (forwarding is switched off
+first, if nfpass switched it on), then deletes nfpass's table. Only a table
+nfpass owns is deleted: one recorded in the state directory's history, or
+one equal to what the policy compiles to. Any other table is refused, even
+if its name starts with nfpass. History is kept for rollback.`,
 		Example: `  sudo nfpass destroy
-  sudo nfpass destroy --table nfpass_test`,
+  sudo nfpass destroy --table nfpass_test
+  sudo nfpass destroy -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			p, _, err := g.loadPolicy()
-			if err != nil {
-				return g.reportConfigError(err)
+			r := k.reconciler()
+			p, cat, err := g.loadPolicy()
+			var table string
+			// The table the policy compiles to proves ownership of a live
+			// table equal to it, even when history was not recorded.
+			var desired *ruleset.Table
+			switch {
+			case err == nil:
+				table = p.Table
+				if plan, cerr := compile.Compile(p, cat); cerr == nil {
+					desired = plan.Table
+				}
+			case p != nil:
+				table = p.Table
+			default:
+				// A broken config must not keep nfpass's own table in
+				// place: fall back to --table or the latest recorded one.
+				table = g.table
+				if table == "" {
+					gens, herr := r.History()
+					if herr != nil || len(gens) == 0 {
+						return g.reportConfigError(err)
+					}
+					table = gens[0].Table
+				}
+				fmt.Fprintf(g.stderr, "warning: the configuration is invalid (%s); destroying table %s %s from the history\n",
+					problemList(err)[0], ruleset.Family, table)
 			}
-			err = k.reconciler().Destroy(cmd.Context(), ruleset.Family, p.Table)
-			if errors.Is(err, nft.ErrNotFound) {
-				fmt.Fprintf(g.stdout, "table %s %s was not present\n", ruleset.Family, p.Table)
-				return nil
+			res, err := r.Destroy(cmd.Context(), ruleset.Family, table, desired)
+			if res != nil && g.output == "text" {
+				for _, s := range res.Sysctls {
+					if s.Changed {
+						fmt.Fprintf(g.stdout, "sysctl %s\n", s)
+					}
+				}
 			}
 			if err != nil {
 				return fmt.Errorf("destroy: %w", err)
 			}
-			fmt.Fprintf(g.stdout, "deleted table %s %s\n", ruleset.Family, p.Table)
+			if g.output == "json" {
+				return g.printJSON(map[string]any{"table": ruleset.Family + " " + table, "deleted": res.Deleted, "sysctls": res.Sysctls})
+			}
+			if !res.Deleted {
+				fmt.Fprintf(g.stdout, "table %s %s was not present\n", ruleset.Family, table)
+				return nil
+			}
+			fmt.Fprintf(g.stdout, "deleted table %s %s\n", ruleset.Family, table)
 			return nil
 		},
 	}
@@ -193,6 +236,18 @@ func newRollbackCmd(g *globals) *cobra.Command {
 			}
 			if g.output == "json" {
 				return g.printJSON(res)
+			}
+			for _, w := range res.Warnings {
+				fmt.Fprintf(g.stderr, "warning: %s\n", w)
+			}
+			for _, s := range res.Sysctls {
+				if s.Changed {
+					fmt.Fprintf(g.stdout, "sysctl %s\n", s)
+				}
+			}
+			if !res.Recorded {
+				fmt.Fprintf(g.stdout, "rolled back to generation %d, verified (NOT recorded in the history: see the warning)\n", res.Generation.RollbackOf)
+				return nil
 			}
 			fmt.Fprintf(g.stdout, "rolled back to generation %d (recorded as generation %d), verified\n", res.Generation.RollbackOf, res.Generation.ID)
 			return nil

@@ -76,6 +76,9 @@ func (k *kernelFlags) guardStarter() reconcile.GuardStarter {
 			return 0, err
 		}
 		args := []string{"confirm-guard", "--state-dir", k.stateDir}
+		if k.runtimeRoot != "" {
+			args = append(args, "--runtime-dir", k.runtimeRoot)
+		}
 		if k.netns != "" {
 			args = append(args, "--netns", k.netns)
 		}
@@ -157,7 +160,7 @@ func newConfirmGuardCmd(*globals) *cobra.Command {
 			if err := os.MkdirAll(k.stateDir, 0o700); err != nil {
 				return err
 			}
-			f, err := os.OpenFile(filepath.Join(k.stateDir, reconcile.FileGuardLog), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+			f, err := reconcile.OpenStateFile(filepath.Join(k.stateDir, reconcile.FileGuardLog), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 			if err == nil {
 				defer f.Close()
 				log = slog.New(slog.NewTextHandler(f, nil)).With("guard", os.Getpid())

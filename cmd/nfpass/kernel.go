@@ -1,8 +1,15 @@
 package main
 
 import (
+	"os"
+	"slices"
+	"strings"
+
 	"github.com/spf13/cobra"
 
+	"github.com/nfpass/nfpass/pkg/catalog"
+	"github.com/nfpass/nfpass/pkg/compile"
+	"github.com/nfpass/nfpass/pkg/config"
 	"github.com/nfpass/nfpass/pkg/nft"
 	"github.com/nfpass/nfpass/pkg/reconcile"
 )
@@ -10,20 +17,84 @@ import (
 // kernelFlags are the flags of every command that changes or reads the
 // kernel's ruleset.
 type kernelFlags struct {
-	stateDir string
-	netns    string
-	keep     int
+	stateDir    string
+	runtimeRoot string
+	netns       string
+	keep        int
+	// forced: the plan is compiled with --force (recorded for recompiling).
+	forced bool
 }
 
 func (k *kernelFlags) bind(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&k.stateDir, "state-dir", reconcile.DefaultStateDir, "where applied generations and the writer lock are kept")
+	cmd.Flags().StringVar(&k.stateDir, "state-dir", reconcile.DefaultStateDir, "where applied generations are kept (root-owned, not writable by others)")
+	cmd.Flags().StringVar(&k.runtimeRoot, "runtime-dir", "", "where the writer lock and the sysctl journal are kept (default "+reconcile.DefaultRuntimeRoot+")")
 	cmd.Flags().StringVar(&k.netns, "netns", "", "act inside this named network namespace (/run/netns/NAME)")
 	cmd.Flags().IntVar(&k.keep, "keep", reconcile.DefaultKeep, "generations to keep for rollback")
 }
 
+// activeGlobals are the globals of the command being run (set before it
+// runs), whose config inputs each recorded generation keeps.
+var activeGlobals *globals
+
 func (k *kernelFlags) reconciler() *reconcile.Reconciler {
 	return reconcile.New(nft.Applier{Opts: nft.Options{NetNS: k.netns}}, reconcile.Options{
-		StateDir: k.stateDir, Keep: k.keep, NetNS: k.netns,
-		Prober: nft.HelperProber{},
+		StateDir: k.stateDir, Keep: k.keep, NetNS: k.netns, RuntimeRoot: k.runtimeRoot,
+		Prober:    nft.HelperProber{},
+		Recompile: recompile, Inputs: k.inputs(activeGlobals), Version: version,
 	})
+}
+
+// inputs are what this command compiles plans from besides the config
+// bytes: the config path (none when the file is absent), NFPASS_*
+// variables and the command-line overrides.
+func (k *kernelFlags) inputs(g *globals) reconcile.Inputs {
+	in := reconcile.Inputs{Forced: k.forced}
+	for _, e := range os.Environ() {
+		if strings.HasPrefix(e, config.EnvPrefix) && !strings.HasPrefix(e, config.EnvConfig+"=") {
+			in.Env = append(in.Env, e)
+		}
+	}
+	slices.Sort(in.Env)
+	if g == nil {
+		return in
+	}
+	path := g.configPath
+	if path == "" {
+		path = config.DefaultPath
+	}
+	if fi, err := os.Stat(path); err == nil && !fi.IsDir() {
+		in.ConfigPath = path
+	}
+	for key, v := range map[string]string{"table": g.table, "profile": g.profile, "mode": g.mode} {
+		if v != "" {
+			if in.Overrides == nil {
+				in.Overrides = map[string]string{}
+			}
+			in.Overrides[key] = v
+		}
+	}
+	return in
+}
+
+// recompile compiles a recorded config again, from its recorded bytes and
+// inputs, without reading any file (reconcile.Recompiler).
+func recompile(cfg []byte, in reconcile.Inputs) (*compile.Plan, error) {
+	cat := catalog.Default()
+	overrides := map[string]any{}
+	for key, v := range in.Overrides {
+		overrides[key] = v
+	}
+	noFile := len(cfg) == 0
+	p, err := config.Load(config.Options{
+		Path: in.ConfigPath, Explicit: !noFile, Data: cfg, NoFile: noFile,
+		Environ: in.Env, Overrides: overrides, Catalog: cat,
+	})
+	if err != nil && !(in.Forced && p != nil) {
+		return nil, err
+	}
+	if in.Forced {
+		plan, _, err := compile.CompileForced(p, cat)
+		return plan, err
+	}
+	return compile.Compile(p, cat)
 }

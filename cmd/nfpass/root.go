@@ -59,6 +59,7 @@ conntrack to show what really passes.`,
 	})
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
 		g.cmd = cmd
+		activeGlobals = g
 		if g.output != "text" && g.output != "json" {
 			return fmt.Errorf("--output: %q is not text or json", g.output)
 		}

@@ -103,6 +103,13 @@ type Options struct {
 	Overrides map[string]any
 	// Catalog is the protocol catalog and profiles; nil: catalog.Default().
 	Catalog *catalog.Catalog
+	// Data, when not nil, is the config file's content: Path is not read,
+	// only named (format, messages). Used to compile a recorded generation
+	// again from its recorded bytes.
+	Data []byte
+	// NoFile: there is no config file (the profile, environment and
+	// overrides alone), whatever exists at Path.
+	NoFile bool
 }
 
 // Precedence ranks of the sources.
@@ -225,7 +232,13 @@ func Load(opts Options) (*policy.Policy, error) {
 		fileBroken = true
 		ld.add(fileSrc, "", fmt.Sprintf("unsupported file format %q; use .yaml, .yml, .toml or .json", filepath.Ext(path)), ErrUnsupportedFormat)
 	} else {
-		data, err := os.ReadFile(path)
+		data, err := opts.Data, error(nil)
+		switch {
+		case opts.NoFile:
+			data, err = nil, fs.ErrNotExist
+		case data == nil:
+			data, err = os.ReadFile(path)
+		}
 		switch {
 		case err == nil:
 			haveFile = true

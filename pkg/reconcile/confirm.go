@@ -98,7 +98,10 @@ func (r *Reconciler) pendingPath() string { return filepath.Join(r.opts.StateDir
 // Pending returns the change on trial, or (nil, nil) when there is none.
 // It takes no lock.
 func (r *Reconciler) Pending() (*Pending, error) {
-	b, err := os.ReadFile(r.pendingPath())
+	if _, err := r.store.dir(false); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("pending confirmation: %w", err) // untrusted state directory
+	}
+	b, err := readStateFile(r.pendingPath())
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -148,7 +151,7 @@ func (r *Reconciler) ApplyConfirm(ctx context.Context, plan *compile.Plan, confi
 	if plan == nil || plan.Table == nil {
 		return nil, nil, errors.New("apply: plan has no table")
 	}
-	lock, err := AcquireLock(ctx, r.opts.StateDir, r.opts.LockTimeout)
+	lock, err := r.lock(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -227,7 +230,7 @@ func equalTables(plan *compile.Plan, live *ruleset.Table) bool {
 // is nothing to confirm and ErrConfirmTooLate once the deadline has
 // passed (the guard reverts).
 func (r *Reconciler) Confirm(ctx context.Context) (*Pending, error) {
-	lock, err := AcquireLock(ctx, r.opts.StateDir, r.opts.LockTimeout)
+	lock, err := r.lock(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -258,7 +261,7 @@ func (r *Reconciler) Confirm(ctx context.Context) (*Pending, error) {
 
 // GuardRunning reports whether a guard holds StateDir/guard.lock.
 func (r *Reconciler) GuardRunning() bool {
-	f, err := os.OpenFile(filepath.Join(r.opts.StateDir, FileGuardLock), os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
+	f, err := openStateFile(filepath.Join(r.opts.StateDir, FileGuardLock), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return false
 	}
@@ -282,7 +285,7 @@ func (r *Reconciler) Guard(ctx context.Context, log *slog.Logger) error {
 	if err := os.MkdirAll(r.opts.StateDir, 0o700); err != nil {
 		return err
 	}
-	f, err := os.OpenFile(filepath.Join(r.opts.StateDir, FileGuardLock), os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
+	f, err := openStateFile(filepath.Join(r.opts.StateDir, FileGuardLock), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return fmt.Errorf("guard lock: %w", err)
 	}
@@ -336,7 +339,7 @@ func (r *Reconciler) Guard(ctx context.Context, log *slog.Logger) error {
 // done is true when nothing is left to do.
 func (r *Reconciler) revert(ctx context.Context, log *slog.Logger) (done bool, err error) {
 	// Wait as long as it takes for a running apply to finish.
-	lock, err := AcquireLock(ctx, r.opts.StateDir, 5*time.Minute)
+	lock, err := r.Lock(ctx, 5*time.Minute)
 	if err != nil {
 		return false, err
 	}
@@ -365,6 +368,10 @@ func (r *Reconciler) revert(ctx context.Context, log *slog.Logger) (done bool, e
 		log.Warn("confirm window expired: previous generation restored",
 			"trial", p.Generation, "restored", p.Restore, "recorded_as", res.Generation.ID, "table", p.Family+" "+p.Table)
 	} else {
+		// Forwarding off before the table goes (trust helper: sysctl journal).
+		if _, err := r.RestoreSysctls(ctx); err != nil {
+			return false, fmt.Errorf("restore sysctls: %w", err)
+		}
 		if err := r.destroyIfPresent(ctx, p.Family, p.Table); err != nil {
 			return false, err
 		}

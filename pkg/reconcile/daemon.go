@@ -256,10 +256,12 @@ func (d *daemon) start(ctx context.Context) {
 		d.log.Error("config rejected at start", "err", oneLine(err))
 		gens, _ := d.r.store.List()
 		if len(gens) > 0 {
-			if p, perr := gens[0].Plan(); perr == nil {
+			if p, perr := d.r.CheckedPlan(gens[0]); perr == nil {
 				c, _ := gens[0].Config()
 				d.desired, d.config = p, c
 				d.log.Warn("enforcing the latest recorded generation instead", "generation", gens[0].ID)
+			} else {
+				d.log.Error("the latest recorded generation failed its check; not enforcing it", "generation", gens[0].ID, "err", oneLine(perr))
 			}
 		}
 	} else {

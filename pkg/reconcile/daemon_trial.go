@@ -91,7 +91,7 @@ func (d *daemon) settleTrial() bool {
 // enforceGeneration makes a recorded generation the desired state (the
 // last good plan when it cannot be loaded).
 func (d *daemon) enforceGeneration(g Generation) {
-	p, perr := g.Plan()
+	p, perr := d.r.CheckedPlan(g)
 	c, cerr := g.Config()
 	if err := errors.Join(perr, cerr); err != nil {
 		d.log.Error("cannot load the generation; enforcing the last good plan", "generation", g.ID, "err", err)
@@ -122,7 +122,7 @@ func (d *daemon) restoreLastGood(ctx context.Context) (bool, error) {
 // latest recorded generation instead of it (unless that generation is
 // this very config: someone applied it on purpose since).
 func (d *daemon) startRejected(cfg []byte) {
-	b, err := os.ReadFile(filepath.Join(d.r.opts.StateDir, FileRejected))
+	b, err := readStateFile(filepath.Join(d.r.opts.StateDir, FileRejected))
 	if err != nil {
 		return
 	}
@@ -153,7 +153,7 @@ func (d *daemon) setRejected(s string) {
 		}
 		return
 	}
-	if err := os.WriteFile(path, []byte(s+"\n"), 0o600); err != nil {
+	if err := writeStateFile(d.r.opts.StateDir, FileRejected, []byte(s+"\n")); err != nil {
 		d.log.Warn("cannot record the rejected config; a restart would try it again", "err", err)
 	}
 }

@@ -97,8 +97,12 @@ func TestLockProcesses(t *testing.T) {
 	for _, kill := range []bool{false, true} {
 		t.Run(fmt.Sprintf("kill=%v", kill), func(t *testing.T) {
 			e := newEnv(t, Options{LockTimeout: 300 * time.Millisecond})
+			lockDir, err := e.r.RuntimeDir()
+			if err != nil {
+				t.Fatal(err)
+			}
 			cmd := exec.Command(os.Args[0], "-test.run=^$", "-nfpass-lock-holder")
-			cmd.Env = append(os.Environ(), "NFPASS_TEST_HOLD_LOCK="+e.dir)
+			cmd.Env = append(os.Environ(), "NFPASS_TEST_HOLD_LOCK="+lockDir)
 			stdin, _ := cmd.StdinPipe()
 			stdout, _ := cmd.StdoutPipe()
 			cmd.Stderr = os.Stderr
@@ -110,7 +114,7 @@ func TestLockProcesses(t *testing.T) {
 				t.Fatalf("holder: %q, %v", line, err)
 			}
 			start := time.Now()
-			_, err := e.r.Apply(context.Background(), testPlan("a"), []byte("a"))
+			_, err = e.r.Apply(context.Background(), testPlan("a"), []byte("a"))
 			var le *LockedError
 			if !errors.As(err, &le) {
 				t.Fatalf("Apply under a foreign lock: %v, want *LockedError", err)

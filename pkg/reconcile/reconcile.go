@@ -1,5 +1,5 @@
 // Package reconcile orchestrates changes to the kernel: one writer at a
-// time (a lock in the state directory), helpers proven before anything
+// time (a lock in the runtime directory), helpers proven before anything
 // changes, sysctls, the verified apply of nfpass's table, and a recorded
 // history of generations that can be rolled back.
 //
@@ -31,6 +31,8 @@ type Applier interface {
 }
 
 // SysctlEnsurer sets kernel settings and reports them (helpers.Sysctls).
+// If it also implements SysctlReader, a value is recorded in the sysctl
+// journal before it is first changed; otherwise right after.
 type SysctlEnsurer interface {
 	Ensure(ctx context.Context, want []compile.Sysctl) ([]helpers.SysctlChange, error)
 }
@@ -71,6 +73,19 @@ type Options struct {
 	LockTimeout time.Duration
 	// Now is the clock for generation times (tests); nil means time.Now.
 	Now func() time.Time
+	// RuntimeRoot holds the runtime directory of each state directory
+	// (the writer lock, the sysctl journal); "" means DefaultRuntimeRoot
+	// (/var/run/nfpass where there is no /run).
+	RuntimeRoot string
+	// Recompile compiles a recorded generation's config again before the
+	// generation is reused (see check.go); nil: recorded plans are only
+	// checked for the compiler's shape.
+	Recompile Recompiler
+	// Inputs are what this process compiles its plans from, recorded with
+	// each generation for Recompile.
+	Inputs Inputs
+	// Version of nfpass, recorded with each generation.
+	Version string
 }
 
 // Reconciler applies plans and keeps their history.
@@ -103,6 +118,9 @@ func New(a Applier, opts Options) *Reconciler {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.RuntimeRoot == "" {
+		opts.RuntimeRoot = defaultRuntimeRoot()
+	}
 	return &Reconciler{applier: a, opts: opts, store: Store{Dir: opts.StateDir, Keep: opts.Keep}}
 }
 
@@ -115,6 +133,10 @@ type Result struct {
 	Helpers    *helpers.Report        `json:"helpers,omitempty"`
 	Sysctls    []helpers.SysctlChange `json:"sysctls,omitempty"`
 	Warnings   []string               `json:"warnings,omitempty"`
+	// RecordError says why the generation could not be recorded (a
+	// read-only or full state directory): the kernel holds the plan,
+	// verified, but history does not show it.
+	RecordError string `json:"record_error,omitempty"`
 }
 
 // Apply makes the kernel hold plan's table: take the lock, prove every
@@ -124,8 +146,13 @@ type Result struct {
 // bytes the plan was compiled from). A successful apply identical to the
 // latest generation (same ruleset, same config) records nothing new, so a
 // daemon re-applying after drift does not push history out.
+//
+// The state directory must be trusted (else nothing changes); it need not
+// be writable: when recording fails, Apply still succeeds, with
+// Recorded false, RecordError set and a warning. The sysctls the plan no
+// longer needs are put back (see the sysctl journal).
 func (r *Reconciler) Apply(ctx context.Context, plan *compile.Plan, config []byte) (*Result, error) {
-	lock, err := AcquireLock(ctx, r.opts.StateDir, r.opts.LockTimeout)
+	lock, err := r.lock(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -139,6 +166,16 @@ func (r *Reconciler) apply(ctx context.Context, plan *compile.Plan, config []byt
 		return nil, errors.New("apply: plan has no table")
 	}
 	res := &Result{}
+	// An untrusted state directory stops everything before any change.
+	gens, err := r.store.List()
+	if err != nil {
+		return res, fmt.Errorf("%w (nothing was changed)", err)
+	}
+	// So is a journal that cannot hold the sysctls' previous values.
+	j, err := r.openJournal()
+	if err != nil {
+		return res, fmt.Errorf("%w (nothing was changed)", err)
+	}
 	rep, err := helpers.Ensure(ctx, plan.Helpers, helpers.Options{Prober: r.opts.Prober, Loader: r.opts.Loader, OptionalNAT: r.opts.OptionalNAT})
 	res.Helpers = rep
 	if rep != nil {
@@ -157,13 +194,11 @@ func (r *Reconciler) apply(ctx context.Context, plan *compile.Plan, config []byt
 	}
 	// Forwarding is switched on only once the table that guards it is in
 	// place, so a failed apply never leaves a router forwarding unfiltered.
-	res.Sysctls, err = r.opts.Sysctls.Ensure(ctx, plan.Sysctls)
+	// Settings this plan no longer needs are put back (forwarding off is
+	// safe with any table in place).
+	res.Sysctls, err = r.syncSysctls(ctx, plan, j)
 	if err != nil {
 		return res, fmt.Errorf("the table was applied, but setting sysctls failed: %w", err)
-	}
-	gens, err := r.store.List()
-	if err != nil {
-		return res, fmt.Errorf("applied, but reading the history failed: %w", err)
 	}
 	// A renamed table: the one nfpass recorded last is its own, and would
 	// otherwise stay live beside the new one.
@@ -186,11 +221,22 @@ func (r *Reconciler) apply(ctx context.Context, plan *compile.Plan, config []byt
 	}
 	g.Time = r.opts.Now().UTC()
 	g.Family, g.Table, g.Source = plan.Table.Family, plan.Table.Name, plan.Source
-	g, err = r.store.Record(g, plan, config)
-	if err != nil {
-		return res, fmt.Errorf("applied, but recording the generation failed: %w", err)
+	g.Version = r.opts.Version
+	if g.Inputs == nil {
+		in := r.opts.Inputs
+		g.Inputs = &in
 	}
-	res.Generation, res.Recorded = g, true
+	rec, err := r.store.Record(g, plan, config)
+	if err != nil {
+		// The kernel holds the plan, verified: that is what matters for
+		// the router. History does not show it; say so.
+		res.RecordError = err.Error()
+		res.Warnings = append(res.Warnings, fmt.Sprintf("applied and verified, but recording the generation failed (history and rollback do not know it): %v", err))
+		g.Dir = ""
+		res.Generation = g // ID 0: not recorded
+		return res, nil
+	}
+	res.Generation, res.Recorded = rec, true
 	return res, nil
 }
 
@@ -235,7 +281,7 @@ func (r *Reconciler) Generation(id int) (Generation, error) { return r.store.Get
 // content (Base), so repeated rollbacks keep stepping back; otherwise the
 // generation with ID to.
 func (r *Reconciler) Rollback(ctx context.Context, to int) (*Result, error) {
-	lock, err := AcquireLock(ctx, r.opts.StateDir, r.opts.LockTimeout)
+	lock, err := r.lock(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -253,7 +299,7 @@ func (r *Reconciler) rollback(ctx context.Context, to int) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	plan, err := target.Plan()
+	plan, err := r.CheckedPlan(target)
 	if err != nil {
 		return nil, err
 	}
@@ -261,7 +307,11 @@ func (r *Reconciler) rollback(ctx context.Context, to int) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("generation %d: %w", target.ID, err)
 	}
-	return r.apply(ctx, plan, config, Generation{Kind: KindRollback, RollbackOf: target.ID, Base: target.Base})
+	res, err := r.apply(ctx, plan, config, Generation{Kind: KindRollback, RollbackOf: target.ID, Base: target.Base, Inputs: target.Inputs})
+	if res != nil {
+		res.Warnings = append(res.Warnings, plan.Warnings...)
+	}
+	return res, err
 }
 
 // rollbackTarget picks the generation to re-apply (gens newest first).
@@ -300,14 +350,84 @@ func ids(gens []Generation) string {
 	return s
 }
 
-// Destroy deletes the table (family, name) under the lock. History is kept.
-func (r *Reconciler) Destroy(ctx context.Context, family, name string) error {
-	lock, err := AcquireLock(ctx, r.opts.StateDir, r.opts.LockTimeout)
+// ErrNotOwned matches every *NotOwnedError.
+var ErrNotOwned = errors.New("not nfpass's table")
+
+// NotOwnedError refuses to delete a table nfpass has no record of.
+type NotOwnedError struct {
+	Family, Name, StateDir string
+}
+
+func (e *NotOwnedError) Error() string {
+	return fmt.Sprintf("table %s %s is not nfpass's: no generation of it is recorded in %s, and it is not what the policy compiles to; nothing was deleted (delete a foreign table with its own tool, e.g. nft delete table %s %s)",
+		e.Family, e.Name, e.StateDir, e.Family, e.Name)
+}
+
+// Is makes errors.Is(err, ErrNotOwned) true.
+func (e *NotOwnedError) Is(target error) bool { return target == ErrNotOwned }
+
+// DestroyResult reports a Destroy.
+type DestroyResult struct {
+	// Deleted is false when the table was not there.
+	Deleted bool `json:"deleted"`
+	// Sysctls are the settings put back to what nfpass found.
+	Sysctls []helpers.SysctlChange `json:"sysctls,omitempty"`
+}
+
+// Destroy deletes nfpass's table (family, name) under the lock, and puts
+// back every sysctl nfpass changed, forwarding first: the router stops
+// forwarding before its filter goes. History is kept.
+//
+// Only a table nfpass owns is deleted: one recorded in the state directory
+// (a kept generation, or the change on trial), or one equal to desired (the
+// table the current policy compiles to; nil: no such proof). Any other
+// table, whatever its name, is refused with a *NotOwnedError and nothing
+// changes. A missing table is not an error (Deleted false); the sysctls
+// are restored all the same. Touches the kernel.
+func (r *Reconciler) Destroy(ctx context.Context, family, name string, desired *ruleset.Table) (*DestroyResult, error) {
+	lock, err := r.lock(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer lock.Release()
-	return r.applier.Destroy(ctx, family, name)
+	gens, err := r.store.List()
+	if err != nil {
+		return nil, fmt.Errorf("%w (nothing was changed)", err)
+	}
+	live, err := r.applier.Read(ctx, family, name)
+	if err != nil {
+		return nil, fmt.Errorf("read table %s %s: %w", family, name, err)
+	}
+	if live != nil && !r.owns(gens, family, name, live, desired) {
+		return nil, &NotOwnedError{Family: family, Name: name, StateDir: r.opts.StateDir}
+	}
+	res := &DestroyResult{}
+	res.Sysctls, err = r.RestoreSysctls(ctx)
+	if err != nil {
+		// Deleting the table now could leave forwarding on, unfiltered.
+		return res, fmt.Errorf("restoring sysctls failed, so the table was kept: %w", err)
+	}
+	if live == nil {
+		return res, nil
+	}
+	if err := r.applier.Destroy(ctx, family, name); err != nil {
+		return res, err
+	}
+	res.Deleted = true
+	return res, nil
+}
+
+// owns reports whether nfpass may delete the live table (family, name).
+func (r *Reconciler) owns(gens []Generation, family, name string, live, desired *ruleset.Table) bool {
+	for _, g := range gens {
+		if g.Family == family && g.Table == name {
+			return true
+		}
+	}
+	if p, err := r.Pending(); err == nil && p != nil && p.Family == family && p.Table == name {
+		return true
+	}
+	return desired != nil && desired.Family == family && desired.Name == name && len(ruleset.Diff(desired, live)) == 0
 }
 
 // DiffResult is desired vs live.

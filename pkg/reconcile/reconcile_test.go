@@ -75,13 +75,37 @@ func (f *fakeApplier) calls() int {
 	return len(f.applied) + len(f.destroys)
 }
 
-type fakeSysctls struct{ calls int }
+// fakeSysctls is a sysctl tree in memory; unset keys read "0".
+type fakeSysctls struct {
+	mu     sync.Mutex
+	calls  int
+	values map[string]string
+}
+
+func (f *fakeSysctls) Get(key string) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if v, ok := f.values[key]; ok {
+		return v, nil
+	}
+	return "0", nil
+}
 
 func (f *fakeSysctls) Ensure(_ context.Context, want []compile.Sysctl) ([]helpers.SysctlChange, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	f.calls++
+	if f.values == nil {
+		f.values = map[string]string{}
+	}
 	var out []helpers.SysctlChange
 	for _, w := range want {
-		out = append(out, helpers.SysctlChange{Key: w.Key, Was: "0", Value: w.Value, Changed: true, Why: w.Why})
+		was, ok := f.values[w.Key]
+		if !ok {
+			was = "0"
+		}
+		f.values[w.Key] = w.Value
+		out = append(out, helpers.SysctlChange{Key: w.Key, Was: was, Value: w.Value, Changed: was != w.Value, Why: w.Why})
 	}
 	return out, nil
 }
@@ -112,12 +136,25 @@ func testPlan(wan string) *compile.Plan {
 		CtHelpers: []ruleset.CtHelper{{Name: "pptp", Type: "pptp", Protocol: "tcp", L3Proto: "ip"}},
 		Sets:      []ruleset.Set{{Name: "wan_if", KeyType: []string{"ifname"}, Elements: []ruleset.Element{{Key: []string{wan}}}}},
 		Chains: []ruleset.Chain{{Name: "helpers", Type: "filter", Hook: "prerouting", Priority: 0, Policy: "accept",
-			Rules: []ruleset.Rule{{NFProto: "ipv4", L4Proto: "tcp", DPort: "1723", CtHelper: "pptp", Comment: "passthrough pptp"}}}},
+			Rules: []ruleset.Rule{{NFProto: "ipv4", L4Proto: "tcp", DPort: "1723", CtHelper: "pptp", Comment: "passthrough pptp"}}},
+			{Name: "input", Type: "filter", Hook: "input", Priority: 0, Policy: "drop"},
+			{Name: "forward", Type: "filter", Hook: "forward", Priority: 0, Policy: "drop",
+				Rules: []ruleset.Rule{{CtState: []string{"established", "related"}, Verdict: "accept"}}}},
 	}
 	t.Canonicalize()
 	return &compile.Plan{Source: "/etc/nfpass/" + wan + ".yaml", Mode: "standalone", Table: t, Helpers: []compile.HelperNeed{pptpNeed},
 		Modules: []string{"nf_conntrack_pptp", "nf_nat_pptp"},
 		Sysctls: []compile.Sysctl{{Key: "net.ipv4.ip_forward", Value: "1", Why: "forwarding"}}}
+}
+
+// testRecompile is the fake compiler of the tests' configs: "wan: X" (or
+// just "X") compiles to testPlan(X).
+func testRecompile(config []byte, _ Inputs) (*compile.Plan, error) {
+	wan := strings.TrimPrefix(strings.TrimSpace(string(config)), "wan: ")
+	if wan == "" || strings.ContainsAny(wan, " \n") {
+		return nil, fmt.Errorf("test config %q: not \"wan: X\"", config)
+	}
+	return testPlan(wan), nil
 }
 
 type env struct {
@@ -131,6 +168,12 @@ func newEnv(t *testing.T, opts Options) *env {
 	t.Helper()
 	e := &env{a: newFakeApplier(), s: &fakeSysctls{}, dir: t.TempDir()}
 	opts.StateDir = e.dir
+	if opts.RuntimeRoot == "" {
+		opts.RuntimeRoot = t.TempDir()
+	}
+	if opts.Recompile == nil {
+		opts.Recompile = testRecompile
+	}
 	if opts.Prober == nil {
 		opts.Prober = okProber{}
 	}
@@ -239,13 +282,14 @@ func TestApplyRecordsGenerations(t *testing.T) {
 			t.Errorf("generation %d config %q", g.ID, cfg)
 		}
 	}
-	// Only kept generations, the lock file and nothing temporary remain.
+	// Only kept generations and nothing temporary remain (the lock is in
+	// the runtime directory).
 	ents, _ := os.ReadDir(e.dir)
 	var names []string
 	for _, en := range ents {
 		names = append(names, en.Name())
 	}
-	if d := cmp.Diff([]string{"gen-000003", "gen-000004", "gen-000005", "lock"}, names); d != "" {
+	if d := cmp.Diff([]string{"gen-000003", "gen-000004", "gen-000005"}, names); d != "" {
 		t.Errorf("state directory (-want +got):\n%s", d)
 	}
 
@@ -413,7 +457,7 @@ func TestDiffAndDestroy(t *testing.T) {
 	if d, _ = e.r.Diff(ctx, testPlan("b").Table); d.InSync() {
 		t.Fatalf("diff against another plan is in sync")
 	}
-	if err := e.r.Destroy(ctx, "inet", "nfpass"); err != nil {
+	if _, err := e.r.Destroy(ctx, "inet", "nfpass", nil); err != nil {
 		t.Fatal(err)
 	}
 	if d, _ = e.r.Diff(ctx, p.Table); d.Applied {

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/nfpass/nfpass/pkg/compile"
 )
 
@@ -52,24 +54,31 @@ type Generation struct {
 	Base          int    `json:"base"`
 	RulesetSHA256 string `json:"ruleset_sha256"`
 	ConfigSHA256  string `json:"config_sha256"`
+	// Inputs are what the plan was compiled from besides the config, so
+	// that it can be compiled again before it is reused.
+	Inputs *Inputs `json:"inputs,omitempty"`
+	// Version is the nfpass that recorded it.
+	Version string `json:"version,omitempty"`
 	// Dir is where the generation's files are.
 	Dir string `json:"-"`
 }
 
-// Ruleset returns the generation's rendered table.
+// Ruleset returns the generation's rendered table, as recorded.
 func (g Generation) Ruleset() (string, error) {
-	b, err := os.ReadFile(filepath.Join(g.Dir, FileRuleset))
+	b, err := readStateFile(filepath.Join(g.Dir, FileRuleset))
 	return string(b), err
 }
 
 // Config returns the config bytes the generation was compiled from.
 func (g Generation) Config() ([]byte, error) {
-	return os.ReadFile(filepath.Join(g.Dir, FileConfig))
+	return readStateFile(filepath.Join(g.Dir, FileConfig))
 }
 
-// Plan returns the generation's compiled plan (IR, helpers, sysctls).
+// Plan returns the plan as recorded in plan.json (IR, helpers, sysctls),
+// UNCHECKED: for display and comparison. Anything that applies a recorded
+// generation must use Reconciler.CheckedPlan instead.
 func (g Generation) Plan() (*compile.Plan, error) {
-	b, err := os.ReadFile(filepath.Join(g.Dir, FilePlan))
+	b, err := readStateFile(filepath.Join(g.Dir, FilePlan))
 	if err != nil {
 		return nil, err
 	}
@@ -86,9 +95,20 @@ func (g Generation) Plan() (*compile.Plan, error) {
 // Store is the state directory: one directory per generation, written to a
 // temporary directory, fsynced and renamed into place, so a generation is
 // either complete or absent. Writers must hold the lock; readers need not.
+//
+// The directory must be trusted (owned by root, not writable by group or
+// others, nor are its parents; see trust.go): every method checks it and
+// fails with an *UntrustedError otherwise. Files are opened with
+// O_NOFOLLOW.
 type Store struct {
 	Dir  string
 	Keep int // generations kept; <= 0 means DefaultKeep
+}
+
+// dir checks the state directory and returns its resolved path. Without
+// create, a missing directory is an error matching fs.ErrNotExist.
+func (s Store) dir(create bool) (string, error) {
+	return trustDir("state directory", s.Dir, create)
 }
 
 func sum(b []byte) string {
@@ -99,7 +119,14 @@ func sum(b []byte) string {
 // List returns the recorded generations, newest first. Incomplete or
 // foreign entries are ignored.
 func (s Store) List() ([]Generation, error) {
-	ents, err := os.ReadDir(s.Dir)
+	root, err := s.dir(false)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	ents, err := os.ReadDir(root)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -112,8 +139,8 @@ func (s Store) List() ([]Generation, error) {
 		if !ok || !e.IsDir() {
 			continue
 		}
-		dir := filepath.Join(s.Dir, e.Name())
-		b, err := os.ReadFile(filepath.Join(dir, FileMeta))
+		dir := filepath.Join(root, e.Name())
+		b, err := readStateFile(filepath.Join(dir, FileMeta))
 		if err != nil {
 			continue
 		}
@@ -154,9 +181,11 @@ func genID(name string) (int, bool) {
 // Record writes a new generation (ID, Dir and hashes are filled in) and
 // prunes to the newest Keep. The caller holds the lock.
 func (s Store) Record(g Generation, plan *compile.Plan, config []byte) (Generation, error) {
-	if err := os.MkdirAll(s.Dir, 0o700); err != nil {
-		return g, fmt.Errorf("state directory: %w", err)
+	root, err := s.dir(true)
+	if err != nil {
+		return g, err
 	}
+	s.Dir = root
 	s.cleanTemp()
 	gens, err := s.List()
 	if err != nil {
@@ -248,7 +277,7 @@ func (s Store) cleanTemp() {
 
 // writeSynced writes a new file and fsyncs it.
 func writeSynced(name string, data []byte, perm os.FileMode) error {
-	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, perm)
 	if err != nil {
 		return err
 	}
@@ -262,7 +291,7 @@ func writeSynced(name string, data []byte, perm os.FileMode) error {
 }
 
 func syncDir(dir string) error {
-	d, err := os.Open(dir)
+	d, err := os.OpenFile(dir, os.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return err
 	}
