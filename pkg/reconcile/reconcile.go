@@ -30,6 +30,15 @@ type Applier interface {
 	Destroy(ctx context.Context, family, name string) error
 }
 
+// Preflight checks a plan against the box before anything of it is
+// applied (helpers.Preflight: never cut the admin off). known names where
+// the plan's access (interfaces by role, management) was applied before on
+// this table: "the live table", "generation N", or "" when never. A
+// non-nil error refuses the apply with nothing changed.
+type Preflight interface {
+	Check(ctx context.Context, plan *compile.Plan, known string) (warnings []string, err error)
+}
+
 // SysctlEnsurer sets kernel settings and reports them (helpers.Sysctls).
 type SysctlEnsurer interface {
 	Ensure(ctx context.Context, want []compile.Sysctl) ([]helpers.SysctlChange, error)
@@ -69,6 +78,9 @@ type Options struct {
 	LockTimeout time.Duration
 	// Now is the clock for generation times (tests); nil means time.Now.
 	Now func() time.Time
+	// Preflight runs before every apply (CLI apply, apply --confirm, the
+	// daemon's applies, rollback, a trial's revert); nil means none.
+	Preflight Preflight
 }
 
 // Reconciler applies plans and keeps their history.
@@ -140,6 +152,18 @@ func (r *Reconciler) apply(ctx context.Context, plan *compile.Plan, config []byt
 		return nil, errors.New("apply: plan has no table")
 	}
 	res := &Result{}
+	fam, name := plan.Table.Family, plan.Table.Name
+	before, err := r.applier.Read(ctx, fam, name)
+	if err != nil {
+		return res, fmt.Errorf("read table %s %s before applying (nothing was changed): %w", fam, name, err)
+	}
+	if r.opts.Preflight != nil {
+		warnings, err := r.opts.Preflight.Check(ctx, plan, r.knownAccess(plan, before))
+		res.Warnings = append(res.Warnings, warnings...)
+		if err != nil {
+			return res, fmt.Errorf("preflight (nothing was changed): %w", err)
+		}
+	}
 	rep, err := helpers.Ensure(ctx, plan.Helpers, helpers.Options{Prober: r.opts.Prober, Loader: r.opts.Loader, OptionalNAT: r.opts.OptionalNAT})
 	res.Helpers = rep
 	if rep != nil {
@@ -147,11 +171,6 @@ func (r *Reconciler) apply(ctx context.Context, plan *compile.Plan, config []byt
 	}
 	if err != nil {
 		return res, fmt.Errorf("helpers (nothing was changed): %w", err)
-	}
-	fam, name := plan.Table.Family, plan.Table.Name
-	before, err := r.applier.Read(ctx, fam, name)
-	if err != nil {
-		return res, fmt.Errorf("read table %s %s before applying (nothing was changed): %w", fam, name, err)
 	}
 	if err := r.applier.Apply(ctx, plan.Table); err != nil {
 		return res, r.restore(ctx, fam, name, before, err)
@@ -193,6 +212,38 @@ func (r *Reconciler) apply(ctx context.Context, plan *compile.Plan, config []byt
 	}
 	res.Generation, res.Recorded = g, true
 	return res, nil
+}
+
+// knownAccess names where the plan's access was applied before on its
+// table: the live table, or a recorded generation of the same table; ""
+// when nowhere (or when the plan's access cannot be told).
+func (r *Reconciler) knownAccess(plan *compile.Plan, live *ruleset.Table) string {
+	want, err := compile.AccessOf(plan)
+	if err != nil {
+		return ""
+	}
+	if live != nil {
+		if a, err := compile.AccessFromTable(live); err == nil && want.Same(a) {
+			return "the live table"
+		}
+	}
+	gens, err := r.store.List()
+	if err != nil {
+		return ""
+	}
+	for _, g := range gens {
+		if g.Family != plan.Table.Family || g.Table != plan.Table.Name {
+			continue
+		}
+		gp, err := g.Plan()
+		if err != nil {
+			continue
+		}
+		if a, err := compile.AccessOf(gp); err == nil && want.Same(a) {
+			return fmt.Sprintf("generation %d", g.ID)
+		}
+	}
+	return ""
 }
 
 // restore puts the table back as it was before a failed apply (the kernel
