@@ -379,3 +379,43 @@ func (a *Access) describe(zones ...string) string {
 	}
 	return strings.Join(parts, "; ")
 }
+
+// Decide turns the findings of CheckAccess for the new access a into the
+// preflight's verdict: warnings to print and findings that refuse the
+// apply. It softens refusals in two cases, and says so in the warning:
+//
+//   - force (apply --force): every refusal becomes a warning;
+//   - the same access was applied before on this table (known names where:
+//     "generation 3"), and the live table does not grant working access
+//     that a would take away: the live table is absent (boot, before the
+//     interfaces exist; a deleted table), has the same access, or is cut
+//     on this box itself. A missing interface then is most likely one that
+//     is not up yet, not a typo, and refusing would leave the router
+//     without its filter. A rollback from a working table to a generation
+//     whose interface has since been renamed is still refused.
+//
+// live is the access of the table in the kernel, nil when there is none.
+func Decide(a, live *Access, known string, box Box, force bool) (warnings []string, refuse []Finding) {
+	if live != nil && live.Same(a) {
+		known = "the live table"
+	} else if live != nil && !hasError(CheckAccess(live, box)) {
+		known = ""
+	}
+	for _, f := range CheckAccess(a, box) {
+		switch {
+		case f.Level != LevelError:
+			warnings = append(warnings, f.String())
+		case known != "":
+			warnings = append(warnings, f.String()+" (applied anyway: the same interfaces and management were applied before, in "+known+"; the interface is probably not up yet)")
+		case force:
+			warnings = append(warnings, "--force: "+f.String())
+		default:
+			refuse = append(refuse, f)
+		}
+	}
+	return warnings, refuse
+}
+
+func hasError(fs []Finding) bool {
+	return slices.ContainsFunc(fs, func(f Finding) bool { return f.Level == LevelError })
+}

@@ -223,3 +223,48 @@ func TestAccessFromTable(t *testing.T) {
 		t.Error("nil table: want an error")
 	}
 }
+
+func TestDecide(t *testing.T) {
+	ssh := svc("ssh", "tcp", "22", policy.ZoneLAN)
+	acc := func(lan string) *compile.Access {
+		return &compile.Access{Mode: policy.Standalone, WAN: []string{"eth0"}, LAN: []string{lan}, Management: []compile.AccessService{ssh}}
+	}
+	router := box("", "lo", "eth0", "eth1", "lan0")
+	cases := []struct {
+		name        string
+		new, live   *compile.Access
+		known       string
+		force       bool
+		wantRefuse  []string
+		wantWarnPfx []string
+	}{
+		{"new and missing: refused", acc("br-lna"), nil, "", false, []string{"interfaces.lan[0] br-lna"}, nil},
+		{"new and missing, live works: refused", acc("br-lna"), acc("eth1"), "", false, []string{"interfaces.lan[0] br-lna"}, nil},
+		{"force: warning", acc("br-lna"), acc("eth1"), "", true, nil, []string{"--force: interfaces.lan[0]"}},
+		{"known generation, no live table (boot): warning", acc("br-lan"), nil, "generation 3", false, nil, []string{"interfaces.lan[0]"}},
+		{"same as the live table (drift repair): warning", acc("br-lan"), acc("br-lan"), "", false, nil, []string{"interfaces.lan[0]"}},
+		{"known generation, live table works (rollback after a rename): refused", acc("eth9"), acc("lan0"), "generation 1", false, []string{"interfaces.lan[0] eth9"}, nil},
+		{"known generation, live table cut too: warning", acc("br-lan"), acc("br-lna"), "generation 1", false, nil, []string{"interfaces.lan[0]"}},
+		{"all present: nothing", acc("eth1"), acc("lan0"), "", false, nil, nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			warn, refuse := compile.Decide(c.new, c.live, c.known, router, c.force)
+			var got []string
+			for _, f := range refuse {
+				got = append(got, f.Key+" "+f.Missing)
+			}
+			if diff := cmp.Diff(c.wantRefuse, got); diff != "" {
+				t.Errorf("refused (-want +got):\n%s", diff)
+			}
+			if len(warn) != len(c.wantWarnPfx) {
+				t.Fatalf("warnings = %q, want %d", warn, len(c.wantWarnPfx))
+			}
+			for i, p := range c.wantWarnPfx {
+				if len(warn[i]) < len(p) || warn[i][:len(p)] != p {
+					t.Errorf("warning %q does not start with %q", warn[i], p)
+				}
+			}
+		})
+	}
+}

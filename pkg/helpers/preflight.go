@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/nfpass/nfpass/pkg/compile"
+	"github.com/nfpass/nfpass/pkg/ruleset"
 )
 
 // ErrLockout matches a *LockoutError: applying would cut the admin off.
@@ -76,36 +77,29 @@ func (p Preflight) Box() (compile.Box, error) {
 	return box, nil
 }
 
-// Check implements the reconciler's preflight. known names where the
-// plan's access (interfaces, management) was applied before on this table
-// ("the live table", "generation 3"; "" never): a missing interface there
-// is most likely one that is not up yet (boot, ifdown), not a typo, so
-// refusals become warnings that say so. Warnings are returned; a refusal
-// is a *LockoutError (with Force, a warning too).
-func (p Preflight) Check(_ context.Context, plan *compile.Plan, known string) ([]string, error) {
+// Check implements the reconciler's preflight (see compile.Decide): live
+// is the table in the kernel (nil when absent), known names a recorded
+// generation of this table with the same access ("" none). Warnings are
+// returned; a refusal is a *LockoutError.
+func (p Preflight) Check(_ context.Context, plan *compile.Plan, live *ruleset.Table, known string) ([]string, error) {
 	access, err := compile.AccessOf(plan)
 	if err != nil {
 		return nil, fmt.Errorf("lockout preflight: %w; recompile it (nfpass apply) instead of reusing it", err)
+	}
+	var liveAccess *compile.Access
+	if live != nil {
+		// A live table nfpass cannot read the access of counts as a
+		// working one: nothing is softened.
+		liveAccess, err = compile.AccessFromTable(live)
+		if err != nil {
+			liveAccess = &compile.Access{}
+		}
 	}
 	box, err := p.Box()
 	if err != nil {
 		return nil, fmt.Errorf("lockout preflight: %w", err)
 	}
-	findings := compile.CheckAccess(access, box)
-	var warnings []string
-	var refuse []compile.Finding
-	for _, f := range findings {
-		switch {
-		case f.Level != compile.LevelError:
-			warnings = append(warnings, f.String())
-		case known != "":
-			warnings = append(warnings, f.String()+fmt.Sprintf(" (applied anyway: the same interfaces and management were applied before, in %s)", known))
-		case p.Force:
-			warnings = append(warnings, "--force: "+f.String())
-		default:
-			refuse = append(refuse, f)
-		}
-	}
+	warnings, refuse := compile.Decide(access, liveAccess, known, box, p.Force)
 	if len(refuse) > 0 {
 		return warnings, &LockoutError{Findings: refuse}
 	}

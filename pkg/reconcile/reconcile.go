@@ -31,12 +31,13 @@ type Applier interface {
 }
 
 // Preflight checks a plan against the box before anything of it is
-// applied (helpers.Preflight: never cut the admin off). known names where
-// the plan's access (interfaces by role, management) was applied before on
-// this table: "the live table", "generation N", or "" when never. A
-// non-nil error refuses the apply with nothing changed.
+// applied (helpers.Preflight: never cut the admin off). live is the table
+// in the kernel (nil when absent); known names a recorded generation of
+// this table whose access (interfaces by role, management) is the plan's:
+// "generation N", or "" when none. A non-nil error refuses the apply with
+// nothing changed.
 type Preflight interface {
-	Check(ctx context.Context, plan *compile.Plan, known string) (warnings []string, err error)
+	Check(ctx context.Context, plan *compile.Plan, live *ruleset.Table, known string) (warnings []string, err error)
 }
 
 // SysctlEnsurer sets kernel settings and reports them (helpers.Sysctls).
@@ -158,7 +159,7 @@ func (r *Reconciler) apply(ctx context.Context, plan *compile.Plan, config []byt
 		return res, fmt.Errorf("read table %s %s before applying (nothing was changed): %w", fam, name, err)
 	}
 	if r.opts.Preflight != nil {
-		warnings, err := r.opts.Preflight.Check(ctx, plan, r.knownAccess(plan, before))
+		warnings, err := r.opts.Preflight.Check(ctx, plan, before, r.knownAccess(plan))
 		res.Warnings = append(res.Warnings, warnings...)
 		if err != nil {
 			return res, fmt.Errorf("preflight (nothing was changed): %w", err)
@@ -214,18 +215,13 @@ func (r *Reconciler) apply(ctx context.Context, plan *compile.Plan, config []byt
 	return res, nil
 }
 
-// knownAccess names where the plan's access was applied before on its
-// table: the live table, or a recorded generation of the same table; ""
-// when nowhere (or when the plan's access cannot be told).
-func (r *Reconciler) knownAccess(plan *compile.Plan, live *ruleset.Table) string {
+// knownAccess names the newest recorded generation of the plan's table
+// with the same access as the plan ("" none, or when the plan's access
+// cannot be told).
+func (r *Reconciler) knownAccess(plan *compile.Plan) string {
 	want, err := compile.AccessOf(plan)
 	if err != nil {
 		return ""
-	}
-	if live != nil {
-		if a, err := compile.AccessFromTable(live); err == nil && want.Same(a) {
-			return "the live table"
-		}
 	}
 	gens, err := r.store.List()
 	if err != nil {
