@@ -271,12 +271,12 @@ func CheckAccess(a *Access, box Box) []Finding {
 		key := fmt.Sprintf("interfaces.lan[%d]", i)
 		if lanCarries {
 			out = append(out, Finding{Level: LevelError, Key: key, Missing: n, Message: fmt.Sprintf(
-				"interface %s does not exist here (interfaces that do: %s); LAN interfaces carry management (%s), so applying would cut the admin off; fix %s (`nfpass init` guesses the interfaces), or apply with --force if it will exist",
+				"%s does not exist here (here: %s); it carries management (%s): applying would cut the admin off. Fix %s (nfpass init guesses it), or use --force if it will exist",
 				n, exist, a.describe(policy.ZoneLAN, policy.ZoneAny), key)})
 			continue
 		}
 		out = append(out, Finding{Level: LevelWarning, Key: key, Missing: n, Message: fmt.Sprintf(
-			"interface %s does not exist here (interfaces that do: %s); its rules match by name once it exists", n, exist)})
+			"%s does not exist here (here: %s); its rules match by name once it exists", n, exist)})
 	}
 	for i, n := range a.WAN {
 		if box.has(n) {
@@ -285,13 +285,12 @@ func CheckAccess(a *Access, box Box) []Finding {
 		wanMissing = append(wanMissing, n)
 		key := fmt.Sprintf("interfaces.wan[%d]", i)
 		out = append(out, Finding{Level: LevelWarning, Key: key, Missing: n, Message: fmt.Sprintf(
-			"interface %s does not exist here yet (interfaces that do: %s); normal for a PPP or VPN link: its rules match by name once it exists", n, exist)})
+			"%s does not exist here yet (here: %s); normal for PPP (pppoe-wan): its rules match by name once it exists", n, exist)})
 	}
-	// Management reachable through an interface that exists?
-	if standalone && zones[policy.ZoneWAN] && !zones[policy.ZoneAny] && len(a.WAN) > 0 && len(wanMissing) == len(a.WAN) &&
-		(!zones[policy.ZoneLAN] || len(lanMissing) == len(a.LAN)) {
+	// Management only on WAN, and no WAN exists: nothing reaches it.
+	if standalone && zones[policy.ZoneWAN] && !zones[policy.ZoneLAN] && !zones[policy.ZoneAny] && len(a.WAN) > 0 && len(wanMissing) == len(a.WAN) {
 		out = append(out, Finding{Level: LevelError, Key: "interfaces.wan", Missing: strings.Join(wanMissing, ", "), Message: fmt.Sprintf(
-			"no WAN interface exists here (%s missing; interfaces that do: %s) and management is only on wan (%s): applying would cut the admin off; fix interfaces.wan, add a management entry on lan, or apply with --force if the WAN will exist",
+			"no WAN interface exists here (missing: %s; here: %s) and management is only on wan (%s): applying would cut the admin off. Fix interfaces.wan, add management on lan, or use --force if the WAN will exist",
 			strings.Join(wanMissing, ", "), exist, a.describe(policy.ZoneWAN))})
 	}
 	if standalone && box.SSH != nil {
@@ -342,8 +341,8 @@ func (a *Access) checkSSH(box Box) (Finding, bool) {
 		need = fmt.Sprintf("a management entry with zone %s or any", zone)
 	}
 	return Finding{Level: LevelError, Key: "management", Message: fmt.Sprintf(
-		"this would cut the ssh session it runs from (SSH_CONNECTION: %s to %s, arriving on %s, %s): no management entry accepts tcp %d there; add %s for tcp %d (e.g. {name: ssh, proto: tcp, port: %d, zone: %s}), or apply with --force",
-		s.Client, s.Server, iface, role, port, need, port, port, zoneOr(zone))}, true
+		"would cut this ssh session (SSH_CONNECTION %s -> %s arrives on %s, %s): no management entry accepts tcp %d there. Add %s (e.g. {name: ssh, proto: tcp, port: %d, zone: %s}), or use --force",
+		s.Client, s.Server, iface, role, port, need, port, zoneOr(zone))}, true
 }
 
 func zoneOr(z string) string {
@@ -364,7 +363,7 @@ func portsCover(ports []string, port uint16) bool {
 }
 
 // describe lists the management entries of the given zones ("ssh tcp/22
-// from lan").
+// from lan"), at most three and how many more.
 func (a *Access) describe(zones ...string) string {
 	var parts []string
 	for _, s := range a.Management {
@@ -377,9 +376,11 @@ func (a *Access) describe(zones ...string) string {
 		}
 		parts = append(parts, fmt.Sprintf("%s %s/%s from %s", name, s.Proto, strings.Join(s.Ports, ","), s.Zone))
 	}
-	return strings.Join(parts, "; ")
+	if len(parts) > 3 {
+		parts = append(parts[:3], fmt.Sprintf("%d more", len(parts)-3))
+	}
+	return strings.Join(parts, ", ")
 }
-
 // Decide turns the findings of CheckAccess for the new access a into the
 // preflight's verdict: warnings to print and findings that refuse the
 // apply. It softens refusals in two cases, and says so in the warning:

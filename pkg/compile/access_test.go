@@ -151,7 +151,7 @@ func TestCheckAccessMessage(t *testing.T) {
 		Management: []compile.AccessService{svc("ssh", "tcp", "22", policy.ZoneLAN)}}
 	got := compile.CheckAccess(a, box("", "eth0", "eth1", "lo"))
 	want := []compile.Finding{{Level: compile.LevelError, Key: "interfaces.lan[0]", Missing: "br-lna",
-		Message: "interface br-lna does not exist here (interfaces that do: eth0, eth1, lo); LAN interfaces carry management (ssh tcp/22 from lan), so applying would cut the admin off; fix interfaces.lan[0] (`nfpass init` guesses the interfaces), or apply with --force if it will exist"}}
+		Message: "br-lna does not exist here (here: eth0, eth1, lo); it carries management (ssh tcp/22 from lan): applying would cut the admin off. Fix interfaces.lan[0] (nfpass init guesses it), or use --force if it will exist"}}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
