@@ -381,6 +381,7 @@ func (a *Access) describe(zones ...string) string {
 	}
 	return strings.Join(parts, ", ")
 }
+
 // Decide turns the findings of CheckAccess for the new access a into the
 // preflight's verdict: warnings to print and findings that refuse the
 // apply. It softens refusals in two cases, and says so in the warning:
