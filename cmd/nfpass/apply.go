@@ -69,7 +69,7 @@ On a remote router, always apply with --confirm.`,
 				res, err = r.Apply(cmd.Context(), plan, g.configBytes())
 			}
 			if err != nil {
-				return g.reportLockout("apply", fmt.Errorf("apply: %w", err))
+				return g.reportLockout("apply "+plan.Source, fmt.Errorf("apply: %w", err))
 			}
 			if g.output == "json" {
 				if pending != nil {

@@ -27,7 +27,7 @@ func (g *globals) reportLockout(what string, err error) error {
 			fmt.Fprintf(g.stderr, "  %s\n", f)
 		}
 	}
-	return &exitError{code: 1, err: fmt.Errorf("%s: %w", what, err), reported: true}
+	return &exitError{code: 1, err: err, reported: true}
 }
 
 // boxReport is the lockout check of a plan against this box, for check
