@@ -8,7 +8,6 @@
 package reconcile
 
 import (
-	"os"
 	"context"
 	"errors"
 	"fmt"
@@ -159,7 +158,7 @@ func (r *Reconciler) apply(ctx context.Context, plan *compile.Plan, config []byt
 	if err != nil {
 		return res, fmt.Errorf("read table %s %s before applying (nothing was changed): %w", fam, name, err)
 	}
-	if r.opts.Preflight != nil && os.Getenv("NFPASS_TEST_NOPF") == "" {
+	if r.opts.Preflight != nil {
 		warnings, err := r.opts.Preflight.Check(ctx, plan, before, r.knownAccess(plan))
 		res.Warnings = append(res.Warnings, warnings...)
 		if err != nil {
