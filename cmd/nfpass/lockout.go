@@ -68,6 +68,9 @@ func nonNilStrings(s []string) []string {
 
 // lockout reports whether a finding is an error.
 func (r *boxReport) lockout() bool {
+	if r == nil {
+		return false
+	}
 	for _, f := range r.Findings {
 		if f.Level == compile.LevelError {
 			return true
