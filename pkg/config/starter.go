@@ -172,7 +172,8 @@ interfaces:
 	if len(nets) > 0 {
 		b.WriteString("  lan_networks: " + yamlList(nets) + "\n")
 	} else {
-		b.WriteString("  # lan_networks: [192.168.1.0/24]   # needed for forwards and a DMZ\n")
+		// Not left out: the profile's 192.168.1.0/24 would apply.
+		b.WriteString("  lan_networks: []   # none found; e.g. [192.168.1.0/24], needed for forwards and a DMZ\n")
 	}
 	b.WriteString(`
 # on: helper + accept; off: dropped crossing the router (VPNs), no helper (ALGs).
