@@ -335,3 +335,74 @@ func TestRollbackPreflight(t *testing.T) {
 	l.refused(t, "", []string{"rollback"}, "refusing to roll back", "interfaces.lan[0]", "eth1 does not exist")
 	l.refused(t, "", []string{"rollback", "1"}, "eth1 does not exist")
 }
+
+// nfpass init on an OpenWrt-like router (default route via eth0, bridge
+// br-lan with 192.168.77.1/24) writes a config that passes check and that
+// apply accepts, and the LAN client keeps reaching port 22 afterwards.
+func TestInitStarterConfig(t *testing.T) {
+	l := newLab(t, true)
+	path := filepath.Join(l.dir, "etc", "nfpass.yaml")
+	out, errOut, code := l.nfpass(t, "", "init", "-c", path)
+	if code != 0 {
+		t.Fatalf("init: exit %d\n%s%s", code, out, errOut)
+	}
+	for _, want := range []string{
+		"interfaces.wan: eth0\n    (the default route 0.0.0.0/0 via 203.0.113.2 leaves through it)",
+		"interfaces.lan: br-lan\n    (a bridge with the private address 192.168.77.1/24)",
+		"interfaces.lan_networks: 192.168.77.0/24",
+		"every interface of the policy exists here",
+		"wrote " + path,
+		"apply -c " + path + " --confirm 60s",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("init output lacks %q:\n%s", want, out)
+		}
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o600 {
+		t.Errorf("%s: mode %v, want 0600", path, st.Mode().Perm())
+	}
+	written, _ := os.ReadFile(path)
+	// Never overwritten without --force.
+	if _, errOut, code := l.nfpass(t, "", "init", "-c", path); code == 0 || !strings.Contains(errOut, "exists; not overwritten") {
+		t.Errorf("second init: exit %d, want a refusal:\n%s", code, errOut)
+	}
+	if again, _ := os.ReadFile(path); string(again) != string(written) {
+		t.Error("a refused init changed the file")
+	}
+	// --stdout prints the same config and writes nothing.
+	if out, _, code := l.nfpass(t, "", "init", "-c", path+".other", "--stdout"); code != 0 || out != string(written) {
+		t.Errorf("init --stdout: exit %d, output differs from the written file:\n%s", code, out)
+	}
+	if _, err := os.Stat(path + ".other"); err == nil {
+		t.Error("init --stdout wrote a file")
+	}
+
+	if out, _, code := l.nfpass(t, "", "check", "-c", path); code != 0 {
+		t.Fatalf("check of the init config: exit %d\n%s", code, out)
+	}
+	l.mustApply(t, "", "-c", path, "--confirm", "60s")
+	if out, _, code := l.nfpass(t, "", "confirm"); code != 0 {
+		t.Fatalf("confirm: exit %d\n%s", code, out)
+	}
+	// The detached guard exits once nothing is pending; wait for it
+	// before the state directory and the namespaces go.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		out, _, _ := l.nfpass(t, "", "confirm", "--status", "-o", "json")
+		if strings.Contains(out, `"guard_running": false`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the confirm guard is still running 5s after confirm:\n%s", out)
+		}
+	}
+	if !l.reach(t, l.client, routerLAN) {
+		t.Error("after applying the init config the LAN client no longer reaches the router's port 22")
+	}
+	if l.reach(t, l.wan, routerWAN) {
+		t.Error("after applying the init config the WAN reaches the router's port 22")
+	}
+}
