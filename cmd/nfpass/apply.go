@@ -49,7 +49,7 @@ On a remote router, always apply with --confirm.`,
   sudo nfpass apply -c /etc/nfpass/nfpass.yaml -o json
   sudo nfpass apply --netns lab-router   # inside a named namespace
   sudo nfpass apply --confirm 60s        # undone unless 'nfpass confirm' within 60s
-  sudo nfpass apply --confirm 60s --force   # br-lan is created later: keep the trial short`,
+  sudo nfpass apply --confirm 60s --force  # br-lan comes later`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			plan, err := g.compileChecked(force)
@@ -103,7 +103,7 @@ On a remote router, always apply with --confirm.`,
 	}
 	k.bind(cmd)
 	cmd.Flags().DurationVar(&confirm, "confirm", 0, "apply on trial: restore the previous generation unless `nfpass confirm` runs within this window (e.g. 60s)")
-	cmd.Flags().BoolVar(&force, "force", false, "apply even a policy that would cut management access to the router, or that the lockout preflight refuses (missing interfaces, the ssh session); use with --confirm")
+	cmd.Flags().BoolVar(&force, "force", false, "apply even what would cut management access (use --confirm)")
 	return cmd
 }
 

@@ -144,11 +144,11 @@ new ssh session sudo nfpass confirm. Never a plain apply on a remote router.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&netns, "netns", "", "guess from the interfaces of this named network namespace (root)")
-	cmd.Flags().BoolVar(&force, "force", false, "overwrite an existing config file (and write one that does not pass check)")
-	cmd.Flags().BoolVar(&stdout, "stdout", false, "print the config instead of writing it (the report goes to stderr)")
-	cmd.Flags().StringSliceVar(&wanIfs, "wan", nil, "the WAN interface(s), instead of guessing")
-	cmd.Flags().StringSliceVar(&lanIfs, "lan", nil, "the LAN interface(s), instead of guessing")
+	cmd.Flags().StringVar(&netns, "netns", "", "guess inside this named netns (root)")
+	cmd.Flags().BoolVar(&force, "force", false, "overwrite an existing file; write one failing check")
+	cmd.Flags().BoolVar(&stdout, "stdout", false, "print the config; the report goes to stderr")
+	cmd.Flags().StringSliceVar(&wanIfs, "wan", nil, "the WAN interface(s), not guessed")
+	cmd.Flags().StringSliceVar(&lanIfs, "lan", nil, "the LAN interface(s), not guessed")
 	return cmd
 }
 

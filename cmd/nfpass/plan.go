@@ -170,7 +170,7 @@ Run it on the router itself; on another machine use --skip-interfaces.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&netns, "netns", "", "check the interfaces inside this named network namespace (root)")
-	cmd.Flags().BoolVar(&skipIfaces, "skip-interfaces", false, "only validate; do not compare the interfaces with this box")
+	cmd.Flags().StringVar(&netns, "netns", "", "check the interfaces of this named netns (root)")
+	cmd.Flags().BoolVar(&skipIfaces, "skip-interfaces", false, "only validate (on another machine)")
 	return cmd
 }
