@@ -397,18 +397,26 @@ func (a *Access) describe(zones ...string) string {
 //     whose interface has since been renamed is still refused.
 //
 // live is the access of the table in the kernel, nil when there is none.
-func Decide(a, live *Access, known string, box Box, force bool) (warnings []string, refuse []Finding) {
-	if live != nil && live.Same(a) {
-		known = "the live table"
-	} else if live != nil && !hasError(CheckAccess(live, box)) {
-		known = ""
+// known is called only when there is something to refuse (it may read the
+// recorded history); nil means none.
+func Decide(a, live *Access, known func() string, box Box, force bool) (warnings []string, refuse []Finding) {
+	findings := CheckAccess(a, box)
+	where := ""
+	if hasError(findings) {
+		switch {
+		case live != nil && live.Same(a):
+			where = "the live table"
+		case live != nil && !hasError(CheckAccess(live, box)):
+		case known != nil:
+			where = known()
+		}
 	}
-	for _, f := range CheckAccess(a, box) {
+	for _, f := range findings {
 		switch {
 		case f.Level != LevelError:
 			warnings = append(warnings, f.String())
-		case known != "":
-			warnings = append(warnings, f.String()+" (applied anyway: the same interfaces and management were applied before, in "+known+"; the interface is probably not up yet)")
+		case where != "":
+			warnings = append(warnings, f.String()+" (applied anyway: the same interfaces and management were applied before, in "+where+"; the interface is probably not up yet)")
 		case force:
 			warnings = append(warnings, "--force: "+f.String())
 		default:

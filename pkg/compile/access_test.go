@@ -249,7 +249,12 @@ func TestDecide(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			warn, refuse := compile.Decide(c.new, c.live, c.known, router, c.force)
+			called := false
+			known := func() string { called = true; return c.known }
+			warn, refuse := compile.Decide(c.new, c.live, known, router, c.force)
+			if called && len(refuse) == 0 && len(warn) == 0 {
+				t.Error("known was called without anything to refuse")
+			}
 			var got []string
 			for _, f := range refuse {
 				got = append(got, f.Key+" "+f.Missing)

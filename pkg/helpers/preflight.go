@@ -79,9 +79,10 @@ func (p Preflight) Box() (compile.Box, error) {
 
 // Check implements the reconciler's preflight (see compile.Decide): live
 // is the table in the kernel (nil when absent), known names a recorded
-// generation of this table with the same access ("" none). Warnings are
-// returned; a refusal is a *LockoutError.
-func (p Preflight) Check(_ context.Context, plan *compile.Plan, live *ruleset.Table, known string) ([]string, error) {
+// generation of this table with the same access ("" none; called only when
+// something would be refused). Warnings are returned; a refusal is a
+// *LockoutError.
+func (p Preflight) Check(_ context.Context, plan *compile.Plan, live *ruleset.Table, known func() string) ([]string, error) {
 	access, err := compile.AccessOf(plan)
 	if err != nil {
 		return nil, fmt.Errorf("lockout preflight: %w; recompile it (nfpass apply) instead of reusing it", err)

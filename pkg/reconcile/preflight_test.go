@@ -35,11 +35,11 @@ func wanOf(t *ruleset.Table) string {
 	return "?"
 }
 
-func (f *fakePreflight) Check(_ context.Context, plan *compile.Plan, live *ruleset.Table, known string) ([]string, error) {
+func (f *fakePreflight) Check(_ context.Context, plan *compile.Plan, live *ruleset.Table, known func() string) ([]string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	wan := wanOf(plan.Table)
-	f.calls = append(f.calls, "wan="+wan+" live="+wanOf(live)+" known="+known)
+	f.calls = append(f.calls, "wan="+wan+" live="+wanOf(live)+" known="+known())
 	if f.refuse[wan] {
 		return []string{"fake warning"}, errCut
 	}

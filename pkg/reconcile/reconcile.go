@@ -32,12 +32,12 @@ type Applier interface {
 
 // Preflight checks a plan against the box before anything of it is
 // applied (helpers.Preflight: never cut the admin off). live is the table
-// in the kernel (nil when absent); known names a recorded generation of
+// in the kernel (nil when absent); known returns a recorded generation of
 // this table whose access (interfaces by role, management) is the plan's:
-// "generation N", or "" when none. A non-nil error refuses the apply with
-// nothing changed.
+// "generation N", or "" when none (it reads the history: call it only when
+// needed). A non-nil error refuses the apply with nothing changed.
 type Preflight interface {
-	Check(ctx context.Context, plan *compile.Plan, live *ruleset.Table, known string) (warnings []string, err error)
+	Check(ctx context.Context, plan *compile.Plan, live *ruleset.Table, known func() string) (warnings []string, err error)
 }
 
 // SysctlEnsurer sets kernel settings and reports them (helpers.Sysctls).
@@ -159,7 +159,7 @@ func (r *Reconciler) apply(ctx context.Context, plan *compile.Plan, config []byt
 		return res, fmt.Errorf("read table %s %s before applying (nothing was changed): %w", fam, name, err)
 	}
 	if r.opts.Preflight != nil {
-		warnings, err := r.opts.Preflight.Check(ctx, plan, before, r.knownAccess(plan))
+		warnings, err := r.opts.Preflight.Check(ctx, plan, before, func() string { return r.knownAccess(plan) })
 		res.Warnings = append(res.Warnings, warnings...)
 		if err != nil {
 			return res, fmt.Errorf("preflight (nothing was changed): %w", err)
