@@ -158,12 +158,10 @@ func (r *Reconciler) apply(ctx context.Context, plan *compile.Plan, config []byt
 	if err != nil {
 		return res, fmt.Errorf("read table %s %s before applying (nothing was changed): %w", fam, name, err)
 	}
-	if r.opts.Preflight != nil {
-		warnings, err := r.opts.Preflight.Check(ctx, plan, before, func() string { return r.knownAccess(plan) })
-		res.Warnings = append(res.Warnings, warnings...)
-		if err != nil {
-			return res, fmt.Errorf("preflight (nothing was changed): %w", err)
-		}
+	warnings, err := r.preflight(ctx, plan, before)
+	res.Warnings = append(res.Warnings, warnings...)
+	if err != nil {
+		return res, err
 	}
 	rep, err := helpers.Ensure(ctx, plan.Helpers, helpers.Options{Prober: r.opts.Prober, Loader: r.opts.Loader, OptionalNAT: r.opts.OptionalNAT})
 	res.Helpers = rep
@@ -213,6 +211,21 @@ func (r *Reconciler) apply(ctx context.Context, plan *compile.Plan, config []byt
 	}
 	res.Generation, res.Recorded = g, true
 	return res, nil
+}
+
+// preflight runs Options.Preflight on plan against the live table before
+// (nil: absent). Callers that change state before apply (ApplyConfirm
+// writes the pending file and starts a guard) may call it first to refuse
+// earlier; apply runs it in any case.
+func (r *Reconciler) preflight(ctx context.Context, plan *compile.Plan, before *ruleset.Table) ([]string, error) {
+	if r.opts.Preflight == nil {
+		return nil, nil
+	}
+	warnings, err := r.opts.Preflight.Check(ctx, plan, before, func() string { return r.knownAccess(plan) })
+	if err != nil {
+		return warnings, fmt.Errorf("preflight (nothing was changed): %w", err)
+	}
+	return warnings, nil
 }
 
 // knownAccess names the newest recorded generation of the plan's table
