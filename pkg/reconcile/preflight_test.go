@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -137,5 +138,47 @@ func TestPreflightGuardsEveryApply(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"wan=b live=c known=generation 2", "wan=b live=c known=generation 2"}, pf.take()); diff != "" {
 		t.Errorf("preflight calls (-want +got):\n%s", diff)
+	}
+}
+
+// TestDaemonPreflight: the daemon's applies go through the preflight too:
+// a refused config is never applied (the kernel keeps no table), and the
+// daemon keeps checking instead of giving up.
+func TestDaemonPreflight(t *testing.T) {
+	pf := &fakePreflight{refuse: map[string]bool{"bad": true}}
+	a := newFakeApplier()
+	r := New(a, Options{StateDir: t.TempDir(), Prober: okProber{}, Loader: fakeLoader{}, Sysctls: &fakeSysctls{}, Preflight: pf})
+	checks := make(chan error, 16)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- r.Run(ctx, DaemonOptions{
+			Load:           func() (*compile.Plan, []byte, error) { return testPlan("bad"), []byte("bad"), nil },
+			ResyncInterval: time.Hour,
+			Debounce:       time.Millisecond,
+			MinBackoff:     10 * time.Millisecond,
+			MaxBackoff:     20 * time.Millisecond,
+			OnCheck:        func(_ bool, err error) { checks <- err },
+		})
+	}()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	for i := range 2 {
+		select {
+		case err := <-checks:
+			if !errors.Is(err, errCut) {
+				t.Fatalf("check %d: err = %v, want the preflight's refusal", i, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no check %d within 10s", i)
+		}
+	}
+	if n := a.calls(); n != 0 {
+		t.Errorf("the daemon applied %d tables of a refused config", n)
+	}
+	if calls := pf.take(); len(calls) < 2 || calls[0] != "wan=bad live=none known=" {
+		t.Errorf("preflight calls: %q", calls)
 	}
 }
