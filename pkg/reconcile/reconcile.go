@@ -4,7 +4,8 @@
 // history of generations that can be rolled back.
 //
 // It touches the kernel only through interfaces: Applier (pkg/nft),
-// helpers.Prober and helpers.Loader, and SysctlEnsurer.
+// helpers.Prober and helpers.Loader, SysctlEnsurer, and Preflight (the
+// lockout check every apply runs first).
 package reconcile
 
 import (
