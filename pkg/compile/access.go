@@ -262,12 +262,11 @@ func CheckAccess(a *Access, box Box) []Finding {
 	}
 	standalone := a.Mode == policy.Standalone
 	lanCarries := standalone && (zones[policy.ZoneLAN] || zones[policy.ZoneAny])
-	var lanMissing, wanMissing []string
+	var wanMissing []string
 	for i, n := range a.LAN {
 		if box.has(n) {
 			continue
 		}
-		lanMissing = append(lanMissing, n)
 		key := fmt.Sprintf("interfaces.lan[%d]", i)
 		if lanCarries {
 			out = append(out, Finding{Level: LevelError, Key: key, Missing: n, Message: fmt.Sprintf(
