@@ -42,16 +42,23 @@ func accessOf(p *policy.Policy) *Access {
 	return a
 }
 
-// AccessOf returns the plan's Access, or, for a plan recorded before the
-// field existed, the Access derived from its table (AccessFromTable).
+// AccessOf returns the access the plan's table grants: the plan's Access
+// (with its names and keys, for messages) when it agrees with the table,
+// else the Access derived from the table (AccessFromTable): a plan
+// recorded before the field existed, or one whose field was edited on
+// disk, cannot hide what its table does.
 func AccessOf(plan *Plan) (*Access, error) {
 	if plan == nil {
 		return nil, errors.New("no plan")
 	}
-	if plan.Access != nil {
+	derived, err := AccessFromTable(plan.Table)
+	if err != nil {
+		return nil, err
+	}
+	if plan.Access != nil && plan.Access.Same(derived) {
 		return plan.Access, nil
 	}
-	return AccessFromTable(plan.Table)
+	return derived, nil
 }
 
 // AccessFromTable derives the Access from a table nfpass compiled: the

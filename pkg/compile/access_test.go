@@ -273,3 +273,36 @@ func TestDecide(t *testing.T) {
 		})
 	}
 }
+
+// A recorded plan whose access field disagrees with its table (edited on
+// disk) is judged by its table.
+func TestAccessOfTrustsTheTable(t *testing.T) {
+	cat := catalog.Default()
+	p, err := config.Load(config.Options{Path: filepath.Join(t.TempDir(), "absent.yaml"), Catalog: cat})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Interfaces.LAN = []string{"br-lna"}
+	plan, err := compile.Compile(p, cat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := compile.AccessOf(plan)
+	if err != nil || got != plan.Access {
+		t.Fatalf("a fresh plan: AccessOf = %+v, %v; want its own Access", got, err)
+	}
+	lied := *plan.Access
+	lied.LAN = []string{"eth1"}
+	plan.Access = &lied
+	got, err = compile.AccessOf(plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"br-lna"}, got.LAN); diff != "" {
+		t.Errorf("LAN of an edited plan (-want +got):\n%s", diff)
+	}
+	plan.Access = nil
+	if got, err := compile.AccessOf(plan); err != nil || got.LAN[0] != "br-lna" {
+		t.Errorf("a plan without Access: %+v, %v", got, err)
+	}
+}
