@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -375,6 +376,19 @@ func TestInitStarterConfig(t *testing.T) {
 	}
 	if st.Mode().Perm() != 0o600 {
 		t.Errorf("%s: mode %v, want 0600", path, st.Mode().Perm())
+	}
+	if sys, ok := st.Sys().(*syscall.Stat_t); !ok || sys.Uid != 0 || sys.Gid != 0 {
+		t.Errorf("%s is not owned by root", path)
+	}
+	// -o json, for scripts: the guesses and the check.
+	out, _, code = l.nfpass(t, "", "init", "--stdout", "-o", "json")
+	var rep struct {
+		Written, Valid, Lockout bool
+		Guesses                 []struct{ Key, Value string }
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || code != 0 || rep.Written || !rep.Valid || rep.Lockout ||
+		len(rep.Guesses) < 3 || rep.Guesses[0].Value != "eth0" || rep.Guesses[1].Value != "br-lan" {
+		t.Errorf("init --stdout -o json: exit %d, %+v (%v):\n%s", code, rep, err, out)
 	}
 	written, _ := os.ReadFile(path)
 	// Never overwritten without --force.
