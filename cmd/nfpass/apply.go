@@ -29,18 +29,33 @@ kernel (stopping before any change if one is missing), sets the forwarding
 sysctls, replaces nfpass's own table in one netlink transaction guarded by the
 ruleset generation id, reads the table back and verifies the kernel holds
 exactly the plan, then records the generation for rollback. No other table is
-touched. On any failure the previous table is left exactly as it was.`,
+touched. On any failure the previous table is left exactly as it was.
+
+Before anything changes, a lockout preflight reads the interfaces that exist
+(in --netns when given) and refuses, with nothing applied, a standalone policy
+that would cut the admin off: a LAN interface that does not exist while
+management is on lan or any (a misspelt br-lna, the embedded profile's br-lan
+on a box with eth0/eth1), management only on a WAN that does not exist, or
+a policy that would not accept the ssh session nfpass runs from
+(SSH_CONNECTION: tcp to its port on the interface it arrives on). A missing
+WAN interface is only a warning: its rules match by name once it exists
+(pppoe-wan). A policy whose interfaces and management were applied before
+(the live table or a recorded generation) only gets warnings. --force turns
+the refusals into warnings too: use it only with --confirm.
+
+On a remote router, always apply with --confirm.`,
 		Example: `  sudo nfpass apply
   sudo nfpass apply -c /etc/nfpass/nfpass.yaml -o json
   sudo nfpass apply --netns lab-router   # inside a named namespace
-  sudo nfpass apply --confirm 60s        # undone unless 'nfpass confirm' within 60s`,
+  sudo nfpass apply --confirm 60s        # undone unless 'nfpass confirm' within 60s
+  sudo nfpass apply --confirm 60s --force  # br-lan comes later`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			plan, err := g.compileChecked(force)
 			if err != nil {
 				return err
 			}
-			k.forced = force
+			k.force = force
 			r := k.reconciler()
 			var res *reconcile.Result
 			var pending *reconcile.Pending
@@ -53,7 +68,7 @@ touched. On any failure the previous table is left exactly as it was.`,
 				res, err = r.Apply(cmd.Context(), plan, g.configBytes())
 			}
 			if err != nil {
-				return fmt.Errorf("apply: %w", err)
+				return g.reportLockout("apply "+plan.Source, fmt.Errorf("apply: %w", err))
 			}
 			if g.output == "json" {
 				if pending != nil {
@@ -90,7 +105,7 @@ touched. On any failure the previous table is left exactly as it was.`,
 	}
 	k.bind(cmd)
 	cmd.Flags().DurationVar(&confirm, "confirm", 0, "apply on trial: restore the previous generation unless `nfpass confirm` runs within this window (e.g. 60s)")
-	cmd.Flags().BoolVar(&force, "force", false, "apply even a policy that would cut management access to the router")
+	cmd.Flags().BoolVar(&force, "force", false, "apply even what would cut management access (use --confirm)")
 	return cmd
 }
 
@@ -232,7 +247,7 @@ func newRollbackCmd(g *globals) *cobra.Command {
 			}
 			res, err := k.reconciler().Rollback(cmd.Context(), to)
 			if err != nil {
-				return fmt.Errorf("rollback: %w", err)
+				return g.reportLockout("roll back", fmt.Errorf("rollback: %w", err))
 			}
 			if g.output == "json" {
 				return g.printJSON(res)

@@ -10,6 +10,7 @@ import (
 	"github.com/nfpass/nfpass/pkg/catalog"
 	"github.com/nfpass/nfpass/pkg/compile"
 	"github.com/nfpass/nfpass/pkg/config"
+	"github.com/nfpass/nfpass/pkg/helpers"
 	"github.com/nfpass/nfpass/pkg/nft"
 	"github.com/nfpass/nfpass/pkg/reconcile"
 )
@@ -21,8 +22,9 @@ type kernelFlags struct {
 	runtimeRoot string
 	netns       string
 	keep        int
-	// forced: the plan is compiled with --force (recorded for recompiling).
-	forced bool
+	// force: apply --force. The plan is compiled with it (recorded for
+	// recompiling), and the lockout preflight's refusals become warnings.
+	force bool
 }
 
 func (k *kernelFlags) bind(cmd *cobra.Command) {
@@ -41,6 +43,7 @@ func (k *kernelFlags) reconciler() *reconcile.Reconciler {
 		StateDir: k.stateDir, Keep: k.keep, NetNS: k.netns, RuntimeRoot: k.runtimeRoot,
 		Prober:    nft.HelperProber{},
 		Recompile: recompile, Inputs: k.inputs(activeGlobals), Version: version,
+		Preflight: helpers.Preflight{NetNS: k.netns, SSHConnection: os.Getenv("SSH_CONNECTION"), Force: k.force},
 	})
 }
 
@@ -48,7 +51,7 @@ func (k *kernelFlags) reconciler() *reconcile.Reconciler {
 // bytes: the config path (none when the file is absent), NFPASS_*
 // variables and the command-line overrides.
 func (k *kernelFlags) inputs(g *globals) reconcile.Inputs {
-	in := reconcile.Inputs{Forced: k.forced}
+	in := reconcile.Inputs{Forced: k.force}
 	for _, e := range os.Environ() {
 		if strings.HasPrefix(e, config.EnvPrefix) && !strings.HasPrefix(e, config.EnvConfig+"=") {
 			in.Env = append(in.Env, e)

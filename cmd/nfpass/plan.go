@@ -114,25 +114,63 @@ func (g *globals) compile() (*compile.Plan, error) {
 }
 
 func newCheckCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var netns string
+	var skipIfaces bool
+	cmd := &cobra.Command{
 		Use:   "check",
-		Short: "Validate the configuration only; exit nonzero listing every problem",
+		Short: "Validate the configuration and its interfaces on this box; exit nonzero listing every problem",
+		Long: `check validates the configuration and lists every problem with its key. Then,
+unless --skip-interfaces, it reads the interfaces that exist on this box (in
+--netns when given; that needs root) and runs the same lockout check as apply:
+a LAN interface that does not exist while management is on lan or any, or
+management only on a WAN that does not exist, or a policy that would not
+accept the ssh session check runs from (SSH_CONNECTION), is an error (exit 1):
+apply would refuse it. A missing WAN interface is a warning: its rules match
+by name once it exists (pppoe-wan comes up with PPP).
+
+Run it on the router itself; on another machine use --skip-interfaces.`,
 		Example: `  nfpass check -c /etc/nfpass/nfpass.yaml && echo valid
-  nfpass check -o json`,
+  nfpass check -o json
+  sudo nfpass check --netns lab-router     # interfaces of a namespace
+  nfpass check --skip-interfaces -c router.yaml   # on a laptop`,
 		Args: cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
 			plan, err := g.compile()
 			if err != nil {
 				return err
 			}
-			if g.output == "json" {
-				return g.printJSON(map[string]any{"valid": true, "source": plan.Source, "warnings": plan.Warnings})
+			var rep *boxReport
+			if !skipIfaces {
+				if rep, err = checkBox(plan, netns); err != nil {
+					return fmt.Errorf("check: %w", err)
+				}
 			}
-			fmt.Fprintf(g.stdout, "%s: valid (%s mode, table inet %s)\n", plan.Source, plan.Mode, plan.Table.Name)
-			for _, w := range plan.Warnings {
-				fmt.Fprintf(g.stdout, "warning: %s\n", w)
+			if g.output == "json" {
+				out := map[string]any{"valid": true, "source": plan.Source, "warnings": nonNilStrings(plan.Warnings)}
+				if rep != nil {
+					out["interfaces"] = rep.Names
+					out["findings"] = rep.Findings
+					out["lockout"] = rep.lockout()
+				}
+				if err := g.printJSON(out); err != nil {
+					return err
+				}
+			} else {
+				fmt.Fprintf(g.stdout, "%s: valid (%s mode, table inet %s)\n", plan.Source, plan.Mode, plan.Table.Name)
+				for _, w := range plan.Warnings {
+					fmt.Fprintf(g.stdout, "warning: %s\n", w)
+				}
+				if rep != nil {
+					rep.print(g.stdout)
+				}
+			}
+			if rep != nil && rep.lockout() {
+				return &exitError{code: 1, err: fmt.Errorf("check: apply would cut the admin off on this box (%s)", rep.errorKeys())}
 			}
 			return nil
 		},
 	}
+	cmd.Flags().StringVar(&netns, "netns", "", "check the interfaces of this named netns (root)")
+	cmd.Flags().BoolVar(&skipIfaces, "skip-interfaces", false, "only validate (on another machine)")
+	return cmd
 }

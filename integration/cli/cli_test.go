@@ -74,6 +74,7 @@ const example = "../../rules/examples/vpn-server.yaml"
 
 func TestApplyMatchesPlanAndDiff(t *testing.T) {
 	ns := netns.New(t, "cli")
+	ns.AddLinks(t, "br-lan") // the LAN (the lockout preflight refuses a missing one)
 	state := t.TempDir()
 	k := []string{"--netns", ns.Name, "--state-dir", state, "-c", example}
 
@@ -148,6 +149,7 @@ table ip nat {
 
 func TestForeignTablesUntouched(t *testing.T) {
 	ns := netns.New(t, "foreign")
+	ns.AddLinks(t, "br-lan")
 	state := t.TempDir()
 	cmd := exec.Command("ip", "netns", "exec", ns.Name, "nft", "-f", "-")
 	cmd.Stdin = strings.NewReader(foreign)

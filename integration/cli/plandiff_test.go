@@ -13,6 +13,7 @@ import (
 // the live table, in a fresh namespace, and changes nothing itself.
 func TestPlanDiff(t *testing.T) {
 	ns := netns.New(t, "plandiff")
+	ns.AddLinks(t, "br-lan")
 	state := t.TempDir()
 	k := []string{"--netns", ns.Name, "-c", example}
 

@@ -49,6 +49,7 @@ type env struct {
 
 func newEnv(t *testing.T, name string) *env {
 	ns := netns.New(t, name)
+	ns.AddLinks(t, "br-lan") // the LAN (the lockout preflight refuses a missing one)
 	state := t.TempDir()
 	e := &env{ns: ns, state: state, k: []string{"--netns", ns.Name, "--state-dir", state}}
 	// Never leave a guard behind: wait for it to finish (it exits once

@@ -147,6 +147,7 @@ func (d *daemon) restart() {
 func start(t *testing.T, name, config string, extra ...string) *daemon {
 	t.Helper()
 	ns := netns.New(t, name)
+	ns.AddLinks(t, "br-lan") // the LAN (the lockout preflight refuses a missing one)
 	d := &daemon{t: t, ns: ns, state: t.TempDir(), log: &logBuf{}, done: make(chan error, 1)}
 	d.cfg = filepath.Join(t.TempDir(), "nfpass.yaml")
 	writeFile(t, d.cfg, config)

@@ -151,3 +151,14 @@ func List() ([]string, error) {
 	}
 	return names, nil
 }
+
+// AddLinks creates interfaces with the given names in the namespace and
+// sets them up (bridges: the kernel has no dummy type here), so that a
+// policy naming them passes nfpass's lockout preflight. Needs root.
+func (n NS) AddLinks(t testing.TB, names ...string) {
+	t.Helper()
+	for _, name := range names {
+		n.MustExec(t, "ip", "link", "add", name, "type", "bridge")
+		n.MustExec(t, "ip", "link", "set", name, "up")
+	}
+}

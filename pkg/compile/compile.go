@@ -37,6 +37,10 @@ type Plan struct {
 	// forwarding (companion mode only): sets and chains to place inside
 	// that firewall's table.
 	Companion *ruleset.Table `json:"companion_snippet,omitempty"`
+	// Access is what the plan means for reaching the router (mode,
+	// interfaces by role, management), for the lockout preflight. Plans
+	// recorded before it existed lack it: see AccessOf.
+	Access *Access `json:"access,omitempty"`
 }
 
 // HelperNeed is one ct helper object and where the kernel gets it.
@@ -84,7 +88,7 @@ func Compile(p *policy.Policy, cat Catalog) (*Plan, error) {
 
 // build compiles a validated policy.
 func build(p *policy.Policy, cat Catalog) *Plan {
-	c := &compiler{p: p, cat: cat, plan: &Plan{Source: p.Source, Mode: p.Mode}}
+	c := &compiler{p: p, cat: cat, plan: &Plan{Source: p.Source, Mode: p.Mode, Access: accessOf(p)}}
 	c.build()
 	return c.plan
 }

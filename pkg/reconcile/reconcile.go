@@ -4,7 +4,8 @@
 // history of generations that can be rolled back.
 //
 // It touches the kernel only through interfaces: Applier (pkg/nft),
-// helpers.Prober and helpers.Loader, and SysctlEnsurer.
+// helpers.Prober and helpers.Loader, SysctlEnsurer, and Preflight (the
+// lockout check every apply runs first).
 package reconcile
 
 import (
@@ -28,6 +29,16 @@ type Applier interface {
 	// Destroy deletes the table (and nothing else). How a missing table is
 	// reported is up to the Applier; Reconciler.Destroy passes it through.
 	Destroy(ctx context.Context, family, name string) error
+}
+
+// Preflight checks a plan against the box before anything of it is
+// applied (helpers.Preflight: never cut the admin off). live is the table
+// in the kernel (nil when absent); known returns a recorded generation of
+// this table whose access (interfaces by role, management) is the plan's:
+// "generation N", or "" when none (it reads the history: call it only when
+// needed). A non-nil error refuses the apply with nothing changed.
+type Preflight interface {
+	Check(ctx context.Context, plan *compile.Plan, live *ruleset.Table, known func() string) (warnings []string, err error)
 }
 
 // SysctlEnsurer sets kernel settings and reports them (helpers.Sysctls).
@@ -86,6 +97,9 @@ type Options struct {
 	Inputs Inputs
 	// Version of nfpass, recorded with each generation.
 	Version string
+	// Preflight runs before every apply (CLI apply, apply --confirm, the
+	// daemon's applies, rollback, a trial's revert); nil means none.
+	Preflight Preflight
 }
 
 // Reconciler applies plans and keeps their history.
@@ -176,6 +190,16 @@ func (r *Reconciler) apply(ctx context.Context, plan *compile.Plan, config []byt
 	if err != nil {
 		return res, fmt.Errorf("%w (nothing was changed)", err)
 	}
+	fam, name := plan.Table.Family, plan.Table.Name
+	before, err := r.applier.Read(ctx, fam, name)
+	if err != nil {
+		return res, fmt.Errorf("read table %s %s before applying (nothing was changed): %w", fam, name, err)
+	}
+	warnings, err := r.preflight(ctx, plan, before)
+	res.Warnings = append(res.Warnings, warnings...)
+	if err != nil {
+		return res, err
+	}
 	rep, err := helpers.Ensure(ctx, plan.Helpers, helpers.Options{Prober: r.opts.Prober, Loader: r.opts.Loader, OptionalNAT: r.opts.OptionalNAT})
 	res.Helpers = rep
 	if rep != nil {
@@ -183,11 +207,6 @@ func (r *Reconciler) apply(ctx context.Context, plan *compile.Plan, config []byt
 	}
 	if err != nil {
 		return res, fmt.Errorf("helpers (nothing was changed): %w", err)
-	}
-	fam, name := plan.Table.Family, plan.Table.Name
-	before, err := r.applier.Read(ctx, fam, name)
-	if err != nil {
-		return res, fmt.Errorf("read table %s %s before applying (nothing was changed): %w", fam, name, err)
 	}
 	if err := r.applier.Apply(ctx, plan.Table); err != nil {
 		return res, r.restore(ctx, fam, name, before, err)
@@ -238,6 +257,48 @@ func (r *Reconciler) apply(ctx context.Context, plan *compile.Plan, config []byt
 	}
 	res.Generation, res.Recorded = rec, true
 	return res, nil
+}
+
+// preflight runs Options.Preflight on plan against the live table before
+// (nil: absent). Callers that change state before apply (ApplyConfirm
+// writes the pending file and starts a guard) may call it first to refuse
+// earlier; apply runs it in any case.
+func (r *Reconciler) preflight(ctx context.Context, plan *compile.Plan, before *ruleset.Table) ([]string, error) {
+	if r.opts.Preflight == nil {
+		return nil, nil
+	}
+	warnings, err := r.opts.Preflight.Check(ctx, plan, before, func() string { return r.knownAccess(plan) })
+	if err != nil {
+		return warnings, fmt.Errorf("preflight (nothing was changed): %w", err)
+	}
+	return warnings, nil
+}
+
+// knownAccess names the newest recorded generation of the plan's table
+// with the same access as the plan ("" none, or when the plan's access
+// cannot be told).
+func (r *Reconciler) knownAccess(plan *compile.Plan) string {
+	want, err := compile.AccessOf(plan)
+	if err != nil {
+		return ""
+	}
+	gens, err := r.store.List()
+	if err != nil {
+		return ""
+	}
+	for _, g := range gens {
+		if g.Family != plan.Table.Family || g.Table != plan.Table.Name {
+			continue
+		}
+		gp, err := g.Plan()
+		if err != nil {
+			continue
+		}
+		if a, err := compile.AccessOf(gp); err == nil && want.Same(a) {
+			return fmt.Sprintf("generation %d", g.ID)
+		}
+	}
+	return ""
 }
 
 // restore puts the table back as it was before a failed apply (the kernel
