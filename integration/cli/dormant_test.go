@@ -13,6 +13,7 @@ import (
 // table awake.
 func TestDormantTableIsDrift(t *testing.T) {
 	ns := netns.New(t, "dormant")
+	ns.AddLinks(t, "br-lan") // the LAN (the lockout preflight refuses a missing one)
 	state := t.TempDir()
 	k := []string{"--netns", ns.Name, "--state-dir", state, "-c", example}
 	mustRun(t, append([]string{"apply"}, k...)...)

@@ -177,6 +177,7 @@ func TestRollbackRestoresIPv6Forwarding(t *testing.T) {
 // `destroy --table` even though its name starts with nfpass.
 func TestDestroyForeignTable(t *testing.T) {
 	ns := netns.New(t, "foreigndestroy")
+	ns.AddLinks(t, "br-lan") // the LAN (the lockout preflight refuses a missing one)
 	state := t.TempDir()
 	k := []string{"--netns", ns.Name, "--state-dir", state, "--runtime-dir", t.TempDir()}
 	cmd := exec.Command("ip", "netns", "exec", ns.Name, "nft", "-f", "-")
@@ -211,6 +212,7 @@ func TestDestroyForeignTable(t *testing.T) {
 // ruleset stays as it was.
 func TestCraftedGenerationCLI(t *testing.T) {
 	ns := netns.New(t, "crafted")
+	ns.AddLinks(t, "br-lan") // the LAN (the lockout preflight refuses a missing one)
 	state := t.TempDir()
 	k := []string{"--netns", ns.Name, "--state-dir", state, "--runtime-dir", t.TempDir()}
 	mustRun(t, append([]string{"apply", "-c", example}, k...)...)
@@ -271,6 +273,7 @@ func TestCraftedGenerationCLI(t *testing.T) {
 // left alone; a state dir others can write is refused with the fix.
 func TestStateDirTrustCLI(t *testing.T) {
 	ns := netns.New(t, "trustcli")
+	ns.AddLinks(t, "br-lan") // the LAN (the lockout preflight refuses a missing one)
 	t.Run("symlinked lock", func(t *testing.T) {
 		state, rt := t.TempDir(), t.TempDir()
 		victim := filepath.Join(t.TempDir(), "victim")
@@ -320,6 +323,7 @@ func TestStateDirTrustCLI(t *testing.T) {
 // rollback and apply still change the kernel and say that recording failed.
 func TestReadOnlyStateDirCLI(t *testing.T) {
 	ns := netns.New(t, "rostate")
+	ns.AddLinks(t, "br-lan") // the LAN (the lockout preflight refuses a missing one)
 	state, rt := t.TempDir(), t.TempDir()
 	k := fmt.Sprintf("--netns %s --state-dir %s --runtime-dir %s", ns.Name, state, rt)
 	mustRun(t, append([]string{"apply", "-c", example}, strings.Fields(k)...)...)
@@ -439,6 +443,7 @@ func TestCompanionLeavesForwarding(t *testing.T) {
 // to the table recorded in the history.
 func TestDestroyWithBrokenConfig(t *testing.T) {
 	ns := netns.New(t, "brokendestroy")
+	ns.AddLinks(t, "br-lan") // the LAN (the lockout preflight refuses a missing one)
 	ns.MustExec(t, "sysctl", "-q", "-w", "net.ipv4.ip_forward=0")
 	k := []string{"--netns", ns.Name, "--state-dir", t.TempDir(), "--runtime-dir", t.TempDir()}
 	mustRun(t, append([]string{"apply", "-c", example, "--table", "nfpass_x"}, k...)...)

@@ -22,6 +22,7 @@ import (
 // fixed up) is never applied, and the log says why.
 func TestDaemonRefusesCraftedGeneration(t *testing.T) {
 	ns := netns.New(t, "dm-crafted")
+	ns.AddLinks(t, "br-lan") // the LAN (the lockout preflight refuses a missing one)
 	state := t.TempDir()
 	k := []string{"--netns", ns.Name, "--state-dir", state}
 	nfpassbin.MustRun(t, binary, append([]string{"apply", "-c", example}, k...)...)
