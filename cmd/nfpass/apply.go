@@ -37,11 +37,20 @@ touched. On any failure the previous table is left exactly as it was.`,
   sudo nfpass apply --confirm 60s        # undone unless 'nfpass confirm' within 60s`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cmd.Flags().Changed("confirm") && confirm <= 0 {
+				return fmt.Errorf("apply: --confirm %s: the confirm window must be a positive duration such as 60s or 2m (leave --confirm out to apply without a trial)", confirm)
+			}
+			if err := reconcile.RefuseIfDaemon(k.runDir, k.stateDir, "apply"); err != nil {
+				return fmt.Errorf("apply: %w", err)
+			}
 			plan, err := g.compileChecked(force)
 			if err != nil {
 				return err
 			}
 			r := k.reconciler()
+			if _, err := g.settlePending(cmd.Context(), &k); err != nil {
+				return fmt.Errorf("apply: %w", err)
+			}
 			var res *reconcile.Result
 			var pending *reconcile.Pending
 			if confirm > 0 {
@@ -105,6 +114,9 @@ func newDiffCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return &exitError{code: 2, err: err}
 			}
+			if _, err := g.settlePending(cmd.Context(), &k); err != nil {
+				return &exitError{code: 2, err: fmt.Errorf("diff: %w", err)}
+			}
 			res, err := k.reconciler().Diff(cmd.Context(), plan.Table)
 			if err != nil {
 				return &exitError{code: 2, err: fmt.Errorf("diff: %w", err)}
@@ -150,6 +162,9 @@ func newDestroyCmd(g *globals) *cobra.Command {
   sudo nfpass destroy --table nfpass_test`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := reconcile.RefuseIfDaemon(k.runDir, k.stateDir, "destroy"); err != nil {
+				return fmt.Errorf("destroy: %w", err)
+			}
 			p, _, err := g.loadPolicy()
 			if err != nil {
 				return g.reportConfigError(err)
@@ -186,6 +201,15 @@ func newRollbackCmd(g *globals) *cobra.Command {
 					return fmt.Errorf("rollback: %q is not a generation number (see nfpass history)", args[0])
 				}
 				to = n
+			}
+			if err := reconcile.RefuseIfDaemon(k.runDir, k.stateDir, "roll back"); err != nil {
+				return fmt.Errorf("rollback: %w", err)
+			}
+			if _, err := g.settlePending(cmd.Context(), &k); err != nil {
+				return fmt.Errorf("rollback: %w", err)
+			}
+			if p, err := k.reconciler().Pending(); err == nil && p != nil {
+				return fmt.Errorf("rollback: %w", &reconcile.PendingError{Pending: *p})
 			}
 			res, err := k.reconciler().Rollback(cmd.Context(), to)
 			if err != nil {

@@ -13,12 +13,15 @@ type kernelFlags struct {
 	stateDir string
 	netns    string
 	keep     int
+	runDir   string
 }
 
 func (k *kernelFlags) bind(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&k.stateDir, "state-dir", reconcile.DefaultStateDir, "where applied generations and the writer lock are kept")
 	cmd.Flags().StringVar(&k.netns, "netns", "", "act inside this named network namespace (/run/netns/NAME)")
 	cmd.Flags().IntVar(&k.keep, "keep", reconcile.DefaultKeep, "generations to keep for rollback")
+	cmd.Flags().StringVar(&k.runDir, "run-dir", reconcile.DefaultRunDir, "runtime directory of the daemon lock")
+	_ = cmd.Flags().MarkHidden("run-dir")
 }
 
 func (k *kernelFlags) reconciler() *reconcile.Reconciler {

@@ -23,6 +23,7 @@ import (
 	"github.com/nfpass/nfpass/pkg/nft"
 	"github.com/nfpass/nfpass/pkg/reconcile"
 	"github.com/nfpass/nfpass/pkg/ruleset"
+	"github.com/nfpass/nfpass/pkg/sdnotify"
 )
 
 func init() {
@@ -63,6 +64,16 @@ detached guard restores the previous ruleset, and the daemon keeps that one
 and does not try the same file again until it changes. The config at start
 and repairs of drift are applied directly.
 
+A trial left pending by a dead guard (kill -9, a unit restart, a reboot) is
+settled at start and on every check: past its window, or after a reboot, the
+last confirmed generation is restored at once; inside it, a new guard is
+started. While the daemon runs, 'nfpass apply', 'rollback' and 'destroy' on
+its state dir are refused: edit the config file and reload instead.
+
+Under systemd (Type=notify) it sends READY=1 once the kernel holds a verified
+ruleset, and WATCHDOG=1 from its loop when WatchdogSec= is set. /healthz
+(with --metrics-addr) answers 503 while the table is not as it should be.
+
 Signals: SIGHUP reloads the config; SIGUSR1 re-opens the event monitors and
 does a full check; SIGTERM/SIGINT exit, leaving the table in place.`,
 		Example: `  sudo nfpass run -c /etc/nfpass/nfpass.yaml
@@ -70,10 +81,25 @@ does a full check; SIGTERM/SIGINT exit, leaving the table in place.`,
   sudo nfpass run --metrics-addr 127.0.0.1:9742 --log-format json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if confirmWindow < 0 {
+				return fmt.Errorf("run: --confirm-window %s: must be a positive duration such as 2m, or 0 to apply config changes directly", confirmWindow)
+			}
 			log, err := newLogger(g.stderr, logFormat, logLevel)
 			if err != nil {
 				return err
 			}
+			cfgPath := g.configPath
+			if cfgPath == "" {
+				cfgPath = config.DefaultPath
+			}
+			// One daemon per state dir; CLI writers see this lock and refuse.
+			dlock, err := reconcile.AcquireDaemonLock(k.runDir, k.stateDir, cfgPath)
+			if err != nil {
+				return fmt.Errorf("run: %w", err)
+			}
+			defer dlock.Release()
+			notifier := sdnotify.FromEnv()
+			health := &reconcile.Health{}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
 			hup := make(chan os.Signal, 1)
@@ -128,7 +154,17 @@ does a full check; SIGTERM/SIGINT exit, leaving the table in place.`,
 				}
 				mux := http.NewServeMux()
 				mux.Handle("/metrics", metrics.Handler())
-				mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+				mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+					ok, state, reason := health.Get()
+					if !ok {
+						if reason == "" {
+							reason = "no verified ruleset yet"
+						}
+						http.Error(w, fmt.Sprintf("unhealthy (%s): %s", state, reason), http.StatusServiceUnavailable)
+						return
+					}
+					fmt.Fprintf(w, "ok (%s)\n", state)
+				})
 				srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 				go func() {
 					if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -139,10 +175,6 @@ does a full check; SIGTERM/SIGINT exit, leaving the table in place.`,
 				log.Info("metrics listening", "addr", ln.Addr().String())
 			}
 
-			cfgPath := g.configPath
-			if cfgPath == "" {
-				cfgPath = config.DefaultPath
-			}
 			nftOpts := nft.Options{NetNS: k.netns}
 			sources := []reconcile.EventSource{
 				{Name: "nftables", Open: func(ctx context.Context) (<-chan reconcile.Event, error) {
@@ -168,6 +200,18 @@ does a full check; SIGTERM/SIGINT exit, leaving the table in place.`,
 				Resync:           resyncCh,
 				Log:              log,
 				Metrics:          metrics,
+				Health:           health,
+				Ready: func() {
+					if err := notifier.Notify(sdnotify.Ready + "\nSTATUS=the kernel holds a verified ruleset"); err != nil {
+						log.Warn("systemd notify", "err", err)
+					}
+				},
+				Watchdog: func() {
+					if err := notifier.Notify(sdnotify.Watchdog); err != nil {
+						log.Warn("systemd watchdog", "err", err)
+					}
+				},
+				WatchdogInterval: sdnotify.WatchdogInterval(),
 			})
 		},
 	}

@@ -46,7 +46,24 @@ const (
 var (
 	// ErrNoGeneration: rollback has nothing to go back to, or an ID is unknown.
 	ErrNoGeneration = errors.New("no such generation")
+	// ErrNotRecorded matches *RecordError.
+	ErrNotRecorded = errors.New("applied and verified, but not recorded")
 )
+
+// RecordError says the kernel holds the plan, applied and verified, but
+// the generation could not be recorded (a full or read-only state
+// directory). The table must be kept: re-applying would not help.
+type RecordError struct{ Err error }
+
+func (e *RecordError) Error() string {
+	return "applied and verified, but recording the generation failed: " + e.Err.Error()
+}
+
+// Is makes errors.Is(err, ErrNotRecorded) true.
+func (e *RecordError) Is(target error) bool { return target == ErrNotRecorded }
+
+// Unwrap returns the store's error.
+func (e *RecordError) Unwrap() error { return e.Err }
 
 // Options configure a Reconciler. Zero values mean the defaults.
 type Options struct {
@@ -76,6 +93,8 @@ type Reconciler struct {
 	applier Applier
 	opts    Options
 	store   Store
+	// recordFault, when set, fails Record (tests: a full state dir).
+	recordFault func() error
 }
 
 // New returns a Reconciler using a for the kernel table.
@@ -187,9 +206,17 @@ func (r *Reconciler) apply(ctx context.Context, plan *compile.Plan, config []byt
 	}
 	g.Time = r.opts.Now().UTC()
 	g.Family, g.Table, g.Source = plan.Table.Family, plan.Table.Name, plan.Source
-	g, err = r.store.Record(g, plan, config)
+	if r.recordFault != nil {
+		err = r.recordFault()
+	}
+	if err == nil {
+		g, err = r.store.Record(g, plan, config)
+	}
 	if err != nil {
-		return res, fmt.Errorf("applied, but recording the generation failed: %w", err)
+		// The kernel holds the plan (verified): only the history is
+		// behind. Callers that keep the table branch on ErrNotRecorded.
+		res.Generation = g
+		return res, &RecordError{Err: err}
 	}
 	res.Generation, res.Recorded = g, true
 	return res, nil
