@@ -50,13 +50,14 @@ type Generation struct {
 	// steps back from the current Base, so repeated rollbacks walk back
 	// through history instead of toggling.
 	Base          int    `json:"base"`
-	// Trial marks a generation applied on trial (commit-confirm); it
-	// counts as confirmed only up to the confirm watermark (confirm.go).
-	Trial         bool   `json:"trial,omitempty"`
 	RulesetSHA256 string `json:"ruleset_sha256"`
 	ConfigSHA256  string `json:"config_sha256"`
 	// Dir is where the generation's files are.
 	Dir string `json:"-"`
+
+	// Trial marks a generation applied on trial (commit-confirm); it
+	// counts as confirmed only up to the confirm watermark (recover.go).
+	Trial bool `json:"trial,omitempty"`
 }
 
 // Ruleset returns the generation's rendered table.
