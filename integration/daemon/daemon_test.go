@@ -111,7 +111,13 @@ func (d *daemon) k() []string { return []string{"--netns", d.ns.Name, "--state-d
 // launch starts `nfpass run` with d.args; its log goes on in d.log.
 func (d *daemon) launch() {
 	d.t.Helper()
-	d.cmd = nfpassbin.Command(binary, d.args...)
+	d.launchCmd(nfpassbin.Command(binary, d.args...))
+}
+
+// launchCmd starts cmd (which runs `nfpass run`) as the daemon.
+func (d *daemon) launchCmd(cmd *exec.Cmd) {
+	d.t.Helper()
+	d.cmd = cmd
 	stderr, err := d.cmd.StderrPipe()
 	if err != nil {
 		d.t.Fatal(err)
@@ -121,7 +127,6 @@ func (d *daemon) launch() {
 	}
 	consumed := make(chan struct{})
 	go func() { d.log.consume(stderr); close(consumed) }()
-	cmd := d.cmd
 	go func() { <-consumed; d.done <- cmd.Wait() }()
 }
 
@@ -153,7 +158,15 @@ func start(t *testing.T, name, config string, extra ...string) *daemon {
 	d.args = append([]string{"run", "-c", d.cfg, "--log-format", "json", "--log-level", "debug"}, d.k()...)
 	d.args = append(d.args, extra...)
 	d.launch()
-	// Registered after netns.New, so it runs before the namespace is deleted.
+	d.cleanup()
+	d.waitInSync(d.cfg, 10*time.Second)
+	return d
+}
+
+// cleanup stops the daemon at the end of the test. Register it after
+// netns.New, so it runs before the namespace is deleted.
+func (d *daemon) cleanup() {
+	t := d.t
 	t.Cleanup(func() {
 		_ = d.cmd.Process.Signal(syscall.SIGTERM)
 		select {
@@ -166,8 +179,6 @@ func start(t *testing.T, name, config string, extra ...string) *daemon {
 			t.Logf("daemon log:\n%s", d.log)
 		}
 	})
-	d.waitInSync(d.cfg, 10*time.Second)
-	return d
 }
 
 func writeFile(t *testing.T, path, content string) {

@@ -296,13 +296,14 @@ func (d *daemon) start(ctx context.Context) {
 			d.health(false, "no valid configuration and no recorded generation")
 			return
 		}
-		d.fire(EvStarted)
 	} else {
 		d.desired, d.config = plan, cfg
-		d.fire(EvStarted)
 		d.startRejected(cfg)
 	}
-	d.startPending(ctx)
+	d.startPending(ctx) // may resume the daemon's own trial
+	if d.st.Phase == PhaseStarting {
+		d.fire(EvStarted)
+	}
 	d.check(ctx, "start")
 }
 

@@ -82,6 +82,9 @@ func runRig(t *testing.T, e *trialEnv, plan *compile.Plan, cfg string, tweak fun
 	t.Cleanup(func() {
 		cancel()
 		<-done
+		if strings.Contains(g.log.String(), "no transition") {
+			t.Error("the daemon fired an event its phase does not take")
+		}
 		if t.Failed() {
 			t.Logf("daemon log:\n%s", g.log)
 		}

@@ -324,6 +324,7 @@ func (r *Reconciler) RecoverPending(ctx context.Context, start GuardStarter, log
 				err = r.waitGuard(ctx, 3*time.Second)
 			}
 			if err == nil {
+				old := p.GuardPID
 				if lock, lerr := AcquireLock(ctx, r.opts.StateDir, r.opts.LockTimeout); lerr == nil {
 					if q, _ := r.Pending(); q != nil && q.Created.Equal(p.Created) {
 						q.GuardPID = pid
@@ -332,7 +333,7 @@ func (r *Reconciler) RecoverPending(ctx context.Context, start GuardStarter, log
 					}
 					lock.Release()
 				}
-				log.Warn("the confirm guard was gone; started a new one", "old_pid", p.GuardPID, "pid", pid, "deadline", p.Deadline)
+				log.Warn("the confirm guard was gone; started a new one", "old_pid", old, "pid", pid, "deadline", p.Deadline)
 				return &Recovery{Action: RecoveryRearmed, Pending: p, Why: gone}, nil
 			}
 			why = fmt.Sprintf("%s and starting a new one failed (%v)", gone, err)
