@@ -393,3 +393,25 @@ func TestSourceBackoffReset(t *testing.T) {
 		}
 	}
 }
+
+// TestDaemonRestoreKeepsConfig: the last good ruleset put back before a
+// trial (its table was deleted) is recorded with its config bytes, never
+// with none.
+func TestDaemonRestoreKeepsConfig(t *testing.T) {
+	e := newTrialEnv(t)
+	g := runRig(t, e, testPlan("eth1"), "wan: eth1\n", func(o *DaemonOptions) {
+		o.ConfirmWindow, o.StartGuard = time.Hour, e.starter()
+	})
+	g.waitCheck(t, "in sync at start", okCheck)
+	_ = e.a.Destroy(context.Background(), "inet", "nfpass")
+	g.set(testPlan("eth2"), "wan: eth2\n")
+	g.reload <- struct{}{}
+	g.waitLog(t, "restoring the last good ruleset before trying the config change")
+	g.waitLog(t, "config change applied on trial")
+	gens, _ := e.r.History()
+	for _, gen := range gens {
+		if cfg, err := gen.Config(); err != nil || len(cfg) == 0 {
+			t.Errorf("generation %d (%s) recorded with config %q, %v", gen.ID, gen.Kind, cfg, err)
+		}
+	}
+}
