@@ -186,6 +186,7 @@ does a full check; SIGTERM/SIGINT exit, leaving the table in place.`,
 				}},
 			}
 			r := k.reconciler()
+			defer func() { _ = notifier.Notify(sdnotify.Stopping) }()
 			return r.Run(ctx, reconcile.DaemonOptions{
 				Load:             load,
 				ConfigPath:       cfgPath,
