@@ -25,8 +25,8 @@ import (
 //   - the guard holds guard.lock and the window is open: nothing to do;
 //   - the window is open, the guard is gone: start a new guard (re-arm);
 //   - the window has closed, the machine rebooted since the trial began,
-//     guard.lock is unusable, the table on trial is gone, or pending.json
-//     is corrupt: revert at once, through the code path the guard uses
+//     guard.lock is unusable, the guard and the table on trial are both
+//     gone, or pending.json is corrupt: revert at once, through the code path the guard uses
 //     (revertPending), to the generation recorded as the one to restore —
 //     or, when that one is missing or broken, to the newest confirmed
 //     generation.
@@ -312,10 +312,13 @@ func (r *Reconciler) RecoverPending(ctx context.Context, start GuardStarter, log
 			if !alive {
 				why += " and " + gone
 			}
-		case p.Generation != 0 && r.tableGone(ctx, p):
-			why = fmt.Sprintf("table %s %s on trial is gone from the kernel", p.Family, p.Table)
 		case alive:
+			// The guard keeps the deadline. (The table is not read here:
+			// the daemon polls this every second, and a big table's read
+			// is not free.)
 			return &Recovery{Action: RecoveryGuarded, Pending: p}, nil
+		case p.Generation != 0 && r.tableGone(ctx, p):
+			why = fmt.Sprintf("table %s %s on trial is gone from the kernel, and %s", p.Family, p.Table, gone)
 		case start == nil:
 			why = gone + " and none can be started here"
 		default:

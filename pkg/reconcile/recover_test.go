@@ -144,7 +144,8 @@ func TestRecoverPending(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, want: RecoveryReverted, wantWAN: "eth1", wantWhy: "unusable"},
-		{name: "table on trial gone", mutate: func(_ *testing.T, e *trialEnv) {
+		{name: "guard and table on trial gone", mutate: func(_ *testing.T, e *trialEnv) {
+			e.killGuards()
 			_ = e.a.Destroy(context.Background(), "inet", "nfpass")
 		}, want: RecoveryReverted, wantWAN: "eth1", wantWhy: "gone from the kernel"},
 		{name: "first apply on trial, window closed", firstTrial: true, mutate: func(_ *testing.T, e *trialEnv) {
