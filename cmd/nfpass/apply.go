@@ -30,7 +30,12 @@ kernel (stopping before any change if one is missing), sets the forwarding
 sysctls, replaces nfpass's own table in one netlink transaction guarded by the
 ruleset generation id, reads the table back and verifies the kernel holds
 exactly the plan, then records the generation for rollback. No other table is
-touched. On any failure the previous table is left exactly as it was.`,
+touched. On any failure the previous table is left exactly as it was.
+
+While 'nfpass run' keeps the same state dir, apply (like rollback and
+destroy) is refused: the daemon would undo it. Edit the config file and
+reload the daemon instead. A trial left behind by a killed confirm guard
+is settled first (see 'nfpass confirm --help').`,
 		Example: `  sudo nfpass apply
   sudo nfpass apply -c /etc/nfpass/nfpass.yaml -o json
   sudo nfpass apply --netns lab-router   # inside a named namespace
@@ -95,7 +100,7 @@ touched. On any failure the previous table is left exactly as it was.`,
 		},
 	}
 	k.bind(cmd)
-	cmd.Flags().DurationVar(&confirm, "confirm", 0, "apply on trial: restore the previous generation unless `nfpass confirm` runs within this window (e.g. 60s)")
+	cmd.Flags().DurationVar(&confirm, "confirm", 0, "apply on trial for this window (e.g. 60s): undone unless 'nfpass confirm'")
 	cmd.Flags().BoolVar(&force, "force", false, "apply even a policy that would cut management access to the router")
 	return cmd
 }

@@ -219,7 +219,7 @@ does a full check; SIGTERM/SIGINT exit, leaving the table in place.`,
 	k.bind(cmd)
 	f := cmd.Flags()
 	f.DurationVar(&resync, "resync-interval", 5*time.Minute, "period of the full check of the kernel against the policy")
-	f.DurationVar(&confirmWindow, "confirm-window", 0, "apply a changed config on trial: unless 'nfpass confirm' runs within this window, the previous ruleset is restored and kept (0: apply changes directly)")
+	f.DurationVar(&confirmWindow, "confirm-window", 0, "put config edits on trial for this window (e.g. 2m; 0: apply at once)")
 	f.DurationVar(&fullRead, "full-read-interval", time.Hour, "longest time a check trusts an unchanged ruleset generation id instead of reading the table back")
 	f.StringVar(&metricsAddr, "metrics-addr", "", "serve Prometheus metrics on this address (/metrics), e.g. 127.0.0.1:9742")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
