@@ -59,9 +59,10 @@ validate is rejected and the running ruleset stays. Failures are retried
 with exponential backoff; the last good ruleset stays in place meanwhile.
 
 With --confirm-window, a changed config is applied on trial, as with
-'nfpass apply --confirm': unless 'nfpass confirm' runs within the window, a
-detached guard restores the previous ruleset, and the daemon keeps that one
-and does not try the same file again until it changes. The config at start
+'nfpass apply --confirm': unless 'nfpass confirm' runs within the window, the
+previous ruleset is restored (by the guard, or by the daemon, which owns the
+deadline of its trials across restarts), and the daemon keeps that one and
+does not try the same file again until it changes. The config at start
 and repairs of drift are applied directly.
 
 A trial left pending by a dead guard (kill -9, a unit restart, a reboot) is
