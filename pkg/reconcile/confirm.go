@@ -286,8 +286,13 @@ func (r *Reconciler) Confirm(ctx context.Context) (*Pending, error) {
 		if rerr != nil {
 			return p, rerr
 		}
-		if rec.Action == RecoveryReverted {
+		switch rec.Action {
+		case RecoveryReverted:
 			return rec.Pending, fmt.Errorf("%w: %s; %s", ErrConfirmTooLate, rec.Why, rec.Outcome)
+		case RecoveryGuarded, RecoveryRearmed:
+			// Only an apply that did not finish gets here inside its window.
+			return rec.Pending, fmt.Errorf("%w: the apply did not finish; the guard reverts it at %s",
+				ErrConfirmTooLate, rec.Pending.Deadline.Local().Format(time.DateTime))
 		}
 		if err != nil {
 			return nil, err

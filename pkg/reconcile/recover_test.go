@@ -281,3 +281,33 @@ func TestApplyConfirmNeedsALiveGuard(t *testing.T) {
 		t.Error("pending.json left behind")
 	}
 }
+
+// TestConfirmUnfinishedApply: a trial whose apply never recorded its
+// generation cannot be confirmed: inside the window with its guard alive
+// confirm says the guard reverts it; with the guard dead it is reverted.
+func TestConfirmUnfinishedApply(t *testing.T) {
+	ctx := context.Background()
+	e := newTrialEnv(t)
+	if _, err := e.r.Apply(ctx, testPlan("eth1"), []byte("wan: eth1\n")); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := e.r.ApplyConfirm(ctx, testPlan("eth9"), []byte("wan: eth9\n"), time.Hour, e.starter()); err != nil {
+		t.Fatal(err)
+	}
+	e.rewritePending(t, func(p *Pending) { p.Generation = 0 })
+	_, err := e.r.Confirm(ctx)
+	if !errors.Is(err, ErrConfirmTooLate) || !strings.Contains(err.Error(), "did not finish") {
+		t.Errorf("confirm: %v; want 'the apply did not finish'", err)
+	}
+	if !e.pendingExists() {
+		t.Error("the guarded trial was settled by a refused confirm")
+	}
+	e.killGuards()
+	_, err = e.r.Confirm(ctx)
+	if !errors.Is(err, ErrConfirmTooLate) || !strings.Contains(err.Error(), "generation 1 restored") {
+		t.Errorf("confirm with the guard dead: %v; want the restore", err)
+	}
+	if got := e.wan(t); got != "eth1" {
+		t.Errorf("kernel holds %s, want eth1", got)
+	}
+}
