@@ -44,7 +44,6 @@ type rig2 struct {
 	log    *syncBuf
 	health *Health
 	ready  atomic.Int32
-	dog    atomic.Int32
 }
 
 func (g *rig2) set(p *compile.Plan, cfg string) {
