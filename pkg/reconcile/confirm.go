@@ -103,9 +103,12 @@ func (r *Reconciler) pendingPath() string { return filepath.Join(r.opts.StateDir
 // Pending returns the change on trial, or (nil, nil) when there is none.
 // It takes no lock.
 func (r *Reconciler) Pending() (*Pending, error) {
-	b, err := os.ReadFile(r.pendingPath())
+	b, err := readStateFile(r.pendingPath())
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
+	}
+	if errors.Is(err, errNotStateFile) || errors.Is(err, unix.ELOOP) {
+		return nil, &CorruptPendingError{Path: r.pendingPath(), Err: err}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("pending confirmation: %w", err)

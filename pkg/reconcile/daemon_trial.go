@@ -170,7 +170,7 @@ func (d *daemon) restoreLastGood(ctx context.Context) (bool, error) {
 // latest recorded generation instead of it (unless that generation is
 // this very config: someone applied it on purpose since).
 func (d *daemon) startRejected(cfg []byte) {
-	b, err := os.ReadFile(filepath.Join(d.r.opts.StateDir, FileRejected))
+	b, err := readStateFile(filepath.Join(d.r.opts.StateDir, FileRejected))
 	if err != nil {
 		return
 	}
@@ -201,7 +201,7 @@ func (d *daemon) setRejected(s string) {
 		}
 		return
 	}
-	if err := os.WriteFile(path, []byte(s+"\n"), 0o600); err != nil {
+	if err := writeStateFile(d.r.opts.StateDir, FileRejected, []byte(s+"\n")); err != nil {
 		d.log.Warn("cannot record the rejected config; a restart would try it again", "err", err)
 	}
 }

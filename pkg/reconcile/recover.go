@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -74,6 +75,50 @@ var readBootID = func() string {
 
 func bootID() string { return readBootID() }
 
+// maxStateFile bounds what is read of a small state file.
+const maxStateFile = 64 << 10
+
+// errNotStateFile: a state file that is not a small regular file.
+var errNotStateFile = errors.New("not a small regular file")
+
+// readStateFile reads a small state file without following a symlink.
+func readStateFile(path string) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err != nil {
+		return nil, err
+	} else if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: %w", path, errNotStateFile)
+	}
+	b := make([]byte, maxStateFile+1)
+	n, err := io.ReadFull(f, b)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	if n > maxStateFile {
+		return nil, fmt.Errorf("%s is larger than %d bytes: %w", path, maxStateFile, errNotStateFile)
+	}
+	return b[:n], nil
+}
+
+// writeStateFile replaces a small state file atomically (a new file,
+// renamed over the old one: a planted symlink is replaced, not followed).
+func writeStateFile(dir, name string, data []byte) error {
+	tmp := filepath.Join(dir, name+".tmp")
+	_ = os.Remove(tmp)
+	if err := writeSynced(tmp, data, 0o600); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
+		_ = os.Remove(tmp)
+		return err
+	}
+	return nil
+}
+
 // openGuardLock opens StateDir/guard.lock without following a symlink.
 func openGuardLock(dir string) (*os.File, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -133,26 +178,18 @@ func (r *Reconciler) writeConfirmed(gen int) error {
 	if gen <= r.readConfirmed() {
 		return nil
 	}
-	tmp := r.confirmedPath() + ".tmp"
-	_ = os.Remove(tmp)
-	if err := writeSynced(tmp, []byte(strconv.Itoa(gen)+"\n"), 0o600); err != nil {
-		return fmt.Errorf("record the confirmation: %w", err)
-	}
-	if err := os.Rename(tmp, r.confirmedPath()); err != nil {
+	if err := writeStateFile(r.opts.StateDir, FileConfirmed, []byte(strconv.Itoa(gen)+"\n")); err != nil {
 		return fmt.Errorf("record the confirmation: %w", err)
 	}
 	return nil
 }
 
 func (r *Reconciler) readConfirmed() int {
-	f, err := os.OpenFile(r.confirmedPath(), os.O_RDONLY|unix.O_NOFOLLOW, 0)
+	b, err := readStateFile(r.confirmedPath())
 	if err != nil {
 		return 0
 	}
-	defer f.Close()
-	b := make([]byte, 32)
-	n, _ := f.Read(b)
-	id, _ := strconv.Atoi(strings.TrimSpace(string(b[:n])))
+	id, _ := strconv.Atoi(strings.TrimSpace(string(b)))
 	return id
 }
 

@@ -1,6 +1,7 @@
 package reconcile
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -8,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -309,5 +311,56 @@ func TestConfirmUnfinishedApply(t *testing.T) {
 	}
 	if got := e.wan(t); got != "eth1" {
 		t.Errorf("kernel holds %s, want eth1", got)
+	}
+}
+
+// TestPendingNotAFile: a pending.json that is a symlink, a FIFO or huge
+// counts as corrupt (recovered like one), and is never followed or read
+// whole.
+func TestPendingNotAFile(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		plant func(t *testing.T, path string)
+	}{
+		{"symlink", func(t *testing.T, path string) {
+			if err := os.Symlink("/etc/hostname", path); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"fifo", func(t *testing.T, path string) {
+			if err := syscall.Mkfifo(path, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"huge", func(t *testing.T, path string) {
+			if err := os.WriteFile(path, bytes.Repeat([]byte(" "), maxStateFile+10), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := newTrialEnv(t)
+			ctx := context.Background()
+			if _, err := e.r.Apply(ctx, testPlan("eth1"), []byte("wan: eth1\n")); err != nil {
+				t.Fatal(err)
+			}
+			c.plant(t, filepath.Join(e.dir, FilePending))
+			if _, err := e.r.Pending(); !errors.Is(err, ErrPendingCorrupt) {
+				t.Fatalf("Pending: %v, want ErrPendingCorrupt", err)
+			}
+			rec, err := e.r.RecoverPending(ctx, nil, nil)
+			if err != nil || rec.Action != RecoveryReverted {
+				t.Fatalf("RecoverPending: %+v, %v", rec, err)
+			}
+			if _, err := os.Lstat(filepath.Join(e.dir, FilePending)); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("pending.json still there: %v", err)
+			}
+			if _, err := os.Stat("/etc/hostname"); err != nil {
+				t.Errorf("the symlink's target was touched: %v", err)
+			}
+			if got := e.wan(t); got != "eth1" {
+				t.Errorf("kernel holds %s", got)
+			}
+		})
 	}
 }
