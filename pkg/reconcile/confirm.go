@@ -251,9 +251,11 @@ func (r *Reconciler) applyConfirm(ctx context.Context, plan *compile.Plan, confi
 		return res, nil, err
 	}
 	if err != nil {
-		// Not recorded: the trial has no generation of its own, and the
-		// guard restores p.Restore at the deadline all the same.
-		warnings = append(warnings, err.Error())
+		// Not recorded (a full state dir): the trial has no generation of
+		// its own, so it cannot be confirmed; the pending file keeps
+		// generation 0 and the trial is reverted at the deadline.
+		return res, p, fmt.Errorf("applied on trial, but recording the generation failed (%w); it cannot be confirmed and is reverted at %s",
+			errors.Unwrap(err), p.Deadline.Local().Format(time.DateTime))
 	}
 	res.Warnings = append(res.Warnings, warnings...)
 	now = r.opts.Now()

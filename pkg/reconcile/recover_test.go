@@ -364,3 +364,29 @@ func TestPendingNotAFile(t *testing.T) {
 		})
 	}
 }
+
+// TestApplyConfirmNotRecorded: a trial whose generation cannot be recorded
+// says so, cannot be confirmed, and is reverted at its deadline.
+func TestApplyConfirmNotRecorded(t *testing.T) {
+	ctx := context.Background()
+	e := newTrialEnv(t)
+	if _, err := e.r.Apply(ctx, testPlan("eth1"), []byte("wan: eth1\n")); err != nil {
+		t.Fatal(err)
+	}
+	e.r.recordFault = func() error { return syscall.ENOSPC }
+	_, p, err := e.r.ApplyConfirm(ctx, testPlan("eth9"), []byte("wan: eth9\n"), time.Hour, e.starter())
+	if err == nil || !strings.Contains(err.Error(), "cannot be confirmed") || p == nil {
+		t.Fatalf("ApplyConfirm: %v", err)
+	}
+	if _, err := e.r.Confirm(ctx); !errors.Is(err, ErrConfirmTooLate) {
+		t.Errorf("confirm of an unrecorded trial: %v", err)
+	}
+	e.r.recordFault = nil
+	e.offset.Store(int64(2 * time.Hour))
+	if rec, err := e.r.RecoverPending(ctx, nil, nil); err != nil || rec.Action != RecoveryReverted {
+		t.Fatalf("RecoverPending: %+v %v", rec, err)
+	}
+	if got := e.wan(t); got != "eth1" {
+		t.Errorf("kernel holds %s, want eth1", got)
+	}
+}
