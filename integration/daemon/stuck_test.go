@@ -265,3 +265,30 @@ func TestDaemonReadOnlyStateDir(t *testing.T) {
 	}
 	d.waitInSync(d.cfg, 5*time.Second)
 }
+
+// TestDaemonTrialOnAdoptedTable: --confirm-window on an empty state dir
+// whose table the kernel already holds: the daemon records it, so the
+// next edit goes on trial (it used to fail forever: "nothing exact to
+// restore") and is reverted to exactly that table.
+func TestDaemonTrialOnAdoptedTable(t *testing.T) {
+	orig := readExample(t)
+	ns := netns.New(t, "dm-adopt")
+	// Applied with another state dir: this one starts empty.
+	nfpassbin.MustRun(t, binary, "apply", "-c", example, "--netns", ns.Name, "--state-dir", t.TempDir())
+	d := &daemon{t: t, ns: ns, state: t.TempDir(), log: &logBuf{}, done: make(chan error, 1)}
+	d.cfg = filepath.Join(t.TempDir(), "nfpass.yaml")
+	writeFile(t, d.cfg, orig)
+	d.args = append([]string{"run", "-c", d.cfg, "--log-format", "json", "--log-level", "debug",
+		"--confirm-window", "2s", "--resync-interval", "200ms"}, d.k()...)
+	d.launch()
+	d.cleanup()
+	d.waitLog(0, 10*time.Second, "recorded the table the kernel holds")
+	before := d.nft("list", "table", "inet", "nfpass")
+	mark := d.log.len()
+	writeFile(t, d.cfg, strings.Replace(orig, "sip: true ", "sip: false", 1))
+	d.waitLog(mark, 5*time.Second, "applied on trial")
+	d.waitLog(mark, 15*time.Second, "was not confirmed in time and was reverted")
+	if got := d.nft("list", "table", "inet", "nfpass"); got != before {
+		t.Errorf("after the revert the table is not the adopted one:\n%s", got)
+	}
+}
