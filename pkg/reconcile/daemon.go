@@ -291,18 +291,17 @@ func (d *daemon) start(ctx context.Context) {
 				break
 			}
 		}
-		if d.desired == nil {
-			d.fire(EvNoConfig)
-			d.health(false, "no valid configuration and no recorded generation")
-			return
-		}
 	} else {
 		d.desired, d.config = plan, cfg
 		d.startRejected(cfg)
 	}
 	d.startPending(ctx) // may resume the daemon's own trial
 	if d.st.Phase == PhaseStarting {
-		d.fire(EvStarted)
+		if d.desired == nil {
+			d.fire(EvNoConfig)
+		} else {
+			d.fire(EvStarted)
+		}
 	}
 	d.check(ctx, "start")
 }
@@ -421,15 +420,19 @@ func (d *daemon) settlePending(ctx context.Context) (hold bool, err error) {
 }
 
 func (d *daemon) doCheck(ctx context.Context, reason string) (bool, error) {
-	if d.desired == nil {
-		d.health(false, "no valid configuration")
-		return false, errors.New("no valid configuration")
-	}
+	// A pending trial is settled even with no config to enforce.
 	if hold, err := d.settlePending(ctx); hold {
 		if err == nil {
 			err = ErrPending
 		}
 		return false, err
+	}
+	if d.desired == nil {
+		if d.st.Phase == PhasePaused {
+			d.fire(EvPendingSettled)
+		}
+		d.health(false, "no valid configuration and no recorded generation")
+		return false, errors.New("no valid configuration")
 	}
 	if d.st.Phase == PhasePaused {
 		d.log.Info("commit-confirm settled; reconciliation resumed")

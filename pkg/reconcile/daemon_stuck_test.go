@@ -414,3 +414,42 @@ func TestDaemonRestoreKeepsConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestDaemonInvalidConfigPendingTrial: with an invalid config file the
+// daemon still settles a trial whose guard is gone: it falls back to the
+// last confirmed generation (never the unconfirmed trial) and reverts.
+func TestDaemonInvalidConfigPendingTrial(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		firstGen bool // a confirmed generation exists before the trial
+		wantWAN  string
+	}{
+		{"confirmed generation before the trial", true, "eth1"},
+		{"the trial was the first apply", false, "<absent>"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := newTrialEnv(t)
+			ctx := context.Background()
+			if c.firstGen {
+				if _, err := e.r.Apply(ctx, testPlan("eth1"), []byte("wan: eth1\n")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, _, err := e.r.ApplyConfirm(ctx, testPlan("eth9"), []byte("wan: eth9\n"), time.Hour, e.starter()); err != nil {
+				t.Fatal(err)
+			}
+			e.killGuards()
+			e.offset.Store(int64(2 * time.Hour))
+			g := runRig(t, e, nil, "", func(o *DaemonOptions) {
+				o.Load = func() (*compile.Plan, []byte, error) { return nil, nil, errors.New("invalid config") }
+			})
+			g.waitCheck(t, "start", func(error) bool { return true })
+			if got := e.wan(t); got != c.wantWAN {
+				t.Errorf("kernel holds %s, want %s", got, c.wantWAN)
+			}
+			if p, _ := e.r.Pending(); p != nil {
+				t.Errorf("still pending: %+v", p)
+			}
+		})
+	}
+}

@@ -72,14 +72,14 @@ func (d *daemon) startPending(ctx context.Context) {
 	case RecoveryReverted:
 		d.log.Error("a trial pending at start was reverted", "why", rec.Why, "outcome", rec.Outcome)
 		// The config file is the reverted trial's: do not try it again.
-		if gens, err := d.r.store.List(); err == nil && len(gens) > 0 && rec.Pending != nil && rec.Pending.Generation != 0 {
+		if gens, err := d.r.store.List(); err == nil && len(gens) > 0 && rec.Pending != nil && rec.Pending.Generation != 0 && d.desired != nil {
 			if g, err := d.r.store.Get(rec.Pending.Generation); err == nil && g.ConfigSHA256 == sum(d.config) {
 				d.setRejected(g.ConfigSHA256)
 				d.enforceGeneration(gens[0])
 			}
 		}
 	case RecoveryGuarded, RecoveryRearmed:
-		if rec.Pending.Owner == "daemon" && rec.Pending.Generation != 0 {
+		if rec.Pending.Owner == "daemon" && rec.Pending.Generation != 0 && d.desired != nil {
 			d.trial = &trial{gen: rec.Pending.Generation, plan: d.desired, configSum: sum(d.config)}
 			if g, err := d.r.store.Get(rec.Pending.Generation); err == nil && g.ConfigSHA256 != sum(d.config) {
 				d.trial.configSum = g.ConfigSHA256
