@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -248,6 +250,9 @@ func TestDaemonStartWithPendingTrial(t *testing.T) {
 			readBootID = func() string { return "boot-2" }
 			_ = e.a.Destroy(context.Background(), "inet", "nfpass") // the kernel lost its tables
 		}, wantWAN: "eth1", wantLog: "machine restarted"},
+		{name: "corrupt pending.json", before: func(e *trialEnv) {
+			_ = os.WriteFile(filepath.Join(e.dir, FilePending), []byte("{"), 0o600)
+		}, wantWAN: "eth1", wantLog: "is corrupt"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			readBootID = func() string { return "boot-1" }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -71,12 +72,25 @@ func (d *daemon) startPending(ctx context.Context) {
 	switch rec.Action {
 	case RecoveryReverted:
 		d.log.Error("a trial pending at start was reverted", "why", rec.Why, "outcome", rec.Outcome)
-		// The config file is the reverted trial's: do not try it again.
-		if gens, err := d.r.store.List(); err == nil && len(gens) > 0 && rec.Pending != nil && rec.Pending.Generation != 0 && d.desired != nil {
-			if g, err := d.r.store.Get(rec.Pending.Generation); err == nil && g.ConfigSHA256 == sum(d.config) {
-				d.setRejected(g.ConfigSHA256)
-				d.enforceGeneration(gens[0])
+		// When the config file is a reverted trial's (this one's, or, with
+		// a corrupt pending.json, any unconfirmed one), do not try it again.
+		if d.desired == nil {
+			break
+		}
+		gens, err := d.r.store.List()
+		if err != nil {
+			break
+		}
+		confirmed := d.r.confirmedGenerations(gens, 0)
+		for _, g := range gens {
+			if !g.Trial || g.ConfigSHA256 != sum(d.config) || slices.ContainsFunc(confirmed, func(c Generation) bool { return c.ID == g.ID }) {
+				continue
 			}
+			d.setRejected(g.ConfigSHA256)
+			if len(confirmed) > 0 {
+				d.enforceGeneration(confirmed[0])
+			}
+			break
 		}
 	case RecoveryGuarded, RecoveryRearmed:
 		if rec.Pending.Owner == "daemon" && rec.Pending.Generation != 0 && d.desired != nil {
@@ -92,7 +106,8 @@ func (d *daemon) startPending(ctx context.Context) {
 }
 
 // settleTrial learns how the daemon's trial ended, once nothing is
-// pending. Confirmed: the trial is still the latest generation. Anything
+// pending. Confirmed: `nfpass confirm` raised the confirm watermark to
+// the trial and it is still the latest generation. Anything
 // else (the guard's rollback, or a generation someone recorded since) is
 // treated as not confirmed: the daemon enforces the latest generation and
 // remembers the trial's config as rejected, so it never falls back to a
@@ -107,7 +122,8 @@ func (d *daemon) settleTrial() bool {
 	}
 	d.trial = nil
 	latest := gens[0]
-	if t.gen != 0 && latest.ID == t.gen {
+	// Confirm raises the watermark before it removes pending.json.
+	if t.gen != 0 && latest.ID == t.gen && d.r.readConfirmed() >= t.gen {
 		d.setRejected("")
 		if d.desired == t.plan {
 			d.lastGood, d.lastGoodConfig = t.plan, d.config
@@ -128,7 +144,13 @@ func (d *daemon) settleTrial() bool {
 	if d.st.Phase == PhaseUntried || d.desired != t.plan {
 		return true // a newer config arrived meanwhile: it goes on next
 	}
-	d.enforceGeneration(latest)
+	// The newest confirmed generation: the restore, or (when its record
+	// failed) the one before the trial; never the trial itself.
+	if ok := d.r.confirmedGenerations(gens, t.gen); len(ok) > 0 {
+		d.enforceGeneration(ok[0])
+	} else if d.lastGood != nil && d.lastGood != t.plan {
+		d.desired, d.config = d.lastGood, d.lastGoodConfig
+	}
 	return true
 }
 
@@ -180,14 +202,15 @@ func (d *daemon) startRejected(cfg []byte) {
 		return
 	}
 	gens, err := d.r.store.List()
-	if err != nil || len(gens) == 0 || gens[0].ConfigSHA256 == rej {
+	confirmed := d.r.confirmedGenerations(gens, 0)
+	if err != nil || len(confirmed) == 0 || confirmed[0].ConfigSHA256 == rej {
 		d.setRejected("")
 		return
 	}
 	d.rejected = rej
 	d.log.Warn("the config file is the one whose trial was reverted; enforcing the latest recorded generation until the file changes",
-		"generation", gens[0].ID)
-	d.enforceGeneration(gens[0])
+		"generation", confirmed[0].ID)
+	d.enforceGeneration(confirmed[0])
 }
 
 // setRejected sets the rejected config checksum ("" clears it) and keeps
