@@ -52,10 +52,14 @@ type DaemonOptions struct {
 	ResyncInterval time.Duration
 	// ConfirmWindow, when positive, applies a changed config on trial
 	// (ApplyConfirm with StartGuard, as `nfpass apply --confirm` does):
-	// unless `nfpass confirm` runs within the window, the guard restores
-	// the previous generation, and the daemon keeps that one and does not
-	// try the same config again until the file changes. The config at
-	// start, and repairs of drift, are applied directly.
+	// unless `nfpass confirm` runs within the window, the previous
+	// generation is restored — by the guard, or by the daemon, which owns
+	// the deadline of its trials (RecoverPending on every check while one
+	// is pending, and at start after a restart) — and the daemon keeps
+	// that one and does not try the same config again until the file
+	// changes. The config at start, and repairs of drift, are applied
+	// directly. StartGuard also re-arms the guard of any trial whose
+	// guard died inside its window.
 	ConfirmWindow time.Duration
 	StartGuard    GuardStarter
 	// FullReadInterval bounds how long a check may trust an unchanged
@@ -148,9 +152,11 @@ type daemon struct {
 // with one log line naming what drifted. A failed apply is retried with
 // exponential backoff; the kernel keeps the last good ruleset meanwhile
 // (applies are atomic, and if the table was lost the last good plan is put
-// back). While a commit-confirm is pending, checks are paused so that the
-// guard alone decides. Run returns nil when ctx ends, leaving the table in
-// place: there is no fail-open on exit.
+// back). While a commit-confirm someone else started is pending, checks
+// are paused (PhasePaused), but its deadline is still enforced. The
+// daemon's modes are a state machine (daemon_state.go). Run returns nil
+// when ctx ends, leaving the table in place: there is no fail-open on
+// exit.
 func (r *Reconciler) Run(ctx context.Context, o DaemonOptions) error {
 	if o.Load == nil {
 		return errors.New("daemon: no config loader")
