@@ -99,6 +99,7 @@ type daemon struct {
 	t     *testing.T
 	ns    netns.NS
 	state string
+	run   string
 	cfg   string
 	args  []string
 	cmd   *exec.Cmd
@@ -106,7 +107,16 @@ type daemon struct {
 	done  chan error
 }
 
-func (d *daemon) k() []string { return []string{"--netns", d.ns.Name, "--state-dir", d.state} }
+// k are the flags that put a command on the daemon's namespace, state dir
+// and runtime dir (the daemon lock: a temporary one, so that tests leave
+// nothing in /run/nfpass).
+func (d *daemon) k() []string {
+	return []string{"--netns", d.ns.Name, "--state-dir", d.state, "--run-dir", d.run}
+}
+
+func newDaemon(t *testing.T, ns netns.NS) *daemon {
+	return &daemon{t: t, ns: ns, state: t.TempDir(), run: t.TempDir(), log: &logBuf{}, done: make(chan error, 1)}
+}
 
 // launch starts `nfpass run` with d.args; its log goes on in d.log.
 func (d *daemon) launch() {
@@ -152,7 +162,7 @@ func (d *daemon) restart() {
 func start(t *testing.T, name, config string, extra ...string) *daemon {
 	t.Helper()
 	ns := netns.New(t, name)
-	d := &daemon{t: t, ns: ns, state: t.TempDir(), log: &logBuf{}, done: make(chan error, 1)}
+	d := newDaemon(t, ns)
 	d.cfg = filepath.Join(t.TempDir(), "nfpass.yaml")
 	writeFile(t, d.cfg, config)
 	d.args = append([]string{"run", "-c", d.cfg, "--log-format", "json", "--log-level", "debug"}, d.k()...)

@@ -24,7 +24,7 @@ func TestDaemonNotify(t *testing.T) {
 	defer conn.Close()
 
 	ns := netns.New(t, "dm-notify")
-	d := &daemon{t: t, ns: ns, state: t.TempDir(), log: &logBuf{}, done: make(chan error, 1)}
+	d := newDaemon(t, ns)
 	d.cfg = filepath.Join(t.TempDir(), "nfpass.yaml")
 	writeFile(t, d.cfg, readExample(t))
 	d.args = append([]string{"run", "-c", d.cfg, "--log-format", "json", "--resync-interval", "1h"}, d.k()...)

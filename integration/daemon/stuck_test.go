@@ -198,7 +198,7 @@ func (d *daemon) launchInMountNS(script string) {
 func TestDaemonFullStateDir(t *testing.T) {
 	orig := readExample(t)
 	ns := netns.New(t, "dm-full")
-	d := &daemon{t: t, ns: ns, state: t.TempDir(), log: &logBuf{}, done: make(chan error, 1)}
+	d := newDaemon(t, ns)
 	d.cfg = filepath.Join(t.TempDir(), "nfpass.yaml")
 	writeFile(t, d.cfg, orig)
 	d.args = append([]string{"run", "-c", d.cfg, "--log-format", "json", "--log-level", "debug", "--resync-interval", "200ms"}, d.k()...)
@@ -248,7 +248,7 @@ func TestDaemonFullStateDir(t *testing.T) {
 // writing history).
 func TestDaemonReadOnlyStateDir(t *testing.T) {
 	ns := netns.New(t, "dm-ro")
-	d := &daemon{t: t, ns: ns, state: t.TempDir(), log: &logBuf{}, done: make(chan error, 1)}
+	d := newDaemon(t, ns)
 	d.cfg = filepath.Join(t.TempDir(), "nfpass.yaml")
 	writeFile(t, d.cfg, readExample(t))
 	nfpassbin.MustRun(t, binary, append([]string{"apply", "-c", d.cfg}, d.k()...)...)
@@ -261,6 +261,7 @@ func TestDaemonReadOnlyStateDir(t *testing.T) {
 	d.waitLog(mark, 5*time.Second, "drift detected", "table missing")
 	time.Sleep(300 * time.Millisecond)
 	if m, _ := d.log.find(mark, "apply failed", "lock", "read-only file system"); m != nil {
+		t.Logf("log:\n%s", d.log)
 		t.Skipf("the writer lock still lives in the state dir; it moves to /run in the state-dir-trust part of issue 11: %v", m)
 	}
 	d.waitInSync(d.cfg, 5*time.Second)
@@ -275,7 +276,7 @@ func TestDaemonTrialOnAdoptedTable(t *testing.T) {
 	ns := netns.New(t, "dm-adopt")
 	// Applied with another state dir: this one starts empty.
 	nfpassbin.MustRun(t, binary, "apply", "-c", example, "--netns", ns.Name, "--state-dir", t.TempDir())
-	d := &daemon{t: t, ns: ns, state: t.TempDir(), log: &logBuf{}, done: make(chan error, 1)}
+	d := newDaemon(t, ns)
 	d.cfg = filepath.Join(t.TempDir(), "nfpass.yaml")
 	writeFile(t, d.cfg, orig)
 	d.args = append([]string{"run", "-c", d.cfg, "--log-format", "json", "--log-level", "debug",
