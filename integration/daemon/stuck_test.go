@@ -293,3 +293,37 @@ func TestDaemonTrialOnAdoptedTable(t *testing.T) {
 		t.Errorf("after the revert the table is not the adopted one:\n%s", got)
 	}
 }
+
+// TestDaemonStartsOverDeadGuard: a CLI trial whose guard was killed is
+// pending when the daemon starts. The daemon does not stay paused: it
+// starts a new guard, waits out the window, sees the trial reverted and
+// resumes enforcing its config.
+func TestDaemonStartsOverDeadGuard(t *testing.T) {
+	ns := netns.New(t, "dm-deadg")
+	d := newDaemon(t, ns)
+	d.cfg = filepath.Join(t.TempDir(), "nfpass.yaml")
+	writeFile(t, d.cfg, readExample(t))
+	nfpassbin.MustRun(t, binary, append([]string{"apply", "-c", d.cfg}, d.k()...)...)
+	before := d.nft("list", "table", "inet", "nfpass")
+	nfpassbin.MustRun(t, binary, append([]string{"apply", "--profile", "lockdown", "--confirm", "3s"}, d.k()...)...)
+	p := d.pending()
+	if p == nil || p.GuardPID == 0 {
+		t.Fatalf("pending = %+v", p)
+	}
+	if err := syscall.Kill(p.GuardPID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for syscall.Kill(p.GuardPID, 0) == nil {
+		time.Sleep(10 * time.Millisecond)
+	}
+	d.args = append([]string{"run", "-c", d.cfg, "--log-format", "json", "--log-level", "debug", "--resync-interval", "1h"}, d.k()...)
+	d.launch()
+	d.cleanup()
+	d.waitLog(0, 5*time.Second, "the confirm guard was gone; started a new one")
+	d.waitLog(0, 5*time.Second, "reconciliation paused")
+	d.waitLog(0, 10*time.Second, "commit-confirm settled; reconciliation resumed")
+	d.waitInSync(d.cfg, 5*time.Second)
+	if got := d.nft("list", "table", "inet", "nfpass"); got != before {
+		t.Errorf("not the config's table after the trial settled:\n%s", got)
+	}
+}
