@@ -43,6 +43,12 @@ WAN interface is only a warning: its rules match by name once it exists
 (the live table or a recorded generation) only gets warnings. --force turns
 the refusals into warnings too: use it only with --confirm.
 
+
+While 'nfpass run' keeps the same state dir, apply (like rollback and
+destroy) is refused: the daemon would undo it. Edit the config file and
+reload the daemon instead. A trial left behind by a killed confirm guard
+is settled first (see 'nfpass confirm --help').
+
 On a remote router, always apply with --confirm.`,
 		Example: `  sudo nfpass apply
   sudo nfpass apply -c /etc/nfpass/nfpass.yaml -o json
@@ -51,12 +57,21 @@ On a remote router, always apply with --confirm.`,
   sudo nfpass apply --confirm 60s --force  # br-lan comes later`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cmd.Flags().Changed("confirm") && confirm <= 0 {
+				return fmt.Errorf("apply: --confirm %s: the confirm window must be a positive duration such as 60s or 2m (leave --confirm out to apply without a trial)", confirm)
+			}
+			if err := reconcile.RefuseIfDaemon(k.runtimeRoot, k.stateDir, "apply"); err != nil {
+				return fmt.Errorf("apply: %w", err)
+			}
 			plan, err := g.compileChecked(force)
 			if err != nil {
 				return err
 			}
 			k.force = force
 			r := k.reconciler()
+			if _, err := g.settlePending(cmd.Context(), &k); err != nil {
+				return fmt.Errorf("apply: %w", err)
+			}
 			var res *reconcile.Result
 			var pending *reconcile.Pending
 			if confirm > 0 {
@@ -104,8 +119,8 @@ On a remote router, always apply with --confirm.`,
 		},
 	}
 	k.bind(cmd)
-	cmd.Flags().DurationVar(&confirm, "confirm", 0, "apply on trial: restore the previous generation unless `nfpass confirm` runs within this window (e.g. 60s)")
-	cmd.Flags().BoolVar(&force, "force", false, "apply even what would cut management access (use --confirm)")
+	cmd.Flags().DurationVar(&confirm, "confirm", 0, "apply on trial for this window (e.g. 60s): undone unless 'nfpass confirm'")
+	cmd.Flags().BoolVar(&force, "force", false, "apply even a policy that would cut management access to the router")
 	return cmd
 }
 
@@ -122,6 +137,9 @@ func newDiffCmd(g *globals) *cobra.Command {
 			plan, err := g.compile()
 			if err != nil {
 				return &exitError{code: 2, err: err}
+			}
+			if _, err := g.settlePending(cmd.Context(), &k); err != nil {
+				return &exitError{code: 2, err: fmt.Errorf("diff: %w", err)}
 			}
 			res, err := k.reconciler().Diff(cmd.Context(), plan.Table)
 			if err != nil {
@@ -174,6 +192,9 @@ if its name starts with nfpass. History is kept for rollback.`,
   sudo nfpass destroy -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := reconcile.RefuseIfDaemon(k.runtimeRoot, k.stateDir, "destroy"); err != nil {
+				return fmt.Errorf("destroy: %w", err)
+			}
 			r := k.reconciler()
 			p, cat, err := g.loadPolicy()
 			var table string
@@ -244,6 +265,15 @@ func newRollbackCmd(g *globals) *cobra.Command {
 					return fmt.Errorf("rollback: %q is not a generation number (see nfpass history)", args[0])
 				}
 				to = n
+			}
+			if err := reconcile.RefuseIfDaemon(k.runtimeRoot, k.stateDir, "roll back"); err != nil {
+				return fmt.Errorf("rollback: %w", err)
+			}
+			if _, err := g.settlePending(cmd.Context(), &k); err != nil {
+				return fmt.Errorf("rollback: %w", err)
+			}
+			if p, err := k.reconciler().Pending(); err == nil && p != nil {
+				return fmt.Errorf("rollback: %w", &reconcile.PendingError{Pending: *p})
 			}
 			res, err := k.reconciler().Rollback(cmd.Context(), to)
 			if err != nil {

@@ -95,6 +95,27 @@ func (k *kernelFlags) guardStarter() reconcile.GuardStarter {
 	}
 }
 
+// settlePending enforces the confirm deadline of a trial whose guard is
+// gone (see reconcile.RecoverPending) and says on stderr what it did.
+func (g *globals) settlePending(ctx context.Context, k *kernelFlags) (*reconcile.Recovery, error) {
+	rec, err := k.reconciler().RecoverPending(ctx, k.guardStarter(), nil)
+	if err != nil {
+		return rec, err
+	}
+	switch rec.Action {
+	case reconcile.RecoveryReverted:
+		what := "the pending trial"
+		if rec.Pending != nil && rec.Pending.Generation != 0 {
+			what = fmt.Sprintf("the trial of generation %d", rec.Pending.Generation)
+		}
+		fmt.Fprintf(g.stderr, "nfpass: reverted %s: %s; %s\n", what, rec.Why, rec.Outcome)
+	case reconcile.RecoveryRearmed:
+		fmt.Fprintf(g.stderr, "nfpass: %s; started a new confirm guard (pid %d); the window still closes at %s\n",
+			rec.Why, rec.Pending.GuardPID, rec.Pending.Deadline.Local().Format(time.DateTime))
+	}
+	return rec, nil
+}
+
 func newConfirmCmd(g *globals) *cobra.Command {
 	var k kernelFlags
 	var status bool
@@ -104,7 +125,9 @@ func newConfirmCmd(g *globals) *cobra.Command {
 		Long: `confirm keeps the generation applied with 'nfpass apply --confirm DURATION'.
 Without it, the detached guard restores the previous generation when the
 window closes (or deletes the table, if there was none). confirm fails when
-nothing is pending or the window has already closed.
+nothing is pending or the window has already closed; if the guard was killed
+or the machine rebooted, confirm (like apply, rollback, status and the
+daemon) reverts the expired trial itself and says so.
 
 Only one change can be on trial at a time: while one is pending, another
 'apply' (with or without --confirm) is refused until it is confirmed or
@@ -115,6 +138,9 @@ reverted.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			r := k.reconciler()
 			if status {
+				if _, err := g.settlePending(cmd.Context(), &k); err != nil {
+					return fmt.Errorf("confirm: %w", err)
+				}
 				p, err := r.Pending()
 				if err != nil {
 					return err

@@ -23,6 +23,7 @@ import (
 	"github.com/nfpass/nfpass/pkg/nft"
 	"github.com/nfpass/nfpass/pkg/reconcile"
 	"github.com/nfpass/nfpass/pkg/ruleset"
+	"github.com/nfpass/nfpass/pkg/sdnotify"
 )
 
 func init() {
@@ -58,10 +59,21 @@ validate is rejected and the running ruleset stays. Failures are retried
 with exponential backoff; the last good ruleset stays in place meanwhile.
 
 With --confirm-window, a changed config is applied on trial, as with
-'nfpass apply --confirm': unless 'nfpass confirm' runs within the window, a
-detached guard restores the previous ruleset, and the daemon keeps that one
-and does not try the same file again until it changes. The config at start
+'nfpass apply --confirm': unless 'nfpass confirm' runs within the window, the
+previous ruleset is restored (by the guard, or by the daemon, which owns the
+deadline of its trials across restarts), and the daemon keeps that one and
+does not try the same file again until it changes. The config at start
 and repairs of drift are applied directly.
+
+A trial left pending by a dead guard (kill -9, a unit restart, a reboot) is
+settled at start and on every check: past its window, or after a reboot, the
+last confirmed generation is restored at once; inside it, a new guard is
+started. While the daemon runs, 'nfpass apply', 'rollback' and 'destroy' on
+its state dir are refused: edit the config file and reload instead.
+
+Under systemd (Type=notify) it sends READY=1 once the kernel holds a verified
+ruleset, and WATCHDOG=1 from its loop when WatchdogSec= is set. /healthz
+(with --metrics-addr) answers 503 while the table is not as it should be.
 
 Signals: SIGHUP reloads the config; SIGUSR1 re-opens the event monitors and
 does a full check; SIGTERM/SIGINT exit, leaving the table in place.`,
@@ -70,10 +82,25 @@ does a full check; SIGTERM/SIGINT exit, leaving the table in place.`,
   sudo nfpass run --metrics-addr 127.0.0.1:9742 --log-format json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if confirmWindow < 0 {
+				return fmt.Errorf("run: --confirm-window %s: must be a positive duration such as 2m, or 0 to apply config changes directly", confirmWindow)
+			}
 			log, err := newLogger(g.stderr, logFormat, logLevel)
 			if err != nil {
 				return err
 			}
+			cfgPath := g.configPath
+			if cfgPath == "" {
+				cfgPath = config.DefaultPath
+			}
+			// One daemon per state dir; CLI writers see this lock and refuse.
+			dlock, err := reconcile.AcquireDaemonLock(k.runtimeRoot, k.stateDir, cfgPath)
+			if err != nil {
+				return fmt.Errorf("run: %w", err)
+			}
+			defer dlock.Release()
+			notifier := sdnotify.FromEnv()
+			health := &reconcile.Health{}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
 			hup := make(chan os.Signal, 1)
@@ -128,7 +155,17 @@ does a full check; SIGTERM/SIGINT exit, leaving the table in place.`,
 				}
 				mux := http.NewServeMux()
 				mux.Handle("/metrics", metrics.Handler())
-				mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+				mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+					ok, state, reason := health.Get()
+					if !ok {
+						if reason == "" {
+							reason = "no verified ruleset yet"
+						}
+						http.Error(w, fmt.Sprintf("unhealthy (%s): %s", state, reason), http.StatusServiceUnavailable)
+						return
+					}
+					fmt.Fprintf(w, "ok (%s)\n", state)
+				})
 				srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 				go func() {
 					if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -139,10 +176,6 @@ does a full check; SIGTERM/SIGINT exit, leaving the table in place.`,
 				log.Info("metrics listening", "addr", ln.Addr().String())
 			}
 
-			cfgPath := g.configPath
-			if cfgPath == "" {
-				cfgPath = config.DefaultPath
-			}
 			nftOpts := nft.Options{NetNS: k.netns}
 			sources := []reconcile.EventSource{
 				{Name: "nftables", Open: func(ctx context.Context) (<-chan reconcile.Event, error) {
@@ -154,6 +187,7 @@ does a full check; SIGTERM/SIGINT exit, leaving the table in place.`,
 				}},
 			}
 			r := k.reconciler()
+			defer func() { _ = notifier.Notify(sdnotify.Stopping) }()
 			return r.Run(ctx, reconcile.DaemonOptions{
 				Load:             load,
 				ConfigPath:       cfgPath,
@@ -168,13 +202,25 @@ does a full check; SIGTERM/SIGINT exit, leaving the table in place.`,
 				Resync:           resyncCh,
 				Log:              log,
 				Metrics:          metrics,
+				Health:           health,
+				Ready: func() {
+					if err := notifier.Notify(sdnotify.Ready + "\nSTATUS=the kernel holds a verified ruleset"); err != nil {
+						log.Warn("systemd notify", "err", err)
+					}
+				},
+				Watchdog: func() {
+					if err := notifier.Notify(sdnotify.Watchdog); err != nil {
+						log.Warn("systemd watchdog", "err", err)
+					}
+				},
+				WatchdogInterval: sdnotify.WatchdogInterval(),
 			})
 		},
 	}
 	k.bind(cmd)
 	f := cmd.Flags()
 	f.DurationVar(&resync, "resync-interval", 5*time.Minute, "period of the full check of the kernel against the policy")
-	f.DurationVar(&confirmWindow, "confirm-window", 0, "apply a changed config on trial: unless 'nfpass confirm' runs within this window, the previous ruleset is restored and kept (0: apply changes directly)")
+	f.DurationVar(&confirmWindow, "confirm-window", 0, "put config edits on trial for this window (e.g. 2m; 0: apply at once)")
 	f.DurationVar(&fullRead, "full-read-interval", time.Hour, "longest time a check trusts an unchanged ruleset generation id instead of reading the table back")
 	f.StringVar(&metricsAddr, "metrics-addr", "", "serve Prometheus metrics on this address (/metrics), e.g. 127.0.0.1:9742")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")

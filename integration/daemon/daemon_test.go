@@ -99,6 +99,7 @@ type daemon struct {
 	t     *testing.T
 	ns    netns.NS
 	state string
+	run   string
 	cfg   string
 	args  []string
 	cmd   *exec.Cmd
@@ -106,12 +107,27 @@ type daemon struct {
 	done  chan error
 }
 
-func (d *daemon) k() []string { return []string{"--netns", d.ns.Name, "--state-dir", d.state} }
+// k are the flags that put a command on the daemon's namespace, state dir
+// and runtime dir (the daemon lock: a temporary one, so that tests leave
+// nothing in /run/nfpass).
+func (d *daemon) k() []string {
+	return []string{"--netns", d.ns.Name, "--state-dir", d.state, "--runtime-dir", d.run}
+}
+
+func newDaemon(t *testing.T, ns netns.NS) *daemon {
+	return &daemon{t: t, ns: ns, state: t.TempDir(), run: t.TempDir(), log: &logBuf{}, done: make(chan error, 1)}
+}
 
 // launch starts `nfpass run` with d.args; its log goes on in d.log.
 func (d *daemon) launch() {
 	d.t.Helper()
-	d.cmd = nfpassbin.Command(binary, d.args...)
+	d.launchCmd(nfpassbin.Command(binary, d.args...))
+}
+
+// launchCmd starts cmd (which runs `nfpass run`) as the daemon.
+func (d *daemon) launchCmd(cmd *exec.Cmd) {
+	d.t.Helper()
+	d.cmd = cmd
 	stderr, err := d.cmd.StderrPipe()
 	if err != nil {
 		d.t.Fatal(err)
@@ -121,7 +137,6 @@ func (d *daemon) launch() {
 	}
 	consumed := make(chan struct{})
 	go func() { d.log.consume(stderr); close(consumed) }()
-	cmd := d.cmd
 	go func() { <-consumed; d.done <- cmd.Wait() }()
 }
 
@@ -148,13 +163,21 @@ func start(t *testing.T, name, config string, extra ...string) *daemon {
 	t.Helper()
 	ns := netns.New(t, name)
 	ns.AddLinks(t, "br-lan") // the LAN (the lockout preflight refuses a missing one)
-	d := &daemon{t: t, ns: ns, state: t.TempDir(), log: &logBuf{}, done: make(chan error, 1)}
+	d := newDaemon(t, ns)
 	d.cfg = filepath.Join(t.TempDir(), "nfpass.yaml")
 	writeFile(t, d.cfg, config)
 	d.args = append([]string{"run", "-c", d.cfg, "--log-format", "json", "--log-level", "debug"}, d.k()...)
 	d.args = append(d.args, extra...)
 	d.launch()
-	// Registered after netns.New, so it runs before the namespace is deleted.
+	d.cleanup()
+	d.waitInSync(d.cfg, 10*time.Second)
+	return d
+}
+
+// cleanup stops the daemon at the end of the test. Register it after
+// netns.New, so it runs before the namespace is deleted.
+func (d *daemon) cleanup() {
+	t := d.t
 	t.Cleanup(func() {
 		_ = d.cmd.Process.Signal(syscall.SIGTERM)
 		select {
@@ -167,8 +190,6 @@ func start(t *testing.T, name, config string, extra ...string) *daemon {
 			t.Logf("daemon log:\n%s", d.log)
 		}
 	})
-	d.waitInSync(d.cfg, 10*time.Second)
-	return d
 }
 
 func writeFile(t *testing.T, path, content string) {

@@ -71,6 +71,11 @@ type Pending struct {
 	// GuardPID is the detached guard process (0 until it is started).
 	GuardPID int    `json:"guard_pid"`
 	NetNS    string `json:"netns,omitempty"`
+	// BootID is the kernel's boot id when the trial began: a trial found
+	// after a reboot is reverted at once (the kernel lost its tables).
+	BootID string `json:"boot_id,omitempty"`
+	// Owner is who started the trial: "cli" or "daemon".
+	Owner string `json:"owner,omitempty"`
 }
 
 // PendingError refuses a change while another is on trial.
@@ -105,15 +110,41 @@ func (r *Reconciler) Pending() (*Pending, error) {
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
+	if errors.Is(err, errNotStateFile) || errors.Is(err, ErrUntrusted) || errors.Is(err, unix.ELOOP) {
+		return nil, &CorruptPendingError{Path: r.pendingPath(), Err: err}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("pending confirmation: %w", err)
 	}
 	var p Pending
 	if err := json.Unmarshal(b, &p); err != nil {
-		return nil, fmt.Errorf("pending confirmation: %s: %w", r.pendingPath(), err)
+		return nil, &CorruptPendingError{Path: r.pendingPath(), Err: err}
+	}
+	if p.Family == "" || p.Table == "" || p.Deadline.IsZero() || p.Generation < 0 || p.Restore < 0 {
+		return nil, &CorruptPendingError{Path: r.pendingPath(), Err: errors.New("family, table or deadline missing")}
 	}
 	return &p, nil
 }
+
+// ErrPendingCorrupt matches *CorruptPendingError.
+var ErrPendingCorrupt = errors.New("the pending confirmation file is corrupt")
+
+// CorruptPendingError: pending.json cannot be read as a trial. What is on
+// trial is unknown, so recovery restores the last confirmed generation.
+type CorruptPendingError struct {
+	Path string
+	Err  error
+}
+
+func (e *CorruptPendingError) Error() string {
+	return fmt.Sprintf("pending confirmation %s is corrupt (%v): the trial is reverted to the last confirmed generation", e.Path, e.Err)
+}
+
+// Is makes errors.Is(err, ErrPendingCorrupt) true.
+func (e *CorruptPendingError) Is(target error) bool { return target == ErrPendingCorrupt }
+
+// Unwrap returns the decoding error.
+func (e *CorruptPendingError) Unwrap() error { return e.Err }
 
 func (r *Reconciler) writePending(p *Pending) error {
 	b, err := json.MarshalIndent(p, "", "  ")
@@ -145,11 +176,19 @@ func (r *Reconciler) removePending() error {
 // (there would be nothing exact to restore). On success the returned
 // Pending names the generation on trial and the deadline.
 func (r *Reconciler) ApplyConfirm(ctx context.Context, plan *compile.Plan, config []byte, window time.Duration, start GuardStarter) (*Result, *Pending, error) {
+	return r.applyConfirm(ctx, plan, config, window, start, "cli")
+}
+
+func (r *Reconciler) applyConfirm(ctx context.Context, plan *compile.Plan, config []byte, window time.Duration, start GuardStarter, owner string) (*Result, *Pending, error) {
 	if window <= 0 {
-		return nil, nil, errors.New("confirm window must be positive")
+		return nil, nil, fmt.Errorf("confirm window %s: must be positive", window)
 	}
 	if plan == nil || plan.Table == nil {
 		return nil, nil, errors.New("apply: plan has no table")
+	}
+	// A trial left behind by a dead guard is settled first.
+	if _, err := r.RecoverPending(ctx, start, nil); err != nil {
+		return nil, nil, err
 	}
 	lock, err := r.lock(ctx)
 	if err != nil {
@@ -166,7 +205,7 @@ func (r *Reconciler) ApplyConfirm(ctx context.Context, plan *compile.Plan, confi
 	if err != nil {
 		return nil, nil, fmt.Errorf("read table %s %s: %w", fam, name, err)
 	}
-	p := &Pending{Family: fam, Table: name, Window: window.String(), NetNS: r.opts.NetNS}
+	p := &Pending{Family: fam, Table: name, Window: window.String(), NetNS: r.opts.NetNS, BootID: bootID(), Owner: owner}
 	var warnings []string
 	if live != nil {
 		gens, err := r.store.List()
@@ -197,18 +236,29 @@ func (r *Reconciler) ApplyConfirm(ctx context.Context, plan *compile.Plan, confi
 		return nil, nil, fmt.Errorf("start the confirm guard (nothing was changed): %w", err)
 	}
 	p.GuardPID = pid
+	if err := r.waitGuard(ctx, 3*time.Second); err != nil {
+		_ = r.removePending()
+		return nil, nil, fmt.Errorf("the confirm guard (pid %d) did not take %s (nothing was changed): %w", pid, FileGuardLock, err)
+	}
 	if err := r.writePending(p); err != nil {
 		_ = r.removePending()
 		return nil, nil, err
 	}
-	res, err := r.apply(ctx, plan, config, Generation{Kind: KindApply})
-	if err != nil {
+	res, err := r.apply(ctx, plan, config, Generation{Kind: KindApply, Trial: true})
+	if err != nil && !errors.Is(err, ErrNotRecorded) {
 		// Keep the trial (the guard reverts it) unless the kernel holds
 		// exactly what it held before: then there is nothing to revert.
 		if after, rerr := r.applier.Read(ctx, fam, name); rerr == nil && sameTable(live, after) {
 			_ = r.removePending()
 		}
 		return res, nil, err
+	}
+	if err != nil {
+		// Not recorded (a full state dir): the trial has no generation of
+		// its own, so it cannot be confirmed; the pending file keeps
+		// generation 0 and the trial is reverted at the deadline.
+		return res, p, fmt.Errorf("applied on trial, but recording the generation failed (%w); it cannot be confirmed and is reverted at %s",
+			errors.Unwrap(err), p.Deadline.Local().Format(time.DateTime))
 	}
 	res.Warnings = append(res.Warnings, warnings...)
 	now = r.opts.Now()
@@ -228,18 +278,33 @@ func equalTables(plan *compile.Plan, live *ruleset.Table) bool {
 // Confirm keeps the change on trial: it removes the pending file (the
 // guard sees that and exits). It fails with ErrNothingPending when there
 // is nothing to confirm and ErrConfirmTooLate once the deadline has
-// passed (the guard reverts).
+// passed; then the previous generation is restored by Confirm itself (it
+// does not count on a guard that may be dead), and the error says so.
 func (r *Reconciler) Confirm(ctx context.Context) (*Pending, error) {
 	lock, err := r.lock(ctx)
 	if err != nil {
 		return nil, err
 	}
-	defer lock.Release()
 	p, err := r.Pending()
-	if err != nil {
-		return nil, err
-	}
-	if p == nil {
+	if err != nil || p == nil || p.Generation == 0 || !r.opts.Now().Before(p.Deadline) {
+		// Nothing to keep: settle whatever is there (a corrupt file, an
+		// apply that died half-way, an expired window) and tell the truth.
+		lock.Release()
+		rec, rerr := r.RecoverPending(ctx, nil, nil)
+		if rerr != nil {
+			return p, rerr
+		}
+		switch rec.Action {
+		case RecoveryReverted:
+			return rec.Pending, fmt.Errorf("%w: %s; %s", ErrConfirmTooLate, rec.Why, rec.Outcome)
+		case RecoveryGuarded, RecoveryRearmed:
+			// Only an apply that did not finish gets here inside its window.
+			return rec.Pending, fmt.Errorf("%w: the apply did not finish; the guard reverts it at %s",
+				ErrConfirmTooLate, rec.Pending.Deadline.Local().Format(time.DateTime))
+		}
+		if err != nil {
+			return nil, err
+		}
 		hint := ""
 		if gens, _ := r.store.List(); len(gens) > 0 && gens[0].Kind == KindRollback {
 			hint = fmt.Sprintf(" (latest: generation %d, a rollback to %d at %s — a confirm window may have expired)",
@@ -247,11 +312,9 @@ func (r *Reconciler) Confirm(ctx context.Context) (*Pending, error) {
 		}
 		return nil, fmt.Errorf("%w%s", ErrNothingPending, hint)
 	}
-	if p.Generation == 0 {
-		return p, fmt.Errorf("%w: the apply did not finish; the guard reverts it at %s", ErrConfirmTooLate, p.Deadline.Local().Format(time.DateTime))
-	}
-	if !r.opts.Now().Before(p.Deadline) {
-		return p, fmt.Errorf("%w at %s: generation %d is being reverted", ErrConfirmTooLate, p.Deadline.Local().Format(time.DateTime), p.Generation)
+	defer lock.Release()
+	if err := r.writeConfirmed(p.Generation); err != nil {
+		return p, err
 	}
 	if err := r.removePending(); err != nil {
 		return p, err
@@ -261,16 +324,8 @@ func (r *Reconciler) Confirm(ctx context.Context) (*Pending, error) {
 
 // GuardRunning reports whether a guard holds StateDir/guard.lock.
 func (r *Reconciler) GuardRunning() bool {
-	f, err := openStateFile(filepath.Join(r.opts.StateDir, FileGuardLock), os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		return errors.Is(err, unix.EWOULDBLOCK)
-	}
-	_ = unix.Flock(int(f.Fd()), unix.LOCK_UN)
-	return false
+	alive, _ := r.guardAlive()
+	return alive
 }
 
 // Guard is the body of the detached guard process: it waits for the
@@ -285,17 +340,26 @@ func (r *Reconciler) Guard(ctx context.Context, log *slog.Logger) error {
 	if err := os.MkdirAll(r.opts.StateDir, 0o700); err != nil {
 		return err
 	}
-	f, err := openStateFile(filepath.Join(r.opts.StateDir, FileGuardLock), os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := openGuardLock(r.opts.StateDir)
 	if err != nil {
-		return fmt.Errorf("guard lock: %w", err)
+		return err
 	}
 	defer f.Close()
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		if errors.Is(err, unix.EWOULDBLOCK) {
+	// A reader checking whether a guard runs holds the lock for a moment:
+	// only a lock held for a while is another guard.
+	for i := 0; ; i++ {
+		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) {
+			return fmt.Errorf("guard lock: %w", err)
+		}
+		if i == 20 {
 			log.Info("another guard is running; exiting")
 			return nil
 		}
-		return fmt.Errorf("guard lock: %w", err)
+		time.Sleep(25 * time.Millisecond)
 	}
 	_ = f.Truncate(0)
 	_, _ = f.WriteAt([]byte("pid "+strconv.Itoa(os.Getpid())+"\n"), 0)
@@ -304,27 +368,27 @@ func (r *Reconciler) Guard(ctx context.Context, log *slog.Logger) error {
 	backoff := time.Second
 	for {
 		p, err := r.Pending()
-		if err != nil {
-			log.Error("read pending", "err", err)
-		}
 		if err == nil && p == nil {
 			log.Info("nothing pending (confirmed); guard exits")
 			return nil
 		}
 		wait := 200 * time.Millisecond
+		// A corrupt file is settled at once: what is on trial is unknown.
+		due := err != nil
 		if p != nil {
-			if d := time.Until(p.Deadline); d <= 0 {
-				done, err := r.revert(ctx, log)
-				if done {
-					return nil
-				}
-				if err != nil {
-					log.Error("revert failed; retrying", "err", err, "retry_in", backoff)
-					wait = backoff
-					backoff = min(2*backoff, 30*time.Second)
-				}
-			} else {
-				wait = min(wait, d)
+			d := time.Until(p.Deadline)
+			due = d <= 0
+			wait = max(min(wait, d), 0)
+		}
+		if due {
+			out, err := r.revertPending(ctx, log, err != nil, 5*time.Minute)
+			if err == nil && out.done {
+				return nil
+			}
+			if err != nil {
+				log.Error("revert failed; retrying", "err", err, "retry_in", backoff)
+				wait = backoff
+				backoff = min(2*backoff, 30*time.Second)
 			}
 		}
 		select {
@@ -333,52 +397,6 @@ func (r *Reconciler) Guard(ctx context.Context, log *slog.Logger) error {
 		case <-time.After(wait):
 		}
 	}
-}
-
-// revert restores the state before the pending change, under the lock.
-// done is true when nothing is left to do.
-func (r *Reconciler) revert(ctx context.Context, log *slog.Logger) (done bool, err error) {
-	// Wait as long as it takes for a running apply to finish.
-	lock, err := r.Lock(ctx, 5*time.Minute)
-	if err != nil {
-		return false, err
-	}
-	defer lock.Release()
-	p, err := r.Pending()
-	if err != nil {
-		return false, err
-	}
-	if p == nil {
-		log.Info("confirmed just in time; nothing to revert")
-		return true, nil
-	}
-	if r.opts.Now().Before(p.Deadline) {
-		return false, nil
-	}
-	if p.Restore != 0 {
-		res, err := r.rollback(ctx, p.Restore)
-		if err != nil {
-			return false, fmt.Errorf("restore generation %d: %w", p.Restore, err)
-		}
-		if res.Generation.Table != p.Table || res.Generation.Family != p.Family {
-			if err := r.destroyIfPresent(ctx, p.Family, p.Table); err != nil {
-				return false, err
-			}
-		}
-		log.Warn("confirm window expired: previous generation restored",
-			"trial", p.Generation, "restored", p.Restore, "recorded_as", res.Generation.ID, "table", p.Family+" "+p.Table)
-	} else {
-		// Forwarding off before the table goes (trust helper: sysctl journal).
-		if _, err := r.RestoreSysctls(ctx); err != nil {
-			return false, fmt.Errorf("restore sysctls: %w", err)
-		}
-		if err := r.destroyIfPresent(ctx, p.Family, p.Table); err != nil {
-			return false, err
-		}
-		log.Warn("confirm window expired: the table did not exist before; deleted it",
-			"trial", p.Generation, "table", p.Family+" "+p.Table)
-	}
-	return true, r.removePending()
 }
 
 func (r *Reconciler) destroyIfPresent(ctx context.Context, family, name string) error {

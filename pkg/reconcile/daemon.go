@@ -52,10 +52,14 @@ type DaemonOptions struct {
 	ResyncInterval time.Duration
 	// ConfirmWindow, when positive, applies a changed config on trial
 	// (ApplyConfirm with StartGuard, as `nfpass apply --confirm` does):
-	// unless `nfpass confirm` runs within the window, the guard restores
-	// the previous generation, and the daemon keeps that one and does not
-	// try the same config again until the file changes. The config at
-	// start, and repairs of drift, are applied directly.
+	// unless `nfpass confirm` runs within the window, the previous
+	// generation is restored — by the guard, or by the daemon, which owns
+	// the deadline of its trials (RecoverPending on every check while one
+	// is pending, and at start after a restart) — and the daemon keeps
+	// that one and does not try the same config again until the file
+	// changes. The config at start, and repairs of drift, are applied
+	// directly. StartGuard also re-arms the guard of any trial whose
+	// guard died inside its window.
 	ConfirmWindow time.Duration
 	StartGuard    GuardStarter
 	// FullReadInterval bounds how long a check may trust an unchanged
@@ -75,6 +79,16 @@ type DaemonOptions struct {
 	Metrics        *Metrics
 	// OnCheck, if set, is called after every check with its outcome (tests).
 	OnCheck func(inSync bool, err error)
+	// Ready, if set, is called once: after the first check that left the
+	// kernel holding a verified ruleset (the config's, or the last good
+	// one kept instead of an invalid config). systemd's READY=1.
+	Ready func()
+	// Watchdog, if set, is called every WatchdogInterval from the daemon's
+	// loop (so only while the loop is alive). systemd's WATCHDOG=1.
+	Watchdog         func()
+	WatchdogInterval time.Duration
+	// Health, if set, is kept up to date for /healthz.
+	Health *Health
 }
 
 // generationReader is implemented by Appliers that can tell the ruleset
@@ -102,22 +116,28 @@ type daemon struct {
 	o   DaemonOptions
 	log *slog.Logger
 
-	desired  *compile.Plan
-	config   []byte
-	lastGood *compile.Plan // last plan applied and verified
-	backoff  time.Duration
-	retry    *time.Timer
-	paused   bool
+	// st is the daemon's mode (daemon_state.go); it changes only in fire.
+	st DaemonState
+
+	desired        *compile.Plan
+	config         []byte
+	lastGood       *compile.Plan // last plan applied and verified
+	lastGoodConfig []byte        // the config bytes of lastGood
+	backoff        time.Duration
+	retry          *time.Timer
 	// verified allows a check without a read while the generation stays;
 	// forceRead makes the next check read (events were lost, SIGUSR1).
 	verified  verifiedRead
 	forceRead bool
-	// untried: desired comes from a config change not yet applied (it
-	// goes on trial with ConfirmWindow). trial is the change on trial;
-	// rejected the checksum of a config whose trial was reverted.
-	untried  bool
+	// trial is the own change on trial (set in PhaseTrial); rejected the
+	// checksum of a config whose trial was reverted.
 	trial    *trial
 	rejected string
+	// unrecorded: the kernel holds desired, verified, but recording its
+	// generation failed (a full state dir); recording is retried later.
+	unrecorded bool
+	ready      bool
+	pendingErr string // the last failure to settle a pending trial (logged once)
 
 	kickMu sync.Mutex
 	kick   chan struct{}
@@ -132,9 +152,11 @@ type daemon struct {
 // with one log line naming what drifted. A failed apply is retried with
 // exponential backoff; the kernel keeps the last good ruleset meanwhile
 // (applies are atomic, and if the table was lost the last good plan is put
-// back). While a commit-confirm is pending, checks are paused so that the
-// guard alone decides. Run returns nil when ctx ends, leaving the table in
-// place: there is no fail-open on exit.
+// back). While a commit-confirm someone else started is pending, checks
+// are paused (PhasePaused), but its deadline is still enforced. The
+// daemon's modes are a state machine (daemon_state.go). Run returns nil
+// when ctx ends, leaving the table in place: there is no fail-open on
+// exit.
 func (r *Reconciler) Run(ctx context.Context, o DaemonOptions) error {
 	if o.Load == nil {
 		return errors.New("daemon: no config loader")
@@ -157,7 +179,7 @@ func (r *Reconciler) Run(ctx context.Context, o DaemonOptions) error {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	d := &daemon{r: r, o: o, log: o.Log, backoff: o.MinBackoff, kick: make(chan struct{})}
+	d := &daemon{r: r, o: o, log: o.Log, backoff: o.MinBackoff, kick: make(chan struct{}), st: DaemonState{Phase: PhaseStarting}}
 	d.retry = time.NewTimer(time.Hour)
 	d.retry.Stop()
 
@@ -189,6 +211,13 @@ func (r *Reconciler) Run(ctx context.Context, o DaemonOptions) error {
 
 	ticker := time.NewTicker(o.ResyncInterval)
 	defer ticker.Stop()
+	var watchdog <-chan time.Time
+	if o.Watchdog != nil && o.WatchdogInterval > 0 {
+		wt := time.NewTicker(o.WatchdogInterval)
+		defer wt.Stop()
+		watchdog = wt.C
+		o.Watchdog()
+	}
 	checkT := time.NewTimer(time.Hour)
 	checkT.Stop()
 	reloadT := time.NewTimer(time.Hour)
@@ -206,6 +235,7 @@ func (r *Reconciler) Run(ctx context.Context, o DaemonOptions) error {
 			d.log.Info("resync requested: re-opening event sources")
 			d.forceRead = true
 			d.kickSources()
+			checkT.Reset(0)
 		case ev := <-cfgEvents:
 			if filepath.Clean(ev.Name) == cleanPath && ev.Op&(fsnotify.Write|fsnotify.Create|fsnotify.Rename|fsnotify.Remove) != 0 {
 				reloadT.Reset(3 * o.Debounce)
@@ -243,30 +273,44 @@ func (r *Reconciler) Run(ctx context.Context, o DaemonOptions) error {
 			d.check(ctx, "periodic")
 		case <-d.retry.C:
 			d.check(ctx, "retry")
+		case <-watchdog:
+			o.Watchdog()
 		}
 	}
 }
 
 // start loads the config; when it is invalid it falls back to the latest
-// recorded generation, so a broken file does not leave the router bare.
+// recorded generation, so a broken file does not leave the router bare. A
+// trial pending at start is settled first (see startPending).
 func (d *daemon) start(ctx context.Context) {
 	plan, cfg, err := d.o.Load()
 	if err != nil {
 		d.o.Metrics.reload(false)
 		d.log.Error("config rejected at start", "err", oneLine(err))
 		gens, _ := d.r.store.List()
-		if len(gens) > 0 {
-			if p, perr := d.r.CheckedPlan(gens[0]); perr == nil {
-				c, _ := gens[0].Config()
+		for _, g := range d.r.confirmedGenerations(gens, 0) {
+			p, perr := d.r.CheckedPlan(g)
+			if perr != nil {
+				d.log.Error("a recorded generation failed its check; not enforcing it", "generation", g.ID, "err", oneLine(perr))
+				continue
+			}
+			if c, cerr := g.Config(); cerr == nil {
 				d.desired, d.config = p, c
-				d.log.Warn("enforcing the latest recorded generation instead", "generation", gens[0].ID)
-			} else {
-				d.log.Error("the latest recorded generation failed its check; not enforcing it", "generation", gens[0].ID, "err", oneLine(perr))
+				d.log.Warn("enforcing the latest recorded generation instead", "generation", g.ID)
+				break
 			}
 		}
 	} else {
 		d.desired, d.config = plan, cfg
 		d.startRejected(cfg)
+	}
+	d.startPending(ctx) // may resume the daemon's own trial
+	if d.st.Phase == PhaseStarting {
+		if d.desired == nil {
+			d.fire(EvNoConfig)
+		} else {
+			d.fire(EvStarted)
+		}
 	}
 	d.check(ctx, "start")
 }
@@ -277,6 +321,9 @@ func (d *daemon) reload(ctx context.Context, why string) {
 	if err != nil {
 		d.o.Metrics.reload(false)
 		d.log.Error("config rejected; keeping the running ruleset", "trigger", why, "err", oneLine(err))
+		if d.st.Phase == PhaseNoConfig {
+			d.fire(EvNoConfig)
+		}
 		return
 	}
 	d.o.Metrics.reload(true)
@@ -292,8 +339,13 @@ func (d *daemon) reload(ctx context.Context, why string) {
 		d.check(ctx, "reload")
 		return
 	}
-	d.desired, d.config, d.untried = plan, cfg, true
-	d.log.Info("config reloaded", "trigger", why, "source", plan.Source)
+	d.desired, d.config = plan, cfg
+	if d.o.ConfirmWindow > 0 && d.o.StartGuard != nil {
+		d.fire(EvConfigChangedTrial)
+	} else {
+		d.fire(EvConfigChanged)
+	}
+	d.log.Info("config reloaded", "trigger", why, "source", plan.Source, "state", d.st.String())
 	d.backoff = d.o.MinBackoff
 	d.check(ctx, "config")
 }
@@ -302,27 +354,100 @@ func (d *daemon) reload(ctx context.Context, why string) {
 // difference. reason "config" means a new config, not drift.
 func (d *daemon) check(ctx context.Context, reason string) {
 	inSync, err := d.doCheck(ctx, reason)
+	if inSync {
+		d.markReady()
+	}
 	if d.o.OnCheck != nil {
 		d.o.OnCheck(inSync, err)
 	}
 }
 
+// markReady tells systemd once that the kernel holds a verified ruleset.
+func (d *daemon) markReady() {
+	if d.ready {
+		return
+	}
+	d.ready = true
+	if d.o.Ready != nil {
+		d.o.Ready()
+	}
+}
+
+// fire moves the state machine; the one place d.st changes.
+func (d *daemon) fire(e DaemonEvent) {
+	next, err := transition(d.st, e)
+	if err != nil {
+		d.log.Error("daemon state machine", "err", err)
+		return
+	}
+	if next != d.st {
+		d.log.Debug("daemon state", "from", d.st.String(), "event", e.String(), "to", next.String())
+	}
+	d.st = next
+}
+
+func (d *daemon) health(ok bool, reason string) {
+	d.o.Health.set(ok, d.st.String(), reason)
+}
+
+// settlePending enforces a pending trial's deadline (whoever started it)
+// and reports whether the daemon must stay hands off (the trial is
+// pending and guarded).
+func (d *daemon) settlePending(ctx context.Context) (hold bool, err error) {
+	p, perr := d.r.Pending()
+	if perr == nil && p == nil {
+		return false, nil
+	}
+	rec, err := d.r.RecoverPending(ctx, d.o.StartGuard, d.log)
+	if err != nil {
+		if msg := oneLine(err); msg != d.pendingErr {
+			d.pendingErr = msg
+			d.log.Error("cannot settle the pending trial; retrying", "err", msg, "retry_in", d.backoff.String())
+		}
+		d.health(false, "a pending trial cannot be settled: "+oneLine(err))
+		d.scheduleRetry()
+		return true, err
+	}
+	d.pendingErr = ""
+	switch rec.Action {
+	case RecoveryGuarded, RecoveryRearmed:
+		if d.st.Phase != PhaseTrial {
+			if d.st.Phase != PhasePaused {
+				d.log.Warn("a commit-confirm is pending; reconciliation paused until it is confirmed or reverted",
+					"generation", rec.Pending.Generation, "deadline", rec.Pending.Deadline, "guard_pid", rec.Pending.GuardPID)
+			}
+			d.fire(EvPendingSeen)
+		}
+		d.health(true, "")
+		wait := min(time.Second, time.Until(rec.Pending.Deadline)+10*time.Millisecond)
+		d.retry.Reset(max(wait, 10*time.Millisecond))
+		return true, nil
+	case RecoveryReverted:
+		d.log.Error("pending trial reverted by the daemon", "why", rec.Why, "outcome", rec.Outcome)
+	}
+	return false, nil
+}
+
 func (d *daemon) doCheck(ctx context.Context, reason string) (bool, error) {
+	// A pending trial is settled even with no config to enforce.
+	if hold, err := d.settlePending(ctx); hold {
+		if err == nil {
+			err = ErrPending
+		}
+		return false, err
+	}
 	if d.desired == nil {
+		if d.st.Phase == PhasePaused {
+			d.fire(EvPendingSettled)
+		}
+		d.health(false, "no valid configuration and no recorded generation")
 		return false, errors.New("no valid configuration")
 	}
-	if p, err := d.r.Pending(); err == nil && p != nil {
-		if !d.paused {
-			d.log.Warn("a commit-confirm is pending; reconciliation paused until it is confirmed or reverted", "generation", p.Generation, "deadline", p.Deadline)
-		}
-		d.paused = true
-		d.retry.Reset(time.Second)
-		return false, ErrPending
-	} else if d.paused {
-		d.paused = false
+	if d.st.Phase == PhasePaused {
 		d.log.Info("commit-confirm settled; reconciliation resumed")
+		d.fire(EvPendingSettled)
 	}
-	if d.trial != nil && !d.settleTrial() {
+	if d.st.Phase == PhaseTrial && !d.settleTrial() {
 		d.scheduleRetry()
 		return false, errors.New("cannot tell how the trial ended yet")
 	}
@@ -333,6 +458,8 @@ func (d *daemon) doCheck(ctx context.Context, reason string) (bool, error) {
 		d.o.Metrics.checked("generation")
 		d.o.Metrics.verified(true)
 		d.backoff = d.o.MinBackoff
+		d.recordIfBehind(ctx)
+		d.health(true, "")
 		d.log.Debug("in sync: nothing committed since the last verified read", "reason", reason, "table", t.Family+" "+t.Name, "genid", gen)
 		return true, nil
 	}
@@ -342,6 +469,7 @@ func (d *daemon) doCheck(ctx context.Context, reason string) (bool, error) {
 	d.o.Metrics.checked("read")
 	if err != nil {
 		d.log.Error("check failed", "reason", reason, "err", err, "retry_in", d.backoff.String())
+		d.health(false, "cannot read the table: "+oneLine(err))
 		d.scheduleRetry()
 		return false, err
 	}
@@ -350,15 +478,24 @@ func (d *daemon) doCheck(ctx context.Context, reason string) (bool, error) {
 			d.verified = verifiedRead{plan: d.desired, gen: gen, at: time.Now()}
 		}
 		d.o.Metrics.verified(true)
-		d.lastGood = d.desired
-		d.untried = false // the kernel already holds it: nothing to try
+		d.lastGood, d.lastGoodConfig = d.desired, d.config
+		if d.st.Phase == PhaseUntried {
+			d.fire(EvAlreadyApplied) // the kernel already holds it: nothing to try
+		}
 		d.backoff = d.o.MinBackoff
+		d.recordIfBehind(ctx)
+		d.health(true, "")
 		d.log.Debug("in sync: table read back equal to the policy", "reason", reason, "table", t.Family+" "+t.Name)
 		return true, nil
 	}
 	d.o.Metrics.verified(false)
+	what := "table missing"
+	if diff.Applied {
+		what = summarize(diff.Differences)
+	}
+	d.health(false, "the table differs from the policy: "+what)
 	kind := "drift"
-	if d.untried {
+	if d.st.Phase == PhaseUntried {
 		reason = "config"
 	}
 	switch {
@@ -370,16 +507,12 @@ func (d *daemon) doCheck(ctx context.Context, reason string) (bool, error) {
 	default:
 		d.o.Metrics.drifted()
 	}
-	what := "table missing"
-	if diff.Applied {
-		what = summarize(diff.Differences)
-	}
 	if kind == "drift" {
 		d.log.Warn("drift detected; re-applying", "table", t.Family+" "+t.Name, "trigger", reason, "differences", len(diff.Differences), "drift", what)
 	} else {
 		d.log.Info("applying", "table", t.Family+" "+t.Name, "trigger", reason, "differences", len(diff.Differences), "change", what)
 	}
-	if kind == "config" && d.o.ConfirmWindow > 0 && d.o.StartGuard != nil {
+	if d.st.Phase == PhaseUntried {
 		if !diff.Applied && d.lastGood != nil && d.lastGood != d.desired {
 			// Nothing to put the trial on top of (the table was deleted):
 			// put the last good ruleset back first, then try the change.
@@ -395,30 +528,79 @@ func (d *daemon) doCheck(ctx context.Context, reason string) (bool, error) {
 
 func (d *daemon) apply(ctx context.Context, reason string) (bool, error) {
 	res, err := d.r.Apply(ctx, d.desired, d.config)
-	d.o.Metrics.applied(reason, err)
+	if errors.Is(err, ErrNotRecorded) {
+		// The kernel holds the plan, verified: keep it. Re-applying (or
+		// restoring the last good one) would only make the kernel flap.
+		d.o.Metrics.applied(reason, nil)
+		d.log.Warn("applied and verified, but the generation was not recorded; keeping the table and retrying the record later",
+			"table", d.desired.Table.Family+" "+d.desired.Table.Name, "err", oneLine(err))
+		d.unrecorded = true
+		err = nil
+	} else {
+		d.o.Metrics.applied(reason, err)
+	}
 	if err != nil {
 		d.log.Error("apply failed", "reason", reason, "err", oneLine(err), "retry_in", d.backoff.String())
+		d.health(false, "apply failed: "+oneLine(err))
 		if d.lastGood != nil && d.lastGood != d.desired {
-			if diff, derr := d.r.Diff(ctx, d.lastGood.Table); derr == nil && !diff.InSync() {
-				if _, lerr := d.r.Apply(ctx, d.lastGood, nil); lerr != nil {
-					d.log.Error("restoring the last good ruleset failed", "err", oneLine(lerr))
-				} else {
+			if diff, derr := d.r.Diff(ctx, d.lastGood.Table); derr == nil && diff.InSync() {
+				d.markReady() // the last good ruleset stays: decided
+			} else if derr == nil {
+				switch _, lerr := d.r.Apply(ctx, d.lastGood, d.lastGoodConfig); {
+				case lerr == nil:
 					d.log.Warn("restored the last good ruleset meanwhile")
+					d.markReady()
+				case errors.Is(lerr, ErrNotRecorded):
+					d.log.Warn("restored the last good ruleset meanwhile (verified; not recorded)", "err", oneLine(lerr))
+					d.markReady()
+				default:
+					d.log.Error("restoring the last good ruleset failed", "err", oneLine(lerr))
 				}
 			}
 		}
 		d.scheduleRetry()
 		return false, err
 	}
-	d.lastGood = d.desired
-	d.untried = false
+	d.lastGood, d.lastGoodConfig = d.desired, d.config
 	d.backoff = d.o.MinBackoff
 	d.o.Metrics.verified(true)
+	d.health(true, "")
 	for _, w := range res.Warnings {
 		d.log.Warn("apply warning", "warning", w)
 	}
 	d.log.Info("applied and verified", "table", d.desired.Table.Family+" "+d.desired.Table.Name, "generation", res.Generation.ID, "recorded", res.Recorded)
 	return true, nil
+}
+
+// recordIfBehind records the desired plan when the kernel holds it but
+// the history does not: after a failed record (full state dir), or when
+// the table was found in sync on an empty state dir (so that a later
+// trial has a generation to restore). It never touches the kernel.
+func (d *daemon) recordIfBehind(ctx context.Context) {
+	gens, err := d.r.store.List()
+	if err != nil {
+		return
+	}
+	t := d.desired.Table
+	if !d.unrecorded {
+		for _, g := range gens {
+			if g.Family == t.Family && g.Table == t.Name {
+				return
+			}
+		}
+	}
+	g, recorded, err := d.r.recordLive(ctx, d.desired, d.config)
+	if err != nil {
+		if !d.unrecorded {
+			d.log.Warn("cannot record the table the kernel holds; retrying later", "err", oneLine(err))
+		}
+		d.unrecorded = true
+		return
+	}
+	d.unrecorded = false
+	if recorded {
+		d.log.Info("recorded the table the kernel holds", "generation", g.ID)
+	}
 }
 
 // generation reads the ruleset generation id, when the Applier can.
@@ -449,9 +631,12 @@ func (d *daemon) kicked() <-chan struct{} {
 }
 
 // runSource keeps one source open, forwarding its events; when it closes
-// (or is kicked) it reports Lost and re-opens it with backoff.
+// (or is kicked) it reports Lost and re-opens it. Only failures to open
+// back off (up to 30s); a successful open and a kick (SIGUSR1) reset the
+// backoff, so repeated resyncs never slow the repair down.
 func (d *daemon) runSource(ctx context.Context, src EventSource, out chan<- Event) {
-	backoff := 100 * time.Millisecond
+	const minBackoff = 100 * time.Millisecond
+	backoff := minBackoff
 	reopen := false
 	send := func(ev Event) bool {
 		select {
@@ -472,11 +657,13 @@ func (d *daemon) runSource(ctx context.Context, src EventSource, out chan<- Even
 			case <-ctx.Done():
 				return
 			case <-time.After(backoff):
+				backoff = min(2*backoff, 30*time.Second)
+			case <-kick:
+				backoff = minBackoff
 			}
-			backoff = min(2*backoff, 30*time.Second)
 			continue
 		}
-		opened := time.Now()
+		backoff = minBackoff
 		if reopen {
 			if !send(Event{Source: src.Name, Reopened: true}) {
 				cancel()
@@ -485,6 +672,7 @@ func (d *daemon) runSource(ctx context.Context, src EventSource, out chan<- Even
 		}
 		reopen = true
 		lost := "closed"
+		kicked := false
 	read:
 		for {
 			select {
@@ -502,6 +690,7 @@ func (d *daemon) runSource(ctx context.Context, src EventSource, out chan<- Even
 				}
 			case <-kick:
 				kick = nil
+				kicked = true
 				lost = "re-opened on request"
 				cancel()
 			}
@@ -513,16 +702,17 @@ func (d *daemon) runSource(ctx context.Context, src EventSource, out chan<- Even
 		if !send(Event{Source: src.Name, Lost: true, Detail: lost}) {
 			return
 		}
-		if time.Since(opened) > 10*time.Second {
-			backoff = 100 * time.Millisecond
+		if kicked {
+			continue // re-open at once
 		}
+		// A source that closes by itself is re-opened after a short pause
+		// (a kick cuts it short).
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(backoff):
+		case <-time.After(minBackoff):
 		case <-d.kicked():
 		}
-		backoff = min(2*backoff, 30*time.Second)
 	}
 }
 

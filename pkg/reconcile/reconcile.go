@@ -59,7 +59,24 @@ const (
 var (
 	// ErrNoGeneration: rollback has nothing to go back to, or an ID is unknown.
 	ErrNoGeneration = errors.New("no such generation")
+	// ErrNotRecorded matches *RecordError.
+	ErrNotRecorded = errors.New("applied and verified, but not recorded")
 )
+
+// RecordError says the kernel holds the plan, applied and verified, but
+// the generation could not be recorded (a full or read-only state
+// directory). The table must be kept: re-applying would not help.
+type RecordError struct{ Err error }
+
+func (e *RecordError) Error() string {
+	return "applied and verified, but recording the generation failed: " + e.Err.Error()
+}
+
+// Is makes errors.Is(err, ErrNotRecorded) true.
+func (e *RecordError) Is(target error) bool { return target == ErrNotRecorded }
+
+// Unwrap returns the store's error.
+func (e *RecordError) Unwrap() error { return e.Err }
 
 // Options configure a Reconciler. Zero values mean the defaults.
 type Options struct {
@@ -107,6 +124,8 @@ type Reconciler struct {
 	applier Applier
 	opts    Options
 	store   Store
+	// recordFault, when set, fails Record (tests: a full state dir).
+	recordFault func() error
 }
 
 // New returns a Reconciler using a for the kernel table.
@@ -245,15 +264,24 @@ func (r *Reconciler) apply(ctx context.Context, plan *compile.Plan, config []byt
 		in := r.opts.Inputs
 		g.Inputs = &in
 	}
-	rec, err := r.store.Record(g, plan, config)
+	err = nil
+	if r.recordFault != nil {
+		err = r.recordFault()
+	}
+	rec := g
+	if err == nil {
+		rec, err = r.store.Record(g, plan, config)
+	}
 	if err != nil {
 		// The kernel holds the plan, verified: that is what matters for
-		// the router. History does not show it; say so.
+		// the router, and re-applying would not help. History does not
+		// show it: say so. Callers that keep the table branch on
+		// ErrNotRecorded.
 		res.RecordError = err.Error()
 		res.Warnings = append(res.Warnings, fmt.Sprintf("applied and verified, but recording the generation failed (history and rollback do not know it): %v", err))
 		g.Dir = ""
 		res.Generation = g // ID 0: not recorded
-		return res, nil
+		return res, &RecordError{Err: err}
 	}
 	res.Generation, res.Recorded = rec, true
 	return res, nil
@@ -268,11 +296,26 @@ func (r *Reconciler) preflight(ctx context.Context, plan *compile.Plan, before *
 		return nil, nil
 	}
 	warnings, err := r.opts.Preflight.Check(ctx, plan, before, func() string { return r.knownAccess(plan) })
+	if err != nil && isRevert(ctx) {
+		// A trial's revert is the promise commit-confirm made: it puts
+		// back what was there before the trial, even when the box has
+		// changed since. Refusing it would leave the unconfirmed trial
+		// live for ever.
+		return append(warnings, "reverting the trial despite the lockout preflight: "+oneLine(err)), nil
+	}
 	if err != nil {
 		return warnings, fmt.Errorf("preflight (nothing was changed): %w", err)
 	}
 	return warnings, nil
 }
+
+// revertKey marks a context as a trial's revert (see preflight).
+type revertKey struct{}
+
+// asRevert returns ctx marked as a trial's revert.
+func asRevert(ctx context.Context) context.Context { return context.WithValue(ctx, revertKey{}, true) }
+
+func isRevert(ctx context.Context) bool { v, _ := ctx.Value(revertKey{}).(bool); return v }
 
 // knownAccess names the newest recorded generation of the plan's table
 // with the same access as the plan ("" none, or when the plan's access

@@ -61,6 +61,10 @@ type Generation struct {
 	Version string `json:"version,omitempty"`
 	// Dir is where the generation's files are.
 	Dir string `json:"-"`
+
+	// Trial marks a generation applied on trial (commit-confirm); it
+	// counts as confirmed only up to the confirm watermark (recover.go).
+	Trial bool `json:"trial,omitempty"`
 }
 
 // Ruleset returns the generation's rendered table, as recorded.

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -82,14 +81,6 @@ func netnsID(ns string) (string, error) {
 		return "", fmt.Errorf("network namespace %s: %w", p, err)
 	}
 	return fmt.Sprintf("%d:%d", st.Dev, st.Ino), nil
-}
-
-func bootID() string {
-	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
-	if err != nil {
-		return ""
-	}
-	return strings.TrimSpace(string(b))
 }
 
 // isForwarding reports whether key switches forwarding on or off.

@@ -217,7 +217,7 @@ func readStateFile(path string) ([]byte, error) {
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
 	if len(b) > maxStateFile {
-		return nil, fmt.Errorf("read %s: larger than %d bytes", path, maxStateFile)
+		return nil, fmt.Errorf("read %s: larger than %d bytes: %w", path, maxStateFile, errNotStateFile)
 	}
 	return b, nil
 }

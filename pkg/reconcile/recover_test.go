@@ -1,0 +1,392 @@
+package reconcile
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// trialEnv is a Reconciler over a fake kernel with a clock the test can
+// move forward and in-process guards it can kill.
+type trialEnv struct {
+	*env
+	offset atomic.Int64
+	mu     sync.Mutex
+	guards []context.CancelFunc
+	wg     sync.WaitGroup
+	starts int
+}
+
+func newTrialEnv(t *testing.T) *trialEnv {
+	t.Helper()
+	e := &trialEnv{env: &env{a: newFakeApplier(), s: &fakeSysctls{}, dir: t.TempDir()}}
+	e.r = New(e.a, Options{StateDir: e.dir, Prober: okProber{}, Loader: fakeLoader{}, Sysctls: e.s,
+		Now: func() time.Time { return time.Now().Add(time.Duration(e.offset.Load())) }})
+	t.Cleanup(e.killGuards)
+	return e
+}
+
+// starter runs Guard in a goroutine, as the detached process would.
+func (e *trialEnv) starter() GuardStarter {
+	return func(*Pending) (int, error) {
+		ctx, cancel := context.WithCancel(context.Background())
+		e.mu.Lock()
+		e.guards = append(e.guards, cancel)
+		e.starts++
+		e.mu.Unlock()
+		e.wg.Add(1)
+		go func() { defer e.wg.Done(); _ = e.r.Guard(ctx, nil) }()
+		return 4242, nil
+	}
+}
+
+// killGuards is kill -9 of every guard: their flock goes with them.
+func (e *trialEnv) killGuards() {
+	e.mu.Lock()
+	for _, c := range e.guards {
+		c()
+	}
+	e.guards = nil
+	e.mu.Unlock()
+	e.wg.Wait()
+}
+
+func (e *trialEnv) wan(t *testing.T) string {
+	t.Helper()
+	tb, _ := e.a.Read(context.Background(), "inet", "nfpass")
+	if tb == nil {
+		return "<absent>"
+	}
+	return tb.Sets[0].Elements[0].Key[0]
+}
+
+func (e *trialEnv) pendingExists() bool {
+	_, err := os.Stat(filepath.Join(e.dir, FilePending))
+	return err == nil
+}
+
+func (e *trialEnv) rewritePending(t *testing.T, f func(p *Pending)) {
+	t.Helper()
+	p, err := e.r.Pending()
+	if err != nil || p == nil {
+		t.Fatalf("pending: %v %v", p, err)
+	}
+	f(p)
+	if err := e.r.writePending(p); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRecoverPending: a trial whose guard is gone is settled by whoever
+// calls RecoverPending: re-armed while its window is open, reverted at
+// once when the window closed, the machine rebooted, guard.lock is
+// unusable, the table is gone, or pending.json is corrupt or names a
+// generation that does not exist.
+func TestRecoverPending(t *testing.T) {
+	realBoot := readBootID
+	t.Cleanup(func() { readBootID = realBoot })
+	cases := []struct {
+		name       string
+		firstTrial bool // the trial is the very first apply (nothing to restore)
+		confirmed  bool // a confirmed trial (eth2) sits between gen 1 and the trial
+		mutate     func(t *testing.T, e *trialEnv)
+		noStarter  bool
+		want       RecoveryAction
+		wantWAN    string
+		wantWhy    string
+		pending    bool
+	}{
+		{name: "guard alive, window open", want: RecoveryGuarded, wantWAN: "eth9", pending: true},
+		{name: "guard alive, window closed", mutate: func(_ *testing.T, e *trialEnv) { e.offset.Store(int64(2 * time.Hour)) },
+			want: RecoveryReverted, wantWAN: "eth1", wantWhy: "window closed"},
+		{name: "guard dead, window open", mutate: func(_ *testing.T, e *trialEnv) { e.killGuards() },
+			want: RecoveryRearmed, wantWAN: "eth9", wantWhy: "is gone", pending: true},
+		{name: "guard dead, window open, no guard can start", mutate: func(_ *testing.T, e *trialEnv) { e.killGuards() }, noStarter: true,
+			want: RecoveryReverted, wantWAN: "eth1", wantWhy: "none can be started"},
+		{name: "guard dead, window closed", mutate: func(_ *testing.T, e *trialEnv) { e.killGuards(); e.offset.Store(int64(2 * time.Hour)) },
+			want: RecoveryReverted, wantWAN: "eth1", wantWhy: "pid 4242) is gone"},
+		{name: "rebooted inside the window", mutate: func(_ *testing.T, e *trialEnv) {
+			e.killGuards()
+			readBootID = func() string { return "another-boot" }
+		}, want: RecoveryReverted, wantWAN: "eth1", wantWhy: "machine restarted"},
+		{name: "corrupt pending.json", mutate: func(t *testing.T, e *trialEnv) {
+			e.killGuards()
+			if err := os.WriteFile(filepath.Join(e.dir, FilePending), []byte("{garbage"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, want: RecoveryReverted, wantWAN: "eth1", wantWhy: "corrupt"},
+		{name: "corrupt pending.json after a confirmed trial", confirmed: true, mutate: func(t *testing.T, e *trialEnv) {
+			e.killGuards()
+			if err := os.WriteFile(filepath.Join(e.dir, FilePending), []byte(`{"generation": 3}`), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, want: RecoveryReverted, wantWAN: "eth2", wantWhy: "corrupt"},
+		{name: "restore names a generation that does not exist", mutate: func(t *testing.T, e *trialEnv) {
+			e.killGuards()
+			e.offset.Store(int64(2 * time.Hour))
+			e.rewritePending(t, func(p *Pending) { p.Restore = 77 })
+		}, want: RecoveryReverted, wantWAN: "eth1", wantWhy: "window closed"},
+		{name: "guard.lock unusable", mutate: func(t *testing.T, e *trialEnv) {
+			e.killGuards()
+			lock := filepath.Join(e.dir, FileGuardLock)
+			if err := os.Remove(lock); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink("/nonexistent", lock); err != nil {
+				t.Fatal(err)
+			}
+		}, want: RecoveryReverted, wantWAN: "eth1", wantWhy: "unusable"},
+		{name: "guard and table on trial gone", mutate: func(_ *testing.T, e *trialEnv) {
+			e.killGuards()
+			_ = e.a.Destroy(context.Background(), "inet", "nfpass")
+		}, want: RecoveryReverted, wantWAN: "eth1", wantWhy: "gone from the kernel"},
+		{name: "first apply on trial, window closed", firstTrial: true, mutate: func(_ *testing.T, e *trialEnv) {
+			e.killGuards()
+			e.offset.Store(int64(2 * time.Hour))
+		}, want: RecoveryReverted, wantWAN: "<absent>", wantWhy: "window closed"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			readBootID = func() string { return "boot-1" }
+			e := newTrialEnv(t)
+			ctx := context.Background()
+			if !c.firstTrial {
+				if _, err := e.r.Apply(ctx, testPlan("eth1"), []byte("wan: eth1\n")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if c.confirmed {
+				if _, _, err := e.r.ApplyConfirm(ctx, testPlan("eth2"), []byte("wan: eth2\n"), time.Hour, e.starter()); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := e.r.Confirm(ctx); err != nil {
+					t.Fatal(err)
+				}
+				e.killGuards()
+			}
+			_, p, err := e.r.ApplyConfirm(ctx, testPlan("eth9"), []byte("wan: eth9\n"), time.Hour, e.starter())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.BootID != "boot-1" || p.Owner != "cli" || p.GuardPID != 4242 {
+				t.Errorf("pending = %+v", p)
+			}
+			if c.mutate != nil {
+				c.mutate(t, e)
+			}
+			start := e.starter()
+			if c.noStarter {
+				start = nil
+			}
+			rec, err := e.r.RecoverPending(ctx, start, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rec.Action != c.want {
+				t.Errorf("action = %s, want %s (why %q)", rec.Action, c.want, rec.Why)
+			}
+			if !strings.Contains(rec.Why, c.wantWhy) {
+				t.Errorf("why = %q, want it to contain %q", rec.Why, c.wantWhy)
+			}
+			if got := e.wan(t); got != c.wantWAN {
+				t.Errorf("kernel holds %s, want %s", got, c.wantWAN)
+			}
+			if got := e.pendingExists(); got != c.pending {
+				t.Errorf("pending.json exists = %v, want %v", got, c.pending)
+			}
+			if c.want == RecoveryRearmed && !e.r.GuardRunning() {
+				t.Error("re-armed, but no guard holds guard.lock")
+			}
+			// Settled is settled: a second call does nothing more.
+			if !c.pending {
+				rec2, err := e.r.RecoverPending(ctx, e.starter(), nil)
+				if err != nil || rec2.Action != RecoveryNone {
+					t.Errorf("second call: %+v, %v; want none", rec2, err)
+				}
+			}
+		})
+	}
+}
+
+// TestConfirmTellsTheTruth: confirm after the window with the guard dead
+// reverts the trial itself and says so; confirm in time keeps it.
+func TestConfirmTellsTheTruth(t *testing.T) {
+	ctx := context.Background()
+	e := newTrialEnv(t)
+	if _, err := e.r.Apply(ctx, testPlan("eth1"), []byte("wan: eth1\n")); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := e.r.ApplyConfirm(ctx, testPlan("eth9"), []byte("wan: eth9\n"), time.Hour, e.starter()); err != nil {
+		t.Fatal(err)
+	}
+	e.killGuards()
+	e.offset.Store(int64(2 * time.Hour))
+	_, err := e.r.Confirm(ctx)
+	if !errors.Is(err, ErrConfirmTooLate) || !strings.Contains(err.Error(), "generation 1 restored") {
+		t.Errorf("confirm after the window: %v; want ErrConfirmTooLate saying generation 1 was restored", err)
+	}
+	if got := e.wan(t); got != "eth1" {
+		t.Errorf("kernel holds %s after the late confirm, want eth1", got)
+	}
+	if _, err := e.r.Confirm(ctx); !errors.Is(err, ErrNothingPending) {
+		t.Errorf("second confirm: %v, want ErrNothingPending", err)
+	}
+
+	e.offset.Store(0)
+	if _, _, err := e.r.ApplyConfirm(ctx, testPlan("eth8"), []byte("wan: eth8\n"), time.Hour, e.starter()); err != nil {
+		t.Fatal(err)
+	}
+	p, err := e.r.Confirm(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := e.r.readConfirmed(); got != p.Generation {
+		t.Errorf("confirm watermark = %d, want %d", got, p.Generation)
+	}
+	gens, _ := e.r.History()
+	var kinds []string
+	for _, g := range gens {
+		kinds = append(kinds, g.Kind+map[bool]string{true: "/trial"}[g.Trial])
+	}
+	if d := cmp.Diff([]string{"apply/trial", "rollback", "apply/trial", "apply"}, kinds); d != "" {
+		t.Errorf("history kinds (-want +got):\n%s", d)
+	}
+}
+
+// TestApplyConfirmNeedsALiveGuard: a guard that never takes its lock
+// aborts the trial with nothing changed.
+func TestApplyConfirmNeedsALiveGuard(t *testing.T) {
+	ctx := context.Background()
+	e := newTrialEnv(t)
+	if _, err := e.r.Apply(ctx, testPlan("eth1"), []byte("wan: eth1\n")); err != nil {
+		t.Fatal(err)
+	}
+	dead := func(*Pending) (int, error) { return 999, nil }
+	_, _, err := e.r.ApplyConfirm(ctx, testPlan("eth9"), []byte("wan: eth9\n"), time.Hour, dead)
+	if err == nil || !strings.Contains(err.Error(), "nothing was changed") {
+		t.Errorf("ApplyConfirm with a dead guard: %v", err)
+	}
+	if got := e.wan(t); got != "eth1" {
+		t.Errorf("kernel holds %s, want eth1", got)
+	}
+	if e.pendingExists() {
+		t.Error("pending.json left behind")
+	}
+}
+
+// TestConfirmUnfinishedApply: a trial whose apply never recorded its
+// generation cannot be confirmed: inside the window with its guard alive
+// confirm says the guard reverts it; with the guard dead it is reverted.
+func TestConfirmUnfinishedApply(t *testing.T) {
+	ctx := context.Background()
+	e := newTrialEnv(t)
+	if _, err := e.r.Apply(ctx, testPlan("eth1"), []byte("wan: eth1\n")); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := e.r.ApplyConfirm(ctx, testPlan("eth9"), []byte("wan: eth9\n"), time.Hour, e.starter()); err != nil {
+		t.Fatal(err)
+	}
+	e.rewritePending(t, func(p *Pending) { p.Generation = 0 })
+	_, err := e.r.Confirm(ctx)
+	if !errors.Is(err, ErrConfirmTooLate) || !strings.Contains(err.Error(), "did not finish") {
+		t.Errorf("confirm: %v; want 'the apply did not finish'", err)
+	}
+	if !e.pendingExists() {
+		t.Error("the guarded trial was settled by a refused confirm")
+	}
+	e.killGuards()
+	_, err = e.r.Confirm(ctx)
+	if !errors.Is(err, ErrConfirmTooLate) || !strings.Contains(err.Error(), "generation 1 restored") {
+		t.Errorf("confirm with the guard dead: %v; want the restore", err)
+	}
+	if got := e.wan(t); got != "eth1" {
+		t.Errorf("kernel holds %s, want eth1", got)
+	}
+}
+
+// TestPendingNotAFile: a pending.json that is a symlink, a FIFO or huge
+// counts as corrupt (recovered like one), and is never followed or read
+// whole.
+func TestPendingNotAFile(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		plant func(t *testing.T, path string)
+	}{
+		{"symlink", func(t *testing.T, path string) {
+			if err := os.Symlink("/etc/hostname", path); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"fifo", func(t *testing.T, path string) {
+			if err := syscall.Mkfifo(path, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"huge", func(t *testing.T, path string) {
+			if err := os.WriteFile(path, bytes.Repeat([]byte(" "), maxStateFile+10), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := newTrialEnv(t)
+			ctx := context.Background()
+			if _, err := e.r.Apply(ctx, testPlan("eth1"), []byte("wan: eth1\n")); err != nil {
+				t.Fatal(err)
+			}
+			c.plant(t, filepath.Join(e.dir, FilePending))
+			if _, err := e.r.Pending(); !errors.Is(err, ErrPendingCorrupt) {
+				t.Fatalf("Pending: %v, want ErrPendingCorrupt", err)
+			}
+			rec, err := e.r.RecoverPending(ctx, nil, nil)
+			if err != nil || rec.Action != RecoveryReverted {
+				t.Fatalf("RecoverPending: %+v, %v", rec, err)
+			}
+			if _, err := os.Lstat(filepath.Join(e.dir, FilePending)); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("pending.json still there: %v", err)
+			}
+			if _, err := os.Stat("/etc/hostname"); err != nil {
+				t.Errorf("the symlink's target was touched: %v", err)
+			}
+			if got := e.wan(t); got != "eth1" {
+				t.Errorf("kernel holds %s", got)
+			}
+		})
+	}
+}
+
+// TestApplyConfirmNotRecorded: a trial whose generation cannot be recorded
+// says so, cannot be confirmed, and is reverted at its deadline.
+func TestApplyConfirmNotRecorded(t *testing.T) {
+	ctx := context.Background()
+	e := newTrialEnv(t)
+	if _, err := e.r.Apply(ctx, testPlan("eth1"), []byte("wan: eth1\n")); err != nil {
+		t.Fatal(err)
+	}
+	e.r.recordFault = func() error { return syscall.ENOSPC }
+	_, p, err := e.r.ApplyConfirm(ctx, testPlan("eth9"), []byte("wan: eth9\n"), time.Hour, e.starter())
+	if err == nil || !strings.Contains(err.Error(), "cannot be confirmed") || p == nil {
+		t.Fatalf("ApplyConfirm: %v", err)
+	}
+	if _, err := e.r.Confirm(ctx); !errors.Is(err, ErrConfirmTooLate) {
+		t.Errorf("confirm of an unrecorded trial: %v", err)
+	}
+	e.r.recordFault = nil
+	e.offset.Store(int64(2 * time.Hour))
+	if rec, err := e.r.RecoverPending(ctx, nil, nil); err != nil || rec.Action != RecoveryReverted {
+		t.Fatalf("RecoverPending: %+v %v", rec, err)
+	}
+	if got := e.wan(t); got != "eth1" {
+		t.Errorf("kernel holds %s, want eth1", got)
+	}
+}
