@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"text/tabwriter"
@@ -81,6 +82,9 @@ On a remote router, always apply with --confirm.`,
 					return fmt.Errorf("apply: %w", &reconcile.PendingError{Pending: *p})
 				}
 				res, err = r.Apply(cmd.Context(), plan, g.configBytes())
+			}
+			if errors.Is(err, reconcile.ErrNotRecorded) && res != nil {
+				err = nil // applied and verified; res says why it was not recorded
 			}
 			if err != nil {
 				return g.reportLockout("apply "+plan.Source, fmt.Errorf("apply: %w", err))
@@ -276,6 +280,9 @@ func newRollbackCmd(g *globals) *cobra.Command {
 				return fmt.Errorf("rollback: %w", &reconcile.PendingError{Pending: *p})
 			}
 			res, err := k.reconciler().Rollback(cmd.Context(), to)
+			if errors.Is(err, reconcile.ErrNotRecorded) && res != nil {
+				err = nil // restored and verified; res says why it was not recorded
+			}
 			if err != nil {
 				return g.reportLockout("roll back", fmt.Errorf("rollback: %w", err))
 			}

@@ -31,7 +31,7 @@ var wantMan = []string{
 	"nfpass", "nfpass-apply", "nfpass-audit", "nfpass-check", "nfpass-completion",
 	"nfpass-completion-bash", "nfpass-completion-fish", "nfpass-completion-powershell",
 	"nfpass-completion-zsh", "nfpass-confirm", "nfpass-destroy", "nfpass-diff",
-	"nfpass-doctor", "nfpass-history", "nfpass-lab", "nfpass-lab-down", "nfpass-lab-run",
+	"nfpass-doctor", "nfpass-history", "nfpass-init", "nfpass-lab", "nfpass-lab-down", "nfpass-lab-run",
 	"nfpass-lab-test", "nfpass-lab-up", "nfpass-plan", "nfpass-profiles",
 	"nfpass-protocols", "nfpass-rollback", "nfpass-run", "nfpass-version", "nfpass-watch",
 }

@@ -10,7 +10,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/nfpass/nfpass/integration/netns"
+	"github.com/nfpass/nfpass/pkg/catalog"
 	"github.com/nfpass/nfpass/pkg/compile"
+	"github.com/nfpass/nfpass/pkg/config"
 	"github.com/nfpass/nfpass/pkg/helpers"
 )
 
@@ -76,8 +78,17 @@ func TestLinksRoutesPreflight(t *testing.T) {
 	// The preflight: br-lna refused, br-lan fine; a LAN session to the
 	// WAN address arrives on br-lan (the route back), which is covered.
 	plan := func(lan string) *compile.Plan {
-		return &compile.Plan{Access: &compile.Access{Mode: "standalone", WAN: []string{"eth0"}, LAN: []string{lan},
-			Management: []compile.AccessService{{Name: "ssh", Proto: "tcp", Ports: []string{"22"}, Zone: "lan"}}}}
+		cfg := "interfaces:\n  wan: [eth0]\n  lan: [" + lan + "]\n  lan_networks: [192.168.77.0/24]\n" +
+			"management:\n  - {name: ssh, proto: tcp, port: 22, zone: lan}\n"
+		p, err := config.Load(config.Options{Path: "test.yaml", Explicit: true, Data: []byte(cfg)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pl, err := compile.Compile(p, catalog.Default())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pl
 	}
 	pf := helpers.Preflight{NetNS: ns.Name, SSHConnection: "192.168.77.10 50000 203.0.113.1 22"}
 	if _, err := pf.Check(context.Background(), plan("br-lna"), nil, nil); !errors.Is(err, helpers.ErrLockout) {

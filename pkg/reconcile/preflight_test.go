@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
 
 	"github.com/nfpass/nfpass/pkg/compile"
 	"github.com/nfpass/nfpass/pkg/ruleset"
@@ -114,7 +115,20 @@ func TestPreflightGuardsEveryApply(t *testing.T) {
 	// A trial (c) whose revert to b the preflight would refuse is reverted
 	// all the same (the revert is commit-confirm's promise), through the
 	// preflight, with its refusal as a warning.
-	_, p, err := e.r.ApplyConfirm(ctx, testPlan("c"), []byte("c"), 1, func(*Pending) (int, error) { return 1, nil })
+	// A guard that holds its lock and leaves the revert to the test.
+	idleGuard := func(*Pending) (int, error) {
+		f, err := openGuardLock(e.r.opts.StateDir)
+		if err != nil {
+			return 0, err
+		}
+		if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+			f.Close()
+			return 0, err
+		}
+		t.Cleanup(func() { f.Close() })
+		return 4242, nil
+	}
+	_, p, err := e.r.ApplyConfirm(ctx, testPlan("c"), []byte("c"), time.Minute, idleGuard)
 	if err != nil {
 		t.Fatal(err)
 	}
