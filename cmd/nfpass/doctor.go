@@ -43,6 +43,11 @@ with what it found and a one-line fix.
                          forward that drop (nftables runs them all; a drop
                          anywhere wins). They are only read, never changed.
 
+It judges against the last generation applied in --state-dir (the table it
+applied, and its recorded config); -c FILE judges against a file instead.
+With neither, it says so and judges against the config. The output names
+what it judged against.
+
 Exit status is the worst result: 0 ok (or info), 1 warn, 2 fail. An invalid
 configuration is a fail (2).`,
 		Example: `  sudo nfpass doctor
@@ -50,17 +55,15 @@ configuration is a fail (2).`,
   sudo nfpass doctor --netns lab-router`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			p, cat, err := g.loadPolicy()
+			j, err := g.judgedPolicy(k.stateDir)
 			if err != nil {
-				return asExit(2, g.reportConfigError(err))
-			}
-			plan, err := compile.Compile(p, cat)
-			if err != nil {
-				return asExit(2, g.reportConfigError(err))
+				return err
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
-			d := audit.Diagnose(gatherDoctor(ctx, &k, p, plan, cat))
+			in := gatherDoctor(ctx, &k, j.policy, j.plan, j.cat, j.view)
+			in.Judged = &j.about
+			d := audit.Diagnose(in)
 			if g.output == "json" {
 				err = d.WriteJSON(g.stdout)
 			} else {
@@ -84,8 +87,7 @@ configuration is a fail (2).`,
 // and pkg/audit, for every fact the doctor's checks need. Nothing is
 // changed except that missing helper modules are loaded (as apply does).
 // A fact that cannot be read is passed on as its error text.
-func gatherDoctor(ctx context.Context, k *kernelFlags, p *policy.Policy, plan *compile.Plan, cat audit.Catalog) audit.DoctorInput {
-	pol := audit.PolicyOf(p)
+func gatherDoctor(ctx context.Context, k *kernelFlags, p *policy.Policy, plan *compile.Plan, cat audit.Catalog, pol audit.Policy) audit.DoctorInput {
 	in := audit.DoctorInput{
 		NetNS: k.netns, Mode: plan.Mode, On: pol.On, Forwarded: pol.Forwarded, MSSClamp: p.NAT.MSSClamp,
 		HelpersExpected: len(plan.Helpers),
@@ -141,7 +143,7 @@ func gatherDoctor(ctx context.Context, k *kernelFlags, p *policy.Policy, plan *c
 		}
 	}
 
-	if r, err := audit.Collect(ctx, cat, audit.CollectOptions{Options: audit.Options{NetNS: k.netns}, Policy: pol}); err != nil {
+	if r, err := audit.Collect(ctx, cat, audit.CollectOptions{Options: audit.Options{NetNS: k.netns}, Analyzer: audit.AnalyzerOptions{Policy: pol}}); err != nil {
 		in.AuditErr = err.Error()
 	} else {
 		in.Audit = r

@@ -102,6 +102,7 @@ func (r *Report) WriteText(w io.Writer, opts TextOptions) error {
 	if r.NetNS != "" {
 		fmt.Fprintf(&b, "network namespace %s\n", r.NetNS)
 	}
+	b.WriteString(r.JudgedAgainst.Lines())
 	fmt.Fprintf(&b, "conntrack: %d entries, %d passthrough", r.Flows, r.Passthrough)
 	if s := r.Stats; s != nil {
 		pct := uint64(0)
@@ -127,30 +128,37 @@ func (r *Report) WriteText(w io.Writer, opts TextOptions) error {
 				fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\n", pg.Protocol, hg.Host, hg.Flows,
 					hg.Assured, hg.Unreplied, countList(hg.Roles), countList(hg.Helpers), nat, addrList(hg.Servers))
 			}
+			if pg.OtherHosts > 0 {
+				fmt.Fprintf(tw, "%s\t%s\t%d\t\t\t\t\t\t\n", pg.Protocol, fmt.Sprintf("(%d more hosts)", pg.OtherHosts), pg.OtherFlows)
+			}
 		}
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	for _, pg := range r.Protocols {
+		if pg.OtherHosts > 0 {
+			fmt.Fprintf(&b, "%s: %s from %d hosts (the %d busiest listed); kinds %s; helpers %s\n",
+				pg.Protocol, plural(pg.Flows, "flow", "flows"), pg.HostCount, len(pg.Hosts), countList(pg.Roles), countList(pg.Helpers))
+		}
+	}
 
 	if opts.Flows && len(r.Protocols) > 0 {
-		b.WriteString("\nFLOWS\n")
+		b.WriteString("\nFLOWS (a sample)\n")
 		tw = tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "PROTOCOL\tKIND\tORIGINAL\tHELPER\tSTATE\tNAT")
 		for _, pg := range r.Protocols {
-			for _, hg := range pg.Hosts {
-				for _, fe := range hg.Sample {
-					state := "replied"
-					if !fe.Replied() {
-						state = "UNREPLIED"
-					} else if fe.Assured() {
-						state = "assured"
-					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", pg.Protocol, fe.Role, fe.Orig, or(fe.Helper, "-"), state, or(fe.NAT, "-"))
+			for _, fe := range pg.Sample {
+				state := "replied"
+				if !fe.Replied() {
+					state = "UNREPLIED"
+				} else if fe.Assured() {
+					state = "assured"
 				}
-				if hg.Omitted > 0 {
-					fmt.Fprintf(tw, "%s\t\t... %d more from %s\t\t\t\n", pg.Protocol, hg.Omitted, hg.Host)
-				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", pg.Protocol, fe.Role, fe.Orig, or(fe.Helper, "-"), state, or(fe.NAT, "-"))
+			}
+			if pg.Omitted > 0 {
+				fmt.Fprintf(tw, "%s\t\t... %d more (--max-flows)\t\t\t\n", pg.Protocol, pg.Omitted)
 			}
 		}
 		if err := tw.Flush(); err != nil {
@@ -175,8 +183,13 @@ func (r *Report) WriteText(w io.Writer, opts TextOptions) error {
 		b.WriteString("none\n")
 	}
 	for _, f := range r.Findings {
-		fmt.Fprintf(&b, "%-4s  %-18s  %s\n", strings.ToUpper(string(f.Severity)), f.ID, f.Message)
-		fmt.Fprintf(&b, "%-4s  %-18s  fix: %s\n", "", "", f.Fix)
+		id := f.ID
+		if f.Cause != "" {
+			id += " (" + f.Cause + ")"
+		}
+		fmt.Fprintf(&b, "%-4s  %s\n", strings.ToUpper(string(f.Severity)), id)
+		wrap(&b, "      ", f.Message, 80)
+		wrap(&b, "      fix: ", f.Fix, 80)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
@@ -187,4 +200,24 @@ func or(s, def string) string {
 		return def
 	}
 	return s
+}
+
+// wrap writes text after prefix, broken at spaces so that lines fit width;
+// continuation lines are indented like the first line's text.
+func wrap(b *strings.Builder, prefix, text string, width int) {
+	indent := strings.Repeat(" ", len(prefix))
+	line := prefix
+	empty := true
+	for _, w := range strings.Fields(text) {
+		if !empty && len(line)+1+len(w) > width {
+			b.WriteString(line + "\n")
+			line, empty = indent, true
+		}
+		if !empty {
+			line += " "
+		}
+		line += w
+		empty = false
+	}
+	b.WriteString(line + "\n")
 }
