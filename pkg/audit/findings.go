@@ -222,8 +222,9 @@ func (a *Analyzer) findings() []Finding {
 
 func (a *Analyzer) protocolFindings(p *protoAgg) []Finding {
 	var out []Finding
-	// PPTP in use: its crypto is broken.
-	if p.name == "pptp" && p.hosts.len() > 0 {
+	// PPTP in use: its crypto is broken. (When it is off, its live flows
+	// are policy-off-traffic instead.)
+	if p.name == "pptp" && p.hosts.len() > 0 && a.pol.on("pptp") {
 		f := newFinding(FindingPPTPInUse, "")
 		f.Protocol, f.Count = "pptp", p.flows
 		hosts := p.hostsWhere(func(hostCount) bool { return true })

@@ -76,6 +76,9 @@ func TestFindings(t *testing.T) {
 		{name: "pptp in use by two hosts", flows: []Flow{ctl, tcpFlow(h2, 40001, srv, 1723, helper("pptp"))}, pol: pptpOn,
 			want: []fkey{pptpUse(h1+", "+h2, 2)}},
 
+		{name: "pptp off: its live flows are policy-off traffic, not pptp-in-use", flows: []Flow{ctl}, pol: Policy{On: map[string]bool{"pptp": false}},
+			want: []fkey{{ID: FindingPolicyOff, Cause: "cannot-tell", Severity: Warn, Protocol: "pptp", Hosts: h1, Count: 1}}},
+
 		// helper-missing
 		{name: "helper missing on 1723", flows: []Flow{tcpFlow(h1, 40000, srv, 1723)}, pol: pptpOn,
 			want: []fkey{{ID: FindingHelperMissing, Severity: Fail, Protocol: "pptp", Hosts: h1, Count: 1}, pptpUse(h1, 1)}},

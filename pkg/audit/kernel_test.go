@@ -496,3 +496,33 @@ func TestKernelOffCauseFromTimestamps(t *testing.T) {
 		})
 	}
 }
+
+// TestKernelALGOff: with the home profile (SIP ALG off), a phone's plain
+// SIP flow is no finding, and a flow the kernel still tracks with helper
+// "sip" (state from before the switch) is a stale helper.
+func TestKernelALGOff(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kernel test")
+	}
+	ns := netns.New(t, "audalg")
+	c := ctConn(t, ns)
+	createFlows(t, c, ctSpec{proto: ProtoUDP, src: "192.168.1.10", sport: 5060, dst: "203.0.113.7", dport: 5060})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	home := homePolicy(t)
+	collect := func() []fkey {
+		r, err := Collect(ctx, testCatalog, CollectOptions{Options: Options{NetNS: ns.Name}, Analyzer: AnalyzerOptions{Policy: home}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return keys(r.Findings)
+	}
+	if diff := cmp.Diff([]fkey{}, collect()); diff != "" {
+		t.Errorf("home + a plain SIP phone: findings (-want +got):\n%s", diff)
+	}
+	createFlows(t, c, ctSpec{proto: ProtoUDP, src: "192.168.1.11", sport: 5060, dst: "203.0.113.7", dport: 5060, helper: "sip"})
+	want := []fkey{{ID: FindingStaleHelper, Severity: Warn, Protocol: "sip", Hosts: "192.168.1.11", Count: 1}}
+	if diff := cmp.Diff(want, collect()); diff != "" {
+		t.Errorf("home + a flow still carrying helper sip: findings (-want +got):\n%s", diff)
+	}
+}
