@@ -36,13 +36,44 @@ func (r *Report) Filter(f Filter) *Report {
 		if !f.proto(pg.Protocol) {
 			continue
 		}
-		npg := ProtocolGroup{Protocol: pg.Protocol}
+		if len(f.Hosts) == 0 {
+			out.Protocols = append(out.Protocols, pg)
+			continue
+		}
+		// Hosts and sampled flows that match; the unlisted hosts were
+		// filtered while collecting (AnalyzerOptions.Filter), if at all.
+		npg := pg
+		npg.Hosts, npg.Sample = []HostGroup{}, []FlowEntry{}
+		npg.Flows, npg.HostCount = pg.OtherFlows, pg.OtherHosts
+		roles, helpers := map[string]int{}, map[string]int{}
 		for _, hg := range pg.Hosts {
 			if f.host(hg.Host) || slices.ContainsFunc(hg.Servers, f.host) {
 				npg.Hosts = append(npg.Hosts, hg)
 				npg.Flows += hg.Flows
+				npg.HostCount++
+				for k, v := range hg.Roles {
+					roles[k] += v
+				}
+				for k, v := range hg.Helpers {
+					helpers[k] += v
+				}
 			}
 		}
+		if len(npg.Hosts) == len(pg.Hosts) {
+			npg.Flows, npg.HostCount = pg.Flows, pg.HostCount
+		} else {
+			npg.Roles, npg.Helpers = roles, helpers
+			if len(helpers) == 0 {
+				npg.Helpers = nil
+			}
+		}
+		omitted := pg.Omitted
+		for _, fe := range pg.Sample {
+			if f.host(fe.Host()) || f.host(fe.Server()) {
+				npg.Sample = append(npg.Sample, fe)
+			}
+		}
+		npg.Omitted = min(omitted, max(npg.Flows-len(npg.Sample), 0))
 		if len(npg.Hosts) > 0 {
 			out.Protocols = append(out.Protocols, npg)
 		}

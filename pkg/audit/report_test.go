@@ -348,3 +348,28 @@ func TestDecodeFlow(t *testing.T) {
 		}
 	})
 }
+
+// TestFilterKeepsTotalsAndSample: a protocol filter keeps the group whole
+// (totals, roles, sample); a host filter keeps that host's sampled flows.
+func TestFilterKeepsTotalsAndSample(t *testing.T) {
+	flows := []Flow{
+		udpFlow("192.168.77.10", 500, "203.0.113.5", 500),
+		udpFlow("192.168.77.11", 4500, "203.0.113.5", 4500),
+		udpFlow("192.168.77.11", 4501, "203.0.113.6", 4500),
+	}
+	r := Analyze(testCatalog, flows, nil, nil, Policy{})
+	type view struct {
+		Flows, Hosts, Sample int
+		Roles                map[string]int
+	}
+	project := func(r *Report) view {
+		pg := r.Protocols[0]
+		return view{pg.Flows, pg.HostCount, len(pg.Sample), pg.Roles}
+	}
+	if diff := cmp.Diff(view{3, 2, 3, map[string]int{"udp/500": 1, "udp/4500": 2}}, project(r.Filter(Filter{Protocols: []string{"ipsec"}}))); diff != "" {
+		t.Errorf("--proto ipsec (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(view{2, 1, 2, map[string]int{"udp/4500": 2}}, project(r.Filter(Filter{Hosts: addrs("192.168.77.11")}))); diff != "" {
+		t.Errorf("--host .11 (-want +got):\n%s", diff)
+	}
+}
