@@ -308,7 +308,7 @@ func (a *Analyzer) protocolFindings(p *protoAgg) []Finding {
 				why = "the judged policy is not an applied generation, so when the drop went in is unknown"
 			}
 			f.Message = fmt.Sprintf("%s: the ruleset drifted, traffic takes a path around the drop, or the entries are older than the drop; cannot tell which: %s", lead, why)
-			f.Fix = "nfpass diff shows drift, nfpass apply restores the drop; reset stale flows: " + reset + "; check other tables (nfpass doctor)"
+			f.Fix = "nfpass diff shows drift; run nfpass apply (it restores the drop and resets stale flows) or " + a.deleteHint(p.name, hosts) + "; check other tables (nfpass doctor)"
 		}
 		out = append(out, f)
 	}
