@@ -360,7 +360,7 @@ func (h *harness) cgnatWorkload(n int) {
 		h.allocs = append(h.allocs, fmt.Sprintf("%s of the %d-entry CGNAT table: peak RSS %.1f MiB (target ≤ 64 MiB: %s); wall ratio to `conntrack -L` %.2f (target ≤ 1.0)",
 			vr.name, n, rss, verdict, median(rows[v].nfpass, wallMS)/median(rows[v].peer, wallMS)))
 	}
-	h.notes = append(h.notes, fmt.Sprintf("CGNAT table (ctfill-cgnat %d): %s. The first audit rows' table (ctfill) is one in ten entries IKE (udp/500) from 250 hosts, the rest other UDP: few (protocol, host) groups.", n, cgnatShape))
+	h.notes = append(h.notes, fmt.Sprintf("CGNAT table (ctfill-cgnat %d): %s. The first audit rows' table (ctfill) is one in ten entries IKE (udp/500), the rest other UDP, from at most 1,000 hosts (10.77.0-3.1-250): few (protocol, host) groups, which hides the cost of many distinct hosts.", n, cgnatShape))
 	if old := os.Getenv("NFPASS_BENCH_BASELINE"); old != "" {
 		for _, vr := range variants {
 			a := h.run(ns, false, "", old, append([]string{"audit", "-c", cfg}, vr.args...)...) // it has no --state-dir
