@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/mdlayher/netlink"
@@ -63,7 +64,10 @@ func (e Event) String() string {
 // judge marks one flow event the policy contradicts (see Event.Judged);
 // the DMZ and forwards are the policy's own, so their flows are not marked.
 func judge(cls *Classifier, pol Policy, f Flow, cl Class) string {
-	if cl.Protocol == "" || !pol.off(cl.Protocol) || (f.DNAT() && (pol.Forwarded[cl.Protocol] || pol.DMZ.IsValid())) {
+	if cl.Protocol == "" || !pol.off(cl.Protocol) {
+		return ""
+	}
+	if to := f.Reply.Src.Unmap(); f.DNAT() && (pol.Forwarded[cl.Protocol] || to == pol.DMZ.Unmap() || slices.Contains(pol.Targets, to)) {
 		return ""
 	}
 	if cls.whenOff[cl.Protocol] == catalog.OffNoHelper {
