@@ -160,9 +160,9 @@ is fail. 2 on errors (invalid configuration, no such namespace, netlink).`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&netns, "netns", "", "audit inside this named network namespace (/run/netns/NAME)")
-	f.StringVar(&stateDir, "state-dir", reconcile.DefaultStateDir, "judge against the last generation applied here (unless -c)")
-	f.IntVar(&maxFlows, "max-flows", 20, "flows sampled per protocol for --flows and -o json (-1: all)")
-	f.IntVar(&top, "top", 20, "hosts listed per protocol, the busiest when there are more (-1: all)")
+	f.StringVar(&stateDir, "state-dir", reconcile.DefaultStateDir, "judge the last generation applied here (unless -c)")
+	f.IntVar(&maxFlows, "max-flows", 20, "flows sampled per protocol (-1: all)")
+	f.IntVar(&top, "top", 20, "hosts listed per protocol, busiest first (-1: all)")
 	f.StringArrayVar(&protos, "proto", nil, "only this catalog protocol (repeatable, or comma-separated)")
 	f.StringArrayVar(&hosts, "host", nil, "only this LAN host or server address (repeatable, or comma-separated)")
 	f.BoolVar(&flows, "flows", false, "list the sampled flows under each host (text output)")
@@ -259,6 +259,6 @@ With -o json every event is one JSON object on its own line:
 	}
 	cmd.Flags().StringVar(&netns, "netns", "", "watch inside this named network namespace (/run/netns/NAME)")
 	cmd.Flags().BoolVar(&all, "all", false, "report every flow's events, not only passthrough-relevant ones")
-	cmd.Flags().StringVar(&stateDir, "state-dir", reconcile.DefaultStateDir, "judge against the last generation applied here (unless -c)")
+	cmd.Flags().StringVar(&stateDir, "state-dir", reconcile.DefaultStateDir, "judge the last generation applied here (unless -c)")
 	return cmd
 }
