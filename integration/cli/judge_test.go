@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/nfpass/nfpass/integration/netns"
+	"github.com/nfpass/nfpass/integration/nfpassbin"
 	"github.com/nfpass/nfpass/pkg/audit"
 )
 
@@ -90,6 +91,21 @@ func TestAuditJudgesTheAppliedGeneration(t *testing.T) {
 		if j == nil || j.Kind != audit.JudgedConfig || !strings.Contains(j.Note, "no generation is recorded in "+empty) {
 			t.Fatalf("judged against %+v, want the config with a note", j)
 		}
+	})
+
+	t.Run("a generation its recorded config does not reproduce: said", func(t *testing.T) {
+		other := t.TempDir()
+		cmd := nfpassbin.Command(binary, "apply", "--netns", ns.Name, "--state-dir", other, "-c", home)
+		cmd.Env = append(cmd.Env, "NFPASS_PASSTHROUGH_PPTP=true") // applied with an override
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("apply with an environment override: %v\n%s", err, out)
+		}
+		r := audit1("--state-dir", other)
+		if j := r.JudgedAgainst; j == nil || j.Kind != audit.JudgedGeneration || !strings.Contains(j.Note, "does not compile to the table it applied") {
+			t.Errorf("judged against %+v, want the generation with a note", j)
+		}
+		// Put office's table back for the doctor below.
+		mustRun(t, "apply", "--netns", ns.Name, "--state-dir", state, "-c", office)
 	})
 
 	t.Run("doctor judges the generation too", func(t *testing.T) {

@@ -453,6 +453,15 @@ func (a *Analyzer) judge(p *protoAgg, cl Class, f Flow, hc *hostCount) {
 
 // cause says why a live flow of a VPN that is off (its traffic dropped)
 // exists; skip is true for flows the policy expects (a forward's).
+//
+// What the entry can honestly tell: a DNAT target (the DMZ host, a
+// forward's host, or one this policy does not name), the OFFLOAD bits,
+// and, only with conntrack timestamps on, its creation time against the
+// table's. Its timeout cannot date it: conntrack refreshes it in
+// prerouting, before the forward hook drops the packet, so dropped
+// packets keep an entry alive, and a refresh can set as little as
+// nf_conntrack_udp_timeout (30 s), which bounds nothing beyond the first
+// 30 s after an apply. Without a timestamp the cause is "cannot tell".
 func (a *Analyzer) cause(cl Class, f Flow, dnat, forwarded bool) (c offCause, skip bool) {
 	if dnat {
 		to := f.Reply.Src.Unmap()
