@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -26,9 +25,6 @@ type judged struct {
 	view  audit.Policy
 	about audit.Judged
 }
-
-// errConfigReported marks a config error already printed.
-var errConfigReported = errors.New("invalid configuration")
 
 // judgedPolicy resolves what to judge against: with -c, that file; else
 // the last generation applied in stateDir (its recorded config, checked

@@ -135,8 +135,6 @@ func keyOf(a netip.Addr) addrKey { return a.As16() }
 
 func (k addrKey) addr() netip.Addr { return netip.AddrFrom16(k).Unmap() }
 
-func (k addrKey) compare(o addrKey) int { return k.addr().Compare(o.addr()) }
-
 type pairKey struct{ a, b addrKey }
 
 func pair(x, y netip.Addr) pairKey {
