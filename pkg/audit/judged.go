@@ -2,6 +2,7 @@ package audit
 
 import (
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -48,9 +49,11 @@ func (j *Judged) Lines() string {
 	if j == nil {
 		return ""
 	}
-	s := "judged against " + j.String() + "\n"
+	var b strings.Builder
+	// One line, however long the path: scripts and people grep for it.
+	b.WriteString("judged against " + j.String() + "\n")
 	if j.Note != "" {
-		s += "note: " + j.Note + "\n"
+		wrap(&b, "note: ", j.Note, 80)
 	}
-	return s
+	return b.String()
 }

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 )
@@ -134,50 +135,50 @@ func (r *Report) WriteText(w io.Writer, opts TextOptions) error {
 		fmt.Fprintf(&b, "network namespace %s\n", r.NetNS)
 	}
 	b.WriteString(r.JudgedAgainst.Lines())
-	fmt.Fprintf(&b, "conntrack: %d entries, %d passthrough", r.Flows, r.Passthrough)
+	head := fmt.Sprintf("conntrack: %d entries, %d passthrough", r.Flows, r.Passthrough)
 	if s := r.Stats; s != nil {
 		pct := uint64(0)
 		if s.Max > 0 {
 			pct = uint64(s.Entries) * 100 / uint64(s.Max)
 		}
-		fmt.Fprintf(&b, "; table %d/%d (%d%%), insert_failed %d, drop %d, early_drop %d",
+		head += fmt.Sprintf("\ntable %d/%d (%d%%), insert_failed %d, drop %d, early_drop %d",
 			s.Entries, s.Max, pct, s.InsertFailed, s.Drop, s.EarlyDrop)
 	}
-	b.WriteString("\n\n")
+	b.WriteString(head + "\n\n")
 
-	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
 	if len(r.Protocols) == 0 {
-		fmt.Fprintln(tw, "no passthrough flows")
+		b.WriteString("no passthrough flows\n")
 	} else {
-		fmt.Fprintln(tw, "PROTOCOL\tHOST\tFLOWS\tASSURED\tUNREPLIED\tKINDS\tHELPERS\tNAT\tSERVERS")
+		var t table
 		for _, pg := range r.Protocols {
 			for _, hg := range pg.Hosts {
-				nat := "-"
+				// NAT and servers go under the row, so that rows fit 80
+				// columns.
+				detail := "servers " + or(addrList(hg.Servers), "-")
 				if len(hg.NAT) > 0 {
-					nat = strings.Join(hg.NAT, "; ")
+					detail = strings.Join(hg.NAT, "; ") + "; " + detail
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\n", pg.Protocol, hg.Host, hg.Flows,
-					hg.Assured, hg.Unreplied, countList(hg.Roles), countList(hg.Helpers), nat, addrList(hg.Servers))
+				t.row(detail, pg.Protocol, hg.Host.String(), strconv.Itoa(hg.Flows), strconv.Itoa(hg.Assured),
+					strconv.Itoa(hg.Unreplied), countList(hg.Roles), countList(hg.Helpers))
 			}
 			if pg.OtherHosts > 0 {
-				fmt.Fprintf(tw, "%s\t%s\t%d\t\t\t\t\t\t\n", pg.Protocol, fmt.Sprintf("(%d more hosts)", pg.OtherHosts), pg.OtherFlows)
+				t.row("", pg.Protocol, fmt.Sprintf("(%d more)", pg.OtherHosts), strconv.Itoa(pg.OtherFlows), "", "", "", "")
 			}
 		}
-	}
-	if err := tw.Flush(); err != nil {
-		return err
+		if err := t.write(&b, "PROTOCOL", "HOST", "FLOWS", "ASSURED", "UNREPLIED", "KINDS", "HELPERS"); err != nil {
+			return err
+		}
 	}
 	for _, pg := range r.Protocols {
 		if pg.OtherHosts > 0 {
-			fmt.Fprintf(&b, "%s: %s from %d hosts (the %d busiest listed); kinds %s; helpers %s\n",
-				pg.Protocol, plural(pg.Flows, "flow", "flows"), pg.HostCount, len(pg.Hosts), countList(pg.Roles), countList(pg.Helpers))
+			wrap(&b, pg.Protocol+": ", fmt.Sprintf("%s from %d hosts (the %d busiest listed); kinds %s; helpers %s",
+				plural(pg.Flows, "flow", "flows"), pg.HostCount, len(pg.Hosts), countList(pg.Roles), countList(pg.Helpers)), 80)
 		}
 	}
 
 	if opts.Flows && len(r.Protocols) > 0 {
 		b.WriteString("\nFLOWS (a sample)\n")
-		tw = tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "PROTOCOL\tKIND\tORIGINAL\tHELPER\tSTATE\tNAT")
+		var t table
 		for _, pg := range r.Protocols {
 			for _, fe := range pg.Sample {
 				state := "replied"
@@ -186,25 +187,28 @@ func (r *Report) WriteText(w io.Writer, opts TextOptions) error {
 				} else if fe.Assured() {
 					state = "assured"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", pg.Protocol, fe.Role, fe.Orig, or(fe.Helper, "-"), state, or(fe.NAT, "-"))
+				detail := fe.Orig.String()
+				if fe.NAT != "" {
+					detail += "\n" + fe.NAT
+				}
+				t.row(detail, pg.Protocol, fe.Role, or(fe.Helper, "-"), state)
 			}
 			if pg.Omitted > 0 {
-				fmt.Fprintf(tw, "%s\t\t... %d more (--max-flows)\t\t\t\n", pg.Protocol, pg.Omitted)
+				t.row(fmt.Sprintf("... and %d more (--max-flows)", pg.Omitted), pg.Protocol, "", "", "")
 			}
 		}
-		if err := tw.Flush(); err != nil {
+		if err := t.write(&b, "PROTOCOL", "KIND", "HELPER", "STATE"); err != nil {
 			return err
 		}
 	}
 
 	if len(r.Expectations) > 0 {
 		b.WriteString("\nEXPECTATIONS\n")
-		tw = tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "PROTOCOL\tHELPER\tEXPECTED\tMASTER\tTIMEOUT")
+		var t table
 		for _, e := range r.Expectations {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%ds\n", or(e.Protocol, "-"), or(e.Helper, "-"), e.Tuple, e.Master, e.Timeout)
+			t.row("master "+e.Master.String(), or(e.Protocol, "-"), or(e.Helper, "-"), e.Tuple.String(), fmt.Sprintf("%ds", e.Timeout))
 		}
-		if err := tw.Flush(); err != nil {
+		if err := t.write(&b, "PROTOCOL", "HELPER", "EXPECTED", "TIMEOUT"); err != nil {
 			return err
 		}
 	}
@@ -251,4 +255,40 @@ func wrap(b *strings.Builder, prefix, text string, width int) {
 		empty = false
 	}
 	b.WriteString(line + "\n")
+}
+
+// table is rows aligned in columns, each followed by optional detail
+// lines (indented, wrapped at 80 columns, outside the columns).
+type table struct {
+	rows    [][]string
+	details []string
+}
+
+func (t *table) row(detail string, cells ...string) {
+	t.rows = append(t.rows, cells)
+	t.details = append(t.details, detail)
+}
+
+func (t *table) write(b *strings.Builder, header ...string) error {
+	var tb strings.Builder
+	tw := tabwriter.NewWriter(&tb, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, strings.Join(header, "\t"))
+	for _, r := range t.rows {
+		fmt.Fprintln(tw, strings.Join(r, "\t"))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	lines := strings.Split(strings.TrimSuffix(tb.String(), "\n"), "\n")
+	b.WriteString(strings.TrimRight(lines[0], " ") + "\n")
+	for i, l := range lines[1:] {
+		b.WriteString(strings.TrimRight(l, " ") + "\n")
+		if t.details[i] == "" {
+			continue
+		}
+		for _, d := range strings.Split(t.details[i], "\n") {
+			wrap(b, "          ", d, 80)
+		}
+	}
+	return nil
 }
