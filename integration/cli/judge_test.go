@@ -20,6 +20,9 @@ import (
 // an empty state dir judge against something else, saying so.
 func TestAuditJudgesTheAppliedGeneration(t *testing.T) {
 	ns := netns.New(t, "judge")
+	// The home profile's LAN, so that a lockout preflight finds it (veth:
+	// no dummy interfaces here).
+	ns.MustExec(t, "ip", "link", "add", "br-lan", "type", "veth", "peer", "name", "lanpeer")
 	state, empty := t.TempDir(), t.TempDir()
 	dir := t.TempDir()
 	office := filepath.Join(dir, "office.yaml")
