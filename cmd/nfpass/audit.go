@@ -16,6 +16,7 @@ import (
 
 	"github.com/nfpass/nfpass/pkg/audit"
 	"github.com/nfpass/nfpass/pkg/catalog"
+	"github.com/nfpass/nfpass/pkg/reconcile"
 )
 
 func init() {
@@ -66,11 +67,14 @@ func auditFilter(cat *catalog.Catalog, protos, hosts []string) (audit.Filter, er
 
 func newAuditCmd(g *globals) *cobra.Command {
 	var (
-		netns  string
-		protos []string
-		hosts  []string
-		flows  bool
-		failOn string
+		netns    string
+		stateDir string
+		protos   []string
+		hosts    []string
+		flows    bool
+		maxFlows int
+		top      int
+		failOn   string
 	)
 	cmd := &cobra.Command{
 		Use:   "audit",
@@ -78,18 +82,31 @@ func newAuditCmd(g *globals) *cobra.Command {
 		Long: `audit reads the kernel's conntrack table (streamed, message by message) and
 groups the passthrough flows by protocol and LAN host: PPTP control flows and
 their helper, GRE flows with call IDs and NAT mapping, pending expectations,
-IKE/NAT-T and ESP, L2TP, SIP, forward and DMZ hits. The policy says which
-protocols are on or off, so traffic of a protocol that is off is reported.
+IKE/NAT-T and ESP, L2TP, SIP, forward and DMZ hits. Memory stays bounded on
+big tables: counts are exact, the --top busiest hosts per protocol are listed
+and --max-flows flows per protocol are sampled.
+
+It judges against the policy in the kernel: the last generation applied in
+--state-dir (its recorded config). -c FILE judges against a file instead.
+With neither, it says so and judges against the config. The output names
+what it judged against.
 
 Findings, each with a severity (info, warn, fail) and a one-line fix:
-  pptp-in-use          PPTP is used (its crypto is broken)
-  helper-missing       a 1723/5060 flow without its conntrack helper
-  gre-no-control       GRE without a tracked PPTP control connection
-  esp-collision        several LAN hosts with raw ESP to one server (use NAT-T)
-  ipsec-unreplied      IKE or NAT-T without an answer
-  policy-off-traffic   traffic of a protocol the policy switches off
-  table-full           conntrack table over 90% full
-  conntrack-drops      insert_failed / drop / early_drop counters
+  pptp-in-use          PPTP is used (its crypto is broken)              info
+  helper-missing       a flow the policy assigns a helper to lacks it   fail
+  stale-helper         an ALG that is off is still attached to a flow   warn
+  gre-no-control       GRE without a tracked PPTP control connection    warn
+  esp-collision        LAN hosts with raw ESP to one server (use NAT-T) fail
+  ipsec-unreplied      IKE or NAT-T without an answer                   warn
+  policy-off-traffic   live flows of a VPN that is off, and why: the DMZ
+                       (info), a forward (info), another table's DNAT,
+                       a flowtable, state older or newer than the table,
+                       or "cannot tell" (warn)
+  table-full           conntrack table over 90% full                    fail
+  conntrack-drops      insert_failed / drop / early_drop counters       warn
+An ALG that is off (sip, ftp, ...) means plain NAT: its flows without the
+helper are no finding. doctor shows the same findings with the same
+severities.
 
 Exit status: 0 when the audit ran (whatever it found); with --fail-on warn,
 1 when any finding is warn or fail; with --fail-on fail, 1 when any finding
@@ -97,7 +114,9 @@ is fail. 2 on errors (invalid configuration, no such namespace, netlink).`,
 		Example: `  sudo nfpass audit
   sudo nfpass audit --proto pptp --flows          # PPTP only, list the flows
   sudo nfpass audit --host 192.168.1.10 -o json   # one LAN host, for scripts
-  sudo nfpass audit --netns lab-router --fail-on fail || echo broken`,
+  sudo nfpass audit --netns lab-router --fail-on fail || echo broken
+  sudo nfpass audit -c /etc/nfpass/next.yaml      # judge against a file
+  sudo nfpass audit --flows --max-flows 100 --top 50`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			switch failOn {
@@ -105,17 +124,21 @@ is fail. 2 on errors (invalid configuration, no such namespace, netlink).`,
 			default:
 				return &exitError{code: 2, err: fmt.Errorf("--fail-on %q: want warn or fail", failOn)}
 			}
-			p, cat, err := g.loadPolicy()
+			j, err := g.judgedPolicy(stateDir)
 			if err != nil {
-				return asExit(2, g.reportConfigError(err))
+				return err
 			}
-			filter, err := auditFilter(cat, protos, hosts)
+			filter, err := auditFilter(j.cat, protos, hosts)
 			if err != nil {
 				return &exitError{code: 2, err: err}
 			}
-			rep, err := audit.Collect(cmd.Context(), cat, audit.CollectOptions{
-				Options: audit.Options{NetNS: netns},
-				Policy:  audit.PolicyOf(p),
+			if maxFlows == 0 || top == 0 {
+				return &exitError{code: 2, err: errors.New("--max-flows and --top: want a positive number (or -1 for all)")}
+			}
+			rep, err := audit.Collect(cmd.Context(), j.cat, audit.CollectOptions{
+				Options:  audit.Options{NetNS: netns},
+				Analyzer: audit.AnalyzerOptions{Policy: j.view, MaxSample: maxFlows, TopHosts: top, Filter: filter},
+				Judged:   &j.about,
 			})
 			if err != nil {
 				return &exitError{code: 2, err: fmt.Errorf("audit: %w", err)}
@@ -137,6 +160,9 @@ is fail. 2 on errors (invalid configuration, no such namespace, netlink).`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&netns, "netns", "", "audit inside this named network namespace (/run/netns/NAME)")
+	f.StringVar(&stateDir, "state-dir", reconcile.DefaultStateDir, "judge the last generation applied here (unless -c)")
+	f.IntVar(&maxFlows, "max-flows", 20, "flows sampled per protocol (-1: all)")
+	f.IntVar(&top, "top", 20, "hosts listed per protocol, busiest first (-1: all)")
 	f.StringArrayVar(&protos, "proto", nil, "only this catalog protocol (repeatable, or comma-separated)")
 	f.StringArrayVar(&hosts, "host", nil, "only this LAN host or server address (repeatable, or comma-separated)")
 	f.BoolVar(&flows, "flows", false, "list the sampled flows under each host (text output)")
@@ -159,15 +185,19 @@ func asExit(code int, err error) error {
 
 func newWatchCmd(g *globals) *cobra.Command {
 	var (
-		netns string
-		all   bool
+		netns    string
+		stateDir string
+		all      bool
 	)
 	cmd := &cobra.Command{
 		Use:   "watch",
 		Short: "Stream live conntrack events for passthrough flows until interrupted (root)",
 		Long: `watch subscribes to conntrack's new/update/destroy events and prints the
 passthrough-relevant ones (every flow with --all), classified by protocol and
-role. It runs until SIGINT or SIGTERM and then exits 0.
+role. It runs until SIGINT or SIGTERM and then exits 0. Like audit, it judges
+against the last generation applied in --state-dir (or -c FILE) and marks
+events the policy contradicts: a flow of a VPN that is off ("off"), a flow
+still carrying the helper of an ALG that is off ("stale-helper").
 
 Event loss is never silent: when the kernel drops events (the receive buffer
 overflowed, ENOBUFS) watch prints a "loss" line, resubscribes, dumps the
@@ -188,7 +218,11 @@ With -o json every event is one JSON object on its own line:
 			defer stop()
 			ctx, cancel := context.WithCancel(ctx)
 			defer cancel()
-			w, err := audit.NewWatcher(catalog.Default(), audit.WatchOptions{Options: audit.Options{NetNS: netns}, All: all})
+			j, err := g.judgedPolicy(stateDir)
+			if err != nil {
+				return err
+			}
+			w, err := audit.NewWatcher(j.cat, audit.WatchOptions{Options: audit.Options{NetNS: netns}, All: all, Policy: j.view})
 			if err != nil {
 				return fmt.Errorf("watch: %w", err)
 			}
@@ -200,7 +234,7 @@ With -o json every event is one JSON object on its own line:
 			if netns != "" {
 				where = "network namespace " + netns
 			}
-			fmt.Fprintf(g.stderr, "watching conntrack events in %s (Ctrl-C to stop)\n", where)
+			fmt.Fprintf(g.stderr, "watching conntrack events in %s (Ctrl-C to stop)\n%s", where, j.about.Lines())
 			err = w.Run(ctx, func(e audit.Event) {
 				if werr != nil {
 					return
@@ -225,5 +259,6 @@ With -o json every event is one JSON object on its own line:
 	}
 	cmd.Flags().StringVar(&netns, "netns", "", "watch inside this named network namespace (/run/netns/NAME)")
 	cmd.Flags().BoolVar(&all, "all", false, "report every flow's events, not only passthrough-relevant ones")
+	cmd.Flags().StringVar(&stateDir, "state-dir", reconcile.DefaultStateDir, "judge the last generation applied here (unless -c)")
 	return cmd
 }

@@ -22,7 +22,7 @@ type doctorDeps struct {
 	loader helpers.Loader
 	prober helpers.Prober
 	// gather collects every other fact (it changes nothing).
-	gather func(ctx context.Context, k *kernelFlags, p *policy.Policy, plan *compile.Plan, cat audit.Catalog) audit.DoctorInput
+	gather func(ctx context.Context, k *kernelFlags, p *policy.Policy, plan *compile.Plan, cat audit.Catalog, pol audit.Policy) audit.DoctorInput
 }
 
 func newDoctorCmd(g *globals) *cobra.Command {
@@ -65,6 +65,11 @@ the kernel modules of the policy's helpers that are missing (with modprobe,
 the way apply does, nf_nat_* included) before checking them; it changes
 nothing else (apply does the rest).
 
+It judges against the last generation applied in --state-dir (the table it
+applied, and its recorded config); -c FILE judges against a file instead.
+With neither, it says so and judges against the config. The output names
+what it judged against.
+
 Exit status is the worst result: 0 ok (or info), 1 warn, 2 fail. An invalid
 configuration is a fail (2).`,
 		Example: `  sudo nfpass doctor
@@ -73,18 +78,15 @@ configuration is a fail (2).`,
   sudo nfpass doctor --netns lab-router`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			p, cat, err := g.loadPolicy()
+			j, err := g.judgedPolicy(k.stateDir)
 			if err != nil {
-				return asExit(2, g.reportConfigError(err))
-			}
-			plan, err := compile.Compile(p, cat)
-			if err != nil {
-				return asExit(2, g.reportConfigError(err))
+				return err
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
-			in := deps.gather(ctx, &k, p, plan, cat)
-			gatherHelpers(ctx, &in, plan, helpers.Options{Loader: deps.loader, Prober: deps.prober, ReadOnly: !fix})
+			in := deps.gather(ctx, &k, j.policy, j.plan, j.cat, j.view)
+			in.Judged = &j.about
+			gatherHelpers(ctx, &in, j.plan, helpers.Options{Loader: deps.loader, Prober: deps.prober, ReadOnly: !fix})
 			d := audit.Diagnose(in)
 			if g.output == "json" {
 				err = d.WriteJSON(g.stdout)
@@ -110,8 +112,7 @@ configuration is a fail (2).`,
 // and pkg/audit, for every fact the doctor's checks need except the
 // helpers' (gatherHelpers). It changes nothing. A fact that cannot be read
 // is passed on as its error text.
-func gatherDoctor(ctx context.Context, k *kernelFlags, p *policy.Policy, plan *compile.Plan, cat audit.Catalog) audit.DoctorInput {
-	pol := audit.PolicyOf(p)
+func gatherDoctor(ctx context.Context, k *kernelFlags, p *policy.Policy, plan *compile.Plan, cat audit.Catalog, pol audit.Policy) audit.DoctorInput {
 	in := audit.DoctorInput{
 		NetNS: k.netns, Mode: plan.Mode, On: pol.On, Forwarded: pol.Forwarded, MSSClamp: p.NAT.MSSClamp,
 		HelpersExpected: len(plan.Helpers),
@@ -147,7 +148,7 @@ func gatherDoctor(ctx context.Context, k *kernelFlags, p *policy.Policy, plan *c
 		}
 	}
 
-	if r, err := audit.Collect(ctx, cat, audit.CollectOptions{Options: audit.Options{NetNS: k.netns}, Policy: pol}); err != nil {
+	if r, err := audit.Collect(ctx, cat, audit.CollectOptions{Options: audit.Options{NetNS: k.netns}, Analyzer: audit.AnalyzerOptions{Policy: pol}}); err != nil {
 		in.AuditErr = err.Error()
 	} else {
 		in.Audit = r

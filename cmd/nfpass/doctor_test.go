@@ -46,7 +46,7 @@ func TestDoctorReadOnlyUnlessFix(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte("profile: home\ninterfaces:\n  wan: [eth0]\n  lan: [eth1]\npassthrough:\n  pptp: true\n  sip: true\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	noKernel := func(_ context.Context, k *kernelFlags, _ *policy.Policy, plan *compile.Plan, _ audit.Catalog) audit.DoctorInput {
+	noKernel := func(_ context.Context, k *kernelFlags, _ *policy.Policy, plan *compile.Plan, _ audit.Catalog, _ audit.Policy) audit.DoctorInput {
 		return audit.DoctorInput{NetNS: k.netns, HelpersExpected: len(plan.Helpers)}
 	}
 	for _, fix := range []bool{false, true} {

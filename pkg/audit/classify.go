@@ -35,6 +35,10 @@ type Classifier struct {
 	ranges  map[uint8][]portRange
 	l4      map[uint8]Class // port-less protocols: gre, esp, ah
 	helpers map[string]string
+	// whenOff and flows are each protocol's catalog.Protocol.WhenOff and
+	// Flows (for findings and their fixes).
+	whenOff map[string]string
+	flows   map[string][]catalog.Flow
 }
 
 // NewClassifier indexes the catalog. When two protocols claim the same
@@ -45,8 +49,12 @@ func NewClassifier(cat Catalog) *Classifier {
 		ranges:  map[uint8][]portRange{},
 		l4:      map[uint8]Class{},
 		helpers: map[string]string{},
+		whenOff: map[string]string{},
+		flows:   map[string][]catalog.Flow{},
 	}
 	for _, p := range cat.Protocols() {
+		c.whenOff[p.Name] = p.WhenOff
+		c.flows[p.Name] = p.Flows
 		for _, h := range p.Helpers {
 			if _, ok := c.helpers[h.Type]; !ok {
 				c.helpers[h.Type] = p.Name

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"time"
 )
 
 // A direct ctnetlink decoder for the few attributes Flow holds. It walks
@@ -25,6 +26,9 @@ const (
 	ctaID          = 12
 	ctaTupleMaster = 14
 	ctaZone        = 18
+	ctaTimestamp   = 20
+
+	ctaTimestampStart = 1
 
 	ctaTupleIP    = 1
 	ctaTupleProto = 2
@@ -196,6 +200,18 @@ func decodeFlow(data []byte, f *Flow) error {
 			f.ID, err = be32(data)
 		case ctaZone:
 			f.Zone, err = be16(data)
+		case ctaTimestamp:
+			err = attrs(data, func(typ uint16, data []byte) error {
+				if typ == ctaTimestampStart {
+					if len(data) < 8 {
+						return errShortAttr
+					}
+					if ns := binary.BigEndian.Uint64(data); ns != 0 {
+						f.Start = time.Unix(0, int64(ns))
+					}
+				}
+				return nil
+			})
 		case ctaHelp:
 			err = attrs(data, func(typ uint16, data []byte) error {
 				if typ == ctaHelpName {

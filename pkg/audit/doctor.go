@@ -69,9 +69,11 @@ const (
 
 // Diagnosis is the doctor's whole verdict.
 type Diagnosis struct {
-	NetNS  string      `json:"netns,omitempty"`
-	Worst  CheckResult `json:"worst"`
-	Checks []Check     `json:"checks"`
+	NetNS string `json:"netns,omitempty"`
+	// JudgedAgainst names the policy the checks judge against.
+	JudgedAgainst *Judged     `json:"judged_against,omitempty"`
+	Worst         CheckResult `json:"worst"`
+	Checks        []Check     `json:"checks"`
 }
 
 // ExitCode maps the worst result to the doctor's exit code: 0 ok or info,
@@ -110,6 +112,7 @@ func (d *Diagnosis) WriteText(w io.Writer) error {
 	if d.NetNS != "" {
 		fmt.Fprintf(&b, "network namespace %s\n", d.NetNS)
 	}
+	b.WriteString(d.JudgedAgainst.Lines())
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "CHECK\tRESULT\tDETAIL\tFIX")
 	for _, c := range d.Checks {
@@ -129,6 +132,8 @@ func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 // says that fact could not be read (the check then fails with the error).
 type DoctorInput struct {
 	NetNS string
+	// Judged names the policy the facts are judged against.
+	Judged *Judged
 	// Mode is the policy's mode (standalone or companion).
 	Mode policy.Mode
 	// On is the policy's passthrough switches; Forwarded the protocols
@@ -229,8 +234,9 @@ type RulesetChain struct {
 	Drops    int
 }
 
-// PolicyOf is the audit's view of a policy: the passthrough switches, and
-// the protocols a forward names.
+// PolicyOf is the audit's view of a policy: the passthrough switches, the
+// protocols a forward names, the forwards' LAN hosts and the DMZ host.
+// Policy.Applied is left to the caller (it knows the generation).
 func PolicyOf(p *policy.Policy) Policy {
 	out := Policy{On: maps.Clone(p.Passthrough), Forwarded: map[string]bool{}}
 	if out.On == nil {
@@ -240,13 +246,31 @@ func PolicyOf(p *policy.Policy) Policy {
 		if f.Protocol != "" {
 			out.Forwarded[f.Protocol] = true
 		}
+		if a, _, err := policy.ParseTarget(f.To); err == nil && !slices.Contains(out.Targets, a.Unmap()) {
+			out.Targets = append(out.Targets, a.Unmap())
+		}
+	}
+	if a, err := netip.ParseAddr(p.NAT.DMZ); err == nil {
+		out.DMZ = a.Unmap()
 	}
 	return out
 }
 
+// ResultOf is the doctor's result for an audit finding's severity: the
+// same scale (info, warn, fail), so audit and doctor always agree.
+func ResultOf(s Severity) CheckResult {
+	switch s {
+	case Fail:
+		return CheckFail
+	case Warn:
+		return CheckWarn
+	}
+	return CheckInfo
+}
+
 // Diagnose runs every check on the gathered facts.
 func Diagnose(in DoctorInput) *Diagnosis {
-	d := &Diagnosis{NetNS: in.NetNS, Worst: CheckOK}
+	d := &Diagnosis{NetNS: in.NetNS, JudgedAgainst: in.Judged, Worst: CheckOK}
 	d.Checks = append(d.Checks, CheckSysctls(in.Sysctls)...)
 	d.Checks = append(d.Checks, CheckTable(in.Table))
 	d.Checks = append(d.Checks, CheckHelpers(in.Helpers, in.HelperWarnings, in.HelpersErr, in.HelpersExpected)...)
@@ -567,10 +591,7 @@ func CheckConntrack(r *Report, auditErr string) Check {
 		if f.ID != FindingTableFull && f.ID != FindingDrops {
 			continue
 		}
-		sev := CheckWarn
-		if f.Severity == Fail {
-			sev = CheckFail
-		}
+		sev := ResultOf(f.Severity)
 		if sev.Rank() > c.Result.Rank() {
 			c.Result = sev
 			c.Fix = f.Fix
@@ -598,17 +619,9 @@ func CheckFlows(r *Report, auditErr string) []Check {
 		case FindingHelperMissing, FindingTableFull, FindingDrops:
 			continue
 		}
-		c := Check{ID: CheckIDFlows, Name: "flows: " + f.ID, Detail: f.Message, Fix: f.Fix}
-		switch f.Severity {
-		case Fail:
-			c.Result = CheckFail
-		case Warn:
-			c.Result = CheckWarn
-		default:
-			c.Result = CheckInfo
-		}
-		if f.ID == FindingPPTPInUse {
-			c.Result = CheckInfo // it connects; it is just not safe
+		c := Check{ID: CheckIDFlows, Name: "flows: " + f.ID, Result: ResultOf(f.Severity), Detail: f.Message, Fix: f.Fix}
+		if f.Cause != "" {
+			c.Name += " (" + f.Cause + ")"
 		}
 		out = append(out, c)
 	}

@@ -145,7 +145,7 @@ func TestDiagnoseWorstAndExitCode(t *testing.T) {
 		{ID: FindingHelperMissing, Severity: Fail, Protocol: "sip", Message: "sip flows without helper", Fix: "assign"},
 		{ID: FindingTableFull, Severity: Fail, Message: "95% full", Fix: "raise"},
 		{ID: FindingESPCollision, Severity: Fail, Message: "esp", Fix: "nat-t"},
-		{ID: FindingPPTPInUse, Severity: Warn, Message: "pptp", Fix: "move"},
+		{ID: FindingPPTPInUse, Severity: SeverityOf(FindingPPTPInUse, ""), Message: "pptp", Fix: "move"},
 	}}
 	d = Diagnose(in)
 	if c := d.Find(CheckIDHelpersAttached)[0]; c.Result != CheckFail || c.Fix != "assign" {

@@ -367,12 +367,16 @@ func ReadStats(ctx context.Context, opts Options) (Stats, error) {
 // CollectOptions configure Collect.
 type CollectOptions struct {
 	Options
-	Policy   Policy
+	// Analyzer holds the policy judged against and the report's bounds.
 	Analyzer AnalyzerOptions
+	// Judged names that policy in the report.
+	Judged *Judged
 }
 
-// Collect runs a whole audit: streamed dump classified on the fly,
-// expectations, counters, findings.
+// Collect runs a whole audit: streamed dump classified on the fly (each
+// entry decoded as it arrives, none kept but the bounded sample),
+// expectations, counters, findings. It needs CAP_NET_ADMIN in the
+// namespace.
 func Collect(ctx context.Context, cat Catalog, opts CollectOptions) (*Report, error) {
 	a := NewAnalyzer(NewClassifier(cat), opts.Analyzer)
 	if _, err := DumpFlows(ctx, opts.Options, func(f Flow) error { a.Add(f); return nil }); err != nil {
@@ -390,7 +394,7 @@ func Collect(ctx context.Context, cat Catalog, opts CollectOptions) (*Report, er
 		return nil, err
 	}
 	a.SetStats(st)
-	r := a.Report(opts.Policy)
-	r.NetNS = opts.NetNS
+	r := a.Report()
+	r.NetNS, r.JudgedAgainst = opts.NetNS, opts.Judged
 	return r, nil
 }

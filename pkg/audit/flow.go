@@ -15,6 +15,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/ti-mo/conntrack"
 )
@@ -180,6 +181,10 @@ type Flow struct {
 	Zone   uint16 `json:"zone,omitempty"`
 	// Timeout is the seconds left before the entry expires.
 	Timeout uint32 `json:"timeout,omitempty"`
+	// Start is when the entry was created; zero unless conntrack
+	// timestamps are on (net.netfilter.nf_conntrack_timestamp=1) when it
+	// was.
+	Start time.Time `json:"start,omitzero"`
 }
 
 // L4 is the flow's IANA protocol number.
@@ -308,7 +313,16 @@ func FromConntrack(f *conntrack.Flow) Flow {
 		Mark:    f.Mark,
 		Zone:    f.Zone,
 		Timeout: f.Timeout,
+		Start:   startTime(f.Timestamp.Start),
 	}
+}
+
+// startTime maps the library's "no timestamp" (the epoch) to the zero time.
+func startTime(t time.Time) time.Time {
+	if t.UnixNano() <= 0 {
+		return time.Time{}
+	}
+	return t
 }
 
 func fromCTExpect(e *conntrack.Expect) Expectation {

@@ -156,7 +156,7 @@ func TestKernelAudit(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	pol := Policy{On: map[string]bool{"pptp": true, "ipsec": true, "sip": true, "l2tp": false}}
-	r, err := Collect(ctx, testCatalog, CollectOptions{Options: Options{NetNS: ns.Name}, Policy: pol})
+	r, err := Collect(ctx, testCatalog, CollectOptions{Options: Options{NetNS: ns.Name}, Analyzer: AnalyzerOptions{Policy: pol}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,10 +189,8 @@ func TestKernelAudit(t *testing.T) {
 		}
 		var got []row
 		for _, pg := range r.Protocols {
-			for _, hg := range pg.Hosts {
-				for _, fe := range hg.Sample {
-					got = append(got, row{pg.Protocol, hg.Host.String(), fe.Role, fe.Helper, fe.Orig.String(), fe.NAT, fe.Replied()})
-				}
+			for _, fe := range pg.Sample {
+				got = append(got, row{pg.Protocol, fe.Host().String(), fe.Role, fe.Helper, fe.Orig.String(), fe.NAT, fe.Replied()})
 			}
 		}
 		want := []row{
@@ -240,8 +238,8 @@ func TestKernelAudit(t *testing.T) {
 			{ID: FindingHelperMissing, Severity: Fail, Protocol: "pptp", Hosts: h11, Count: 1},
 			{ID: FindingGRENoControl, Severity: Warn, Protocol: "pptp", Hosts: h12, Server: "203.0.113.4", Count: 1},
 			{ID: FindingIPsecUnreplied, Severity: Warn, Protocol: "ipsec", Hosts: h13, Server: "203.0.113.6", Count: 1},
-			{ID: FindingPolicyOff, Severity: Warn, Protocol: "l2tp", Hosts: h15, Count: 1},
-			{ID: FindingPPTPInUse, Severity: Warn, Protocol: "pptp", Hosts: h10 + ", " + h11 + ", " + h12, Count: 4},
+			{ID: FindingPolicyOff, Cause: "cannot-tell", Severity: Warn, Protocol: "l2tp", Hosts: h15, Count: 1},
+			{ID: FindingPPTPInUse, Severity: Info, Protocol: "pptp", Hosts: h10 + ", " + h11 + ", " + h12, Count: 4},
 		}
 		if diff := cmp.Diff(want, keys(r.Findings)); diff != "" {
 			t.Errorf("findings (-want +got):\n%s", diff)
@@ -437,5 +435,94 @@ func populate(t testing.TB, ns netns.NS, n int) {
 		if err := <-errs; err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestKernelOffCauseFromTimestamps: with conntrack timestamps on, a live
+// flow of a VPN that is off is told apart as older than the table (stale
+// state) or newer (it passed the drop); without them the audit says it
+// cannot tell. The timestamp is the kernel's, decoded by both decoders.
+func TestKernelOffCauseFromTimestamps(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kernel test")
+	}
+	netns.RequireRoot(t)
+	ns := netns.New(t, "audts")
+	c := ctConn(t, ns)
+	createFlows(t, c, ctSpec{proto: ProtoUDP, src: "192.168.77.15", sport: 1701, dst: "203.0.113.8", dport: 1701})
+	ns.MustExec(t, "sysctl", "-q", "-w", "net.netfilter.nf_conntrack_timestamp=1")
+	before := time.Now()
+	createFlows(t, c, ctSpec{proto: ProtoUDP, src: "192.168.77.16", sport: 1701, dst: "203.0.113.8", dport: 1701})
+	after := time.Now()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, lib := range []bool{false, true} {
+		starts := map[string]bool{}
+		if _, err := DumpFlows(ctx, Options{NetNS: ns.Name, LibraryDecoder: lib}, func(f Flow) error {
+			starts[f.Host().String()] = !f.Start.IsZero() && !f.Start.Before(before.Add(-time.Second)) && !f.Start.After(after.Add(time.Second))
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(map[string]bool{"192.168.77.15": false, "192.168.77.16": true}, starts); diff != "" {
+			t.Errorf("library decoder %v: entries with a start time in the test's window (-want +got):\n%s", lib, diff)
+		}
+	}
+
+	for _, tt := range []struct {
+		name    string
+		applied time.Time
+		want    []fkey
+	}{
+		{"table applied before the stamped flow", before.Add(-time.Minute), []fkey{
+			{ID: FindingPolicyOff, Cause: "cannot-tell", Severity: Warn, Protocol: "l2tp", Hosts: "192.168.77.15", Count: 1},
+			{ID: FindingPolicyOff, Cause: "newer-than-table", Severity: Warn, Protocol: "l2tp", Hosts: "192.168.77.16", Count: 1},
+		}},
+		{"table applied after the stamped flow", after.Add(time.Minute), []fkey{
+			{ID: FindingPolicyOff, Cause: "cannot-tell", Severity: Warn, Protocol: "l2tp", Hosts: "192.168.77.15", Count: 1},
+			{ID: FindingPolicyOff, Cause: "older-than-table", Severity: Warn, Protocol: "l2tp", Hosts: "192.168.77.16", Count: 1},
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			pol := Policy{On: map[string]bool{"l2tp": false}, Applied: tt.applied}
+			r, err := Collect(ctx, testCatalog, CollectOptions{Options: Options{NetNS: ns.Name}, Analyzer: AnalyzerOptions{Policy: pol}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, keys(r.Findings)); diff != "" {
+				t.Errorf("findings (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestKernelALGOff: with the home profile (SIP ALG off), a phone's plain
+// SIP flow is no finding, and a flow the kernel still tracks with helper
+// "sip" (state from before the switch) is a stale helper.
+func TestKernelALGOff(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kernel test")
+	}
+	ns := netns.New(t, "audalg")
+	c := ctConn(t, ns)
+	createFlows(t, c, ctSpec{proto: ProtoUDP, src: "192.168.1.10", sport: 5060, dst: "203.0.113.7", dport: 5060})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	home := homePolicy(t)
+	collect := func() []fkey {
+		r, err := Collect(ctx, testCatalog, CollectOptions{Options: Options{NetNS: ns.Name}, Analyzer: AnalyzerOptions{Policy: home}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return keys(r.Findings)
+	}
+	if diff := cmp.Diff([]fkey{}, collect()); diff != "" {
+		t.Errorf("home + a plain SIP phone: findings (-want +got):\n%s", diff)
+	}
+	createFlows(t, c, ctSpec{proto: ProtoUDP, src: "192.168.1.11", sport: 5060, dst: "203.0.113.7", dport: 5060, helper: "sip"})
+	want := []fkey{{ID: FindingStaleHelper, Severity: Warn, Protocol: "sip", Hosts: "192.168.1.11", Count: 1}}
+	if diff := cmp.Diff(want, collect()); diff != "" {
+		t.Errorf("home + a flow still carrying helper sip: findings (-want +got):\n%s", diff)
 	}
 }

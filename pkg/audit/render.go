@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 )
@@ -36,13 +37,44 @@ func (r *Report) Filter(f Filter) *Report {
 		if !f.proto(pg.Protocol) {
 			continue
 		}
-		npg := ProtocolGroup{Protocol: pg.Protocol}
+		if len(f.Hosts) == 0 {
+			out.Protocols = append(out.Protocols, pg)
+			continue
+		}
+		// Hosts and sampled flows that match; the unlisted hosts were
+		// filtered while collecting (AnalyzerOptions.Filter), if at all.
+		npg := pg
+		npg.Hosts, npg.Sample = []HostGroup{}, []FlowEntry{}
+		npg.Flows, npg.HostCount = pg.OtherFlows, pg.OtherHosts
+		roles, helpers := map[string]int{}, map[string]int{}
 		for _, hg := range pg.Hosts {
 			if f.host(hg.Host) || slices.ContainsFunc(hg.Servers, f.host) {
 				npg.Hosts = append(npg.Hosts, hg)
 				npg.Flows += hg.Flows
+				npg.HostCount++
+				for k, v := range hg.Roles {
+					roles[k] += v
+				}
+				for k, v := range hg.Helpers {
+					helpers[k] += v
+				}
 			}
 		}
+		if len(npg.Hosts) == len(pg.Hosts) {
+			npg.Flows, npg.HostCount = pg.Flows, pg.HostCount
+		} else {
+			npg.Roles, npg.Helpers = roles, helpers
+			if len(helpers) == 0 {
+				npg.Helpers = nil
+			}
+		}
+		omitted := pg.Omitted
+		for _, fe := range pg.Sample {
+			if f.host(fe.Host()) || f.host(fe.Server()) {
+				npg.Sample = append(npg.Sample, fe)
+			}
+		}
+		npg.Omitted = min(omitted, max(npg.Flows-len(npg.Sample), 0))
 		if len(npg.Hosts) > 0 {
 			out.Protocols = append(out.Protocols, npg)
 		}
@@ -102,70 +134,81 @@ func (r *Report) WriteText(w io.Writer, opts TextOptions) error {
 	if r.NetNS != "" {
 		fmt.Fprintf(&b, "network namespace %s\n", r.NetNS)
 	}
-	fmt.Fprintf(&b, "conntrack: %d entries, %d passthrough", r.Flows, r.Passthrough)
+	b.WriteString(r.JudgedAgainst.Lines())
+	head := fmt.Sprintf("conntrack: %d entries, %d passthrough", r.Flows, r.Passthrough)
 	if s := r.Stats; s != nil {
 		pct := uint64(0)
 		if s.Max > 0 {
 			pct = uint64(s.Entries) * 100 / uint64(s.Max)
 		}
-		fmt.Fprintf(&b, "; table %d/%d (%d%%), insert_failed %d, drop %d, early_drop %d",
+		head += fmt.Sprintf("\ntable %d/%d (%d%%), insert_failed %d, drop %d, early_drop %d",
 			s.Entries, s.Max, pct, s.InsertFailed, s.Drop, s.EarlyDrop)
 	}
-	b.WriteString("\n\n")
+	b.WriteString(head + "\n\n")
 
-	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
 	if len(r.Protocols) == 0 {
-		fmt.Fprintln(tw, "no passthrough flows")
+		b.WriteString("no passthrough flows\n")
 	} else {
-		fmt.Fprintln(tw, "PROTOCOL\tHOST\tFLOWS\tASSURED\tUNREPLIED\tKINDS\tHELPERS\tNAT\tSERVERS")
+		var t table
 		for _, pg := range r.Protocols {
 			for _, hg := range pg.Hosts {
-				nat := "-"
+				// NAT and servers go under the row, so that rows fit 80
+				// columns.
+				detail := "servers " + or(addrList(hg.Servers), "-")
 				if len(hg.NAT) > 0 {
-					nat = strings.Join(hg.NAT, "; ")
+					detail = strings.Join(hg.NAT, "; ") + "; " + detail
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\n", pg.Protocol, hg.Host, hg.Flows,
-					hg.Assured, hg.Unreplied, countList(hg.Roles), countList(hg.Helpers), nat, addrList(hg.Servers))
+				t.row(detail, pg.Protocol, hg.Host.String(), strconv.Itoa(hg.Flows), strconv.Itoa(hg.Assured),
+					strconv.Itoa(hg.Unreplied), countList(hg.Roles), countList(hg.Helpers))
+			}
+			if pg.OtherHosts > 0 {
+				t.row("", pg.Protocol, fmt.Sprintf("(%d more)", pg.OtherHosts), strconv.Itoa(pg.OtherFlows), "", "", "", "")
 			}
 		}
+		if err := t.write(&b, "PROTOCOL", "HOST", "FLOWS", "ASSURED", "UNREPLIED", "KINDS", "HELPERS"); err != nil {
+			return err
+		}
 	}
-	if err := tw.Flush(); err != nil {
-		return err
+	for _, pg := range r.Protocols {
+		if pg.OtherHosts > 0 {
+			wrap(&b, pg.Protocol+": ", fmt.Sprintf("%s from %d hosts (the %d busiest listed); kinds %s; helpers %s",
+				plural(pg.Flows, "flow", "flows"), pg.HostCount, len(pg.Hosts), countList(pg.Roles), countList(pg.Helpers)), 80)
+		}
 	}
 
 	if opts.Flows && len(r.Protocols) > 0 {
-		b.WriteString("\nFLOWS\n")
-		tw = tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "PROTOCOL\tKIND\tORIGINAL\tHELPER\tSTATE\tNAT")
+		b.WriteString("\nFLOWS (a sample)\n")
+		var t table
 		for _, pg := range r.Protocols {
-			for _, hg := range pg.Hosts {
-				for _, fe := range hg.Sample {
-					state := "replied"
-					if !fe.Replied() {
-						state = "UNREPLIED"
-					} else if fe.Assured() {
-						state = "assured"
-					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", pg.Protocol, fe.Role, fe.Orig, or(fe.Helper, "-"), state, or(fe.NAT, "-"))
+			for _, fe := range pg.Sample {
+				state := "replied"
+				if !fe.Replied() {
+					state = "UNREPLIED"
+				} else if fe.Assured() {
+					state = "assured"
 				}
-				if hg.Omitted > 0 {
-					fmt.Fprintf(tw, "%s\t\t... %d more from %s\t\t\t\n", pg.Protocol, hg.Omitted, hg.Host)
+				detail := fe.Orig.String()
+				if fe.NAT != "" {
+					detail += "\n" + fe.NAT
 				}
+				t.row(detail, pg.Protocol, fe.Role, or(fe.Helper, "-"), state)
+			}
+			if pg.Omitted > 0 {
+				t.row(fmt.Sprintf("... and %d more (--max-flows)", pg.Omitted), pg.Protocol, "", "", "")
 			}
 		}
-		if err := tw.Flush(); err != nil {
+		if err := t.write(&b, "PROTOCOL", "KIND", "HELPER", "STATE"); err != nil {
 			return err
 		}
 	}
 
 	if len(r.Expectations) > 0 {
 		b.WriteString("\nEXPECTATIONS\n")
-		tw = tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "PROTOCOL\tHELPER\tEXPECTED\tMASTER\tTIMEOUT")
+		var t table
 		for _, e := range r.Expectations {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%ds\n", or(e.Protocol, "-"), or(e.Helper, "-"), e.Tuple, e.Master, e.Timeout)
+			t.row("master "+e.Master.String(), or(e.Protocol, "-"), or(e.Helper, "-"), e.Tuple.String(), fmt.Sprintf("%ds", e.Timeout))
 		}
-		if err := tw.Flush(); err != nil {
+		if err := t.write(&b, "PROTOCOL", "HELPER", "EXPECTED", "TIMEOUT"); err != nil {
 			return err
 		}
 	}
@@ -175,8 +218,13 @@ func (r *Report) WriteText(w io.Writer, opts TextOptions) error {
 		b.WriteString("none\n")
 	}
 	for _, f := range r.Findings {
-		fmt.Fprintf(&b, "%-4s  %-18s  %s\n", strings.ToUpper(string(f.Severity)), f.ID, f.Message)
-		fmt.Fprintf(&b, "%-4s  %-18s  fix: %s\n", "", "", f.Fix)
+		id := f.ID
+		if f.Cause != "" {
+			id += " (" + f.Cause + ")"
+		}
+		fmt.Fprintf(&b, "%-4s  %s\n", strings.ToUpper(string(f.Severity)), id)
+		wrap(&b, "      ", f.Message, 80)
+		wrap(&b, "      fix: ", f.Fix, 80)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
@@ -187,4 +235,60 @@ func or(s, def string) string {
 		return def
 	}
 	return s
+}
+
+// wrap writes text after prefix, broken at spaces so that lines fit width;
+// continuation lines are indented like the first line's text.
+func wrap(b *strings.Builder, prefix, text string, width int) {
+	indent := strings.Repeat(" ", len(prefix))
+	line := prefix
+	empty := true
+	for _, w := range strings.Fields(text) {
+		if !empty && len(line)+1+len(w) > width {
+			b.WriteString(line + "\n")
+			line, empty = indent, true
+		}
+		if !empty {
+			line += " "
+		}
+		line += w
+		empty = false
+	}
+	b.WriteString(line + "\n")
+}
+
+// table is rows aligned in columns, each followed by optional detail
+// lines (indented, wrapped at 80 columns, outside the columns).
+type table struct {
+	rows    [][]string
+	details []string
+}
+
+func (t *table) row(detail string, cells ...string) {
+	t.rows = append(t.rows, cells)
+	t.details = append(t.details, detail)
+}
+
+func (t *table) write(b *strings.Builder, header ...string) error {
+	var tb strings.Builder
+	tw := tabwriter.NewWriter(&tb, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, strings.Join(header, "\t"))
+	for _, r := range t.rows {
+		fmt.Fprintln(tw, strings.Join(r, "\t"))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	lines := strings.Split(strings.TrimSuffix(tb.String(), "\n"), "\n")
+	b.WriteString(strings.TrimRight(lines[0], " ") + "\n")
+	for i, l := range lines[1:] {
+		b.WriteString(strings.TrimRight(l, " ") + "\n")
+		if t.details[i] == "" {
+			continue
+		}
+		for _, d := range strings.Split(t.details[i], "\n") {
+			wrap(b, "          ", d, 80)
+		}
+	}
+	return nil
 }

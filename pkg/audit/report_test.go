@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -27,24 +29,22 @@ func TestReportGroups(t *testing.T) {
 		Flows:       4,
 		Passthrough: 3,
 		Protocols: []ProtocolGroup{
-			{Protocol: "ipsec", Flows: 1, Hosts: []HostGroup{{
+			{Protocol: "ipsec", Flows: 1, HostCount: 1, Roles: map[string]int{"udp/4500": 1}, Hosts: []HostGroup{{
 				Host: addrs("198.51.100.9")[0], Flows: 1, Assured: 1, DNAT: 1,
 				Roles:   map[string]int{"udp/4500": 1},
 				Servers: addrs("192.168.77.20"),
 				NAT:     []string{"dnat 203.0.113.1 -> 192.168.77.20"},
-				Sample:  []FlowEntry{{Flow: fwd, Role: "udp/4500", NAT: "dnat 203.0.113.1:4500 -> 192.168.77.20:4500"}},
-			}}},
-			{Protocol: "pptp", Flows: 2, Hosts: []HostGroup{{
+			}}, Sample: []FlowEntry{{Flow: fwd, Role: "udp/4500", NAT: "dnat 203.0.113.1:4500 -> 192.168.77.20:4500"}}},
+			{Protocol: "pptp", Flows: 2, HostCount: 1, Roles: map[string]int{"tcp/1723": 1, "gre": 1}, Helpers: map[string]int{"pptp": 1}, Hosts: []HostGroup{{
 				Host: addrs("192.168.77.10")[0], Flows: 2, Assured: 2, SNAT: 2,
 				Roles:   map[string]int{"tcp/1723": 1, "gre": 1},
 				Helpers: map[string]int{"pptp": 1},
 				Servers: addrs("203.0.113.2"),
 				NAT:     []string{"snat 192.168.77.10 -> 203.0.113.1"},
-				Sample: []FlowEntry{
-					{Flow: ctl, Role: "tcp/1723", NAT: "snat 192.168.77.10:40000 -> 203.0.113.1:40000"},
-					{Flow: gre, Role: "gre", NAT: "snat 192.168.77.10 key 0x10 -> 203.0.113.1 key 0x11"},
-				},
-			}}},
+			}}, Sample: []FlowEntry{
+				{Flow: ctl, Role: "tcp/1723", NAT: "snat 192.168.77.10:40000 -> 203.0.113.1:40000"},
+				{Flow: gre, Role: "gre", NAT: "snat 192.168.77.10 key 0x10 -> 203.0.113.1 key 0x11"},
+			}},
 		},
 		Expectations: []Expectation{{Protocol: "pptp", Helper: "pptp", Tuple: exp.Tuple, Master: exp.Master, Timeout: 120}},
 		Stats:        &Stats{Entries: 4, Max: 262144},
@@ -57,13 +57,51 @@ func TestReportGroups(t *testing.T) {
 func TestAnalyzerBoundsMemory(t *testing.T) {
 	a := NewAnalyzer(NewClassifier(testCatalog), AnalyzerOptions{MaxSample: 5})
 	for i := range 1000 {
-		a.Add(udpFlow("192.168.77.10", uint16(10000+i), "203.0.113.2", 4500, snat("203.0.113.1")))
+		a.Add(udpFlow("192.168.77.10", uint16(10000+i), fmt.Sprintf("203.0.113.%d", 1+i%10), 4500, snat("203.0.113.1")))
 	}
-	r := a.Report(Policy{})
-	hg := r.Protocols[0].Hosts[0]
-	got := []int{r.Flows, hg.Flows, len(hg.Sample), hg.Omitted, len(hg.NAT), len(hg.Servers)}
-	if diff := cmp.Diff([]int{1000, 1000, 5, 995, 1, 1}, got); diff != "" {
-		t.Errorf("[flows, group flows, sample, omitted, nat, servers] (-want +got):\n%s", diff)
+	r := a.Report()
+	pg := r.Protocols[0]
+	hg := pg.Hosts[0]
+	got := []int{r.Flows, pg.Flows, len(pg.Sample), pg.Omitted, hg.Flows, len(hg.NAT), len(hg.Servers)}
+	if diff := cmp.Diff([]int{1000, 1000, 5, 995, 1000, 1, MaxDetail}, got); diff != "" {
+		t.Errorf("[flows, protocol flows, sample, omitted, host flows, nat, servers] (-want +got):\n%s", diff)
+	}
+}
+
+// TestTopHosts: with more hosts than --top, the busiest are listed, busiest
+// first, with exact counts, and the rest are counted.
+func TestTopHosts(t *testing.T) {
+	a := NewAnalyzer(NewClassifier(testCatalog), AnalyzerOptions{TopHosts: 2, MaxSample: 1})
+	add := func(host string, n int) {
+		for i := range n {
+			a.Add(udpFlow(host, uint16(10000+i), "203.0.113.2", 500))
+		}
+	}
+	// Many one-flow hosts first (they fill the candidates), then the busy
+	// ones arrive late and must still be found.
+	for i := range 300 {
+		add(fmt.Sprintf("10.0.%d.%d", i/250, i%250+1), 1)
+	}
+	add("10.9.0.1", 5)
+	add("10.9.0.2", 7)
+	add("10.9.0.3", 3)
+	r := a.Report()
+	pg := r.Protocols[0]
+	type host struct {
+		Host            string
+		Flows, Detailed int
+	}
+	var got []host
+	for _, hg := range pg.Hosts {
+		got = append(got, host{hg.Host.String(), hg.Flows, hg.Detailed})
+	}
+	want := []host{{"10.9.0.2", 7, 6}, {"10.9.0.1", 5, 4}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("hosts (-want +got):\n%s", diff)
+	}
+	counts := []int{pg.Flows, pg.HostCount, pg.OtherHosts, pg.OtherFlows, len(pg.Sample), pg.Omitted}
+	if diff := cmp.Diff([]int{315, 303, 301, 303, 1, 314}, counts); diff != "" {
+		t.Errorf("[flows, hosts, other hosts, other flows, sample, omitted] (-want +got):\n%s", diff)
 	}
 }
 
@@ -74,7 +112,7 @@ func TestFilter(t *testing.T) {
 		espFlow("192.168.77.11", "203.0.113.5"),
 		udpFlow("192.168.77.13", 500, "203.0.113.6", 500, unreplied),
 	}
-	r := Analyze(testCatalog, flows, nil, &Stats{Entries: 4, Max: 4}, Policy{})
+	r := Analyze(testCatalog, flows, nil, &Stats{Entries: 4, Max: 4}, Policy{On: map[string]bool{"pptp": true}})
 	type view struct {
 		Groups   []string
 		Findings []string
@@ -128,23 +166,25 @@ func TestFilter(t *testing.T) {
 
 func TestWriteJSON(t *testing.T) {
 	r := Analyze(testCatalog, []Flow{tcpFlow("192.168.77.10", 40000, "203.0.113.2", 1723, helper("pptp"))}, nil, &Stats{Entries: 1, Max: 100}, Policy{})
+	r.JudgedAgainst = &Judged{Kind: JudgedGeneration, Generation: 7, Source: "/etc/nfpass/office.yaml", Applied: time.Date(2026, 11, 29, 19, 2, 0, 0, time.Local)}
 	var buf bytes.Buffer
 	if err := r.WriteJSON(&buf); err != nil {
 		t.Fatal(err)
 	}
 	var got struct {
-		Flows     int `json:"flows"`
+		Judged    map[string]any `json:"judged_against"`
+		Flows     int            `json:"flows"`
 		Protocols []struct {
 			Protocol string `json:"protocol"`
 			Hosts    []struct {
-				Host   string `json:"host"`
-				Sample []struct {
-					Orig   map[string]any `json:"orig"`
-					Status []string       `json:"status"`
-					Helper string         `json:"helper"`
-					Role   string         `json:"role"`
-				} `json:"sample"`
+				Host string `json:"host"`
 			} `json:"hosts"`
+			Sample []struct {
+				Orig   map[string]any `json:"orig"`
+				Status []string       `json:"status"`
+				Helper string         `json:"helper"`
+				Role   string         `json:"role"`
+			} `json:"sample"`
 		} `json:"protocols"`
 		Stats    map[string]int `json:"stats"`
 		Findings []struct {
@@ -154,9 +194,9 @@ func TestWriteJSON(t *testing.T) {
 	if err := json.Unmarshal(buf.Bytes(), &got); err != nil {
 		t.Fatalf("%v\n%s", err, buf.String())
 	}
-	s := got.Protocols[0].Hosts[0].Sample[0]
-	summary := []any{got.Flows, got.Protocols[0].Protocol, got.Protocols[0].Hosts[0].Host, s.Orig["dport"], s.Status, s.Helper, s.Role, got.Stats["max"], got.Findings[0].ID, got.Findings[0].Severity}
-	want := []any{1, "pptp", "192.168.77.10", float64(1723), []string{"SEEN_REPLY", "ASSURED", "CONFIRMED"}, "pptp", "tcp/1723", 100, FindingPPTPInUse, "warn"}
+	s := got.Protocols[0].Sample[0]
+	summary := []any{got.Judged["kind"], got.Judged["generation"], got.Judged["source"], got.Flows, got.Protocols[0].Protocol, got.Protocols[0].Hosts[0].Host, s.Orig["dport"], s.Status, s.Helper, s.Role, got.Stats["max"], got.Findings[0].ID, got.Findings[0].Severity}
+	want := []any{"generation", float64(7), "/etc/nfpass/office.yaml", 1, "pptp", "192.168.77.10", float64(1723), []string{"SEEN_REPLY", "ASSURED", "CONFIRMED"}, "pptp", "tcp/1723", 100, FindingPPTPInUse, "info"}
 	if diff := cmp.Diff(want, summary); diff != "" {
 		t.Errorf("(-want +got):\n%s\n%s", diff, buf.String())
 	}
@@ -168,22 +208,31 @@ func TestWriteText(t *testing.T) {
 		greFlow("192.168.77.10", 0x10, "203.0.113.2", 0x20),
 	}
 	r := Analyze(testCatalog, flows, []Expectation{{Helper: "pptp", Tuple: flows[1].Reply, Master: flows[0].Orig, Timeout: 60}}, &Stats{Entries: 2, Max: 262144}, Policy{})
+	r.JudgedAgainst = &Judged{Kind: JudgedGeneration, Generation: 7, Source: "/etc/nfpass/office.yaml", Applied: time.Date(2026, 11, 29, 19, 2, 0, 0, time.Local)}
 	var buf bytes.Buffer
 	if err := r.WriteText(&buf, TextOptions{Flows: true}); err != nil {
 		t.Fatal(err)
 	}
 	out := buf.String()
+	for i, l := range strings.Split(out, "\n") {
+		if len(l) > 80 {
+			t.Errorf("line %d is %d columns, want at most 80: %q", i+1, len(l), l)
+		}
+	}
 	for _, want := range []string{
-		"conntrack: 2 entries, 2 passthrough; table 2/262144 (0%), insert_failed 0, drop 0, early_drop 0",
-		"PROTOCOL  HOST           FLOWS  ASSURED  UNREPLIED  KINDS             HELPERS  NAT",
-		"pptp      192.168.77.10  2      2        0          gre:1 tcp/1723:1  -        snat 192.168.77.10 -> 203.0.113.1  203.0.113.2",
-		"tcp 192.168.77.10:40000 -> 203.0.113.2:1723",
+		"judged against generation 7 (/etc/nfpass/office.yaml, applied 2026-11-29 19:02)\n",
+		"conntrack: 2 entries, 2 passthrough\ntable 2/262144 (0%), insert_failed 0, drop 0, early_drop 0\n",
+		"PROTOCOL  HOST           FLOWS  ASSURED  UNREPLIED  KINDS             HELPERS\n",
+		"pptp      192.168.77.10  2      2        0          gre:1 tcp/1723:1  -\n",
+		"pptp      gre       -       assured\n",
+		"          snat 192.168.77.10 -> 203.0.113.1; servers 203.0.113.2\n",
+		"pptp      tcp/1723  -       assured\n          tcp 192.168.77.10:40000 -> 203.0.113.2:1723\n          snat 192.168.77.10:40000 -> 203.0.113.1:40000\n",
 		"gre 192.168.77.10 -> 203.0.113.2 keys 0x10/0x20",
 		"EXPECTATIONS",
-		"pptp      pptp    gre 203.0.113.2 -> 192.168.77.10 keys 0x20/0x10  tcp 192.168.77.10:40000 -> 203.0.113.2:1723  60s",
-		"FAIL  helper-missing      1 pptp flow (tcp/1723) from 192.168.77.10 without conntrack helper \"pptp\"",
+		"pptp      pptp    gre 203.0.113.2 -> 192.168.77.10 keys 0x20/0x10  60s\n          master tcp 192.168.77.10:40000 -> 203.0.113.2:1723\n",
+		"FAIL  helper-missing\n      1 pptp flow (tcp/1723) from 192.168.77.10 without conntrack helper \"pptp\"",
 		"      fix: ",
-		"WARN  pptp-in-use         PPTP in use by 192.168.77.10",
+		"INFO  pptp-in-use\n      PPTP in use by 192.168.77.10",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("text output lacks %q:\n%s", want, out)
@@ -300,4 +349,29 @@ func TestDecodeFlow(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestFilterKeepsTotalsAndSample: a protocol filter keeps the group whole
+// (totals, roles, sample); a host filter keeps that host's sampled flows.
+func TestFilterKeepsTotalsAndSample(t *testing.T) {
+	flows := []Flow{
+		udpFlow("192.168.77.10", 500, "203.0.113.5", 500),
+		udpFlow("192.168.77.11", 4500, "203.0.113.5", 4500),
+		udpFlow("192.168.77.11", 4501, "203.0.113.6", 4500),
+	}
+	r := Analyze(testCatalog, flows, nil, nil, Policy{})
+	type view struct {
+		Flows, Hosts, Sample int
+		Roles                map[string]int
+	}
+	project := func(r *Report) view {
+		pg := r.Protocols[0]
+		return view{pg.Flows, pg.HostCount, len(pg.Sample), pg.Roles}
+	}
+	if diff := cmp.Diff(view{3, 2, 3, map[string]int{"udp/500": 1, "udp/4500": 2}}, project(r.Filter(Filter{Protocols: []string{"ipsec"}}))); diff != "" {
+		t.Errorf("--proto ipsec (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(view{2, 1, 2, map[string]int{"udp/4500": 2}}, project(r.Filter(Filter{Hosts: addrs("192.168.77.11")}))); diff != "" {
+		t.Errorf("--host .11 (-want +got):\n%s", diff)
+	}
 }

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/mdlayher/netlink"
+	"github.com/nfpass/nfpass/pkg/catalog"
 	"github.com/ti-mo/conntrack"
 	"golang.org/x/sys/unix"
 )
@@ -32,10 +34,13 @@ const (
 
 // Event is one thing Watch reports.
 type Event struct {
-	Type       EventType      `json:"type"`
-	Time       time.Time      `json:"time"`
-	Flow       Flow           `json:"flow,omitzero"`
-	Class      Class          `json:"class,omitzero"`
+	Type  EventType `json:"type"`
+	Time  time.Time `json:"time"`
+	Flow  Flow      `json:"flow,omitzero"`
+	Class Class     `json:"class,omitzero"`
+	// Judged marks a flow the policy contradicts: "off" (a VPN that is
+	// off) or "stale-helper" (an ALG that is off, still attached).
+	Judged     string         `json:"judged,omitempty"`
 	Count      int            `json:"count,omitempty"`
 	ByProtocol map[string]int `json:"by_protocol,omitempty"`
 	Err        error          `json:"-"`
@@ -49,7 +54,29 @@ func (e Event) String() string {
 	case EventResync:
 		return fmt.Sprintf("%s resync: %d entries, passthrough %s", e.Time.Format(time.TimeOnly), e.Count, countList(e.ByProtocol))
 	}
-	return fmt.Sprintf("%s %-7s %-6s %-9s %s", e.Time.Format(time.TimeOnly), e.Type, or(e.Class.Protocol, "-"), or(e.Class.Role, "-"), e.Flow)
+	s := fmt.Sprintf("%s %-7s %-6s %-9s %s", e.Time.Format(time.TimeOnly), e.Type, or(e.Class.Protocol, "-"), or(e.Class.Role, "-"), e.Flow)
+	if e.Judged != "" {
+		s += " [" + e.Judged + " in the policy]"
+	}
+	return s
+}
+
+// judge marks one flow event the policy contradicts (see Event.Judged);
+// the DMZ and forwards are the policy's own, so their flows are not marked.
+func judge(cls *Classifier, pol Policy, f Flow, cl Class) string {
+	if cl.Protocol == "" || !pol.off(cl.Protocol) {
+		return ""
+	}
+	if to := f.Reply.Src.Unmap(); f.DNAT() && (pol.Forwarded[cl.Protocol] || to == pol.DMZ.Unmap() || slices.Contains(pol.Targets, to)) {
+		return ""
+	}
+	if cls.whenOff[cl.Protocol] == catalog.OffNoHelper {
+		if f.Helper != "" && f.Helper == cl.Helper {
+			return "stale-helper"
+		}
+		return ""
+	}
+	return "off"
 }
 
 // WatchOptions configure Watch.
@@ -57,6 +84,8 @@ type WatchOptions struct {
 	Options
 	// All reports every flow event, not only passthrough-relevant ones.
 	All bool
+	// Policy is judged against: events it contradicts are marked.
+	Policy Policy
 	// Backoff is the pause before reconnecting after an error (default 1s).
 	// Loss (ENOBUFS) reconnects at once.
 	Backoff time.Duration
@@ -181,7 +210,7 @@ func (w *Watcher) Run(ctx context.Context, fn func(Event)) error {
 			needResync = false
 		}
 
-		err = readEvents(ctx, c, w.cls, w.opts.All, emit)
+		err = readEvents(ctx, c, w.cls, w.opts.Policy, w.opts.All, emit)
 		_ = c.Close()
 		c = nil
 		if ctx.Err() != nil {
@@ -213,7 +242,7 @@ func resync(ctx context.Context, opts Options, cls *Classifier) (int, map[string
 
 // readEvents reads events until the socket fails or ctx ends. Messages
 // that cannot be decoded are reported and skipped.
-func readEvents(ctx context.Context, c *netlink.Conn, cls *Classifier, all bool, emit func(Event)) error {
+func readEvents(ctx context.Context, c *netlink.Conn, cls *Classifier, pol Policy, all bool, emit func(Event)) error {
 	stop := context.AfterFunc(ctx, func() { _ = c.SetReadDeadline(time.Unix(1, 0)) })
 	defer stop()
 	r, err := newReader(c)
@@ -255,7 +284,7 @@ func readEvents(ctx context.Context, c *netlink.Conn, cls *Classifier, all bool,
 			if cl.Protocol == "" && !all {
 				return nil
 			}
-			emit(Event{Type: t, Flow: f, Class: cl})
+			emit(Event{Type: t, Flow: f, Class: cl, Judged: judge(cls, pol, f, cl)})
 			return nil
 		})
 	}

@@ -235,3 +235,32 @@ func TestKernelWatchLoss(t *testing.T) {
 		return false
 	})
 }
+
+// TestWatchJudge: watch marks what the judged policy contradicts, and
+// nothing else.
+func TestWatchJudge(t *testing.T) {
+	cls := NewClassifier(testCatalog)
+	home := homePolicy(t)
+	withDMZ := Policy{On: map[string]bool{"pptp": false}, DMZ: netip.MustParseAddr("192.168.1.50")}
+	tests := []struct {
+		name string
+		pol  Policy
+		f    Flow
+		want string
+	}{
+		{"vpn off: a lan client's pptp", home, tcpFlow("192.168.1.10", 40000, "203.0.113.2", 1723), "off"},
+		{"vpn on: ipsec", home, udpFlow("192.168.1.10", 500, "203.0.113.2", 500), ""},
+		{"alg off: plain sip", home, udpFlow("192.168.1.10", 5060, "203.0.113.2", 5060), ""},
+		{"alg off: sip with its helper", home, udpFlow("192.168.1.10", 5060, "203.0.113.2", 5060, helper("sip")), "stale-helper"},
+		{"vpn off: inbound to the dmz host", withDMZ, tcpFlow("198.51.100.9", 40000, "203.0.113.1", 1723, dnat("192.168.1.50", 1723)), ""},
+		{"not passthrough", home, tcpFlow("192.168.1.10", 40000, "203.0.113.2", 443), ""},
+		{"policy silent", Policy{}, tcpFlow("192.168.1.10", 40000, "203.0.113.2", 1723), ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := judge(cls, tt.pol, tt.f, cls.Classify(tt.f)); got != tt.want {
+				t.Errorf("judge = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}

@@ -8,6 +8,7 @@
 //	nfpass-bench apply|reconcile|check|repair|render WORKLOAD
 //	nfpass-bench flood DST PORT SECONDS
 //	nfpass-bench ctfill N   (setup: N conntrack entries in this namespace)
+//	nfpass-bench ctfill-cgnat N (setup: N entries, 3/4 IKE, NAT-T, L2TP from distinct hosts)
 //	nfpass-bench audit      (one audit of this namespace's conntrack table)
 //
 // WORKLOAD is forwards:N, forwards-nofrom:N or set:N (see bench.ForwardsPolicy
@@ -108,6 +109,13 @@ func run(args []string) error {
 			return err
 		}
 		return ctFill(n)
+	}
+	if len(args) == 2 && args[0] == "ctfill-cgnat" {
+		n, err := strconv.Atoi(args[1])
+		if err != nil {
+			return err
+		}
+		return ctFillCGNAT(n)
 	}
 	if len(args) != 2 {
 		return fmt.Errorf("usage: nfpass-bench apply|reconcile|check|repair|render WORKLOAD | flood DST PORT SECONDS | ctfill N | audit")
