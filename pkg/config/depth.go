@@ -203,12 +203,22 @@ func boolInt(b bool) int {
 // each "- " or "? " that starts a nested item on the same line, is one
 // level) plus flow brackets outside quoted scalars and comments.
 func scanYAML(data []byte, max int) int {
+	// A level of block nesting: its indentation, and whether it is a
+	// sequence (whose "- " items may sit at its parent key's indentation).
+	type level struct {
+		indent int
+		seq    bool
+	}
 	var (
-		line    = 0
-		flow    = 0 // open [ and {
-		indents = make([]int, 0, max+2)
-		quote   byte // ' or " while inside a quoted scalar (may span lines)
+		line   = 0
+		flow   = 0 // open [ and {
+		levels = make([]level, 0, max+2)
+		quote  byte // ' or " while inside a quoted scalar (may span lines)
+		kinds  = make([]byte, 0, max+2) // '[' or '{' of each open flow bracket
 	)
+	isIndicator := func(l []byte, i int) bool {
+		return i < len(l) && (l[i] == '-' || l[i] == '?') && (i+1 == len(l) || l[i+1] == ' ' || l[i+1] == '\t' || l[i+1] == '\r')
+	}
 	for start := 0; start < len(data); {
 		end := start
 		for end < len(data) && data[end] != '\n' {
@@ -227,27 +237,43 @@ func scanYAML(data []byte, max int) int {
 			if i == len(l) || l[i] == '#' || l[i] == '\r' {
 				continue // blank or comment-only
 			}
-			if (l[i] == '-' || l[i] == '.') && i+2 < len(l) && l[i+1] == l[i] && l[i+2] == l[i] && i == 0 {
-				indents = indents[:0] // --- or ...: a document marker
-				i += 3
-			}
-			for len(indents) > 0 && indents[len(indents)-1] >= i {
-				indents = indents[:len(indents)-1]
-			}
-			indents = append(indents, i)
-			if len(indents) > max {
-				return line
-			}
-			// "- - - x" or "? - x": each indicator opens a level.
-			for i < len(l) && (l[i] == '-' || l[i] == '?') && (i+1 == len(l) || l[i+1] == ' ' || l[i+1] == '\t') {
-				i++
+			if i == 0 && len(l) >= 3 && (string(l[:3]) == "---" || string(l[:3]) == "...") && (len(l) == 3 || l[3] == ' ' || l[3] == '\t' || l[3] == '\r') {
+				levels, i = levels[:0], 3 // a document marker
 				for i < len(l) && (l[i] == ' ' || l[i] == '\t') {
 					i++
 				}
-				indents = append(indents, i)
-				if len(indents) > max {
-					return line
+				if i == len(l) || l[i] == '#' {
+					continue
 				}
+			}
+			if isIndicator(l, i) {
+				// An item: siblings and deeper levels end; the parent key
+				// at the same indentation stays.
+				for len(levels) > 0 && (levels[len(levels)-1].indent > i || levels[len(levels)-1].indent == i && levels[len(levels)-1].seq) {
+					levels = levels[:len(levels)-1]
+				}
+				// "- - - x" or "? - x": each indicator opens a level.
+				for isIndicator(l, i) {
+					levels = append(levels, level{i, true})
+					i++
+					for i < len(l) && (l[i] == ' ' || l[i] == '\t') {
+						i++
+					}
+					if len(levels) > max {
+						return line
+					}
+				}
+				if i < len(l) && l[i] != '#' && l[i] != '\r' {
+					levels = append(levels, level{i, false})
+				}
+			} else {
+				for len(levels) > 0 && levels[len(levels)-1].indent >= i {
+					levels = levels[:len(levels)-1]
+				}
+				levels = append(levels, level{i, false})
+			}
+			if len(levels) > max {
+				return line
 			}
 		}
 		// Flow brackets and quoted scalars. A quote opens a scalar only
@@ -291,7 +317,8 @@ func scanYAML(data []byte, max int) int {
 				}
 			case '[', '{':
 				flow++
-				if len(indents)+flow > max {
+				kinds = append(kinds, c)
+				if len(levels)+flow > max {
 					return line
 				}
 				scalarStart = true
@@ -299,12 +326,17 @@ func scanYAML(data []byte, max int) int {
 			case ']', '}':
 				if flow > 0 {
 					flow--
+					kinds = kinds[:len(kinds)-1]
 				}
 			case ',':
 				scalarStart = true
 				continue
 			case ':', '-', '?':
 				if i+1 == len(l) || l[i+1] == ' ' || l[i+1] == '\t' || (flow > 0 && c == ':') {
+					// A pair inside a flow sequence is a map of its own.
+					if c != '-' && flow > 0 && kinds[len(kinds)-1] == '[' && len(levels)+flow+1 > max {
+						return line
+					}
 					scalarStart = true
 					continue
 				}
