@@ -37,20 +37,21 @@ touched. On any failure the previous table is left exactly as it was.`,
   sudo nfpass apply --confirm 60s        # undone unless 'nfpass confirm' within 60s`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			plan, err := g.compileChecked(force)
+			plan, loaded, err := g.compileChecked(force, routerAddrs(k.netns))
 			if err != nil {
 				return err
 			}
+			g.printWarnings(g.stderr, loaded)
 			r := k.reconciler()
 			var res *reconcile.Result
 			var pending *reconcile.Pending
 			if confirm > 0 {
-				res, pending, err = r.ApplyConfirm(cmd.Context(), plan, g.configBytes(), confirm, k.guardStarter())
+				res, pending, err = r.ApplyConfirm(cmd.Context(), plan, loaded.Bytes, confirm, k.guardStarter())
 			} else {
 				if p, perr := r.Pending(); perr == nil && p != nil {
 					return fmt.Errorf("apply: %w", &reconcile.PendingError{Pending: *p})
 				}
-				res, err = r.Apply(cmd.Context(), plan, g.configBytes())
+				res, err = r.Apply(cmd.Context(), plan, loaded.Bytes)
 			}
 			if err != nil {
 				return fmt.Errorf("apply: %w", err)

@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nfpass/nfpass/pkg/compile"
+	"github.com/nfpass/nfpass/pkg/config"
 	"github.com/nfpass/nfpass/pkg/ruleset"
 )
 
@@ -102,15 +103,22 @@ func planChange(d ruleset.Difference) string {
 
 // compile loads the policy and compiles it; config problems are reported.
 func (g *globals) compile() (*compile.Plan, error) {
-	p, cat, err := g.loadPolicy()
+	plan, _, err := g.compileLoaded()
+	return plan, err
+}
+
+// compileLoaded is compile, returning the loaded config too (its
+// warnings).
+func (g *globals) compileLoaded() (*compile.Plan, *config.Loaded, error) {
+	l, cat, err := g.loadConfig(nil)
 	if err != nil {
-		return nil, g.reportConfigError(err)
+		return nil, nil, g.reportConfigError(err)
 	}
-	plan, err := compile.Compile(p, cat)
+	plan, err := compile.Compile(l.Policy, cat)
 	if err != nil {
-		return nil, g.reportConfigError(err)
+		return nil, nil, g.reportConfigError(err)
 	}
-	return plan, nil
+	return plan, l, nil
 }
 
 func newCheckCmd(g *globals) *cobra.Command {
@@ -121,15 +129,16 @@ func newCheckCmd(g *globals) *cobra.Command {
   nfpass check -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			plan, err := g.compile()
+			plan, loaded, err := g.compileLoaded()
 			if err != nil {
 				return err
 			}
+			warnings := append(append([]string{}, loaded.Warnings...), plan.Warnings...)
 			if g.output == "json" {
-				return g.printJSON(map[string]any{"valid": true, "source": plan.Source, "warnings": plan.Warnings})
+				return g.printJSON(map[string]any{"valid": true, "source": plan.Source, "warnings": warnings})
 			}
 			fmt.Fprintf(g.stdout, "%s: valid (%s mode, table inet %s)\n", plan.Source, plan.Mode, plan.Table.Name)
-			for _, w := range plan.Warnings {
+			for _, w := range warnings {
 				fmt.Fprintf(g.stdout, "warning: %s\n", w)
 			}
 			return nil

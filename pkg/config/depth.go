@@ -213,7 +213,7 @@ func scanYAML(data []byte, max int) int {
 		line   = 0
 		flow   = 0 // open [ and {
 		levels = make([]level, 0, max+2)
-		quote  byte // ' or " while inside a quoted scalar (may span lines)
+		quote  byte                     // ' or " while inside a quoted scalar (may span lines)
 		kinds  = make([]byte, 0, max+2) // '[' or '{' of each open flow bracket
 	)
 	isIndicator := func(l []byte, i int) bool {
