@@ -52,7 +52,9 @@ func parse(format string, data []byte, maxDepth int, explicit bool) (map[string]
 	switch err := dec.Decode(&next); {
 	case errors.Is(err, io.EOF):
 	case err != nil:
-		return nil, nil, &readProblem{msg: "a second YAML document follows the first (after ---), and it does not parse: " + oneLine(err.Error()) + "; nfpass reads one document: remove the --- and what follows, or merge it into the first", err: fmt.Errorf("%w: %w", ErrSecondDocument, err)}
+		// Text after the first document that does not parse (a second
+		// document, or not YAML at all): a parse error.
+		return nil, nil, parseFailure(format, data, err)
 	default:
 		return nil, nil, &readProblem{msg: "a second YAML document starts here (after ---): nfpass reads one document; remove the --- and what follows, or merge it into the first", line: docLine(&next), err: ErrSecondDocument}
 	}

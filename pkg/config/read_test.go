@@ -265,7 +265,7 @@ func TestSecondDocument(t *testing.T) {
 
 	p = writeConfig(t, "c.yaml", good+"---\n[unclosed\n")
 	l, err = Load(Options{Path: p, Explicit: true})
-	wantFileError(t, l, err, p, ErrSecondDocument)
+	wantFileError(t, l, err, p, ErrParse)
 
 	p = writeConfig(t, "c.yaml", "---\n"+good+"...\n")
 	if _, err := Load(Options{Path: p, Explicit: true}); err != nil {

@@ -233,7 +233,11 @@ func (p *Policy) validateManagement() []error {
 	for i, s := range p.Management {
 		path := fmt.Sprintf("management[%d]", i)
 		errs = append(errs, checkName(path, s.Name, names, i)...)
-		if s.Proto != "tcp" && s.Proto != "udp" {
+		switch s.Proto {
+		case "tcp", "udp":
+		case "":
+			errs = append(errs, fieldErr(path+".proto", "must be set: tcp or udp"))
+		default:
 			errs = append(errs, fieldErr(path+".proto", "%q is not tcp or udp", s.Proto))
 		}
 		errs = append(errs, checkPorts(path+".port", s.Ports)...)
@@ -243,6 +247,8 @@ func (p *Policy) validateManagement() []error {
 				errs = append(errs, managementErr(path+".zone", "lan, but interfaces.lan is empty: %s would be unreachable", s.Name))
 			}
 		case ZoneWAN, ZoneAny:
+		case "":
+			errs = append(errs, fieldErr(path+".zone", "must be set: lan, wan or any"))
 		default:
 			errs = append(errs, fieldErr(path+".zone", "%q is not lan, wan or any", s.Zone))
 		}
@@ -402,13 +408,19 @@ func (p *Policy) validateForwards(cat Catalog, t targets) []error {
 				errs = append(errs, fieldErr(path+".protocol", "%q is not a catalog protocol; known: %s", f.Protocol, strings.Join(cat.ProtocolNames(), ", ")))
 			}
 		default:
-			if f.Proto != "tcp" && f.Proto != "udp" {
+			switch f.Proto {
+			case "tcp", "udp":
+			case "":
+				errs = append(errs, fieldErr(path+".proto", "must be set: tcp or udp (or use protocol: with a catalog name)"))
+			default:
 				errs = append(errs, fieldErr(path+".proto", "%q is not tcp or udp (or use protocol: with a catalog name)", f.Proto))
 			}
 			errs = append(errs, checkPorts(path+".port", f.Ports)...)
 		}
 		toAddr, toPort, err := ParseTarget(f.To)
-		if err != nil {
+		if f.To == "" {
+			errs = append(errs, fieldErr(path+".to", "must be set: the LAN host's address (addr, addr:port or [v6]:port)"))
+		} else if err != nil {
 			errs = append(errs, fieldErr(path+".to", "%s", err.Error()))
 		} else {
 			if err := t.check(path+".to", toAddr); err != nil {
