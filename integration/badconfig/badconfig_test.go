@@ -16,13 +16,16 @@ package badconfig
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/nfpass/nfpass/integration/netns"
 	"github.com/nfpass/nfpass/integration/nfpassbin"
@@ -200,4 +203,32 @@ func TestCorpusApply(t *testing.T) {
 		})
 	}
 	t.Logf("%d corpus files refused by apply, ruleset unchanged", len(entries))
+
+	// A FIFO cannot live in git: made here. apply -c fifo used to block
+	// forever in open(2).
+	t.Run("fifo", func(t *testing.T) {
+		fifo := filepath.Join(t.TempDir(), "nfpass.yaml")
+		if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		var stderr bytes.Buffer
+		cmd := nfpassbin.Command(bin, append([]string{"apply", "-c", fifo}, k...)...)
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		go func() { <-ctx.Done(); _ = cmd.Process.Kill() }()
+		err := cmd.Wait()
+		if ctx.Err() != nil {
+			t.Fatalf("apply -c FIFO did not return within 10s")
+		}
+		if err == nil || !strings.Contains(stderr.String(), fifo+": is a named pipe (FIFO)") {
+			t.Errorf("apply -c FIFO: %v, stderr:\n%s", err, stderr.String())
+		}
+		if after := ns.MustExec(t, "nft", "list", "ruleset"); after != before {
+			t.Errorf("the ruleset changed")
+		}
+	})
 }
