@@ -42,6 +42,7 @@ applies it atomically, proves the kernel holds exactly that, and audits live
 conntrack to show what really passes.`,
 		Example: `  nfpass plan                       # what the default profile compiles to
   nfpass check -c /etc/nfpass/nfpass.yaml
+  nfpass check -c big.yaml --max-config-size 4MiB
   nfpass apply --confirm 60s        # applies, rolls back unless confirmed
   nfpass lab run                    # see it work in throwaway namespaces`,
 		SilenceUsage:  true,

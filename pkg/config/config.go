@@ -15,8 +15,20 @@
 //
 // Maps (interfaces, passthrough, nat) merge key by key; lists (forwards,
 // management, interfaces.wan/lan/lan_networks) in a higher source replace
-// the lower one's whole list. Without a config file (the default path
-// missing and not given explicitly) the policy is the profile alone.
+// the lower one's whole list. Only without a config file (nothing at the
+// default path, and no path given explicitly) is the policy the profile
+// alone (Loaded.Embedded); an empty file is an error.
+//
+// # Reading the file
+//
+// The file is read once, and Loaded.Bytes are the bytes parsed. It is
+// opened non-blocking and must be a regular file (fstat of the opened
+// file, so a symlink to a FIFO or a device is refused too). At most
+// Options.MaxSize bytes are read (DefaultMaxSize, 1 MiB), and maps and
+// lists may nest at most Options.MaxDepth deep (DefaultMaxDepth, 32),
+// checked on the raw bytes before any parser runs. A YAML file holds one
+// document. A file someone other than root can change loads with a
+// warning (Loaded.Warnings).
 //
 // Keys are split on "::" inside viper, never on dots, and user-named things
 // are list items with a `name:` key, so names such as eth0.10, pppoe-wan or
@@ -46,7 +58,9 @@
 // # Errors
 //
 // Decoding is strict: unknown keys at any depth and values of the wrong
-// type are errors, then policy.Validate runs on the merged policy. Every
+// type are errors, found by one schema walker (derived from policy.Policy's
+// tags) that names each key path and line; viper only merges. Then
+// policy.ValidateWith runs on the merged policy. Every
 // problem is reported at once (errors.Join of *Error), each naming its
 // source and key path; see Error.
 package config
