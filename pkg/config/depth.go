@@ -64,16 +64,16 @@ func scanJSON(data []byte, max int) int {
 	return 0
 }
 
-// scanTOML counts the nesting a TOML file builds: the segments of a table
-// header ([a.b] is two deep, [[a.b]] three), the segments of a dotted key
-// (a.b.c = is three), and brackets and braces in values, outside strings
-// and comments.
+// scanTOML counts the nesting a TOML file builds, the document itself
+// being one level: the segments of a table header ([a.b] is two more,
+// [[a.b]] three), the dots of a dotted key (a.b.c = is two more), and
+// brackets and braces in values, outside strings and comments.
 func scanTOML(data []byte, max int) int {
 	var (
 		line      = 1
 		brackets  = 0     // open [ and { in values
-		table     = 0     // depth of the current [table]
-		keyDepth  = 0     // segments of the key being read
+		table     = 1     // depth of the current table, the document being 1
+		keyDepth  = 0     // dots in the key being read
 		inKey     = true  // reading a key (line start, or after { or , in an inline table)
 		header    = false // reading a [table] header
 		headerArr = false
@@ -83,7 +83,6 @@ func scanTOML(data []byte, max int) int {
 		comment   bool   // after #
 		stack     []byte // kinds of the open brackets ('[' or '{'), at most max+1
 	)
-	over := func(d int) bool { return d > max }
 	for i := 0; i < len(data); i++ {
 		c := data[i]
 		if c == '\n' {
@@ -116,6 +115,7 @@ func scanTOML(data []byte, max int) int {
 			}
 			continue
 		}
+		cur := 0 // the depth reached here, when it grows
 		switch c {
 		case '#':
 			comment = true
@@ -126,18 +126,12 @@ func scanTOML(data []byte, max int) int {
 				i += 2
 			}
 		case '.':
-			if inKey || header {
+			if header {
 				keyDepth++
-				if over(table*boolInt(!header) + keyDepth + brackets + 1) {
-					return line
-				}
-			}
-		case '=':
-			if inKey {
-				inKey = false
-				if over(table + keyDepth + brackets + 1) {
-					return line
-				}
+				cur = 1 + keyDepth + 1
+			} else if inKey {
+				keyDepth++
+				cur = table + keyDepth + brackets
 			}
 		case '[':
 			if inKey && brackets == 0 && !header {
@@ -147,31 +141,26 @@ func scanTOML(data []byte, max int) int {
 					headerArr = true
 					i++
 				}
-				continue
+				cur = 2 + boolInt(headerArr)
+				break
 			}
 			stack = append(stack, '[')
 			brackets++
-			if over(table + keyDepth + brackets + 1) {
-				return line
-			}
+			cur = table + keyDepth + brackets
 		case '{':
 			stack = append(stack, '{')
 			brackets++
 			inKey = true
-			if over(table + keyDepth + brackets + 1) {
-				return line
-			}
+			cur = table + keyDepth + brackets
 		case ']':
 			if header && brackets == 0 {
-				table = keyDepth + 1 + boolInt(headerArr)
+				table = 1 + keyDepth + 1 + boolInt(headerArr)
 				header = false
 				if headerArr && i+1 < len(data) && data[i+1] == ']' {
 					i++
 				}
-				if over(table) {
-					return line
-				}
-				continue
+				cur = table
+				break
 			}
 			if brackets > 0 {
 				brackets--
@@ -183,10 +172,15 @@ func scanTOML(data []byte, max int) int {
 				stack = stack[:len(stack)-1]
 			}
 			inKey = false
+		case '=':
+			inKey = false
 		case ',':
 			if len(stack) > 0 && stack[len(stack)-1] == '{' {
 				inKey = true
 			}
+		}
+		if cur > max {
+			return line
 		}
 	}
 	return 0

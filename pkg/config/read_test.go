@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/pelletier/go-toml/v2"
 	"gopkg.in/yaml.v3"
 )
 
@@ -530,4 +531,44 @@ func TestParseSize(t *testing.T) {
 			}
 		}
 	}
+}
+
+// treeDepth is the nesting depth of maps and lists in a decoded value.
+func treeDepth(v any) int {
+	d := 0
+	switch x := v.(type) {
+	case map[string]any:
+		for _, c := range x {
+			d = max(d, treeDepth(c))
+		}
+		return d + 1
+	case []any:
+		for _, c := range x {
+			d = max(d, treeDepth(c))
+		}
+		return d + 1
+	}
+	return 0
+}
+
+// FuzzScanTOML: for any input go-toml decodes, the scan counts at least
+// the decoded depth.
+func FuzzScanTOML(f *testing.F) {
+	data, err := os.ReadFile("testdata/equiv.toml")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(data)
+	f.Add([]byte("a.b.c = 1\n[x.y]\nz = [[1], {q = {r = 2}}]\n[[t.u]]\nv = 'it''s [['\n"))
+	f.Add([]byte("a = \"\"\"\n[[[\n\"\"\"\nb = [\n [1],\n]\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var m map[string]any
+		if toml.Unmarshal(data, &m) != nil {
+			return
+		}
+		exact := treeDepth(m)
+		if exact > 1 && scanTOML(data, exact-1) == 0 {
+			t.Errorf("decoded depth %d, the scan saw less:\n%q", exact, data)
+		}
+	})
 }
