@@ -350,8 +350,8 @@ func TestDeepNestingCPU(t *testing.T) {
 				p := writeConfig(t, "deep"+extOf(format), content)
 				start := time.Now()
 				l, err := loadWithin(t, 10*time.Second, Options{Path: p, Explicit: true})
-				if took := time.Since(start); took > 500*time.Millisecond {
-					t.Errorf("Load took %s for %d bytes; want well under a second", took, len(content))
+				if took := time.Since(start); took > 2*time.Second {
+					t.Errorf("Load took %s for %d bytes; want well under 2s (it cost 75 s in viper before the limit)", took, len(content))
 				}
 				wantFileError(t, l, err, p, ErrTooDeep)
 			})
