@@ -31,6 +31,7 @@ import (
 	"github.com/nfpass/nfpass/integration/nfpassbin"
 	"github.com/nfpass/nfpass/pkg/config"
 	"github.com/nfpass/nfpass/pkg/policy"
+	"github.com/nfpass/nfpass/pkg/reconcile"
 )
 
 // minCorpus is the least number of files the corpus must hold.
@@ -188,8 +189,10 @@ func TestCorpusApply(t *testing.T) {
 		t.Fatalf("the known-good table is not there:\n%s", before)
 	}
 
+	ran := 0
 	for _, e := range entries {
 		t.Run(e.name, func(t *testing.T) {
+			ran++
 			out, errOut, code := nfpassbin.Run(t, bin, append([]string{"apply", "-c", e.path}, k...)...)
 			if code == 0 {
 				t.Errorf("apply exited 0:\n%s%s", out, errOut)
@@ -202,7 +205,42 @@ func TestCorpusApply(t *testing.T) {
 			}
 		})
 	}
-	t.Logf("%d corpus files refused by apply, ruleset unchanged", len(entries))
+	t.Logf("apply ran on %d of %d corpus files", ran, len(entries))
+
+	// The recorded config is exactly the file applied.
+	t.Run("recorded config", func(t *testing.T) {
+		gens, err := reconcile.New(nil, reconcile.Options{StateDir: state}).History()
+		if err != nil || len(gens) == 0 {
+			t.Fatalf("history: %v, %d generations", err, len(gens))
+		}
+		recorded, err := gens[0].Config()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := os.ReadFile(good)
+		if !bytes.Equal(recorded, want) {
+			t.Errorf("recorded config differs from the applied file:\n%s", recorded)
+		}
+	})
+
+	// A config others can write applies, with a warning.
+	t.Run("writable config warns", func(t *testing.T) {
+		data, _ := os.ReadFile(good)
+		p := filepath.Join(t.TempDir(), "nfpass.yaml")
+		if err := os.WriteFile(p, data, 0o666); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, 0o666); err != nil {
+			t.Fatal(err)
+		}
+		_, errOut, code := nfpassbin.Run(t, bin, append([]string{"apply", "-c", p}, k...)...)
+		if code != 0 || !strings.Contains(errOut, "warning: "+p+" is writable by group and others (mode 0666)") {
+			t.Errorf("exit %d, stderr:\n%s", code, errOut)
+		}
+		if after := ns.MustExec(t, "nft", "list", "ruleset"); after != before {
+			t.Errorf("the same policy changed the ruleset")
+		}
+	})
 
 	// A FIFO cannot live in git: made here. apply -c fifo used to block
 	// forever in open(2).
