@@ -107,6 +107,9 @@ func notRegular(path string, fi fs.FileInfo) *readProblem {
 	}
 	if target, err := filepath.EvalSymlinks(path); err == nil && target != filepath.Clean(path) {
 		what += " (" + target + ")"
+		if target == os.DevNull {
+			return &readProblem{msg: "is a link to /dev/null, so the file is empty: write a config (nfpass init) or remove the link to use the embedded profile", err: ErrNotRegular}
+		}
 	}
 	return &readProblem{msg: fmt.Sprintf("is %s, not a regular file: nfpass reads its config only from a regular file; write one (nfpass init), or remove it to use the embedded profile", what), err: ErrNotRegular}
 }

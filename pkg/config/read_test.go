@@ -104,7 +104,7 @@ func TestOnlyRegularFiles(t *testing.T) {
 		{"fifo", fifo, []string{"named pipe (FIFO)", "not a regular file"}},
 		{"symlink to a fifo", link("tofifo.yaml", fifo), []string{"named pipe (FIFO) (" + fifo + ")"}},
 		{"symlink to /dev/zero", link("zero.yaml", "/dev/zero"), []string{"character device (/dev/zero)"}},
-		{"symlink to /dev/null", link("null.yaml", "/dev/null"), []string{"character device (/dev/null)", "nfpass init"}},
+		{"symlink to /dev/null", link("null.yaml", "/dev/null"), []string{"is a link to /dev/null, so the file is empty: write a config (nfpass init)"}},
 		{"symlink to /dev/urandom", link("random.yaml", "/dev/urandom"), []string{"character device"}},
 		{"directory", sub, []string{"a directory"}},
 		{"dangling symlink", link("dangling.yaml", filepath.Join(dir, "nowhere.yaml")), []string{"which does not exist"}},
