@@ -7,8 +7,10 @@ import "fmt"
 // took 75 s of CPU), and a nesting parser's memory grows with it. The
 // scans below are linear, allocate nothing and stop at the first line
 // past the limit. They may count a little too deep on odd input (brackets
-// inside a YAML block scalar), never too shallow on input a parser would
-// nest; for YAML, the parsed document's depth is checked again exactly.
+// inside a YAML block scalar; a YAML flow sequence counts two, as any of
+// its entries may be a map), never too shallow on input a parser would
+// nest (fuzzed against the parsers); for YAML, the parsed document's depth
+// is checked again exactly.
 
 // depthProblem reports nesting deeper than max at a line.
 func depthProblem(max, line int) *readProblem {
@@ -186,6 +188,14 @@ func scanTOML(data []byte, max int) int {
 	return 0
 }
 
+// weight is how deep a YAML flow bracket may nest (see scanYAML).
+func weight(c byte) int {
+	if c == '[' {
+		return 2
+	}
+	return 1
+}
+
 func boolInt(b bool) int {
 	if b {
 		return 1
@@ -197,15 +207,16 @@ func boolInt(b bool) int {
 // each "- " or "? " that starts a nested item on the same line, is one
 // level) plus flow brackets outside quoted scalars and comments.
 func scanYAML(data []byte, max int) int {
-	// A level of block nesting: its indentation, and whether it is a
-	// sequence (whose "- " items may sit at its parent key's indentation).
+	// A level of block nesting: its indentation, and the indicator that
+	// opened it ('-' a sequence, whose items may sit at their parent key's
+	// indentation; '?' an explicit key; 0 a plain line).
 	type level struct {
 		indent int
-		seq    bool
+		kind   byte
 	}
 	var (
 		line   = 0
-		flow   = 0 // open [ and {
+		flow   = 0 // depth of the open [ and {
 		levels = make([]level, 0, max+2)
 		quote  byte                     // ' or " while inside a quoted scalar (may span lines)
 		kinds  = make([]byte, 0, max+2) // '[' or '{' of each open flow bracket
@@ -214,12 +225,16 @@ func scanYAML(data []byte, max int) int {
 		return i < len(l) && (l[i] == '-' || l[i] == '?') && (i+1 == len(l) || l[i+1] == ' ' || l[i+1] == '\t' || l[i+1] == '\r')
 	}
 	for start := 0; start < len(data); {
+		// Lines end at \n, \r\n or a lone \r, as in YAML.
 		end := start
-		for end < len(data) && data[end] != '\n' {
+		for end < len(data) && data[end] != '\n' && data[end] != '\r' {
 			end++
 		}
 		l := data[start:end]
 		start = end + 1
+		if end+1 < len(data) && data[end] == '\r' && data[end+1] == '\n' {
+			start++
+		}
 		line++
 
 		i := 0
@@ -241,14 +256,15 @@ func scanYAML(data []byte, max int) int {
 				}
 			}
 			if isIndicator(l, i) {
-				// An item: siblings and deeper levels end; the parent key
-				// at the same indentation stays.
-				for len(levels) > 0 && (levels[len(levels)-1].indent > i || levels[len(levels)-1].indent == i && levels[len(levels)-1].seq) {
+				// An item: siblings (same indicator, same indentation) and
+				// deeper levels end; the parent at the same indentation
+				// stays.
+				for len(levels) > 0 && (levels[len(levels)-1].indent > i || levels[len(levels)-1].indent == i && levels[len(levels)-1].kind == l[i]) {
 					levels = levels[:len(levels)-1]
 				}
 				// "- - - x" or "? - x": each indicator opens a level.
 				for isIndicator(l, i) {
-					levels = append(levels, level{i, true})
+					levels = append(levels, level{i, l[i]})
 					i++
 					for i < len(l) && (l[i] == ' ' || l[i] == '\t') {
 						i++
@@ -258,13 +274,13 @@ func scanYAML(data []byte, max int) int {
 					}
 				}
 				if i < len(l) && l[i] != '#' && l[i] != '\r' {
-					levels = append(levels, level{i, false})
+					levels = append(levels, level{i, 0})
 				}
 			} else {
 				for len(levels) > 0 && levels[len(levels)-1].indent >= i {
 					levels = levels[:len(levels)-1]
 				}
-				levels = append(levels, level{i, false})
+				levels = append(levels, level{i, 0})
 			}
 			if len(levels) > max {
 				return line
@@ -310,7 +326,12 @@ func scanYAML(data []byte, max int) int {
 					continue
 				}
 			case '[', '{':
-				flow++
+				if flow == 0 && !scalarStart {
+					break // text inside a plain scalar (a: b[1])
+				}
+				// A flow sequence counts two: an entry of it may be a
+				// single-pair map ([a: b], [[x]: y]) that nests one more.
+				flow += weight(c)
 				kinds = append(kinds, c)
 				if len(levels)+flow > max {
 					return line
@@ -318,19 +339,17 @@ func scanYAML(data []byte, max int) int {
 				scalarStart = true
 				continue
 			case ']', '}':
-				if flow > 0 {
-					flow--
+				if len(kinds) > 0 {
+					flow -= weight(kinds[len(kinds)-1])
 					kinds = kinds[:len(kinds)-1]
 				}
 			case ',':
-				scalarStart = true
-				continue
+				if flow > 0 { // outside flow, a comma is text
+					scalarStart = true
+					continue
+				}
 			case ':', '-', '?':
 				if i+1 == len(l) || l[i+1] == ' ' || l[i+1] == '\t' || (flow > 0 && c == ':') {
-					// A pair inside a flow sequence is a map of its own.
-					if c != '-' && flow > 0 && kinds[len(kinds)-1] == '[' && len(levels)+flow+1 > max {
-						return line
-					}
 					scalarStart = true
 					continue
 				}
