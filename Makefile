@@ -50,7 +50,7 @@ test: deps build tools
 
 # Pure tests only (no root needed).
 unit:
-	$(GO) test -count=1 -short ./pkg/catalog/ ./pkg/policy/ ./pkg/ruleset/ ./pkg/compile/ ./pkg/config/
+	$(GO) test -count=1 -short ./pkg/catalog/ ./pkg/policy/ ./pkg/ruleset/ ./pkg/compile/ ./pkg/config/ ./integration/badconfig/
 
 lint: fmt vet staticcheck
 
