@@ -64,10 +64,11 @@ On a remote router, always apply with --confirm.`,
 			if err := reconcile.RefuseIfDaemon(k.runtimeRoot, k.stateDir, "apply"); err != nil {
 				return fmt.Errorf("apply: %w", err)
 			}
-			plan, err := g.compileChecked(force)
+			plan, loaded, err := g.compileChecked(force, routerAddrs(k.netns))
 			if err != nil {
 				return err
 			}
+			g.printWarnings(g.stderr, loaded)
 			k.force = force
 			r := k.reconciler()
 			if _, err := g.settlePending(cmd.Context(), &k); err != nil {
@@ -76,12 +77,12 @@ On a remote router, always apply with --confirm.`,
 			var res *reconcile.Result
 			var pending *reconcile.Pending
 			if confirm > 0 {
-				res, pending, err = r.ApplyConfirm(cmd.Context(), plan, g.configBytes(), confirm, k.guardStarter())
+				res, pending, err = r.ApplyConfirm(cmd.Context(), plan, loaded.Bytes, confirm, k.guardStarter())
 			} else {
 				if p, perr := r.Pending(); perr == nil && p != nil {
 					return fmt.Errorf("apply: %w", &reconcile.PendingError{Pending: *p})
 				}
-				res, err = r.Apply(cmd.Context(), plan, g.configBytes())
+				res, err = r.Apply(cmd.Context(), plan, loaded.Bytes)
 			}
 			if errors.Is(err, reconcile.ErrNotRecorded) && res != nil {
 				err = nil // applied and verified; res says why it was not recorded

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -15,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nfpass/nfpass/pkg/compile"
+	"github.com/nfpass/nfpass/pkg/config"
 	"github.com/nfpass/nfpass/pkg/policy"
 	"github.com/nfpass/nfpass/pkg/reconcile"
 )
@@ -26,11 +28,14 @@ func init() {
 // compileChecked is compile, except that with force a policy whose only
 // problems would cut management access is compiled anyway (with a
 // warning); without force such a policy is refused with a clear message.
-func (g *globals) compileChecked(force bool) (*compile.Plan, error) {
-	p, cat, err := g.loadPolicy()
+// routerAddrs are the target box's own addresses (see loadConfig). It
+// returns the loaded config too: its Bytes are what the plan was compiled
+// from, the config to record.
+func (g *globals) compileChecked(force bool, routerAddrs []netip.Addr) (*compile.Plan, *config.Loaded, error) {
+	l, cat, err := g.loadConfig(routerAddrs)
 	if err != nil {
-		if p == nil || !errors.Is(err, policy.ErrManagementCut) {
-			return nil, g.reportConfigError(err)
+		if l == nil || !errors.Is(err, policy.ErrManagementCut) {
+			return nil, nil, g.reportConfigError(err)
 		}
 		if !force {
 			msgs := problemList(err)
@@ -43,27 +48,28 @@ func (g *globals) compileChecked(force bool) (*compile.Plan, error) {
 				}
 				fmt.Fprintf(g.stderr, "fix the policy, or pass --force (preferably with --confirm, so that it is undone unless confirmed)\n")
 			}
-			return nil, &exitError{code: 1, err: fmt.Errorf("refused: %w", policy.ErrManagementCut)}
+			return nil, nil, &exitError{code: 1, err: fmt.Errorf("refused: %w", policy.ErrManagementCut)}
 		}
 		for _, m := range problemList(err) {
 			fmt.Fprintf(g.stderr, "warning: --force: %s\n", m)
 		}
 	}
+	p := l.Policy
 	if !force {
 		plan, err := compile.Compile(p, cat)
 		if err != nil {
-			return nil, g.reportConfigError(err)
+			return nil, nil, g.reportConfigError(err)
 		}
-		return plan, nil
+		return plan, l, nil
 	}
 	plan, overridden, err := compile.CompileForced(p, cat)
 	if err != nil {
-		return nil, g.reportConfigError(err)
+		return nil, nil, g.reportConfigError(err)
 	}
 	for _, e := range overridden {
 		plan.Warnings = append(plan.Warnings, "--force: "+e.Error())
 	}
-	return plan, nil
+	return plan, l, nil
 }
 
 // guardStarter re-executes this binary as the detached confirm guard: a

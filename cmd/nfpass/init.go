@@ -193,34 +193,19 @@ func holds(links []helpers.Link, a netip.Addr) bool {
 // at path would be (no environment, no flags). problems are the config's
 // problems with the temporary file named as path.
 func validateStarter(yaml, path string) (*compile.Plan, []string, error) {
-	f, err := os.CreateTemp("", "nfpass-init-*.yaml")
-	if err != nil {
-		return nil, nil, err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.WriteString(yaml); err != nil {
-		f.Close()
-		return nil, nil, err
-	}
-	if err := f.Close(); err != nil {
-		return nil, nil, err
-	}
 	cat := catalog.Default()
-	rename := func(err error) []string {
-		var out []string
-		for _, m := range problemList(err) {
-			out = append(out, strings.ReplaceAll(m, f.Name(), path))
-		}
-		return out
+	name := path
+	if filepath.Ext(name) == "" {
+		name += ".yaml" // the format comes from the extension
 	}
-	p, err := config.Load(config.Options{Path: f.Name(), Explicit: true, Catalog: cat})
+	l, err := config.Load(config.Options{Path: name, Explicit: true, Data: []byte(yaml), Catalog: cat})
 	if err != nil {
-		return nil, rename(err), nil
+		return nil, problemList(err), nil
 	}
-	p.Source = path
-	plan, err := compile.Compile(p, cat)
+	l.Policy.Source = path
+	plan, err := compile.Compile(l.Policy, cat)
 	if err != nil {
-		return nil, rename(err), nil
+		return nil, problemList(err), nil
 	}
 	return plan, nil, nil
 }

@@ -103,10 +103,11 @@ func judgeGeneration(gen reconcile.Generation, cat *catalog.Catalog) (*judged, e
 			opts.Overrides = map[string]any{"profile": prof}
 		}
 	}
-	p, err := config.Load(opts)
+	l, err := config.Load(opts)
 	if err != nil {
 		return nil, fmt.Errorf("recorded config no longer loads: %s", strings.Join(problemList(err), "; "))
 	}
+	p := l.Policy
 	p.Source = gen.Source
 	about := audit.Judged{Kind: audit.JudgedGeneration, Generation: gen.ID, Source: gen.Source, Applied: gen.Time}
 	if now, err := compile.Compile(p, cat); err != nil || len(ruleset.Diff(plan.Table, now.Table)) > 0 {

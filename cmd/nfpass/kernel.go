@@ -88,13 +88,14 @@ func recompile(cfg []byte, in reconcile.Inputs) (*compile.Plan, error) {
 		overrides[key] = v
 	}
 	noFile := len(cfg) == 0
-	p, err := config.Load(config.Options{
+	l, err := config.Load(config.Options{
 		Path: in.ConfigPath, Explicit: !noFile, Data: cfg, NoFile: noFile,
 		Environ: in.Env, Overrides: overrides, Catalog: cat,
 	})
-	if err != nil && !(in.Forced && p != nil) {
+	if err != nil && !(in.Forced && l != nil) {
 		return nil, err
 	}
+	p := l.Policy
 	if in.Forced {
 		plan, _, err := compile.CompileForced(p, cat)
 		return plan, err

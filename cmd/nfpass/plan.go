@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nfpass/nfpass/pkg/compile"
+	"github.com/nfpass/nfpass/pkg/config"
 	"github.com/nfpass/nfpass/pkg/ruleset"
 )
 
@@ -102,15 +103,22 @@ func planChange(d ruleset.Difference) string {
 
 // compile loads the policy and compiles it; config problems are reported.
 func (g *globals) compile() (*compile.Plan, error) {
-	p, cat, err := g.loadPolicy()
+	plan, _, err := g.compileLoaded()
+	return plan, err
+}
+
+// compileLoaded is compile, returning the loaded config too (its
+// warnings).
+func (g *globals) compileLoaded() (*compile.Plan, *config.Loaded, error) {
+	l, cat, err := g.loadConfig(nil)
 	if err != nil {
-		return nil, g.reportConfigError(err)
+		return nil, nil, g.reportConfigError(err)
 	}
-	plan, err := compile.Compile(p, cat)
+	plan, err := compile.Compile(l.Policy, cat)
 	if err != nil {
-		return nil, g.reportConfigError(err)
+		return nil, nil, g.reportConfigError(err)
 	}
-	return plan, nil
+	return plan, l, nil
 }
 
 func newCheckCmd(g *globals) *cobra.Command {
@@ -135,10 +143,11 @@ Run it on the router itself; on another machine use --skip-interfaces.`,
   nfpass check --skip-interfaces -c router.yaml   # on a laptop`,
 		Args: cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			plan, err := g.compile()
+			plan, loaded, err := g.compileLoaded()
 			if err != nil {
 				return err
 			}
+			warnings := append(append([]string{}, loaded.Warnings...), plan.Warnings...)
 			var rep *boxReport
 			if !skipIfaces {
 				if rep, err = checkBox(plan, netns); err != nil {
@@ -146,7 +155,7 @@ Run it on the router itself; on another machine use --skip-interfaces.`,
 				}
 			}
 			if g.output == "json" {
-				out := map[string]any{"valid": true, "source": plan.Source, "warnings": nonNilStrings(plan.Warnings)}
+				out := map[string]any{"valid": true, "source": plan.Source, "warnings": nonNilStrings(warnings)}
 				if rep != nil {
 					out["interfaces"] = rep.Names
 					out["findings"] = rep.Findings
@@ -157,7 +166,7 @@ Run it on the router itself; on another machine use --skip-interfaces.`,
 				}
 			} else {
 				fmt.Fprintf(g.stdout, "%s: valid (%s mode, table inet %s)\n", plan.Source, plan.Mode, plan.Table.Name)
-				for _, w := range plan.Warnings {
+				for _, w := range warnings {
 					fmt.Fprintf(g.stdout, "warning: %s\n", w)
 				}
 				if rep != nil {

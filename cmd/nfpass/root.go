@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"strings"
 
@@ -12,6 +13,7 @@ import (
 
 	"github.com/nfpass/nfpass/pkg/catalog"
 	"github.com/nfpass/nfpass/pkg/config"
+	"github.com/nfpass/nfpass/pkg/helpers"
 	"github.com/nfpass/nfpass/pkg/policy"
 )
 
@@ -22,6 +24,7 @@ type globals struct {
 	table      string
 	profile    string
 	mode       string
+	maxConfig  sizeFlag
 	stdout     io.Writer
 	stderr     io.Writer
 	cmd        *cobra.Command
@@ -39,6 +42,7 @@ applies it atomically, proves the kernel holds exactly that, and audits live
 conntrack to show what really passes.`,
 		Example: `  nfpass plan                       # what the default profile compiles to
   nfpass check -c /etc/nfpass/nfpass.yaml
+  nfpass check -c big.yaml --max-config-size 4MiB
   nfpass apply --confirm 60s        # applies, rolls back unless confirmed
   nfpass lab run                    # see it work in throwaway namespaces`,
 		SilenceUsage:  true,
@@ -47,7 +51,9 @@ conntrack to show what really passes.`,
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	pf := root.PersistentFlags()
-	pf.StringVarP(&g.configPath, "config", "c", "", "config file (default "+config.DefaultPath+"; absent: the embedded profile home)")
+	pf.StringVarP(&g.configPath, "config", "c", "", "config file (default "+config.DefaultPath+"; only if no file is there: the embedded profile home)")
+	g.maxConfig = config.DefaultMaxSize
+	pf.Var(&g.maxConfig, "max-config-size", "largest config file read, e.g. 4MiB (a policy with thousands of forwards may need more)")
 	pf.StringVarP(&g.output, "output", "o", "text", "output format: text or json")
 	pf.StringVar(&g.table, "table", "", "override the table name")
 	pf.StringVar(&g.profile, "profile", "", "override the profile")
@@ -107,8 +113,11 @@ func builtinCommands(root *cobra.Command) {
 // extraCommands lets other files register commands (apply, audit, lab, ...).
 var extraCommands []func(*globals) *cobra.Command
 
-// loadPolicy loads and validates the policy from file, environment and flags.
-func (g *globals) loadPolicy() (*policy.Policy, *catalog.Catalog, error) {
+// loadConfig reads the config once (file, environment, flags) and
+// validates it. routerAddrs, when not nil, are the router's own addresses
+// (see routerAddrs), which no forward or DMZ may target. The result's
+// Bytes are what was parsed: record those, never re-read the file.
+func (g *globals) loadConfig(routerAddrs []netip.Addr) (*config.Loaded, *catalog.Catalog, error) {
 	cat := catalog.Default()
 	overrides := map[string]any{}
 	if g.table != "" {
@@ -120,28 +129,70 @@ func (g *globals) loadPolicy() (*policy.Policy, *catalog.Catalog, error) {
 	if g.mode != "" {
 		overrides["mode"] = g.mode
 	}
-	p, err := config.Load(config.Options{
-		Path:      g.configPath,
-		Explicit:  g.configPath != "",
-		Environ:   os.Environ(),
-		Overrides: overrides,
-		Catalog:   cat,
+	l, err := config.Load(config.Options{
+		Path:        g.configPath,
+		Explicit:    g.configPath != "",
+		Environ:     os.Environ(),
+		Overrides:   overrides,
+		Catalog:     cat,
+		MaxSize:     int64(g.maxConfig),
+		RouterAddrs: routerAddrs,
 	})
-	return p, cat, err
+	return l, cat, err
 }
 
-// configBytes returns the config file's bytes for the state record (nil
-// when the embedded profile is used).
-func (g *globals) configBytes() []byte {
-	path := g.configPath
-	if path == "" {
-		path = config.DefaultPath
+// loadPolicy is loadConfig for commands that need only the policy (and
+// record nothing).
+func (g *globals) loadPolicy() (*policy.Policy, *catalog.Catalog, error) {
+	l, cat, err := g.loadConfig(nil)
+	if l == nil {
+		return nil, cat, err
 	}
-	data, err := os.ReadFile(path)
+	return l.Policy, cat, err
+}
+
+// routerAddrs returns every address of every interface in the namespace
+// the command acts on ("" the host's): the router's own addresses. It
+// reads the kernel (netlink; a named namespace needs root). When they
+// cannot be read it returns nil and the check is skipped: the apply that
+// follows reports the namespace problem itself.
+func routerAddrs(netns string) []netip.Addr {
+	ifs, err := helpers.Interfaces(netns, nil)
 	if err != nil {
 		return nil
 	}
-	return data
+	out := []netip.Addr{}
+	for _, ifc := range ifs {
+		for _, a := range ifc.Addrs {
+			out = append(out, a.Addr())
+		}
+	}
+	return out
+}
+
+// sizeFlag is a byte count flag that reads 4MiB, 512KiB or 1048576.
+type sizeFlag int64
+
+func (s *sizeFlag) String() string { return config.FormatSize(int64(*s)) }
+func (s *sizeFlag) Type() string   { return "size" }
+func (s *sizeFlag) Set(v string) error {
+	n, err := config.ParseSize(v)
+	if err != nil {
+		return err
+	}
+	*s = sizeFlag(n)
+	return nil
+}
+
+// printWarnings writes the config's warnings (a file others can change),
+// one per line.
+func (g *globals) printWarnings(w io.Writer, l *config.Loaded) {
+	if l == nil {
+		return
+	}
+	for _, msg := range l.Warnings {
+		fmt.Fprintf(w, "warning: %s\n", msg)
+	}
 }
 
 // printJSON writes v as indented JSON.

@@ -115,19 +115,27 @@ does a full check; SIGTERM/SIGINT exit, leaving the table in place.`,
 
 			var mu sync.Mutex
 			table := ruleset.Family + " " + "nfpass"
+			lastWarnings := ""
 			load := func() (*compile.Plan, []byte, error) {
-				p, cat, err := g.loadPolicy()
+				// One read: the bytes recorded are the bytes compiled.
+				l, cat, err := g.loadConfig(routerAddrs(k.netns))
 				if err != nil {
 					return nil, nil, err
 				}
-				plan, err := compile.Compile(p, cat)
+				plan, err := compile.Compile(l.Policy, cat)
 				if err != nil {
 					return nil, nil, err
 				}
 				mu.Lock()
 				table = plan.Table.Family + " " + plan.Table.Name
+				if w := strings.Join(l.Warnings, "\n"); w != lastWarnings {
+					lastWarnings = w
+					for _, msg := range l.Warnings {
+						log.Warn("config file", "warning", msg)
+					}
+				}
 				mu.Unlock()
-				return plan, g.configBytes(), nil
+				return plan, l.Bytes, nil
 			}
 			// The monitor filters for the table of the last valid config.
 			if _, _, err := load(); err != nil {

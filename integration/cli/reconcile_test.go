@@ -32,10 +32,11 @@ func (l absentLoader) Load(_ context.Context, module string) (helpers.ModuleResu
 func TestMissingHelperChangesNothing(t *testing.T) {
 	ns := netns.New(t, "missing")
 	cat := catalog.Default()
-	p, err := config.Load(config.Options{Path: "../../rules/examples/vpn-server.yaml", Explicit: true, Catalog: cat})
+	l, err := config.Load(config.Options{Path: "../../rules/examples/vpn-server.yaml", Explicit: true, Catalog: cat})
 	if err != nil {
 		t.Fatal(err)
 	}
+	p := l.Policy
 	p.Passthrough["pptp"] = true
 	plan, err := compile.Compile(p, cat)
 	if err != nil {

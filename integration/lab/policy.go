@@ -37,13 +37,13 @@ func CompileConfig(path, profile string, extra map[string]any) (*policy.Policy, 
 	if path == "" {
 		opts.Path = "/nonexistent/nfpass-lab.yaml" // the profile alone, never the host's /etc/nfpass
 	}
-	p, err := config.Load(opts)
+	l, err := config.Load(opts)
 	if err != nil {
 		return nil, nil, err
 	}
-	plan, err := compile.Compile(p, catalog.Default())
+	plan, err := compile.Compile(l.Policy, catalog.Default())
 	if err != nil {
 		return nil, nil, err
 	}
-	return p, plan, nil
+	return l.Policy, plan, nil
 }

@@ -209,10 +209,11 @@ func TestAccessFromTable(t *testing.T) {
 	}
 	// A different LAN is a different access.
 	opts := config.Options{Path: filepath.Join(t.TempDir(), "absent.yaml"), Catalog: cat}
-	p, err := config.Load(opts)
+	l, err := config.Load(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
+	p := l.Policy
 	a, _ := compile.Compile(p, cat)
 	p.Interfaces.LAN = []string{"br-lna"}
 	b, _ := compile.Compile(p, cat)
@@ -278,10 +279,11 @@ func TestDecide(t *testing.T) {
 // disk) is judged by its table.
 func TestAccessOfTrustsTheTable(t *testing.T) {
 	cat := catalog.Default()
-	p, err := config.Load(config.Options{Path: filepath.Join(t.TempDir(), "absent.yaml"), Catalog: cat})
+	l, err := config.Load(config.Options{Path: filepath.Join(t.TempDir(), "absent.yaml"), Catalog: cat})
 	if err != nil {
 		t.Fatal(err)
 	}
+	p := l.Policy
 	p.Interfaces.LAN = []string{"br-lna"}
 	plan, err := compile.Compile(p, cat)
 	if err != nil {

@@ -51,10 +51,11 @@ func compileCase(t *testing.T, c goldenCase) *compile.Plan {
 		opts.Path = filepath.Join(t.TempDir(), "absent.yaml")
 		opts.Overrides = map[string]any{"profile": c.profile}
 	}
-	p, err := config.Load(opts)
+	l, err := config.Load(opts)
 	if err != nil {
 		t.Fatalf("load: %v", err)
 	}
+	p := l.Policy
 	p.Source = c.name // keep goldens independent of paths
 	plan, err := compile.Compile(p, cat)
 	if err != nil {

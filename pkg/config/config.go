@@ -15,8 +15,20 @@
 //
 // Maps (interfaces, passthrough, nat) merge key by key; lists (forwards,
 // management, interfaces.wan/lan/lan_networks) in a higher source replace
-// the lower one's whole list. Without a config file (the default path
-// missing and not given explicitly) the policy is the profile alone.
+// the lower one's whole list. Only without a config file (nothing at the
+// default path, and no path given explicitly) is the policy the profile
+// alone (Loaded.Embedded); an empty file is an error.
+//
+// # Reading the file
+//
+// The file is read once, and Loaded.Bytes are the bytes parsed. It is
+// opened non-blocking and must be a regular file (fstat of the opened
+// file, so a symlink to a FIFO or a device is refused too). At most
+// Options.MaxSize bytes are read (DefaultMaxSize, 1 MiB), and maps and
+// lists may nest at most Options.MaxDepth deep (DefaultMaxDepth, 32),
+// checked on the raw bytes before any parser runs. A YAML file holds one
+// document. A file someone other than root can change loads with a
+// warning (Loaded.Warnings).
 //
 // Keys are split on "::" inside viper, never on dots, and user-named things
 // are list items with a `name:` key, so names such as eth0.10, pppoe-wan or
@@ -46,7 +58,9 @@
 // # Errors
 //
 // Decoding is strict: unknown keys at any depth and values of the wrong
-// type are errors, then policy.Validate runs on the merged policy. Every
+// type are errors, found by one schema walker (derived from policy.Policy's
+// tags) that names each key path and line; viper only merges. Then
+// policy.ValidateWith runs on the merged policy. Every
 // problem is reported at once (errors.Join of *Error), each naming its
 // source and key path; see Error.
 package config
@@ -57,7 +71,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
+	"net/netip"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -65,6 +79,7 @@ import (
 
 	"github.com/pelletier/go-toml/v2"
 	"github.com/spf13/viper"
+	"gopkg.in/yaml.v3"
 
 	"github.com/nfpass/nfpass/pkg/catalog"
 	"github.com/nfpass/nfpass/pkg/policy"
@@ -86,6 +101,26 @@ const EnvConfig = EnvPrefix + "CONFIG"
 // keyDelim is viper's key delimiter: anything but a dot, so that no key is
 // ever split on the dots of eth0.10.
 const keyDelim = "::"
+
+// Loaded is a configuration as Load read it.
+type Loaded struct {
+	// Policy is the merged, validated policy.
+	Policy *policy.Policy
+	// Path is the config file read; "" when there was none (Embedded).
+	Path string
+	// Bytes are exactly the bytes Load parsed from Path: what to record
+	// beside the applied ruleset, so that the recorded config is the
+	// applied one. Nil when there was no file.
+	Bytes []byte
+	// Embedded: no file exists at the default path and none was named,
+	// so the policy is the profile alone (embedded in the binary), plus
+	// environment and flags.
+	Embedded bool
+	// Warnings are problems that do not stop loading, each naming the
+	// file: a config file or directory that someone other than root can
+	// change. Commands that apply print them.
+	Warnings []string
+}
 
 // Options says where Load reads from.
 type Options struct {
@@ -110,6 +145,17 @@ type Options struct {
 	// NoFile: there is no config file (the profile, environment and
 	// overrides alone), whatever exists at Path.
 	NoFile bool
+	// MaxSize is the largest config file read, in bytes; 0 means
+	// DefaultMaxSize. A larger file is an error, found while reading (a
+	// file that grows, or a device, cannot make Load read more).
+	MaxSize int64
+	// MaxDepth is the deepest nesting of maps and lists accepted; 0 means
+	// DefaultMaxDepth. It is checked before the file is parsed.
+	MaxDepth int
+	// RouterAddrs are the router's own addresses, which no forward or DMZ
+	// may target (see policy.ValidateOptions). Load does not read them:
+	// the caller does, in the namespace it applies to. Nil: not checked.
+	RouterAddrs []netip.Addr
 }
 
 // Precedence ranks of the sources.
@@ -122,20 +168,28 @@ const (
 
 // source is one layer of configuration.
 type source struct {
-	label string // Error.File
-	rank  int    // precedence: higher wins
-	yaml  []byte // the YAML text, for line numbers; nil otherwise
+	label string     // Error.File
+	rank  int        // precedence: higher wins
+	yaml  []byte     // the YAML text, for line numbers; nil otherwise
+	doc   *yaml.Node // the parsed YAML document, when there is one
 	lines map[string]int
 }
 
 // line returns the line of path or of its nearest ancestor, or 0. The
 // line index is built on first use: only when there is a problem.
 func (s *source) line(path string) int {
-	if s.yaml == nil {
+	if s.yaml == nil && s.doc == nil {
 		return 0
 	}
 	if s.lines == nil {
-		s.lines = yamlLines(s.yaml)
+		doc := s.doc
+		if doc == nil {
+			doc = &yaml.Node{}
+			if err := yaml.Unmarshal(s.yaml, doc); err != nil {
+				doc = nil
+			}
+		}
+		s.lines = yamlLines(doc)
 	}
 	for p := path; p != ""; p = parent(p) {
 		if l, ok := s.lines[p]; ok {
@@ -208,11 +262,18 @@ func (ld *loader) reported(path string) bool {
 }
 
 // Load reads the configuration as Options say, merges the sources, decodes
-// strictly and validates. On success it returns the policy and nil. On
-// failure the error joins one *Error per problem (see Errors); the policy is
-// nil, except when every problem matches policy.ErrManagementCut, where it
-// is returned too so that a forced apply can use it.
-func Load(opts Options) (*policy.Policy, error) {
+// strictly and validates. It reads the config file once, only if it is a
+// regular file, at most Options.MaxSize bytes, and nested at most
+// Options.MaxDepth deep; Loaded.Bytes are the bytes it parsed. An empty
+// file (nothing but whitespace or comments, a null or empty document) is
+// an error: only when no file exists at the default path, and none was
+// named, is the policy the profile alone (Loaded.Embedded).
+//
+// On success it returns the result and nil. On failure the error joins one
+// *Error per problem (see Errors) and the result is nil, except when every
+// problem matches policy.ErrManagementCut: then the result is complete too,
+// so that a forced apply can use it.
+func Load(opts Options) (*Loaded, error) {
 	cat := opts.Catalog
 	if cat == nil {
 		cat = catalog.Default()
@@ -221,49 +282,55 @@ func Load(opts Options) (*policy.Policy, error) {
 	if path == "" {
 		path = DefaultPath
 	}
+	maxDepth := opts.MaxDepth
+	if maxDepth <= 0 {
+		maxDepth = DefaultMaxDepth
+	}
 	ld := &loader{origin: map[string]*source{}}
+	out := &Loaded{}
 
 	// The file.
 	fileSrc := &source{label: path, rank: rankFile}
 	var fileTree map[string]any
 	haveFile, fileBroken := false, false
+	fileProblem := func(p *readProblem) {
+		fileBroken = true
+		ld.problems = append(ld.problems, problem{rankFile, &Error{File: path, Line: p.line, Msg: p.msg, Err: p.err}})
+	}
 	format, ok := formatOf(path)
 	if !ok {
 		fileBroken = true
 		ld.add(fileSrc, "", fmt.Sprintf("unsupported file format %q; use .yaml, .yml, .toml or .json", filepath.Ext(path)), ErrUnsupportedFormat)
 	} else {
-		data, err := opts.Data, error(nil)
+		var fd *fileData
+		var prob *readProblem
 		switch {
 		case opts.NoFile:
-			data, err = nil, fs.ErrNotExist
-		case data == nil:
-			data, err = os.ReadFile(path)
+			prob = &readProblem{msg: "no config file", err: fs.ErrNotExist}
+		case opts.Data != nil:
+			fd = &fileData{data: opts.Data} // recorded bytes: no file to read
+		default:
+			fd, prob = readFile(path, opts.MaxSize)
 		}
 		switch {
-		case err == nil:
+		case prob == nil:
 			haveFile = true
-			tree, perr := readTree(format, data)
-			if perr != nil {
-				fileBroken = true
-				msg, line := parseProblem(data, perr)
-				ld.problems = append(ld.problems, problem{rankFile, &Error{File: path, Line: line,
-					Msg: "cannot parse " + strings.ToUpper(format) + ": " + msg, Err: fmt.Errorf("%w: %w", ErrParse, perr)}})
+			out.Path, out.Bytes = path, fd.data
+			if fd.info != nil {
+				out.Warnings = ownership(path, fd.info)
+			}
+			tree, doc, prob := parse(format, fd.data, maxDepth, opts.Explicit)
+			if prob != nil {
+				fileProblem(prob)
 				break
 			}
-			if format == "yaml" {
-				fileSrc.yaml = data
-			}
+			fileSrc.doc = doc
 			fileTree = ld.cleanTop(fileSrc, tree)
-		case errors.Is(err, fs.ErrNotExist) && !opts.Explicit:
+		case errors.Is(prob.err, fs.ErrNotExist) && !opts.Explicit:
 			// No file: the profile alone.
+			out.Embedded = true
 		default:
-			fileBroken = true
-			msg := err.Error()
-			var pe *fs.PathError
-			if errors.As(err, &pe) {
-				msg = pe.Err.Error()
-			}
-			ld.add(fileSrc, "", "cannot read: "+msg, err)
+			fileProblem(prob)
 		}
 	}
 
@@ -334,8 +401,11 @@ func Load(opts Options) (*policy.Policy, error) {
 	if haveFile {
 		mainSrc = fileSrc
 	}
+	// The schema walker (cleanTop) has already refused unknown keys and
+	// wrong types with their key paths and lines: it is the one strict
+	// decoder. viper only merges the canonical trees, which fit the struct.
 	var p policy.Policy
-	if err := v.UnmarshalExact(&p); err != nil {
+	if err := v.Unmarshal(&p); err != nil {
 		// The trees are canonical by now; this is a bug, not bad input.
 		ld.add(mainSrc, "", "internal error decoding the merged configuration: "+oneLine(err.Error()), err)
 	}
@@ -347,7 +417,7 @@ func Load(opts Options) (*policy.Policy, error) {
 
 	// Validate the merged policy, and name the source of each problem.
 	partial := fileBroken || !profileOK
-	if verr := p.Validate(cat); verr != nil {
+	if verr := p.ValidateWith(cat, policy.ValidateOptions{RouterAddrs: opts.RouterAddrs}); verr != nil {
 		items := []error{verr}
 		if j, ok := verr.(interface{ Unwrap() []error }); ok {
 			items = j.Unwrap()
@@ -373,8 +443,9 @@ func Load(opts Options) (*policy.Policy, error) {
 		}
 	}
 
+	out.Policy = &p
 	if len(ld.problems) == 0 {
-		return &p, nil
+		return out, nil
 	}
 	// By source, then (YAML) by line; otherwise in the order found.
 	slices.SortStableFunc(ld.problems, func(a, b problem) int {
@@ -390,7 +461,7 @@ func Load(opts Options) (*policy.Policy, error) {
 		allMgmt = allMgmt && errors.Is(pr.err, policy.ErrManagementCut)
 	}
 	if allMgmt {
-		return &p, errors.Join(errs...)
+		return out, errors.Join(errs...)
 	}
 	return nil, errors.Join(errs...)
 }
@@ -406,23 +477,6 @@ func formatOf(path string) (string, bool) {
 		return "json", true
 	}
 	return "", false
-}
-
-// readTree decodes one document with viper and returns its settings, keys
-// lowercased.
-func readTree(format string, data []byte) (tree map[string]any, err error) {
-	defer func() {
-		// The decoders should not panic; if one does, it is bad input.
-		if r := recover(); r != nil {
-			tree, err = nil, fmt.Errorf("%v", r)
-		}
-	}()
-	v := viper.NewWithOptions(viper.KeyDelimiter(keyDelim))
-	v.SetConfigType(format)
-	if err := v.ReadConfig(bytes.NewReader(data)); err != nil {
-		return nil, err
-	}
-	return v.AllSettings(), nil
 }
 
 // profiles caches decoded profile documents (they are immutable), keyed

@@ -40,7 +40,7 @@ func TestExamplesAndProfilesLoad(t *testing.T) {
 	}
 	for _, path := range examples {
 		t.Run("example/"+filepath.Base(path), func(t *testing.T) {
-			p, err := Load(Options{Path: path, Explicit: true})
+			p, err := load(Options{Path: path, Explicit: true})
 			if err != nil {
 				t.Fatalf("Load: %v", err)
 			}
@@ -58,7 +58,7 @@ func TestExamplesAndProfilesLoad(t *testing.T) {
 	}
 	for _, name := range cat.ProfileNames() {
 		t.Run("profile/"+name+"/alone", func(t *testing.T) {
-			p, err := Load(Options{Path: missing(t), Overrides: map[string]any{"profile": name}})
+			p, err := load(Options{Path: missing(t), Overrides: map[string]any{"profile": name}})
 			if err != nil {
 				t.Fatalf("Load: %v", err)
 			}
@@ -74,7 +74,7 @@ func TestExamplesAndProfilesLoad(t *testing.T) {
 		})
 		t.Run("profile/"+name+"/from-file", func(t *testing.T) {
 			path := writeConfig(t, "nfpass.yaml", "profile: "+name+"\n")
-			p, err := Load(Options{Path: path, Explicit: true})
+			p, err := load(Options{Path: path, Explicit: true})
 			if err != nil {
 				t.Fatalf("Load: %v", err)
 			}
@@ -86,7 +86,7 @@ func TestExamplesAndProfilesLoad(t *testing.T) {
 }
 
 func TestNoConfigFileUsesHome(t *testing.T) {
-	got, err := Load(Options{Path: missing(t)})
+	got, err := load(Options{Path: missing(t)})
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
@@ -121,7 +121,7 @@ func TestNoConfigFileUsesHome(t *testing.T) {
 		if _, err := os.Stat(DefaultPath); err == nil {
 			t.Skipf("%s exists on this machine", DefaultPath)
 		}
-		p, err := Load(Options{})
+		p, err := load(Options{})
 		if err != nil {
 			t.Fatalf("Load: %v", err)
 		}
@@ -131,7 +131,7 @@ func TestNoConfigFileUsesHome(t *testing.T) {
 	})
 	t.Run("explicit missing file is an error", func(t *testing.T) {
 		path := missing(t)
-		_, err := Load(Options{Path: path, Explicit: true})
+		_, err := load(Options{Path: path, Explicit: true})
 		if err == nil || !errors.Is(err, fs.ErrNotExist) || !strings.HasPrefix(err.Error(), path+": ") {
 			t.Errorf("Load = %v; want a not-exist error naming %s", err, path)
 		}
@@ -149,7 +149,7 @@ nat:
 management:
   - {name: ssh, proto: tcp, port: 2200, zone: lan}
 `)
-	got, err := Load(Options{Path: path, Explicit: true})
+	got, err := load(Options{Path: path, Explicit: true})
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
@@ -173,7 +173,7 @@ management:
 }
 
 func TestFormatsAgree(t *testing.T) {
-	want, err := Load(Options{Path: "testdata/equiv.yaml", Explicit: true})
+	want, err := load(Options{Path: "testdata/equiv.yaml", Explicit: true})
 	if err != nil {
 		t.Fatalf("Load YAML: %v", err)
 	}
@@ -185,7 +185,7 @@ func TestFormatsAgree(t *testing.T) {
 	}
 	for _, path := range []string{"testdata/equiv.toml", "testdata/equiv.json"} {
 		t.Run(filepath.Ext(path), func(t *testing.T) {
-			got, err := Load(Options{Path: path, Explicit: true})
+			got, err := load(Options{Path: path, Explicit: true})
 			if err != nil {
 				t.Fatalf("Load: %v", err)
 			}
@@ -212,7 +212,7 @@ func TestInterfaceNamesVerbatim(t *testing.T) {
 	}
 	for name, content := range files {
 		t.Run(name, func(t *testing.T) {
-			p, err := Load(Options{Path: writeConfig(t, name, content), Explicit: true})
+			p, err := load(Options{Path: writeConfig(t, name, content), Explicit: true})
 			if err != nil {
 				t.Fatalf("Load: %v", err)
 			}
@@ -222,7 +222,7 @@ func TestInterfaceNamesVerbatim(t *testing.T) {
 		})
 	}
 	t.Run("environment", func(t *testing.T) {
-		p, err := Load(Options{Path: missing(t), Environ: []string{
+		p, err := load(Options{Path: missing(t), Environ: []string{
 			"NFPASS_INTERFACES_WAN=eth0.10, pppoe-wan wan.v6",
 			"NFPASS_INTERFACES_LAN=br-lan,br-lan.20,Eth1.5",
 		}})
@@ -292,7 +292,7 @@ func TestEnvAndOverrides(t *testing.T) {
 			if tt.file != "" {
 				path = writeConfig(t, "nfpass.yaml", tt.file)
 			}
-			p, err := Load(Options{Path: path, Environ: tt.env, Overrides: tt.overrides})
+			p, err := load(Options{Path: path, Environ: tt.env, Overrides: tt.overrides})
 			if err != nil {
 				t.Fatalf("Load: %v", err)
 			}
@@ -528,7 +528,7 @@ func TestInvalid(t *testing.T) {
 				}
 				path = writeConfig(t, "nfpass"+ext, tt.file)
 			}
-			p, err := Load(Options{Path: path, Explicit: tt.file != "", Environ: tt.env, Overrides: tt.overrides})
+			p, err := load(Options{Path: path, Explicit: tt.file != "", Environ: tt.env, Overrides: tt.overrides})
 			if err == nil {
 				t.Fatal("Load succeeded; want an error")
 			}
@@ -585,7 +585,7 @@ forwards:
     to: 192.168.1.5
   - 7
 `)
-	_, err := Load(Options{Path: path, Explicit: true, Environ: []string{"NFPASS_MODE=router"}})
+	_, err := load(Options{Path: path, Explicit: true, Environ: []string{"NFPASS_MODE=router"}})
 	if err == nil {
 		t.Fatal("Load succeeded")
 	}
@@ -652,7 +652,7 @@ management:
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = Load(Options{Path: missing(t), Catalog: cat})
+	_, err = load(Options{Path: missing(t), Catalog: cat})
 	if err == nil {
 		t.Fatal("Load succeeded")
 	}
@@ -666,7 +666,7 @@ management:
 	}
 	// The file fixes the DMZ: only the profile's unknown key is left.
 	path := writeConfig(t, "nfpass.yaml", "nat:\n  dmz: 192.168.1.5\n")
-	_, err = Load(Options{Path: path, Explicit: true, Catalog: cat})
+	_, err = load(Options{Path: path, Explicit: true, Catalog: cat})
 	if got := Errors(err); len(got) != 1 || got[0].File != "profile home" || got[0].Path != "nat.masq" {
 		t.Errorf("Load = %v; want only the profile's nat.masq", err)
 	}
@@ -674,7 +674,7 @@ management:
 
 func TestErrorType(t *testing.T) {
 	path := writeConfig(t, "nfpass.yaml", "interfaces:\n  lan_networks: [192.168.1.0/24]\nmanagement: []\nnat:\n  dmz: 10.0.0.1\n")
-	p, err := Load(Options{Path: path, Explicit: true})
+	p, err := load(Options{Path: path, Explicit: true})
 	if p != nil {
 		t.Errorf("policy returned alongside a non-management error")
 	}
@@ -732,4 +732,13 @@ func TestEnvMapping(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("env mapping (documented in the package comment) (-want +got):\n%s", diff)
 	}
+}
+
+// load is Load for tests that look only at the policy.
+func load(opts Options) (*policy.Policy, error) {
+	l, err := Load(opts)
+	if l == nil {
+		return nil, err
+	}
+	return l.Policy, err
 }

@@ -286,14 +286,13 @@ func (ld *loader) overrideLayer(src *source, overrides map[string]any) map[strin
 	return ld.cleanTop(src, tree)
 }
 
-// yamlLines maps each key path of a YAML document to its line. Keys are
-// lowercased as viper does.
-func yamlLines(data []byte) map[string]int {
-	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil
-	}
+// yamlLines maps each key path of a parsed YAML document to its line.
+// Keys are lowercased as viper does.
+func yamlLines(doc *yaml.Node) map[string]int {
 	out := map[string]int{}
+	if doc == nil {
+		return out
+	}
 	var walk func(n *yaml.Node, path string, depth int)
 	walk = func(n *yaml.Node, path string, depth int) {
 		if n == nil || depth > 64 {
@@ -320,6 +319,6 @@ func yamlLines(data []byte) map[string]int {
 			}
 		}
 	}
-	walk(&doc, "", 0)
+	walk(doc, "", 0)
 	return out
 }

@@ -70,6 +70,20 @@ var (
 	ErrUnsupportedFormat = errors.New("unsupported config file format")
 	// ErrParse: the file is not valid YAML, TOML or JSON.
 	ErrParse = errors.New("cannot parse config file")
+	// ErrNotRegular: the config path is a FIFO, a device, a directory or a
+	// socket (or a symlink to one, or a dangling symlink): nfpass reads
+	// only regular files.
+	ErrNotRegular = errors.New("config file is not a regular file")
+	// ErrTooLarge: the file is larger than Options.MaxSize.
+	ErrTooLarge = errors.New("config file too large")
+	// ErrTooDeep: maps and lists nest deeper than Options.MaxDepth.
+	ErrTooDeep = errors.New("config nested too deep")
+	// ErrEmpty: the file holds no settings (empty, whitespace or comments
+	// only, a null or empty document). An empty file never means "use the
+	// embedded profile": only a missing one does.
+	ErrEmpty = errors.New("config file is empty")
+	// ErrSecondDocument: a YAML file holds more than one document (---).
+	ErrSecondDocument = errors.New("config file has a second YAML document")
 )
 
 // Errors flattens an error returned by Load into its *Error values, in

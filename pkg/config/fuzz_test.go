@@ -63,7 +63,7 @@ func FuzzLoad(f *testing.F) {
 		if err := os.WriteFile(path, data, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		p, err := Load(Options{Path: path, Explicit: true, Catalog: cat})
+		p, err := load(Options{Path: path, Explicit: true, Catalog: cat})
 		if err == nil {
 			if p == nil {
 				t.Fatal("nil policy and nil error")

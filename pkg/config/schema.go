@@ -237,6 +237,19 @@ func joinPath(path, key string) string {
 // suggest returns the known word closest to s, or "" when none is close.
 func suggest(s string, known []string) string {
 	s = strings.ToLower(s)
+	// lan-networks for lan_networks.
+	for _, k := range known {
+		if strings.ReplaceAll(s, "-", "_") == strings.ToLower(k) {
+			return k
+		}
+	}
+	// One slip away from a known word (protocl, masquarade) beats an
+	// abbreviation (proto).
+	for _, k := range known {
+		if levenshtein(s, strings.ToLower(k)) == 1 {
+			return k
+		}
+	}
 	// An abbreviation of exactly one known word ("masq").
 	if len(s) >= 3 {
 		var prefixed []string

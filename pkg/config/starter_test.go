@@ -93,10 +93,10 @@ func TestNewStarter(t *testing.T) {
 			if err != nil {
 				t.Fatalf("load the starter: %v\n%s", err, st.YAML)
 			}
-			if _, err := compile.Compile(p, cat); err != nil {
+			if _, err := compile.Compile(p.Policy, cat); err != nil {
 				t.Fatalf("compile the starter: %v", err)
 			}
-			got := want{WAN: p.Interfaces.WAN, LAN: p.Interfaces.LAN, Nets: p.Interfaces.LANNetworks}
+			got := want{WAN: p.Policy.Interfaces.WAN, LAN: p.Policy.Interfaces.LAN, Nets: p.Policy.Interfaces.LANNetworks}
 			for _, g := range st.Guesses {
 				if g.Key == "management" && g.Value != "ssh, web, dns, dhcp from lan; dhcpv6-client from wan" {
 					got.SSHEntry = g.Value
@@ -107,7 +107,7 @@ func TestNewStarter(t *testing.T) {
 			}
 			// The starter's access never cuts the session it saw.
 			if c.in.SSHPort != 0 {
-				plan, _ := compile.Compile(p, cat)
+				plan, _ := compile.Compile(p.Policy, cat)
 				var box compile.Box
 				for _, i := range c.in.Interfaces {
 					box.Interfaces = append(box.Interfaces, compile.BoxInterface{Name: i.Name, Addrs: i.Addrs})

@@ -84,7 +84,7 @@ func TestLinksRoutesPreflight(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		pl, err := compile.Compile(p, catalog.Default())
+		pl, err := compile.Compile(p.Policy, catalog.Default())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -32,10 +32,27 @@ var (
 // becomes one element of a map or set.
 const MaxRangePorts = 4096
 
+// ValidateOptions are facts about the box the policy is for, which the
+// policy itself cannot know. The zero value checks what the policy alone
+// can show.
+type ValidateOptions struct {
+	// RouterAddrs are the router's own addresses (every address of every
+	// interface in the namespace the policy is applied to). A forward or
+	// the DMZ may not target one of them. The caller reads them from the
+	// kernel (Validate does no I/O); nil skips that check.
+	RouterAddrs []netip.Addr
+}
+
 // Validate checks the whole policy against the catalog and returns every
 // problem at once (errors.Join of *FieldError), each naming its key path.
 // Problems that would cut management access also match ErrManagementCut.
+// It is ValidateWith with zero options.
 func (p *Policy) Validate(cat Catalog) error {
+	return p.ValidateWith(cat, ValidateOptions{})
+}
+
+// ValidateWith is Validate with facts about the box (see ValidateOptions).
+func (p *Policy) ValidateWith(cat Catalog, opts ValidateOptions) error {
 	var errs []error
 	add := func(err error) {
 		if err != nil {
@@ -54,7 +71,10 @@ func (p *Policy) Validate(cat Catalog) error {
 			add(fieldErr("passthrough."+name, "unknown protocol; known: %s", strings.Join(cat.ProtocolNames(), ", ")))
 		}
 	}
-	lanNets := p.lanNetworks()
+	if len(p.Interfaces.LANNetworks) == 0 && (len(p.Forwards) > 0 || p.NAT.DMZ != "") {
+		add(fieldErr("interfaces.lan_networks", "must list the LAN's networks (e.g. [192.168.1.0/24]) when there are forwards or a DMZ: nfpass checks that every target is a LAN host, so that the router never relays WAN traffic elsewhere"))
+	}
+	t := targets{nets: p.lanNetworks(), written: p.Interfaces.LANNetworks, router: opts.RouterAddrs}
 	if p.NAT.DMZ != "" {
 		addr, err := netip.ParseAddr(p.NAT.DMZ)
 		switch {
@@ -62,17 +82,90 @@ func (p *Policy) Validate(cat Catalog) error {
 			add(fieldErr("nat.dmz", "not available in companion mode: the owning firewall's DNAT and WAN services come first; configure its own DMZ (fw4: a redirect without src_dport)"))
 		case err != nil:
 			add(fieldErr("nat.dmz", "%q is not an IP address", p.NAT.DMZ))
-		case addr.Is6():
+		case addr.Is6() && !addr.Is4In6() && addr.Zone() == "":
 			add(fieldErr("nat.dmz", "%s: the DMZ is an IPv4 NAT feature; IPv6 hosts are reachable without NAT (give an IPv4 LAN address)", addr))
-		case len(lanNets) == 0:
-			add(fieldErr("nat.dmz", "needs interfaces.lan_networks to check that %s is a LAN host", addr))
-		case !containedIn(addr, lanNets):
-			add(fieldErr("nat.dmz", "%s is outside the LAN (interfaces.lan_networks: %s)", addr, strings.Join(p.Interfaces.LANNetworks, ", ")))
+		default:
+			add(t.check("nat.dmz", addr))
 		}
 	}
 	errs = append(errs, p.validateManagement()...)
-	errs = append(errs, p.validateForwards(cat, lanNets)...)
+	errs = append(errs, p.validateForwards(cat, t)...)
 	return errors.Join(errs...)
+}
+
+// targets checks forward and DMZ targets: a host on the LAN, not the
+// router itself, not an address that is not one host.
+type targets struct {
+	nets    []netip.Prefix // the valid lan_networks, masked
+	written []string       // lan_networks as written, for messages
+	router  []netip.Addr
+}
+
+// check returns the problem with addr as the target at path, or nil.
+func (t targets) check(path string, addr netip.Addr) error {
+	switch {
+	case addr.Zone() != "":
+		return fieldErr(path, "%s has a zone (%%%s): a forward target is a LAN host's global or private address, never a link-local one with a zone; remove %%%s and use such an address", addr, addr.Zone(), addr.Zone())
+	case addr.Is4In6():
+		return fieldErr(path, "%s is an IPv4-mapped IPv6 address; write the IPv4 address %s", addr, addr.Unmap())
+	case addr.IsUnspecified():
+		return fieldErr(path, "%s is the unspecified address, not a host; give a LAN host's address", addr)
+	case addr.IsLoopback():
+		return fieldErr(path, "%s is a loopback address (the router itself); give a LAN host's address", addr)
+	case addr.IsMulticast():
+		return fieldErr(path, "%s is a multicast address, not a host; give a LAN host's address", addr)
+	case addr == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+		return fieldErr(path, "%s is the broadcast address, not a host; give a LAN host's address", addr)
+	case addr.Is6() && addr.IsLinkLocalUnicast():
+		return fieldErr(path, "%s is a link-local address, which is not routable; use the host's global or ULA address", addr)
+	case slices.Contains(t.router, addr):
+		return fieldErr(path, "%s is one of this router's own addresses: a forward or DMZ target must be a LAN host (the router's own services are opened with management:)", addr)
+	}
+	if len(t.written) == 0 || len(t.nets) == 0 {
+		// No LAN networks (reported at interfaces.lan_networks) or none
+		// valid (reported at each entry): nothing to check against.
+		return nil
+	}
+	if !containedIn(addr, t.nets) {
+		return fieldErr(path, "%s is outside the LAN (interfaces.lan_networks: %s)", addr, strings.Join(t.written, ", "))
+	}
+	for _, n := range t.nets {
+		if !n.Contains(addr) {
+			continue
+		}
+		if addr.Is4() && n.Bits() <= 30 {
+			if addr == n.Addr() {
+				return fieldErr(path, "%s is the network address of %s, not a host; give a LAN host's address", addr, n)
+			}
+			if addr == lastAddr(n) {
+				return fieldErr(path, "%s is the broadcast address of %s, not a host; give a LAN host's address", addr, n)
+			}
+		}
+		if addr.Is6() && n.Bits() <= 126 && addr == n.Addr() {
+			return fieldErr(path, "%s is the subnet-router anycast address of %s (a router, not a host); give a LAN host's address", addr, n)
+		}
+	}
+	return nil
+}
+
+// lastAddr is the highest address of n (the IPv4 broadcast address).
+func lastAddr(n netip.Prefix) netip.Addr {
+	b := n.Addr().AsSlice()
+	for i := n.Bits(); i < len(b)*8; i++ {
+		b[i/8] |= 0x80 >> (i % 8)
+	}
+	a, _ := netip.AddrFromSlice(b)
+	return a
+}
+
+// hostBits returns the problem with a CIDR that has host bits set
+// (192.168.1.1/24), naming the network it probably meant, or nil.
+func hostBits(path, s string) error {
+	pfx, err := netip.ParsePrefix(s)
+	if err != nil || pfx == pfx.Masked() {
+		return nil
+	}
+	return fieldErr(path, "%q has host bits set: did you mean %s (the network), or %s/%d (that one address)?", s, pfx.Masked(), pfx.Addr(), pfx.Addr().BitLen())
 }
 
 func (p *Policy) validateInterfaces() []error {
@@ -101,8 +194,15 @@ func (p *Policy) validateInterfaces() []error {
 		errs = append(errs, fieldErr("interfaces.lan", "standalone mode needs at least one LAN interface"))
 	}
 	for i, n := range p.Interfaces.LANNetworks {
-		if _, err := netip.ParsePrefix(n); err != nil {
-			errs = append(errs, fieldErr(fmt.Sprintf("interfaces.lan_networks[%d]", i), "%q is not a CIDR (e.g. 192.168.1.0/24)", n))
+		path := fmt.Sprintf("interfaces.lan_networks[%d]", i)
+		pfx, err := netip.ParsePrefix(n)
+		switch {
+		case err != nil:
+			errs = append(errs, fieldErr(path, "%q is not a CIDR (e.g. 192.168.1.0/24)", n))
+		case pfx != pfx.Masked():
+			errs = append(errs, fieldErr(path, "%q has host bits set: did you mean %s?", n, pfx.Masked()))
+		case pfx.Bits() == 0:
+			errs = append(errs, fieldErr(path, "%q is every address, not a LAN: list the LAN's own networks (e.g. 192.168.1.0/24)", n))
 		}
 	}
 	return errs
@@ -111,8 +211,8 @@ func (p *Policy) validateInterfaces() []error {
 func (p *Policy) lanNetworks() []netip.Prefix {
 	var out []netip.Prefix
 	for _, n := range p.Interfaces.LANNetworks {
-		if pfx, err := netip.ParsePrefix(n); err == nil {
-			out = append(out, pfx.Masked())
+		if pfx, err := netip.ParsePrefix(n); err == nil && pfx == pfx.Masked() && pfx.Bits() > 0 {
+			out = append(out, pfx)
 		}
 	}
 	return out
@@ -133,7 +233,11 @@ func (p *Policy) validateManagement() []error {
 	for i, s := range p.Management {
 		path := fmt.Sprintf("management[%d]", i)
 		errs = append(errs, checkName(path, s.Name, names, i)...)
-		if s.Proto != "tcp" && s.Proto != "udp" {
+		switch s.Proto {
+		case "tcp", "udp":
+		case "":
+			errs = append(errs, fieldErr(path+".proto", "must be set: tcp or udp"))
+		default:
 			errs = append(errs, fieldErr(path+".proto", "%q is not tcp or udp", s.Proto))
 		}
 		errs = append(errs, checkPorts(path+".port", s.Ports)...)
@@ -143,12 +247,56 @@ func (p *Policy) validateManagement() []error {
 				errs = append(errs, managementErr(path+".zone", "lan, but interfaces.lan is empty: %s would be unreachable", s.Name))
 			}
 		case ZoneWAN, ZoneAny:
+		case "":
+			errs = append(errs, fieldErr(path+".zone", "must be set: lan, wan or any"))
 		default:
 			errs = append(errs, fieldErr(path+".zone", "%q is not lan, wan or any", s.Zone))
 		}
 	}
+	errs = append(errs, duplicateManagement(p.Management)...)
 	if p.Mode == Standalone && len(p.Management) == 0 {
 		errs = append(errs, managementErr("management", "is empty: in standalone mode the input policy is drop, so nothing could reach the router (add e.g. {name: ssh, proto: tcp, port: 22, zone: lan})"))
+	}
+	return errs
+}
+
+// duplicateManagement finds management entries that open a proto/port
+// another entry already opens from an overlapping zone (any overlaps
+// both): a copy-paste slip, or two names for one port.
+func duplicateManagement(ms []Service) []error {
+	var errs []error
+	type open struct {
+		claim
+		zone, name string
+	}
+	var seen []open
+	for i, s := range ms {
+		if s.Proto != "tcp" && s.Proto != "udp" {
+			continue
+		}
+		if s.Zone != ZoneLAN && s.Zone != ZoneWAN && s.Zone != ZoneAny {
+			continue
+		}
+		for j, port := range s.Ports {
+			lo, hi, err := catalog.ParsePortRange(port)
+			if err != nil {
+				continue
+			}
+			c := open{claim{l4: s.Proto, lo: lo, hi: hi, idx: i}, s.Zone, s.Name}
+			for _, o := range seen {
+				if !o.overlaps(c.claim) || (o.zone != c.zone && o.zone != ZoneAny && c.zone != ZoneAny) {
+					continue
+				}
+				path := fmt.Sprintf("management[%d].port[%d]", i, j)
+				if o.idx == i {
+					errs = append(errs, fieldErr(path, "%s is listed twice in this entry", c.claim))
+				} else {
+					errs = append(errs, fieldErr(path, "%s from %s is already open by management[%d] (%s, %s from %s): remove the duplicate", c.claim, c.zone, o.idx, o.name, o.claim, o.zone))
+				}
+				break
+			}
+			seen = append(seen, c)
+		}
 	}
 	return errs
 }
@@ -234,7 +382,7 @@ func (f Forward) claims(cat Catalog, path string) []claim {
 	return out
 }
 
-func (p *Policy) validateForwards(cat Catalog, lanNets []netip.Prefix) []error {
+func (p *Policy) validateForwards(cat Catalog, t targets) []error {
 	var errs []error
 	names := map[string]int{}
 	var mgmt []claim
@@ -260,17 +408,23 @@ func (p *Policy) validateForwards(cat Catalog, lanNets []netip.Prefix) []error {
 				errs = append(errs, fieldErr(path+".protocol", "%q is not a catalog protocol; known: %s", f.Protocol, strings.Join(cat.ProtocolNames(), ", ")))
 			}
 		default:
-			if f.Proto != "tcp" && f.Proto != "udp" {
+			switch f.Proto {
+			case "tcp", "udp":
+			case "":
+				errs = append(errs, fieldErr(path+".proto", "must be set: tcp or udp (or use protocol: with a catalog name)"))
+			default:
 				errs = append(errs, fieldErr(path+".proto", "%q is not tcp or udp (or use protocol: with a catalog name)", f.Proto))
 			}
 			errs = append(errs, checkPorts(path+".port", f.Ports)...)
 		}
 		toAddr, toPort, err := ParseTarget(f.To)
-		if err != nil {
+		if f.To == "" {
+			errs = append(errs, fieldErr(path+".to", "must be set: the LAN host's address (addr, addr:port or [v6]:port)"))
+		} else if err != nil {
 			errs = append(errs, fieldErr(path+".to", "%s", err.Error()))
 		} else {
-			if len(lanNets) > 0 && !containedIn(toAddr, lanNets) {
-				errs = append(errs, fieldErr(path+".to", "%s is outside the LAN (interfaces.lan_networks: %s)", toAddr, strings.Join(p.Interfaces.LANNetworks, ", ")))
+			if err := t.check(path+".to", toAddr); err != nil {
+				errs = append(errs, err)
 			}
 			if toPort != 0 {
 				if f.Protocol != "" {
@@ -286,10 +440,17 @@ func (p *Policy) validateForwards(cat Catalog, lanNets []netip.Prefix) []error {
 				}
 			}
 		}
+		if f.From != nil && len(f.From) == 0 {
+			errs = append(errs, fieldErr(path+".from", "is empty: it reads as \"no one\" but would open the forward to everyone; to open it to everyone leave from out, otherwise list the allowed sources"))
+		}
 		for j, src := range f.From {
 			pfx, err := ParseSource(src)
 			if err != nil {
 				errs = append(errs, fieldErr(fmt.Sprintf("%s.from[%d]", path, j), "%s", err.Error()))
+				continue
+			}
+			if err := hostBits(fmt.Sprintf("%s.from[%d]", path, j), src); err != nil {
+				errs = append(errs, err)
 				continue
 			}
 			if toAddr.IsValid() && pfx.Addr().Is4() != toAddr.Is4() {
@@ -400,6 +561,9 @@ func ParseSource(s string) (netip.Prefix, error) {
 		return pfx.Masked(), nil
 	}
 	if a, err := netip.ParseAddr(s); err == nil {
+		if a.Zone() != "" {
+			return netip.Prefix{}, fmt.Errorf("%q has a zone (%%%s): sources are global or private addresses; remove %%%s", s, a.Zone(), a.Zone())
+		}
 		return netip.PrefixFrom(a, a.BitLen()), nil
 	}
 	return netip.Prefix{}, fmt.Errorf("%q is not a CIDR or an IP address", s)

@@ -2,6 +2,7 @@ package policy_test
 
 import (
 	"errors"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -45,7 +46,46 @@ func TestValidate(t *testing.T) {
 		{"wildcard interface", func(p *policy.Policy) { p.Interfaces.LAN = []string{"eth*"} }, []string{"interfaces.lan[0]"}, false},
 		{"quote in interface", func(p *policy.Policy) { p.Interfaces.WAN = []string{`wa"n`} }, []string{"interfaces.wan[0]"}, false},
 		{"interface in wan and lan", func(p *policy.Policy) { p.Interfaces.LAN = []string{"eth0.10"} }, []string{"interfaces.lan[0]"}, false},
-		{"bad lan network", func(p *policy.Policy) { p.Interfaces.LANNetworks = []string{"192.168.1.0/33"} }, []string{"interfaces.lan_networks[0]", "nat.dmz"}, false},
+		{"bad lan network", func(p *policy.Policy) { p.Interfaces.LANNetworks = []string{"192.168.1.0/33"} }, []string{"interfaces.lan_networks[0]"}, false},
+		{"lan network with host bits", func(p *policy.Policy) { p.Interfaces.LANNetworks = []string{"192.168.1.1/24"} }, []string{"interfaces.lan_networks[0]"}, false},
+		{"lan network is everything", func(p *policy.Policy) { p.Interfaces.LANNetworks = []string{"0.0.0.0/0"} }, []string{"interfaces.lan_networks[0]"}, false},
+		{"no lan networks with forwards and dmz", func(p *policy.Policy) { p.Interfaces.LANNetworks = []string{} }, []string{"interfaces.lan_networks"}, false},
+		{"no lan networks with a dmz only", func(p *policy.Policy) { p.Interfaces.LANNetworks = nil; p.Forwards = nil }, []string{"interfaces.lan_networks"}, false},
+		{"no lan networks, no targets", func(p *policy.Policy) {
+			p.Interfaces.LANNetworks = nil
+			p.Forwards = nil
+			p.NAT.DMZ = ""
+			p.Management = nil
+		}, []string{"management"}, true},
+		{"dmz is the lan's network address", func(p *policy.Policy) { p.NAT.DMZ = "192.168.1.0" }, []string{"nat.dmz"}, false},
+		{"dmz is the lan's broadcast address", func(p *policy.Policy) { p.NAT.DMZ = "192.168.1.255" }, []string{"nat.dmz"}, false},
+		{"dmz is loopback", func(p *policy.Policy) { p.NAT.DMZ = "127.0.0.1" }, []string{"nat.dmz"}, false},
+		{"dmz is unspecified", func(p *policy.Policy) { p.NAT.DMZ = "0.0.0.0" }, []string{"nat.dmz"}, false},
+		{"dmz is limited broadcast", func(p *policy.Policy) { p.NAT.DMZ = "255.255.255.255" }, []string{"nat.dmz"}, false},
+		{"dmz is multicast", func(p *policy.Policy) { p.NAT.DMZ = "239.1.1.1" }, []string{"nat.dmz"}, false},
+		{"forward to loopback", func(p *policy.Policy) { p.Forwards[0].To = "127.0.0.1" }, []string{"forwards[0].to"}, false},
+		{"forward to ipv6 loopback", func(p *policy.Policy) { p.Forwards[1].To = "[::1]:22"; p.Forwards[1].From = nil }, []string{"forwards[1].to"}, false},
+		{"forward to multicast", func(p *policy.Policy) { p.Forwards[0].To = "224.0.0.251" }, []string{"forwards[0].to"}, false},
+		{"forward to unspecified", func(p *policy.Policy) { p.Forwards[0].To = "0.0.0.0" }, []string{"forwards[0].to"}, false},
+		{"forward to ipv6 unspecified", func(p *policy.Policy) { p.Forwards[0].To = "::" }, []string{"forwards[0].to"}, false},
+		{"forward to limited broadcast", func(p *policy.Policy) { p.Forwards[0].To = "255.255.255.255" }, []string{"forwards[0].to"}, false},
+		{"forward to lan network address", func(p *policy.Policy) { p.Forwards[1].To = "192.168.1.0:22" }, []string{"forwards[1].to"}, false},
+		{"forward to lan broadcast", func(p *policy.Policy) { p.Forwards[0].To = "192.168.1.255" }, []string{"forwards[0].to"}, false},
+		{"forward to ipv6 subnet-router anycast", func(p *policy.Policy) { p.Forwards[1].To = "[fd00:1::]:22"; p.Forwards[1].From = nil }, []string{"forwards[1].to"}, false},
+		{"forward with a zone id", func(p *policy.Policy) { p.Forwards[1].To = "[fd00:1::5%br-lan]:22"; p.Forwards[1].From = nil }, []string{"forwards[1].to"}, false},
+		{"forward to link-local with zone", func(p *policy.Policy) { p.Forwards[1].To = "fe80::1%eth0"; p.Forwards[1].From = nil }, []string{"forwards[1].to"}, false},
+		{"forward to ipv4-mapped", func(p *policy.Policy) { p.Forwards[0].To = "::ffff:192.168.1.20" }, []string{"forwards[0].to"}, false},
+		{"forward outside lan", func(p *policy.Policy) { p.Forwards[0].To = "8.8.8.8" }, []string{"forwards[0].to"}, false},
+		{"from is an empty list", func(p *policy.Policy) { p.Forwards[1].From = []string{} }, []string{"forwards[1].from"}, false},
+		{"from with a zone", func(p *policy.Policy) { p.Forwards[0].From = []string{"fe80::1%eth0"} }, []string{"forwards[0].from[0]"}, false},
+		{"from with host bits", func(p *policy.Policy) { p.Forwards[1].From = []string{"198.51.100.7/24"} }, []string{"forwards[1].from[0]"}, false},
+		{"duplicate management port", func(p *policy.Policy) {
+			p.Management = append(p.Management, policy.Service{Name: "ssh2", Proto: "tcp", Ports: []string{"22"}, Zone: policy.ZoneLAN})
+		}, []string{"management[1].port[0]"}, false},
+		{"management range overlaps, zone any", func(p *policy.Policy) {
+			p.Management = append(p.Management, policy.Service{Name: "alt", Proto: "tcp", Ports: []string{"443", "20-30"}, Zone: policy.ZoneAny})
+		}, []string{"management[1].port[1]"}, false},
+		{"management port twice in one entry", func(p *policy.Policy) { p.Management[0].Ports = []string{"22", "22"} }, []string{"management[0].port[1]"}, false},
 		{"unknown passthrough", func(p *policy.Policy) { p.Passthrough["wireguard"] = true }, []string{"passthrough.wireguard"}, false},
 		{"dmz outside lan", func(p *policy.Policy) { p.NAT.DMZ = "10.9.9.9" }, []string{"nat.dmz"}, false},
 		{"ipv6 dmz", func(p *policy.Policy) { p.NAT.DMZ = "fd00:1::50" }, []string{"nat.dmz"}, false},
@@ -96,6 +136,53 @@ func TestValidate(t *testing.T) {
 				if !strings.Contains(line, ": ") {
 					t.Errorf("problem without a key path: %q", line)
 				}
+			}
+		})
+	}
+}
+
+// TestManagementNotDuplicate: the same port in another zone or protocol is
+// not a duplicate.
+func TestManagementNotDuplicate(t *testing.T) {
+	p := valid()
+	p.Management = []policy.Service{
+		{Name: "ssh", Proto: "tcp", Ports: []string{"22"}, Zone: policy.ZoneLAN},
+		{Name: "ssh-wan", Proto: "tcp", Ports: []string{"22"}, Zone: policy.ZoneWAN},
+		{Name: "dns-udp", Proto: "udp", Ports: []string{"53"}, Zone: policy.ZoneLAN},
+		{Name: "dns-tcp", Proto: "tcp", Ports: []string{"53"}, Zone: policy.ZoneLAN},
+	}
+	if err := p.Validate(catalog.Default()); err != nil {
+		t.Fatalf("rejected: %v", err)
+	}
+}
+
+// TestRouterAddrs: the router's own addresses, known only on the box, are
+// given by the caller; a target equal to one is refused, others pass.
+func TestRouterAddrs(t *testing.T) {
+	router := []netip.Addr{netip.MustParseAddr("192.168.1.1"), netip.MustParseAddr("203.0.113.1"), netip.MustParseAddr("fd00:1::1")}
+	tests := []struct {
+		name      string
+		modify    func(p *policy.Policy)
+		wantPaths []string
+	}{
+		{"no target is the router", func(*policy.Policy) {}, nil},
+		{"forward to the router's lan address", func(p *policy.Policy) { p.Forwards[0].To = "192.168.1.1" }, []string{"forwards[0].to"}},
+		{"forward to the router's ipv6 address", func(p *policy.Policy) { p.Forwards[1].To = "[fd00:1::1]:22"; p.Forwards[1].From = nil }, []string{"forwards[1].to"}},
+		{"dmz is the router", func(p *policy.Policy) { p.NAT.DMZ = "192.168.1.1" }, []string{"nat.dmz"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := valid()
+			tc.modify(p)
+			if err := p.Validate(catalog.Default()); err != nil {
+				t.Fatalf("without router addresses: %v", err)
+			}
+			var got []string
+			for _, fe := range policy.FieldErrors(p.ValidateWith(catalog.Default(), policy.ValidateOptions{RouterAddrs: router})) {
+				got = append(got, fe.Path)
+			}
+			if diff := cmp.Diff(tc.wantPaths, got); diff != "" {
+				t.Errorf("paths (-want +got):\n%s", diff)
 			}
 		})
 	}
