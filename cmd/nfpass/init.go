@@ -194,9 +194,9 @@ func holds(links []helpers.Link, a netip.Addr) bool {
 // problems with the temporary file named as path.
 func validateStarter(yaml, path string) (*compile.Plan, []string, error) {
 	cat := catalog.Default()
-	name := path
-	if filepath.Ext(name) == "" {
-		name += ".yaml" // the format comes from the extension
+	name := path // the starter is YAML, whatever the name (the format comes from the extension)
+	if ext := strings.ToLower(filepath.Ext(name)); ext != ".yaml" && ext != ".yml" {
+		name += ".yaml"
 	}
 	l, err := config.Load(config.Options{Path: name, Explicit: true, Data: []byte(yaml), Catalog: cat})
 	if err != nil {
