@@ -1,0 +1,291 @@
+package audit
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/nfpass/nfpass/pkg/compile"
+)
+
+// Targeted conntrack repair (see compile.FlowResets): count, and delete,
+// the entries and expectations an apply's change concerns, one entry at a
+// time by its original tuple (IPCTNL_MSG_CT_DELETE) and one expectation
+// at a time by its tuple (IPCTNL_MSG_EXP_DELETE, which ti-mo/conntrack
+// lacks: encoded here). Nothing is ever flushed.
+
+// FlowResetter counts and repairs live flows in a namespace. Its methods
+// touch the kernel and need CAP_NET_ADMIN there.
+type FlowResetter struct{ Options }
+
+// resetBatch bounds the tuples held between a dump and their deletion: a
+// change that concerns more entries takes several passes, each its own
+// dump, so memory does not grow with the table.
+const resetBatch = 16384
+
+// matchReset returns the index of the first reset that concerns f, or -1.
+func matchReset(resets []compile.FlowReset, f *Flow) int {
+	for i := range resets {
+		r := &resets[i]
+		if r.Kind == compile.ResetHelper && f.Helper == r.Want {
+			continue // already classified as the new policy says
+		}
+		for _, m := range r.Matches {
+			if matchFlow(m, f) {
+				return i
+			}
+		}
+	}
+	return -1
+}
+
+// matchFlow applies one filter to an entry. The port is the one the
+// nfpass rules saw: they run after destination NAT, so a forwarded
+// (DNATed) flow is matched on the port of its LAN server.
+func matchFlow(m compile.FlowMatch, f *Flow) bool {
+	if f.Orig.Proto != m.L4 {
+		return false
+	}
+	if m.L3 == 4 && !f.Orig.Src.Is4() || m.L3 == 6 && f.Orig.Src.Is4() {
+		return false
+	}
+	dnat := f.Status.Has(StatusDstNAT)
+	switch m.Zone {
+	case compile.ZoneLAN:
+		if dnat {
+			return false
+		}
+	case compile.ZoneWAN:
+		if !dnat {
+			return false
+		}
+	}
+	if m.PortLo == 0 && m.PortHi == 0 {
+		return true
+	}
+	port := f.Orig.DstPort
+	if dnat && f.Reply.SrcPort != 0 {
+		port = f.Reply.SrcPort
+	}
+	return port >= m.PortLo && port <= m.PortHi
+}
+
+// matchExpectation returns the first reset whose filters match the
+// expectation's master (in its original direction) and whose helper is
+// not the one that created it, or -1.
+func matchExpectation(resets []compile.FlowReset, e *Expectation) int {
+	for i := range resets {
+		r := &resets[i]
+		if r.Kind == compile.ResetHelper && e.Helper == r.Want {
+			continue
+		}
+		for _, m := range r.Matches {
+			mm := m
+			mm.Zone = "" // an expectation does not say whether its master is NATed
+			if matchFlow(mm, &Flow{Orig: e.Master}) {
+				return i
+			}
+		}
+	}
+	return -1
+}
+
+func newCounts(resets []compile.FlowReset) []compile.FlowResetCount {
+	out := make([]compile.FlowResetCount, len(resets))
+	for i, r := range resets {
+		out[i] = compile.FlowResetCount{Protocol: r.Protocol, Reason: r.Reason}
+	}
+	return out
+}
+
+// Count counts, per reset, the live entries and expectations a repair
+// would delete (the preview). It changes nothing.
+func (fr FlowResetter) Count(ctx context.Context, resets []compile.FlowReset) ([]compile.FlowResetCount, error) {
+	out := newCounts(resets)
+	if len(resets) == 0 {
+		return out, nil
+	}
+	exps, err := DumpExpectations(ctx, fr.Options)
+	if err != nil {
+		return nil, err
+	}
+	for i := range exps {
+		if j := matchExpectation(resets, &exps[i]); j >= 0 {
+			out[j].Expectations++
+		}
+	}
+	if _, err := DumpFlows(ctx, fr.Options, func(f Flow) error {
+		if j := matchReset(resets, &f); j >= 0 {
+			out[j].Count++
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+type doomed struct {
+	reset int
+	orig  Tuple
+	zone  uint16
+}
+
+// Reset deletes, per reset, the matching expectations and then the
+// matching entries, and counts again with the same filters: Left is what
+// still contradicts the policy (0 when the repair worked). An entry that
+// expired meanwhile is not counted. Entries created after the new table
+// was applied follow it and do not match.
+func (fr FlowResetter) Reset(ctx context.Context, resets []compile.FlowReset) ([]compile.FlowResetCount, error) {
+	out := newCounts(resets)
+	if len(resets) == 0 {
+		return out, nil
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 4*fr.timeout())
+		defer cancel()
+	}
+	c, err := dial(fr.Options, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = c.SetDeadline(dl)
+	}
+	// Expectations first: a master deleted below takes its own along, but
+	// those whose master is already gone or not matched would stay.
+	exps, err := DumpExpectations(ctx, fr.Options)
+	if err != nil {
+		return nil, err
+	}
+	for i := range exps {
+		j := matchExpectation(resets, &exps[i])
+		if j < 0 {
+			continue
+		}
+		gone, err := deleteExpectation(c, exps[i].Tuple, exps[i].Zone)
+		if err != nil {
+			return out, fmt.Errorf("delete expectation %s: %w", exps[i].Tuple, err)
+		}
+		if gone {
+			out[j].Expectations++
+		}
+	}
+	for pass := 0; ; pass++ {
+		var batch []doomed
+		_, err := DumpFlows(ctx, fr.Options, func(f Flow) error {
+			if j := matchReset(resets, &f); j >= 0 && len(batch) < resetBatch {
+				batch = append(batch, doomed{reset: j, orig: f.Orig, zone: f.Zone})
+			}
+			return nil
+		})
+		if err != nil {
+			return out, err
+		}
+		deleted := 0
+		for _, d := range batch {
+			gone, err := deleteEntry(c, d.orig, d.zone)
+			if err != nil {
+				return out, fmt.Errorf("delete conntrack entry %s: %w", d.orig, err)
+			}
+			if gone {
+				out[d.reset].Count++
+				deleted++
+			}
+		}
+		if len(batch) < resetBatch || deleted == 0 || pass > 64 {
+			break
+		}
+	}
+	// Verified after: the same filters find nothing left.
+	left, err := fr.Count(ctx, resets)
+	if err != nil {
+		return out, fmt.Errorf("count again after the repair: %w", err)
+	}
+	for i := range out {
+		out[i].Left = left[i].Count
+	}
+	return out, nil
+}
+
+// ctnetlink message and attribute types used for deletion.
+const (
+	nfnlSubsysCT    = 1 // NFNL_SUBSYS_CTNETLINK
+	nfnlSubsysCTExp = 2 // NFNL_SUBSYS_CTNETLINK_EXP
+	ctMsgDelete     = 2 // IPCTNL_MSG_CT_DELETE
+	expMsgDelete    = 2 // IPCTNL_MSG_EXP_DELETE
+	ctaExpectTuple  = 2 // CTA_EXPECT_TUPLE
+	ctaExpectZone   = 7 // CTA_EXPECT_ZONE
+)
+
+// deleteEntry deletes the entry with this original tuple. gone is false
+// when it no longer existed.
+func deleteEntry(c *netlink.Conn, orig Tuple, zone uint16) (gone bool, err error) {
+	return deleteMsg(c, nfnlSubsysCT<<8|ctMsgDelete, ctaTupleOrig, ctaZone, orig, zone)
+}
+
+// deleteExpectation deletes the pending expectation with this tuple.
+func deleteExpectation(c *netlink.Conn, t Tuple, zone uint16) (gone bool, err error) {
+	return deleteMsg(c, nfnlSubsysCTExp<<8|expMsgDelete, ctaExpectTuple, ctaExpectZone, t, zone)
+}
+
+func deleteMsg(c *netlink.Conn, typ uint16, tupleAttr, zoneAttr uint16, t Tuple, zone uint16) (bool, error) {
+	family := uint8(unix.AF_INET)
+	if !t.Src.Is4() {
+		family = unix.AF_INET6
+	}
+	ae := netlink.NewAttributeEncoder()
+	ae.Nested(tupleAttr, func(ae *netlink.AttributeEncoder) error { encodeTuple(ae, t); return nil })
+	if zone != 0 {
+		ae.Bytes(zoneAttr, binary.BigEndian.AppendUint16(nil, zone))
+	}
+	attrs, err := ae.Encode()
+	if err != nil {
+		return false, err
+	}
+	// struct nfgenmsg: family, version 0, res_id 0.
+	data := append([]byte{family, 0, 0, 0}, attrs...)
+	_, err = c.Execute(netlink.Message{
+		Header: netlink.Header{Type: netlink.HeaderType(typ), Flags: netlink.Request | netlink.Acknowledge},
+		Data:   data,
+	})
+	if err == nil {
+		return true, nil
+	}
+	if errors.Is(err, unix.ENOENT) {
+		return false, nil
+	}
+	return false, err
+}
+
+// encodeTuple writes CTA_TUPLE_IP and CTA_TUPLE_PROTO (tcp, udp, gre keys
+// and sctp/udplite carry ports; esp, ah and others only the protocol).
+func encodeTuple(ae *netlink.AttributeEncoder, t Tuple) {
+	ae.Nested(ctaTupleIP, func(ae *netlink.AttributeEncoder) error {
+		if t.Src.Is4() {
+			s, d := t.Src.As4(), t.Dst.As4()
+			ae.Bytes(ctaIPv4Src, s[:])
+			ae.Bytes(ctaIPv4Dst, d[:])
+		} else {
+			s, d := t.Src.As16(), t.Dst.As16()
+			ae.Bytes(ctaIPv6Src, s[:])
+			ae.Bytes(ctaIPv6Dst, d[:])
+		}
+		return nil
+	})
+	ae.Nested(ctaTupleProto, func(ae *netlink.AttributeEncoder) error {
+		ae.Uint8(ctaProtoNum, t.Proto)
+		switch t.Proto {
+		case 6, 17, 47, 132, 136:
+			ae.Bytes(ctaProtoSrcPort, binary.BigEndian.AppendUint16(nil, t.SrcPort))
+			ae.Bytes(ctaProtoDstPort, binary.BigEndian.AppendUint16(nil, t.DstPort))
+		}
+		return nil
+	})
+}

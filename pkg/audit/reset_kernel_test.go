@@ -1,0 +1,115 @@
+package audit
+
+import (
+	"context"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/ti-mo/conntrack"
+
+	"github.com/nfpass/nfpass/integration/netns"
+	"github.com/nfpass/nfpass/pkg/compile"
+)
+
+// TestKernelFlowReset: the repair deletes exactly the entries (and the
+// expectation) its filters name, the preview counted exactly those, the
+// re-count finds none left, and every other entry stays. conntrack(8) is
+// the oracle.
+func TestKernelFlowReset(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kernel test")
+	}
+	ns := netns.New(t, "ctreset")
+	c := ctConn(t, ns)
+	createFlows(t, c,
+		// A phone whose entry still carries the SIP ALG, and one without.
+		ctSpec{proto: ProtoUDP, src: "192.168.77.10", sport: 5060, dst: "203.0.113.2", dport: 5060, helper: "sip"},
+		ctSpec{proto: ProtoUDP, src: "192.168.77.11", sport: 5062, dst: "203.0.113.2", dport: 5060},
+		// A PPTP session: control with its helper, and GRE.
+		ctSpec{proto: ProtoTCP, src: "192.168.77.10", sport: 40000, dst: "203.0.113.2", dport: 1723, helper: "pptp"},
+		ctSpec{proto: ProtoGRE, src: "192.168.77.10", sport: 0, dst: "203.0.113.2", dport: 0},
+		// Unrelated: DNS, and TCP to another port.
+		ctSpec{proto: ProtoUDP, src: "192.168.77.10", sport: 33000, dst: "203.0.113.2", dport: 53},
+		ctSpec{proto: ProtoTCP, src: "192.168.77.10", sport: 40001, dst: "203.0.113.2", dport: 443},
+	)
+	// An expectation of the PPTP master (GRE call), as the helper makes.
+	exp := conntrack.Expect{
+		TupleMaster: conntrack.Tuple{IP: conntrack.IPTuple{SourceAddress: netip.MustParseAddr("192.168.77.10"), DestinationAddress: netip.MustParseAddr("203.0.113.2")},
+			Proto: conntrack.ProtoTuple{Protocol: ProtoTCP, SourcePort: 40000, DestinationPort: 1723}},
+		Tuple: conntrack.Tuple{IP: conntrack.IPTuple{SourceAddress: netip.MustParseAddr("203.0.113.2"), DestinationAddress: netip.MustParseAddr("192.168.77.10")},
+			Proto: conntrack.ProtoTuple{Protocol: ProtoGRE, SourcePort: 0, DestinationPort: 7}},
+		Mask: conntrack.Tuple{IP: conntrack.IPTuple{SourceAddress: netip.MustParseAddr("255.255.255.255"), DestinationAddress: netip.MustParseAddr("255.255.255.255")},
+			Proto: conntrack.ProtoTuple{Protocol: ProtoGRE, SourcePort: 0, DestinationPort: 0xffff}},
+		Timeout:  300,
+		HelpName: "pptp",
+	}
+	haveExp := c.CreateExpect(exp) == nil
+	if !haveExp {
+		t.Log("the kernel refused a ctnetlink-created PPTP expectation; expectations are covered by the integration test")
+	}
+	resets := []compile.FlowReset{
+		{Protocol: "pptp", Reason: "passthrough pptp switched off", Kind: compile.ResetDrop, Matches: []compile.FlowMatch{
+			{L4: 6, L4Name: "tcp", PortLo: 1723, PortHi: 1723, Zone: compile.ZoneLAN}, {L4: 47, L4Name: "gre", Zone: compile.ZoneLAN}}},
+		{Protocol: "sip", Reason: "sip helper no longer attached", Kind: compile.ResetHelper, Matches: []compile.FlowMatch{
+			{L4: 17, L4Name: "udp", PortLo: 5060, PortHi: 5060, Zone: compile.ZoneLAN}}},
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	fr := FlowResetter{Options{NetNS: ns.Name}}
+	wantExp := 0
+	if haveExp {
+		wantExp = 1
+	}
+	preview, err := fr.Count(ctx, resets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []compile.FlowResetCount{
+		{Protocol: "pptp", Reason: "passthrough pptp switched off", Count: 2, Expectations: wantExp},
+		{Protocol: "sip", Reason: "sip helper no longer attached", Count: 1},
+	}
+	if diff := cmp.Diff(want, preview); diff != "" {
+		t.Errorf("preview (-want +got):\n%s", diff)
+	}
+	if n := ctCount(t, ns); n != 6 {
+		t.Fatalf("the preview changed the table: %d entries, want 6", n)
+	}
+	got, err := fr.Reset(ctx, resets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(preview, got); diff != "" {
+		t.Errorf("deleted differs from the preview (-preview +deleted):\n%s", diff)
+	}
+	for _, tc := range []struct {
+		args []string
+		want int
+	}{
+		{[]string{"-p", "udp", "--dport", "5060", "--src", "192.168.77.10"}, 0},
+		{[]string{"-p", "udp", "--dport", "5060", "--src", "192.168.77.11"}, 1},
+		{[]string{"-p", "tcp", "--dport", "1723"}, 0},
+		{[]string{"-p", "gre"}, 0},
+		{[]string{"-p", "udp", "--dport", "53"}, 1},
+		{[]string{"-p", "tcp", "--dport", "443"}, 1},
+		{nil, 3},
+	} {
+		if n := ctCount(t, ns, tc.args...); n != tc.want {
+			t.Errorf("conntrack -L %v: %d entries, want %d", tc.args, n, tc.want)
+		}
+	}
+	if exps, err := DumpExpectations(ctx, Options{NetNS: ns.Name}); err != nil || len(exps) != 0 {
+		t.Errorf("expectations left: %v (%v)", exps, err)
+	}
+	// Again: nothing left to do.
+	again, err := fr.Reset(ctx, resets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range again {
+		if r.Count != 0 || r.Expectations != 0 || r.Left != 0 {
+			t.Errorf("a second repair did something: %+v", r)
+		}
+	}
+}
