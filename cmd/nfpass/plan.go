@@ -55,7 +55,7 @@ is applied.`,
 		},
 	}
 	cmd.Flags().BoolVar(&snippet, "companion-snippet", false, "print only the include snippet for the firewall owning forwarding (companion mode)")
-	cmd.Flags().BoolVar(&diff, "diff", false, "show what apply would change against the live table (root); nothing is applied")
+	cmd.Flags().BoolVar(&diff, "diff", false, "show what apply would change in the live table and the live flows it would reset (root); nothing is applied")
 	cmd.Flags().StringVar(&k.netns, "netns", "", "with --diff: read the live table inside this named network namespace (/run/netns/NAME)")
 	return cmd
 }
@@ -67,23 +67,35 @@ func (g *globals) planDiff(cmd *cobra.Command, plan *compile.Plan, k *kernelFlag
 	if err != nil {
 		return fmt.Errorf("plan --diff: %w", err)
 	}
+	// The live flows apply would reset (counted, nothing deleted).
+	flows, ferr := k.reconciler().PreviewFlows(cmd.Context(), plan)
 	name := plan.Table.Family + " " + plan.Table.Name
 	if g.output == "json" {
-		return g.printJSON(map[string]any{"table": name, "applied": res.Applied, "changes": len(res.Differences), "differences": nonNil(res.Differences)})
+		out := map[string]any{"table": name, "applied": res.Applied, "changes": len(res.Differences), "differences": nonNil(res.Differences),
+			"flows_reset": nonNilFlows(flows)}
+		if ferr != nil {
+			out["flows_error"] = ferr.Error()
+		}
+		return g.printJSON(out)
+	}
+	if ferr != nil {
+		fmt.Fprintf(g.stderr, "warning: counting the live flows apply would reset: %v\n", ferr)
 	}
 	switch {
 	case !res.Applied:
 		fmt.Fprintf(g.stdout, "table %s is not applied; apply would create it:\n", name)
-		_, err = fmt.Fprint(g.stdout, plan.Table.Render())
-		return err
+		if _, err = fmt.Fprint(g.stdout, plan.Table.Render()); err != nil {
+			return err
+		}
 	case len(res.Differences) == 0:
 		fmt.Fprintf(g.stdout, "table %s: no changes; the live table equals the plan\n", name)
-		return nil
+	default:
+		fmt.Fprintf(g.stdout, "table %s: apply would make %d change%s:\n", name, len(res.Differences), plural(len(res.Differences)))
+		for _, d := range res.Differences {
+			fmt.Fprintln(g.stdout, planChange(d))
+		}
 	}
-	fmt.Fprintf(g.stdout, "table %s: apply would make %d change%s:\n", name, len(res.Differences), plural(len(res.Differences)))
-	for _, d := range res.Differences {
-		fmt.Fprintln(g.stdout, planChange(d))
-	}
+	printFlows(g.stdout, flows, "will be reset")
 	return nil
 }
 
@@ -173,4 +185,11 @@ Run it on the router itself; on another machine use --skip-interfaces.`,
 	cmd.Flags().StringVar(&netns, "netns", "", "check the interfaces of this named netns (root)")
 	cmd.Flags().BoolVar(&skipIfaces, "skip-interfaces", false, "only validate (on another machine)")
 	return cmd
+}
+
+func nonNilFlows(f []compile.FlowResetCount) []compile.FlowResetCount {
+	if f == nil {
+		return []compile.FlowResetCount{}
+	}
+	return f
 }
