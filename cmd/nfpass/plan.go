@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nfpass/nfpass/pkg/compile"
+	"github.com/nfpass/nfpass/pkg/reconcile"
 	"github.com/nfpass/nfpass/pkg/ruleset"
 )
 
@@ -22,8 +23,9 @@ The output is accepted by 'nft -c -f -' and is byte-identical for the same
 input.
 
 With --diff (root) plan reads nfpass's live table and prints what 'nfpass
-apply' would change instead: "+" is added, "-" removed, "~" changed. Nothing
-is applied.`,
+apply' would change instead: "+" is added, "-" removed, "~" changed, and
+counts the live flows apply would reset ("3 live flows of sip will be
+reset"; see 'nfpass apply --help'). Nothing is applied or deleted.`,
 		Example: `  nfpass plan
   nfpass plan -c rules/examples/vpn-server.yaml
   nfpass plan -o json | jq '.modules'
@@ -57,6 +59,7 @@ is applied.`,
 	cmd.Flags().BoolVar(&snippet, "companion-snippet", false, "print only the include snippet for the firewall owning forwarding (companion mode)")
 	cmd.Flags().BoolVar(&diff, "diff", false, "show what apply would change in the live table and the live flows it would reset (root); nothing is applied")
 	cmd.Flags().StringVar(&k.netns, "netns", "", "with --diff: read the live table inside this named network namespace (/run/netns/NAME)")
+	cmd.Flags().StringVar(&k.stateDir, "state-dir", reconcile.DefaultStateDir, "with --diff: where applied generations are kept")
 	return cmd
 }
 
