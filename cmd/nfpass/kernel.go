@@ -42,7 +42,7 @@ func (k *kernelFlags) bind(cmd *cobra.Command) {
 
 // bindKeepFlows adds --keep-flows (apply, rollback, run).
 func (k *kernelFlags) bindKeepFlows(cmd *cobra.Command) {
-	cmd.Flags().BoolVar(&k.keepFlows, "keep-flows", false, "leave live conntrack flows as they are (no targeted reset)")
+	cmd.Flags().BoolVar(&k.keepFlows, "keep-flows", false, "do not reset the live flows a change concerns")
 }
 
 // activeGlobals are the globals of the command being run (set before it
