@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net/netip"
+	"time"
 
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
@@ -27,17 +29,30 @@ type FlowResetter struct{ Options }
 // dump, so memory does not grow with the table.
 const resetBatch = 16384
 
-// matchReset returns the index of the first reset that concerns f, or -1.
-func matchReset(resets []compile.FlowReset, f *Flow) int {
-	for i := range resets {
-		r := &resets[i]
+// matcher applies a list of resets to entries.
+type matcher struct {
+	resets []compile.FlowReset
+	// local are the namespace's own addresses: the router's own flows
+	// (from or to itself) are not LAN clients' (ZoneLAN). The off-drops
+	// and the LAN helper rules do not see them.
+	local map[netip.Addr]bool
+}
+
+// reset returns the index of the first reset that concerns f, or -1.
+func (mt *matcher) reset(f *Flow) int {
+	for i := range mt.resets {
+		r := &mt.resets[i]
 		if r.Kind == compile.ResetHelper && f.Helper == r.Want {
 			continue // already classified as the new policy says
 		}
 		for _, m := range r.Matches {
-			if matchFlow(m, f) {
-				return i
+			if !matchFlow(m, f) {
+				continue
 			}
+			if m.Zone == compile.ZoneLAN && (mt.local[f.Orig.Src] || mt.local[f.Orig.Dst]) {
+				continue
+			}
+			return i
 		}
 	}
 	return -1
@@ -74,21 +89,26 @@ func matchFlow(m compile.FlowMatch, f *Flow) bool {
 	return port >= m.PortLo && port <= m.PortHi
 }
 
-// matchExpectation returns the first reset whose filters match the
+// expectation returns the first reset whose filters match the
 // expectation's master (in its original direction) and whose helper is
-// not the one that created it, or -1.
-func matchExpectation(resets []compile.FlowReset, e *Expectation) int {
-	for i := range resets {
-		r := &resets[i]
+// not the one that created it, or -1. A master from or to the router
+// itself is not a LAN client's.
+func (mt *matcher) expectation(e *Expectation) int {
+	for i := range mt.resets {
+		r := &mt.resets[i]
 		if r.Kind == compile.ResetHelper && e.Helper == r.Want {
 			continue
 		}
 		for _, m := range r.Matches {
 			mm := m
 			mm.Zone = "" // an expectation does not say whether its master is NATed
-			if matchFlow(mm, &Flow{Orig: e.Master}) {
-				return i
+			if !matchFlow(mm, &Flow{Orig: e.Master}) {
+				continue
 			}
+			if m.Zone == compile.ZoneLAN && (mt.local[e.Master.Src] || mt.local[e.Master.Dst]) {
+				continue
+			}
+			return i
 		}
 	}
 	return -1
@@ -109,17 +129,22 @@ func (fr FlowResetter) Count(ctx context.Context, resets []compile.FlowReset) ([
 	if len(resets) == 0 {
 		return out, nil
 	}
+	local, err := LocalAddrs(ctx, fr.Options)
+	if err != nil {
+		return nil, err
+	}
+	mt := &matcher{resets: resets, local: local}
 	exps, err := DumpExpectations(ctx, fr.Options)
 	if err != nil {
 		return nil, err
 	}
 	for i := range exps {
-		if j := matchExpectation(resets, &exps[i]); j >= 0 {
+		if j := mt.expectation(&exps[i]); j >= 0 {
 			out[j].Expectations++
 		}
 	}
 	if _, err := DumpFlows(ctx, fr.Options, func(f Flow) error {
-		if j := matchReset(resets, &f); j >= 0 {
+		if j := mt.reset(&f); j >= 0 {
 			out[j].Count++
 		}
 		return nil
@@ -138,7 +163,8 @@ type doomed struct {
 // Reset deletes, per reset, the matching expectations and then the
 // matching entries, and counts again with the same filters: Left is what
 // still contradicts the policy (0 when the repair worked). An entry that
-// expired meanwhile is not counted. Entries created after the new table
+// matched and is gone by the time it is deleted (taken along by its
+// master, or expired) is counted as reset. Entries created after the new table
 // was applied follow it and do not match.
 func (fr FlowResetter) Reset(ctx context.Context, resets []compile.FlowReset) ([]compile.FlowResetCount, error) {
 	out := newCounts(resets)
@@ -150,6 +176,11 @@ func (fr FlowResetter) Reset(ctx context.Context, resets []compile.FlowReset) ([
 		ctx, cancel = context.WithTimeout(ctx, 4*fr.timeout())
 		defer cancel()
 	}
+	local, err := LocalAddrs(ctx, fr.Options)
+	if err != nil {
+		return nil, err
+	}
+	mt := &matcher{resets: resets, local: local}
 	c, err := dial(fr.Options, 0)
 	if err != nil {
 		return nil, err
@@ -165,7 +196,7 @@ func (fr FlowResetter) Reset(ctx context.Context, resets []compile.FlowReset) ([
 		return nil, err
 	}
 	for i := range exps {
-		j := matchExpectation(resets, &exps[i])
+		j := mt.expectation(&exps[i])
 		if j < 0 {
 			continue
 		}
@@ -180,7 +211,7 @@ func (fr FlowResetter) Reset(ctx context.Context, resets []compile.FlowReset) ([
 	for pass := 0; ; pass++ {
 		var batch []doomed
 		_, err := DumpFlows(ctx, fr.Options, func(f Flow) error {
-			if j := matchReset(resets, &f); j >= 0 && len(batch) < resetBatch {
+			if j := mt.reset(&f); j >= 0 && len(batch) < resetBatch {
 				batch = append(batch, doomed{reset: j, orig: f.Orig, zone: f.Zone})
 			}
 			return nil
@@ -190,14 +221,14 @@ func (fr FlowResetter) Reset(ctx context.Context, resets []compile.FlowReset) ([
 		}
 		deleted := 0
 		for _, d := range batch {
-			gone, err := deleteEntry(c, d.orig, d.zone)
-			if err != nil {
+			// Not found counts too: the entry went with a master deleted
+			// just before (the PPTP helper takes its GRE calls along), or
+			// timed out in between.
+			if _, err := deleteEntry(c, d.orig, d.zone); err != nil {
 				return out, fmt.Errorf("delete conntrack entry %s: %w", d.orig, err)
 			}
-			if gone {
-				out[d.reset].Count++
-				deleted++
-			}
+			out[d.reset].Count++
+			deleted++
 		}
 		if len(batch) < resetBatch || deleted == 0 || pass > 64 {
 			break
@@ -288,4 +319,46 @@ func encodeTuple(ae *netlink.AttributeEncoder, t Tuple) {
 		}
 		return nil
 	})
+}
+
+// LocalAddrs lists the addresses of the namespace's interfaces (an
+// RTM_GETADDR dump over rtnetlink). Touches the kernel (read-only).
+func LocalAddrs(ctx context.Context, opts Options) (map[netip.Addr]bool, error) {
+	cfg, release, err := netlinkConfig(opts, 0)
+	if err != nil {
+		return nil, err
+	}
+	c, err := netlink.Dial(unix.NETLINK_ROUTE, cfg)
+	release()
+	if err != nil {
+		return nil, fmt.Errorf("open rtnetlink socket: %w", err)
+	}
+	defer c.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = c.SetDeadline(dl)
+	} else {
+		_ = c.SetDeadline(time.Now().Add(opts.timeout()))
+	}
+	msgs, err := c.Execute(netlink.Message{
+		Header: netlink.Header{Type: unix.RTM_GETADDR, Flags: netlink.Request | netlink.Dump},
+		Data:   make([]byte, unix.SizeofIfAddrmsg), // family AF_UNSPEC: both
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list local addresses: %w", err)
+	}
+	out := map[netip.Addr]bool{}
+	for _, m := range msgs {
+		if len(m.Data) < unix.SizeofIfAddrmsg {
+			continue
+		}
+		_ = attrs(m.Data[unix.SizeofIfAddrmsg:], func(typ uint16, data []byte) error {
+			if typ == unix.IFA_ADDRESS || typ == unix.IFA_LOCAL {
+				if a, err := decodeAddr(data); err == nil {
+					out[a] = true
+				}
+			}
+			return nil
+		})
+	}
+	return out, nil
 }
