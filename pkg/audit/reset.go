@@ -27,7 +27,7 @@ type FlowResetter struct{ Options }
 // resetBatch bounds the tuples held between a dump and their deletion: a
 // change that concerns more entries takes several passes, each its own
 // dump, so memory does not grow with the table.
-const resetBatch = 16384
+const resetBatch = 65536
 
 // matcher applies a list of resets to entries.
 type matcher struct {
@@ -219,17 +219,16 @@ func (fr FlowResetter) Reset(ctx context.Context, resets []compile.FlowReset) ([
 		if err != nil {
 			return out, err
 		}
-		deleted := 0
-		for _, d := range batch {
-			// Not found counts too: the entry went with a master deleted
-			// just before (the PPTP helper takes its GRE calls along), or
-			// timed out in between.
-			if _, err := deleteEntry(c, d.orig, d.zone); err != nil {
-				return out, fmt.Errorf("delete conntrack entry %s: %w", d.orig, err)
-			}
-			out[d.reset].Count++
-			deleted++
+		// Not found counts too: the entry went with a master deleted just
+		// before (the PPTP helper takes its GRE calls along), or timed out
+		// in between.
+		if err := deleteEntries(c, batch); err != nil {
+			return out, err
 		}
+		for _, d := range batch {
+			out[d.reset].Count++
+		}
+		deleted := len(batch)
 		if len(batch) < resetBatch || deleted == 0 || pass > 64 {
 			break
 		}
@@ -255,10 +254,60 @@ const (
 	ctaExpectZone   = 7 // CTA_EXPECT_ZONE
 )
 
-// deleteEntry deletes the entry with this original tuple. gone is false
-// when it no longer existed.
-func deleteEntry(c *netlink.Conn, orig Tuple, zone uint16) (gone bool, err error) {
-	return deleteMsg(c, nfnlSubsysCT<<8|ctMsgDelete, ctaTupleOrig, ctaZone, orig, zone)
+// deletePipeline is how many delete requests go out in one sendmsg before
+// their acknowledgements are read: one round trip per entry would make a
+// large reset take seconds.
+const deletePipeline = 256
+
+// deleteEntries deletes the entries by their original tuples, pipelined.
+// An entry already gone (ENOENT) is not an error.
+func deleteEntries(c *netlink.Conn, batch []doomed) error {
+	r, err := newReader(c)
+	if err != nil {
+		return err
+	}
+	defer r.release()
+	for len(batch) > 0 {
+		chunk := batch[:min(len(batch), deletePipeline)]
+		batch = batch[len(chunk):]
+		msgs := make([]netlink.Message, len(chunk))
+		for i, d := range chunk {
+			m, err := deleteRequest(nfnlSubsysCT<<8|ctMsgDelete, ctaTupleOrig, ctaZone, d.orig, d.zone)
+			if err != nil {
+				return err
+			}
+			msgs[i] = m
+		}
+		sent, err := c.SendMessages(msgs)
+		if err != nil {
+			return fmt.Errorf("send conntrack deletes: %w", err)
+		}
+		want := map[uint32]int{}
+		for i, m := range sent {
+			want[m.Header.Sequence] = i
+		}
+		for len(want) > 0 {
+			b, err := r.read()
+			if err != nil {
+				return fmt.Errorf("conntrack delete: receive: %w", err)
+			}
+			err = forEachMessage(b, func(m netlink.Message) error {
+				i, ok := want[m.Header.Sequence]
+				if !ok || m.Header.Type != netlink.Error {
+					return nil
+				}
+				delete(want, m.Header.Sequence)
+				if err := nlErrno(m.Data); err != nil && !errors.Is(err, unix.ENOENT) {
+					return fmt.Errorf("delete conntrack entry %s: %w", chunk[i].orig, err)
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // deleteExpectation deletes the pending expectation with this tuple.
@@ -267,6 +316,22 @@ func deleteExpectation(c *netlink.Conn, t Tuple, zone uint16) (gone bool, err er
 }
 
 func deleteMsg(c *netlink.Conn, typ uint16, tupleAttr, zoneAttr uint16, t Tuple, zone uint16) (bool, error) {
+	m, err := deleteRequest(typ, tupleAttr, zoneAttr, t, zone)
+	if err != nil {
+		return false, err
+	}
+	_, err = c.Execute(m)
+	if err == nil {
+		return true, nil
+	}
+	if errors.Is(err, unix.ENOENT) {
+		return false, nil
+	}
+	return false, err
+}
+
+// deleteRequest encodes a ctnetlink delete by tuple (and zone).
+func deleteRequest(typ uint16, tupleAttr, zoneAttr uint16, t Tuple, zone uint16) (netlink.Message, error) {
 	family := uint8(unix.AF_INET)
 	if !t.Src.Is4() {
 		family = unix.AF_INET6
@@ -278,21 +343,13 @@ func deleteMsg(c *netlink.Conn, typ uint16, tupleAttr, zoneAttr uint16, t Tuple,
 	}
 	attrs, err := ae.Encode()
 	if err != nil {
-		return false, err
+		return netlink.Message{}, err
 	}
 	// struct nfgenmsg: family, version 0, res_id 0.
-	data := append([]byte{family, 0, 0, 0}, attrs...)
-	_, err = c.Execute(netlink.Message{
+	return netlink.Message{
 		Header: netlink.Header{Type: netlink.HeaderType(typ), Flags: netlink.Request | netlink.Acknowledge},
-		Data:   data,
-	})
-	if err == nil {
-		return true, nil
-	}
-	if errors.Is(err, unix.ENOENT) {
-		return false, nil
-	}
-	return false, err
+		Data:   append([]byte{family, 0, 0, 0}, attrs...),
+	}, nil
 }
 
 // encodeTuple writes CTA_TUPLE_IP and CTA_TUPLE_PROTO (tcp, udp, gre keys

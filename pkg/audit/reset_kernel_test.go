@@ -2,7 +2,10 @@ package audit
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
+	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -116,5 +119,59 @@ func TestKernelFlowReset(t *testing.T) {
 		if r.Count != 0 || r.Expectations != 0 || r.Left != 0 {
 			t.Errorf("a second repair did something: %+v", r)
 		}
+	}
+}
+
+// TestKernelFlowResetScale: a reset that concerns one entry in ten of a
+// busy table deletes exactly those, in bounded batches. For measurements,
+// NFPASS_RESET_N sets the table size (default 20,000) and
+// NFPASS_RESET_CGNAT=1 makes three entries in four IKE (the CGNAT shape).
+func TestKernelFlowResetScale(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kernel test")
+	}
+	n := 20000
+	if v, err := strconv.Atoi(os.Getenv("NFPASS_RESET_N")); err == nil && v > 0 {
+		n = v
+	}
+	ns := netns.New(t, "ctresetn")
+	ns.MustExec(t, "sysctl", "-q", "-w", fmt.Sprintf("net.netfilter.nf_conntrack_max=%d", 2*n))
+	ike := 0
+	isIKE := func(i int) bool { return i%10 == 0 }
+	if os.Getenv("NFPASS_RESET_CGNAT") == "1" {
+		isIKE = func(i int) bool { return i%4 != 0 }
+	}
+	for i := range n {
+		if isIKE(i) {
+			ike++
+		}
+	}
+	populateIKE(t, ns, n, isIKE)
+	resets := []compile.FlowReset{{Protocol: "ipsec", Reason: "passthrough ipsec switched off", Kind: compile.ResetDrop,
+		Matches: []compile.FlowMatch{{L4: 17, L4Name: "udp", PortLo: 500, PortHi: 500, Zone: compile.ZoneLAN}}}}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	fr := FlowResetter{Options{NetNS: ns.Name}}
+	start := time.Now()
+	preview, err := fr.Count(ctx, resets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counted := time.Since(start)
+	start = time.Now()
+	got, err := fr.Reset(ctx, resets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d entries, %d to reset: count %v, reset (delete + re-count) %v", n, ike, counted, time.Since(start))
+	want := []compile.FlowResetCount{{Protocol: "ipsec", Reason: "passthrough ipsec switched off", Count: ike}}
+	if diff := cmp.Diff(want, preview); diff != "" {
+		t.Errorf("preview (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("reset (-want +got):\n%s", diff)
+	}
+	if left := ctTableSize(t, ns); left != n-ike {
+		t.Errorf("table holds %d entries after the reset, want %d", left, n-ike)
 	}
 }
