@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	dto "github.com/prometheus/client_model/go"
@@ -134,5 +135,61 @@ func TestApplyResetsFlows(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got); diff != "" || len(ff.resets) != 4 || len(ff.counts) != 1 {
 		t.Errorf("preview (-want +got):\n%s\nresets %d counts %d", diff, len(ff.resets), len(ff.counts))
+	}
+}
+
+// TestDaemonResetsFlows: the daemon's applies repair live flows too (its
+// first apply here replaces a table that attached the PPTP helper), and
+// count them in its metric.
+func TestDaemonResetsFlows(t *testing.T) {
+	a := newFakeApplier()
+	if err := a.Apply(context.Background(), testPlan("eth0").Table); err != nil {
+		t.Fatal(err)
+	}
+	ff := &fakeFlows{}
+	r := New(a, Options{StateDir: t.TempDir(), RuntimeRoot: t.TempDir(), Prober: okProber{}, Loader: fakeLoader{}, Sysctls: &fakeSysctls{}, Flows: ff})
+	m := NewMetrics(nil)
+	checks := make(chan bool, 4)
+	src := EventSource{Name: "test", Open: func(ctx context.Context) (<-chan Event, error) {
+		out := make(chan Event)
+		go func() { <-ctx.Done(); close(out) }()
+		return out, nil
+	}}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- r.Run(ctx, DaemonOptions{
+			Load:           func() (*compile.Plan, []byte, error) { return noPPTPPlan("eth0"), []byte("wan: eth0\npptp: off"), nil },
+			Sources:        []EventSource{src},
+			ResyncInterval: time.Hour,
+			Debounce:       time.Millisecond,
+			Metrics:        m,
+			OnCheck:        func(inSync bool, _ error) { checks <- inSync },
+		})
+	}()
+	select {
+	case ok := <-checks:
+		if !ok {
+			t.Error("the daemon's first check did not end in sync")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no check")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run: %v", err)
+	}
+	if len(ff.resets) != 1 {
+		t.Fatalf("the daemon's apply reset %d times, want once", len(ff.resets))
+	}
+	if diff := cmp.Diff([]compile.FlowReset{pptpGone}, ff.resets[0]); diff != "" {
+		t.Errorf("resets (-want +got):\n%s", diff)
+	}
+	var d dto.Metric
+	if err := m.flowResets.WithLabelValues("pptp").Write(&d); err != nil {
+		t.Fatal(err)
+	}
+	if got := d.GetCounter().GetValue(); got != 3 {
+		t.Errorf("nfpass_conntrack_flows_reset_total{protocol=pptp} = %v, want 3", got)
 	}
 }
