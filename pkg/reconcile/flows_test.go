@@ -3,6 +3,7 @@ package reconcile
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -191,5 +192,37 @@ func TestDaemonResetsFlows(t *testing.T) {
 	}
 	if got := d.GetCounter().GetValue(); got != 3 {
 		t.Errorf("nfpass_conntrack_flows_reset_total{protocol=pptp} = %v, want 3", got)
+	}
+}
+
+// TestRevertResetsFlows: a trial's revert repairs flows too: through the
+// rollback when there is a generation to restore, and after deleting the
+// table when the trial was the first apply (its helpers are gone).
+func TestRevertResetsFlows(t *testing.T) {
+	for _, first := range []bool{false, true} {
+		t.Run(fmt.Sprintf("first apply %v", first), func(t *testing.T) {
+			ctx := context.Background()
+			e := newTrialEnv(t)
+			ff := &fakeFlows{}
+			e.r.opts.Flows = ff
+			if !first {
+				if _, err := e.r.Apply(ctx, noPPTPPlan("eth1"), []byte("wan: eth1")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, _, err := e.r.ApplyConfirm(ctx, testPlan("eth1"), []byte("wan: eth1\npptp: on"), time.Hour, e.starter()); err != nil {
+				t.Fatal(err)
+			}
+			e.killGuards()
+			e.offset.Store(int64(2 * time.Hour))
+			rec, err := e.r.RecoverPending(ctx, nil, nil)
+			if err != nil || rec.Action != RecoveryReverted {
+				t.Fatalf("RecoverPending: %+v %v", rec, err)
+			}
+			last := ff.resets[len(ff.resets)-1]
+			if diff := cmp.Diff([]compile.FlowReset{pptpGone}, last); diff != "" {
+				t.Errorf("the revert's resets (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
