@@ -224,6 +224,19 @@ func TestFlowsSIP(t *testing.T) {
 	if p := f.preview(on); len(p) != 0 {
 		t.Errorf("plan --diff with the live policy: %+v", p)
 	}
+
+	// Rollback (to the ALG off generation) goes through the same repair.
+	out = mustRun(t, "rollback", "-o", "json", "--netns", f.Router.Name, "--state-dir", f.state)
+	var rb applyJSON
+	if err := json.Unmarshal([]byte(out), &rb); err != nil {
+		t.Fatalf("rollback -o json: %v\n%s", err, out)
+	}
+	if diff := cmp.Diff(map[string]int{"sip": 1}, counts(rb.FlowsReset)); diff != "" {
+		t.Errorf("rollback resets (-want +got):\n%s", diff)
+	}
+	if got := invite(6008); got != plain {
+		t.Errorf("after the rollback: the server saw c=%s, want %s (not rewritten)", got, plain)
+	}
 }
 
 // TestFlowsPPTPOff: switching PPTP off ends a live session: its control
