@@ -15,10 +15,11 @@ import (
 )
 
 // Targeted conntrack repair (see compile.FlowResets): count, and delete,
-// the entries and expectations an apply's change concerns, one entry at a
-// time by its original tuple (IPCTNL_MSG_CT_DELETE) and one expectation
-// at a time by its tuple (IPCTNL_MSG_EXP_DELETE, which ti-mo/conntrack
-// lacks: encoded here). Nothing is ever flushed.
+// the entries and expectations an apply's change concerns: each entry by
+// its original tuple (IPCTNL_MSG_CT_DELETE, pipelined) and each
+// expectation by its tuple (IPCTNL_MSG_EXP_DELETE, which ti-mo/conntrack
+// lacks: both are encoded here). The dump is DumpFlows' streamed one.
+// Nothing is ever flushed.
 
 // FlowResetter counts and repairs live flows in a namespace. Its methods
 // touch the kernel and need CAP_NET_ADMIN there.
