@@ -50,12 +50,22 @@ destroy) is refused: the daemon would undo it. Edit the config file and
 reload the daemon instead. A trial left behind by a killed confirm guard
 is settled first (see 'nfpass confirm --help').
 
+Live flows follow the change: once the table is verified, the conntrack
+entries the change concerns are deleted, so their next packet is classified
+by the new rules (a VPN switched off: its control, GRE/ESP/IKE/NAT-T/L2TP
+entries and expectations; a helper assignment that changed, an ALG on or
+off or a forward for a helper protocol: the entries of the flows it covers
+whose helper is not the new one). Nothing else is touched, the table is
+never flushed. 'nfpass plan --diff' shows the counts first; --keep-flows
+skips the repair.
+
 On a remote router, always apply with --confirm.`,
 		Example: `  sudo nfpass apply
   sudo nfpass apply -c /etc/nfpass/nfpass.yaml -o json
   sudo nfpass apply --netns lab-router   # inside a named namespace
   sudo nfpass apply --confirm 60s        # undone unless 'nfpass confirm' within 60s
-  sudo nfpass apply --confirm 60s --force  # br-lan comes later`,
+  sudo nfpass apply --confirm 60s --force  # br-lan comes later
+  sudo nfpass apply --keep-flows         # live flows keep their helper`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if cmd.Flags().Changed("confirm") && confirm <= 0 {
@@ -112,6 +122,7 @@ On a remote router, always apply with --confirm.`,
 				state = "unchanged since generation " + strconv.Itoa(res.Generation.ID)
 			}
 			fmt.Fprintf(g.stdout, "applied and verified table %s %s (%s)\n", plan.Table.Family, plan.Table.Name, state)
+			printFlows(g.stdout, res.FlowsReset, "reset")
 			if pending != nil {
 				what := fmt.Sprintf("generation %d is restored", pending.Restore)
 				if pending.Restore == 0 {
@@ -126,6 +137,7 @@ On a remote router, always apply with --confirm.`,
 	k.bind(cmd)
 	cmd.Flags().DurationVar(&confirm, "confirm", 0, "apply on trial for this window (e.g. 60s): undone unless 'nfpass confirm'")
 	cmd.Flags().BoolVar(&force, "force", false, "apply even a policy that would cut management access to the router")
+	k.bindKeepFlows(cmd)
 	return cmd
 }
 
@@ -260,7 +272,8 @@ func newRollbackCmd(g *globals) *cobra.Command {
 		Use:   "rollback [GENERATION]",
 		Short: "Re-apply the previous generation (or the given one), verified (root)",
 		Example: `  sudo nfpass rollback        # back one step; repeat to walk further back
-  sudo nfpass rollback 12     # re-apply generation 12 (see nfpass history)`,
+  sudo nfpass rollback 12     # re-apply generation 12 (see nfpass history)
+  sudo nfpass rollback --keep-flows  # live flows keep their classification`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			to := 0
@@ -300,13 +313,16 @@ func newRollbackCmd(g *globals) *cobra.Command {
 			}
 			if !res.Recorded {
 				fmt.Fprintf(g.stdout, "rolled back to generation %d, verified (NOT recorded in the history: see the warning)\n", res.Generation.RollbackOf)
+				printFlows(g.stdout, res.FlowsReset, "reset")
 				return nil
 			}
 			fmt.Fprintf(g.stdout, "rolled back to generation %d (recorded as generation %d), verified\n", res.Generation.RollbackOf, res.Generation.ID)
+			printFlows(g.stdout, res.FlowsReset, "reset")
 			return nil
 		},
 	}
 	k.bind(cmd)
+	k.bindKeepFlows(cmd)
 	return cmd
 }
 

@@ -1,12 +1,15 @@
 package main
 
 import (
+	"fmt"
+	"io"
 	"os"
 	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/nfpass/nfpass/pkg/audit"
 	"github.com/nfpass/nfpass/pkg/catalog"
 	"github.com/nfpass/nfpass/pkg/compile"
 	"github.com/nfpass/nfpass/pkg/config"
@@ -25,6 +28,9 @@ type kernelFlags struct {
 	// force: apply --force. The plan is compiled with it (recorded for
 	// recompiling), and the lockout preflight's refusals become warnings.
 	force bool
+	// keepFlows: --keep-flows (apply, rollback, run) skips the targeted
+	// conntrack repair.
+	keepFlows bool
 }
 
 func (k *kernelFlags) bind(cmd *cobra.Command) {
@@ -32,6 +38,11 @@ func (k *kernelFlags) bind(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&k.runtimeRoot, "runtime-dir", "", "where the writer lock, the daemon lock and the sysctl journal are kept (default "+reconcile.DefaultRuntimeRoot+")")
 	cmd.Flags().StringVar(&k.netns, "netns", "", "act inside this named network namespace (/run/netns/NAME)")
 	cmd.Flags().IntVar(&k.keep, "keep", reconcile.DefaultKeep, "generations to keep for rollback")
+}
+
+// bindKeepFlows adds --keep-flows (apply, rollback, run).
+func (k *kernelFlags) bindKeepFlows(cmd *cobra.Command) {
+	cmd.Flags().BoolVar(&k.keepFlows, "keep-flows", false, "do not reset the live flows a change concerns")
 }
 
 // activeGlobals are the globals of the command being run (set before it
@@ -44,6 +55,8 @@ func (k *kernelFlags) reconciler() *reconcile.Reconciler {
 		Prober:    nft.HelperProber{},
 		Recompile: recompile, Inputs: k.inputs(activeGlobals), Version: version,
 		Preflight: helpers.Preflight{NetNS: k.netns, SSHConnection: os.Getenv("SSH_CONNECTION"), Force: k.force},
+		Flows:     audit.FlowResetter{Options: audit.Options{NetNS: k.netns}},
+		KeepFlows: k.keepFlows,
 	})
 }
 
@@ -101,4 +114,17 @@ func recompile(cfg []byte, in reconcile.Inputs) (*compile.Plan, error) {
 		return plan, err
 	}
 	return compile.Compile(p, cat)
+}
+
+// printFlows prints what a repair did ("reset") or would do ("will be
+// reset"): one line per protocol and reason, the reason under it.
+func printFlows(w io.Writer, counts []compile.FlowResetCount, done string) {
+	for _, c := range counts {
+		line := fmt.Sprintf("%d live flow%s of %s %s", c.Count, plural(c.Count), c.Protocol, done)
+		if c.Expectations > 0 {
+			line += fmt.Sprintf(" (and %d expectation%s)", c.Expectations, plural(c.Expectations))
+		}
+		fmt.Fprintln(w, line)
+		fmt.Fprintln(w, "  why: "+c.Reason)
+	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/nfpass/nfpass/pkg/compile"
 	"github.com/nfpass/nfpass/pkg/config"
+	"github.com/nfpass/nfpass/pkg/reconcile"
 	"github.com/nfpass/nfpass/pkg/ruleset"
 )
 
@@ -23,8 +24,9 @@ The output is accepted by 'nft -c -f -' and is byte-identical for the same
 input.
 
 With --diff (root) plan reads nfpass's live table and prints what 'nfpass
-apply' would change instead: "+" is added, "-" removed, "~" changed. Nothing
-is applied.`,
+apply' would change instead: "+" is added, "-" removed, "~" changed, and
+counts the live flows apply would reset ("3 live flows of sip will be
+reset"; see 'nfpass apply --help'). Nothing is applied or deleted.`,
 		Example: `  nfpass plan
   nfpass plan -c rules/examples/vpn-server.yaml
   nfpass plan -o json | jq '.modules'
@@ -56,8 +58,9 @@ is applied.`,
 		},
 	}
 	cmd.Flags().BoolVar(&snippet, "companion-snippet", false, "print only the include snippet for the firewall owning forwarding (companion mode)")
-	cmd.Flags().BoolVar(&diff, "diff", false, "show what apply would change against the live table (root); nothing is applied")
+	cmd.Flags().BoolVar(&diff, "diff", false, "show what apply would change, and the live flows it would reset (root)")
 	cmd.Flags().StringVar(&k.netns, "netns", "", "with --diff: read the live table inside this named network namespace (/run/netns/NAME)")
+	cmd.Flags().StringVar(&k.stateDir, "state-dir", reconcile.DefaultStateDir, "with --diff: the generations apply keeps")
 	return cmd
 }
 
@@ -68,23 +71,35 @@ func (g *globals) planDiff(cmd *cobra.Command, plan *compile.Plan, k *kernelFlag
 	if err != nil {
 		return fmt.Errorf("plan --diff: %w", err)
 	}
+	// The live flows apply would reset (counted, nothing deleted).
+	flows, ferr := k.reconciler().PreviewFlows(cmd.Context(), plan)
 	name := plan.Table.Family + " " + plan.Table.Name
 	if g.output == "json" {
-		return g.printJSON(map[string]any{"table": name, "applied": res.Applied, "changes": len(res.Differences), "differences": nonNil(res.Differences)})
+		out := map[string]any{"table": name, "applied": res.Applied, "changes": len(res.Differences), "differences": nonNil(res.Differences),
+			"flows_reset": nonNilFlows(flows)}
+		if ferr != nil {
+			out["flows_error"] = ferr.Error()
+		}
+		return g.printJSON(out)
+	}
+	if ferr != nil {
+		fmt.Fprintf(g.stderr, "warning: counting the live flows apply would reset: %v\n", ferr)
 	}
 	switch {
 	case !res.Applied:
 		fmt.Fprintf(g.stdout, "table %s is not applied; apply would create it:\n", name)
-		_, err = fmt.Fprint(g.stdout, plan.Table.Render())
-		return err
+		if _, err = fmt.Fprint(g.stdout, plan.Table.Render()); err != nil {
+			return err
+		}
 	case len(res.Differences) == 0:
 		fmt.Fprintf(g.stdout, "table %s: no changes; the live table equals the plan\n", name)
-		return nil
+	default:
+		fmt.Fprintf(g.stdout, "table %s: apply would make %d change%s:\n", name, len(res.Differences), plural(len(res.Differences)))
+		for _, d := range res.Differences {
+			fmt.Fprintln(g.stdout, planChange(d))
+		}
 	}
-	fmt.Fprintf(g.stdout, "table %s: apply would make %d change%s:\n", name, len(res.Differences), plural(len(res.Differences)))
-	for _, d := range res.Differences {
-		fmt.Fprintln(g.stdout, planChange(d))
-	}
+	printFlows(g.stdout, flows, "will be reset")
 	return nil
 }
 
@@ -182,4 +197,11 @@ Run it on the router itself; on another machine use --skip-interfaces.`,
 	cmd.Flags().StringVar(&netns, "netns", "", "check the interfaces of this named netns (root)")
 	cmd.Flags().BoolVar(&skipIfaces, "skip-interfaces", false, "only validate (on another machine)")
 	return cmd
+}
+
+func nonNilFlows(f []compile.FlowResetCount) []compile.FlowResetCount {
+	if f == nil {
+		return []compile.FlowResetCount{}
+	}
+	return f
 }

@@ -226,6 +226,7 @@ does a full check; SIGTERM/SIGINT exit, leaving the table in place.`,
 		},
 	}
 	k.bind(cmd)
+	k.bindKeepFlows(cmd)
 	f := cmd.Flags()
 	f.DurationVar(&resync, "resync-interval", 5*time.Minute, "period of the full check of the kernel against the policy")
 	f.DurationVar(&confirmWindow, "confirm-window", 0, "put config edits on trial for this window (e.g. 2m; 0: apply at once)")

@@ -410,6 +410,12 @@ func TestKernelDumpLarge(t *testing.T) {
 // plain UDP; source ports vary so every tuple is unique.
 func populate(t testing.TB, ns netns.NS, n int) {
 	t.Helper()
+	populateIKE(t, ns, n, func(i int) bool { return i%10 == 0 })
+}
+
+// populateIKE is populate with entry i IKE when ike(i).
+func populateIKE(t testing.TB, ns netns.NS, n int, ike func(i int) bool) {
+	t.Helper()
 	const workers = 4
 	errs := make(chan error, workers)
 	for w := range workers {
@@ -418,7 +424,7 @@ func populate(t testing.TB, ns netns.NS, n int) {
 			for i := w; i < n; i += workers {
 				src := netip.AddrFrom4([4]byte{10, 77, 0, byte(i%250 + 1)})
 				dport := uint16(5000 + i%1000)
-				if i%10 == 0 {
+				if ike(i) {
 					dport = 500
 				}
 				f := conntrack.NewFlow(ProtoUDP, conntrack.StatusConfirmed|conntrack.StatusSeenReply|conntrack.StatusAssured, src,

@@ -161,6 +161,7 @@ func (r *Reconciler) Run(ctx context.Context, o DaemonOptions) error {
 	if o.Load == nil {
 		return errors.New("daemon: no config loader")
 	}
+	r.metrics = o.Metrics
 	if o.ResyncInterval <= 0 {
 		o.ResyncInterval = 5 * time.Minute
 	}
@@ -567,6 +568,9 @@ func (d *daemon) apply(ctx context.Context, reason string) (bool, error) {
 	d.health(true, "")
 	for _, w := range res.Warnings {
 		d.log.Warn("apply warning", "warning", w)
+	}
+	for _, f := range res.FlowsReset {
+		d.log.Info("live flows reset", "protocol", f.Protocol, "reason", f.Reason, "count", f.Count, "expectations", f.Expectations, "left", f.Left)
 	}
 	d.log.Info("applied and verified", "table", d.desired.Table.Family+" "+d.desired.Table.Name, "generation", res.Generation.ID, "recorded", res.Recorded)
 	return true, nil

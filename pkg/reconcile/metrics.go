@@ -9,6 +9,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/nfpass/nfpass/pkg/compile"
 )
 
 // FlowCounts is what the metrics need of the live conntrack table.
@@ -45,6 +47,7 @@ type Metrics struct {
 	monitorResyncs prometheus.Counter
 	checks         *prometheus.CounterVec
 	inSync         prometheus.Gauge
+	flowResets     *prometheus.CounterVec // protocol
 
 	flows *flowCollector
 }
@@ -76,6 +79,9 @@ func NewMetrics(counter FlowCounter) *Metrics {
 		inSync: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "nfpass_table_in_sync", Help: "1 when the last check found the kernel holding exactly the policy.",
 		}),
+		flowResets: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nfpass_conntrack_flows_reset_total", Help: "Live conntrack entries deleted by applies because the policy changed how they are classified, by protocol.",
+		}, []string{"protocol"}),
 		flows: &flowCollector{
 			perProto: prometheus.NewDesc("nfpass_conntrack_entries", "Conntrack entries per passthrough protocol.", []string{"protocol"}, nil),
 			helper:   prometheus.NewDesc("nfpass_conntrack_helper_flows", "Flows that need a conntrack helper, by state (attached, missing).", []string{"state"}, nil),
@@ -94,7 +100,7 @@ func NewMetrics(counter FlowCounter) *Metrics {
 	m.checks.WithLabelValues("generation")
 	m.checks.WithLabelValues("read")
 	m.configReloads.WithLabelValues("rejected")
-	reg.MustRegister(m.applies, m.drift, m.lastSuccess, m.configReloads, m.monitorResyncs, m.checks, m.inSync, m.flows,
+	reg.MustRegister(m.applies, m.drift, m.lastSuccess, m.configReloads, m.monitorResyncs, m.checks, m.inSync, m.flowResets, m.flows,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -157,6 +163,17 @@ func (m *Metrics) reload(ok bool) {
 		m.configReloads.WithLabelValues("applied").Inc()
 	} else {
 		m.configReloads.WithLabelValues("rejected").Inc()
+	}
+}
+
+func (m *Metrics) flowsReset(counts []compile.FlowResetCount) {
+	if m == nil {
+		return
+	}
+	for _, c := range counts {
+		if c.Count > 0 {
+			m.flowResets.WithLabelValues(c.Protocol).Add(float64(c.Count))
+		}
 	}
 }
 

@@ -117,6 +117,12 @@ type Options struct {
 	// Preflight runs before every apply (CLI apply, apply --confirm, the
 	// daemon's applies, rollback, a trial's revert); nil means none.
 	Preflight Preflight
+	// Flows resets the live conntrack entries each apply's change
+	// concerns (a VPN switched off, a helper assignment changed), after
+	// the table is applied and verified; nil: none. KeepFlows skips it
+	// (--keep-flows).
+	Flows     FlowResetter
+	KeepFlows bool
 }
 
 // Reconciler applies plans and keeps their history.
@@ -126,6 +132,8 @@ type Reconciler struct {
 	store   Store
 	// recordFault, when set, fails Record (tests: a full state dir).
 	recordFault func() error
+	// metrics count flow resets (set by Run; nil-safe).
+	metrics *Metrics
 }
 
 // New returns a Reconciler using a for the kernel table.
@@ -170,6 +178,9 @@ type Result struct {
 	// read-only or full state directory): the kernel holds the plan,
 	// verified, but history does not show it.
 	RecordError string `json:"record_error,omitempty"`
+	// FlowsReset are the live flows the apply reset (see
+	// Options.Flows), per protocol and reason; empty when none.
+	FlowsReset []compile.FlowResetCount `json:"flows_reset,omitempty"`
 }
 
 // Apply makes the kernel hold plan's table: take the lock, prove every
@@ -238,6 +249,8 @@ func (r *Reconciler) apply(ctx context.Context, plan *compile.Plan, config []byt
 	if err != nil {
 		return res, fmt.Errorf("the table was applied, but setting sysctls failed: %w", err)
 	}
+	// Live flows classified by the old rules follow the new ones.
+	r.repairFlows(ctx, gens, before, plan, res)
 	// A renamed table: the one nfpass recorded last is its own, and would
 	// otherwise stay live beside the new one.
 	if len(gens) > 0 && (gens[0].Family != fam || gens[0].Table != name) {

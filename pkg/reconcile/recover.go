@@ -12,6 +12,9 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/nfpass/nfpass/pkg/compile"
+	"github.com/nfpass/nfpass/pkg/ruleset"
 )
 
 // Enforcing the confirm deadline, whoever is alive.
@@ -263,10 +266,22 @@ func (r *Reconciler) revertPending(ctx context.Context, log *slog.Logger, force 
 			if _, err := r.RestoreSysctls(ctx); err != nil {
 				return revertOutcome{pending: p}, fmt.Errorf("restore sysctls: %w", err)
 			}
+			live, _ := r.applier.Read(ctx, family, table)
 			if err := r.destroyIfPresent(ctx, family, table); err != nil {
 				return revertOutcome{pending: p}, err
 			}
 			out.outcome = fmt.Sprintf("no confirmed generation to restore: table %s %s deleted (it did not exist before the trial)", family, table)
+			// Flows the trial's helpers were attached to go back to none.
+			if live != nil {
+				res := &Result{}
+				r.repairFlows(ctx, nil, live, &compile.Plan{Table: &ruleset.Table{Family: family, Name: table}}, res)
+				for _, f := range res.FlowsReset {
+					log.Info("live flows reset", "protocol", f.Protocol, "reason", f.Reason, "count", f.Count, "expectations", f.Expectations, "left", f.Left)
+				}
+				for _, w := range res.Warnings {
+					log.Warn("revert warning", "warning", w)
+				}
+			}
 		} else {
 			out.outcome = "nothing was ever recorded: nothing to restore"
 		}
