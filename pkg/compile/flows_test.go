@@ -18,7 +18,7 @@ func flowPlan(t *testing.T, edit func(p *policy.Policy)) *compile.Plan {
 	p := &policy.Policy{
 		Table:       "nfpass",
 		Mode:        policy.Standalone,
-		Interfaces:  policy.Interfaces{WAN: []string{"wan0"}, LAN: []string{"lan0"}},
+		Interfaces:  policy.Interfaces{WAN: []string{"wan0"}, LAN: []string{"lan0"}, LANNetworks: []string{"192.168.77.0/24"}},
 		Passthrough: map[string]bool{},
 		NAT:         policy.NAT{Masquerade: true},
 		Management:  []policy.Service{{Name: "ssh", Proto: "tcp", Ports: []string{"22"}, Zone: policy.ZoneLAN}},
