@@ -366,10 +366,11 @@ func (r *Reconciler) Guard(ctx context.Context, log *slog.Logger) error {
 	log.Info("guard started", "pid", os.Getpid())
 
 	backoff := time.Second
+	deferred := false
 	for {
 		p, err := r.Pending()
 		if err == nil && p == nil {
-			log.Info("nothing pending (confirmed); guard exits")
+			log.Info("nothing pending (confirmed or reverted); guard exits")
 			return nil
 		}
 		wait := 200 * time.Millisecond
@@ -379,6 +380,17 @@ func (r *Reconciler) Guard(ctx context.Context, log *slog.Logger) error {
 			d := time.Until(p.Deadline)
 			due = d <= 0
 			wait = max(min(wait, d), 0)
+			if due && r.daemonReverts(p, -d) {
+				// The daemon holds its table (owner flag): this process
+				// could not write it (EPERM), and the daemon reverts its
+				// own trial at the deadline. Wait for the pending file to
+				// go; past the grace, revert here (a wedged daemon).
+				if !deferred {
+					log.Info("the running daemon reverts its own trial; waiting for it", "generation", p.Generation, "grace", DaemonRevertGrace)
+					deferred = true
+				}
+				due = false
+			}
 		}
 		if due {
 			out, err := r.revertPending(ctx, log, err != nil, 5*time.Minute)
@@ -397,6 +409,17 @@ func (r *Reconciler) Guard(ctx context.Context, log *slog.Logger) error {
 		case <-time.After(wait):
 		}
 	}
+}
+
+// DaemonRevertGrace is how long past the deadline of the daemon's own
+// trial its guard leaves the revert to the running daemon.
+const DaemonRevertGrace = 10 * time.Second
+
+// daemonReverts reports whether the guard leaves p's revert to the daemon:
+// the daemon started the trial, still runs (its lock), and the deadline
+// passed less than DaemonRevertGrace ago (late).
+func (r *Reconciler) daemonReverts(p *Pending, late time.Duration) bool {
+	return p.Owner == "daemon" && late < DaemonRevertGrace && RunningDaemon(r.opts.RuntimeRoot, r.opts.StateDir) != nil
 }
 
 func (r *Reconciler) destroyIfPresent(ctx context.Context, family, name string) error {
