@@ -298,6 +298,9 @@ func (r *Reconciler) Confirm(ctx context.Context) (*Pending, error) {
 		case RecoveryReverted:
 			return rec.Pending, fmt.Errorf("%w: %s; %s", ErrConfirmTooLate, rec.Why, rec.Outcome)
 		case RecoveryGuarded, RecoveryRearmed:
+			if rec.Daemon != nil {
+				return rec.Pending, fmt.Errorf("%w: %s", ErrConfirmTooLate, rec.Why)
+			}
 			// Only an apply that did not finish gets here inside its window.
 			return rec.Pending, fmt.Errorf("%w: the apply did not finish; the guard reverts it at %s",
 				ErrConfirmTooLate, rec.Pending.Deadline.Local().Format(time.DateTime))
@@ -380,7 +383,7 @@ func (r *Reconciler) Guard(ctx context.Context, log *slog.Logger) error {
 			d := time.Until(p.Deadline)
 			due = d <= 0
 			wait = max(min(wait, d), 0)
-			if due && r.daemonReverts(p, -d) {
+			if due && r.daemonReverts(p, -d) != nil {
 				// The daemon holds its table (owner flag): this process
 				// could not write it (EPERM), and the daemon reverts its
 				// own trial at the deadline. Wait for the pending file to
@@ -415,12 +418,25 @@ func (r *Reconciler) Guard(ctx context.Context, log *slog.Logger) error {
 // trial its guard leaves the revert to the running daemon.
 const DaemonRevertGrace = 10 * time.Second
 
-// daemonReverts reports whether the guard leaves p's revert to the daemon:
-// the daemon started the trial, still runs (its lock), and the deadline
-// passed less than DaemonRevertGrace ago (late).
-func (r *Reconciler) daemonReverts(p *Pending, late time.Duration) bool {
-	return p.Owner == "daemon" && late < DaemonRevertGrace && RunningDaemon(r.opts.RuntimeRoot, r.opts.StateDir) != nil
+// daemonReverts returns the running daemon that settles p, its own
+// trial, or nil when this process must: the daemon started the trial, it
+// still runs (its lock), it is not this process, and the deadline passed
+// less than DaemonRevertGrace ago (late; negative: not yet). The daemon
+// holds its table (the owner flag), so any other process's revert would
+// fail with EPERM; past the grace (a wedged daemon) the caller tries.
+func (r *Reconciler) daemonReverts(p *Pending, late time.Duration) *DaemonInfo {
+	if p == nil || p.Owner != "daemon" || late >= DaemonRevertGrace {
+		return nil
+	}
+	d := RunningDaemon(r.opts.RuntimeRoot, r.opts.StateDir)
+	if d == nil || d.PID == selfPID() {
+		return nil
+	}
+	return d
 }
+
+// selfPID is os.Getpid; a variable for tests.
+var selfPID = os.Getpid
 
 func (r *Reconciler) destroyIfPresent(ctx context.Context, family, name string) error {
 	live, err := r.applier.Read(ctx, family, name)
