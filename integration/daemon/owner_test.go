@@ -32,10 +32,17 @@ func owned(flags string) bool { return strings.Contains(flags, "owner") }
 // the flags line and the "# progname" comment nft adds to an owned table.
 func (d *daemon) strip(listing string) string {
 	var out []string
+	skipBlank := false
 	for _, line := range strings.Split(listing, "\n") {
 		if l := strings.TrimSpace(line); l == "flags" || strings.HasPrefix(l, "flags ") {
+			skipBlank = true // nft follows the flags line with a blank one
 			continue
 		}
+		if skipBlank && strings.TrimSpace(line) == "" {
+			skipBlank = false
+			continue
+		}
+		skipBlank = false
 		if head, _, ok := strings.Cut(line, " { # progname "); ok && strings.HasPrefix(line, "table ") {
 			line = head + " {"
 		}
