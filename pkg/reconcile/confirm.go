@@ -392,7 +392,7 @@ func (r *Reconciler) Guard(ctx context.Context, log *slog.Logger) error {
 					log.Info("the running daemon reverts its own trial; waiting for it", "generation", p.Generation, "grace", DaemonRevertGrace)
 					deferred = true
 				}
-				due = false
+				due, wait = false, 200*time.Millisecond
 			}
 		}
 		if due {
@@ -428,15 +428,19 @@ func (r *Reconciler) daemonReverts(p *Pending, late time.Duration) *DaemonInfo {
 	if p == nil || p.Owner != "daemon" || late >= DaemonRevertGrace {
 		return nil
 	}
-	d := RunningDaemon(r.opts.RuntimeRoot, r.opts.StateDir)
+	d := runningDaemon(r.opts.RuntimeRoot, r.opts.StateDir)
 	if d == nil || d.PID == selfPID() {
 		return nil
 	}
 	return d
 }
 
-// selfPID is os.Getpid; a variable for tests.
-var selfPID = os.Getpid
+// selfPID and runningDaemon are os.Getpid and RunningDaemon; variables
+// for tests.
+var (
+	selfPID       = os.Getpid
+	runningDaemon = RunningDaemon
+)
 
 func (r *Reconciler) destroyIfPresent(ctx context.Context, family, name string) error {
 	live, err := r.applier.Read(ctx, family, name)

@@ -465,3 +465,48 @@ func TestRecoverPendingDaemonTrial(t *testing.T) {
 		})
 	}
 }
+
+// TestGuardDefersToDaemon: the guard of the daemon's own trial, past the
+// deadline while the daemon runs, leaves the revert to it (the daemon
+// holds the table) and polls calmly (no busy loop); once the daemon has
+// reverted and removed the pending file, the guard exits.
+func TestGuardDefersToDaemon(t *testing.T) {
+	realSelf, realRunning := selfPID, runningDaemon
+	t.Cleanup(func() { selfPID, runningDaemon = realSelf, realRunning })
+	var polls atomic.Int64
+	selfPID = func() int { return os.Getpid() + 1 }
+	runningDaemon = func(string, string) *DaemonInfo {
+		polls.Add(1)
+		return &DaemonInfo{PID: os.Getpid()}
+	}
+	e := newTrialEnv(t)
+	ctx := context.Background()
+	if _, err := e.r.Apply(ctx, testPlan("eth1"), []byte("wan: eth1\n")); err != nil {
+		t.Fatal(err)
+	}
+	_, p, err := e.r.applyConfirm(ctx, testPlan("eth9"), []byte("wan: eth9\n"), 200*time.Millisecond, e.starter(), "daemon")
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Until(p.Deadline) + time.Second)
+	if got := e.wan(t); got != "eth9" || !e.pendingExists() {
+		t.Fatalf("a second past the deadline: WAN %s, pending %t; want the guard to leave the trial to the daemon", got, e.pendingExists())
+	}
+	if n := polls.Load(); n > 10 {
+		t.Errorf("the guard checked for the daemon %d times in a second; want a calm poll (about 5)", n)
+	}
+	// The daemon reverts: the guard exits.
+	if _, err := e.r.revertPending(ctx, nil, true, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { e.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+		t.Error("the guard did not exit after the daemon reverted the trial")
+	}
+	if got := e.wan(t); got != "eth1" {
+		t.Errorf("WAN after the revert = %s, want eth1", got)
+	}
+}
