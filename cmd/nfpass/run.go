@@ -196,7 +196,7 @@ does a full check; SIGTERM/SIGINT exit, leaving the table in place.`,
 					return linkSource(ctx, nftOpts)
 				}},
 			}
-			applier, closeApplier := daemonApplier(nftOpts, ownTable, log)
+			applier, closeApplier := daemonApplier(nft.OpenOwning, nftOpts, ownTable, log)
 			// Deferred after the daemon lock: the table is unowned by the
 			// time a CLI writer sees the daemon gone.
 			defer closeApplier()
@@ -252,15 +252,15 @@ does a full check; SIGTERM/SIGINT exit, leaving the table in place.`,
 // daemonApplier returns the Applier of `nfpass run`: with own, one that
 // holds the table (nft.OwningApplier); on kernels before 6.9 (or when the
 // owner socket cannot be opened) and without own, the connection-per-call
-// one. The returned func closes it (the table stays, unowned). It touches
-// the kernel (root).
-func daemonApplier(opts nft.Options, own bool, log *slog.Logger) (reconcile.Applier, func()) {
+// one. The returned func closes it (the table stays, unowned). open is
+// nft.OpenOwning, which touches the kernel (root).
+func daemonApplier(open func(nft.Options) (*nft.OwningApplier, error), opts nft.Options, own bool, log *slog.Logger) (reconcile.Applier, func()) {
 	plain := nft.Applier{Opts: opts}
 	if !own {
 		log.Info("--own-table=false: the table is not owned; other writers and nft flush ruleset can change it, the daemon restores it")
 		return plain, func() {}
 	}
-	oa, err := nft.OpenOwning(opts)
+	oa, err := open(opts)
 	switch {
 	case errors.Is(err, nft.ErrOwnUnsupported):
 		log.Info("kernel < 6.9: the table is not owned; nft flush ruleset can delete it, the daemon restores it")
