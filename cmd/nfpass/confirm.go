@@ -96,7 +96,10 @@ func (k *kernelFlags) guardStarter() reconcile.GuardStarter {
 			return 0, err
 		}
 		pid := cmd.Process.Pid
-		_ = cmd.Process.Release()
+		// Reaped when it exits, so a long-running caller (the daemon,
+		// one guard per trial) collects no zombies; a CLI caller exits
+		// first and the guard lives on.
+		go func() { _ = cmd.Wait() }()
 		return pid, nil
 	}
 }

@@ -50,7 +50,13 @@ func (k *kernelFlags) bindKeepFlows(cmd *cobra.Command) {
 var activeGlobals *globals
 
 func (k *kernelFlags) reconciler() *reconcile.Reconciler {
-	return reconcile.New(nft.Applier{Opts: nft.Options{NetNS: k.netns}}, reconcile.Options{
+	return k.reconcilerWith(nft.Applier{Opts: nft.Options{NetNS: k.netns}})
+}
+
+// reconcilerWith is reconciler over the Applier a (the daemon's owning
+// one).
+func (k *kernelFlags) reconcilerWith(a reconcile.Applier) *reconcile.Reconciler {
+	return reconcile.New(a, reconcile.Options{
 		StateDir: k.stateDir, Keep: k.keep, NetNS: k.netns, RuntimeRoot: k.runtimeRoot,
 		Prober:    nft.HelperProber{},
 		Recompile: recompile, Inputs: k.inputs(activeGlobals), Version: version,

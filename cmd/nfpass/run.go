@@ -43,6 +43,7 @@ func newRunCmd(g *globals) *cobra.Command {
 		confirmWindow  time.Duration
 		monitorBuffer  int
 		withoutConntrk bool
+		ownTable       bool
 	)
 	cmd := &cobra.Command{
 		Use:   "run",
@@ -71,6 +72,14 @@ last confirmed generation is restored at once; inside it, a new guard is
 started. While the daemon runs, 'nfpass apply', 'rollback' and 'destroy' on
 its state dir are refused: edit the config file and reload instead.
 
+While it runs, the daemon holds its table (Linux 6.9+, --own-table, on by
+default): the table carries the owner and persist flags, so no other process
+(nft, fw4, another nfpass) can change or delete it, and 'nft flush ruleset'
+or 'fw4 flush' leave it alone. When the daemon exits the table stays in
+place, unowned, until the daemon starts again and takes it back. On older
+kernels, or with --own-table=false, the table is a plain one: a flush can
+delete it, and the daemon puts it back.
+
 Under systemd (Type=notify) it sends READY=1 once the kernel holds a verified
 ruleset, and WATCHDOG=1 from its loop when WatchdogSec= is set. /healthz
 (with --metrics-addr) answers 503 while the table is not as it should be.
@@ -79,7 +88,8 @@ Signals: SIGHUP reloads the config; SIGUSR1 re-opens the event monitors and
 does a full check; SIGTERM/SIGINT exit, leaving the table in place.`,
 		Example: `  sudo nfpass run -c /etc/nfpass/nfpass.yaml
   sudo nfpass run --confirm-window 2m      # edits of the file go on trial: 'nfpass confirm' keeps them
-  sudo nfpass run --metrics-addr 127.0.0.1:9742 --log-format json`,
+  sudo nfpass run --metrics-addr 127.0.0.1:9742 --log-format json
+  sudo nfpass run --own-table=false  # a plain table, as on kernels < 6.9`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if confirmWindow < 0 {
@@ -194,7 +204,11 @@ does a full check; SIGTERM/SIGINT exit, leaving the table in place.`,
 					return linkSource(ctx, nftOpts)
 				}},
 			}
-			r := k.reconciler()
+			applier, closeApplier := daemonApplier(nft.OpenOwning, nftOpts, ownTable, log)
+			// Deferred after the daemon lock: the table is unowned by the
+			// time a CLI writer sees the daemon gone.
+			defer closeApplier()
+			r := k.reconcilerWith(applier)
 			defer func() { _ = notifier.Notify(sdnotify.Stopping) }()
 			return r.Run(ctx, reconcile.DaemonOptions{
 				Load:             load,
@@ -238,9 +252,38 @@ does a full check; SIGTERM/SIGINT exit, leaving the table in place.`,
 	f.DurationVar(&maxBackoff, "max-backoff", 5*time.Minute, "longest delay between retries after a failure")
 	f.IntVar(&monitorBuffer, "monitor-buffer", 0, "nftables monitor socket receive buffer in bytes (0: 4 MiB)")
 	f.BoolVar(&withoutConntrk, "no-conntrack-metrics", false, "do not read conntrack for the metrics")
+	f.BoolVar(&ownTable, "own-table", true, "hold the table while running (Linux 6.9+): others cannot flush or change it")
 	_ = f.MarkHidden("monitor-buffer")
 	_ = cmd.RegisterFlagCompletionFunc("log-format", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
+}
+
+// daemonApplier returns the Applier of `nfpass run`: with own, one that
+// holds the table (nft.OwningApplier); on kernels before 6.9 (or when the
+// owner socket cannot be opened) and without own, the connection-per-call
+// one. The returned func closes it (the table stays, unowned). open is
+// nft.OpenOwning, which touches the kernel (root).
+func daemonApplier(open func(nft.Options) (*nft.OwningApplier, error), opts nft.Options, own bool, log *slog.Logger) (reconcile.Applier, func()) {
+	plain := nft.Applier{Opts: opts}
+	if !own {
+		log.Info("--own-table=false: the table is not owned; other writers and nft flush ruleset can change it, the daemon restores it")
+		return plain, func() {}
+	}
+	oa, err := open(opts)
+	switch {
+	case errors.Is(err, nft.ErrOwnUnsupported):
+		log.Info("kernel < 6.9: the table is not owned; nft flush ruleset can delete it, the daemon restores it")
+		return plain, func() {}
+	case err != nil:
+		log.Warn("cannot hold the table; keeping it as a plain table (nft flush ruleset can delete it, the daemon restores it)", "err", err)
+		return plain, func() {}
+	}
+	log.Info("holding the table while running (owner, persist): other writers get EPERM, nft flush ruleset leaves it; it stays when the daemon exits")
+	return oa, func() {
+		if err := oa.Close(); err != nil {
+			log.Warn("closing the table owner socket", "err", err)
+		}
+	}
 }
 
 func forward(ctx context.Context, in <-chan os.Signal, out chan<- struct{}) {

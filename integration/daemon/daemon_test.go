@@ -184,7 +184,10 @@ func (d *daemon) cleanup() {
 		case <-d.done:
 		case <-time.After(5 * time.Second):
 			_ = d.cmd.Process.Kill()
-			<-d.done
+			select { // a test may have reaped it already (killAll)
+			case <-d.done:
+			case <-time.After(5 * time.Second):
+			}
 		}
 		if t.Failed() {
 			t.Logf("daemon log:\n%s", d.log)
@@ -268,6 +271,19 @@ func (d *daemon) waitLog(from int, limit time.Duration, msg string, want ...stri
 	return nil
 }
 
+// noOwn runs the daemon with a plain table (as on kernels before 6.9), for
+// tests that inject drift with nft: the kernel refuses every write to a
+// table the daemon holds (owner_test.go tests that).
+const noOwn = "--own-table=false"
+
+// table lists nfpass's table without its flags line: the owner flag comes
+// and goes with the daemon (persist keeps the table, unowned, when it
+// exits), and says who holds the table, not what it does.
+func (d *daemon) table() string {
+	d.t.Helper()
+	return d.strip(d.nft("list", "table", "inet", "nfpass"))
+}
+
 func (d *daemon) nft(args ...string) string {
 	d.t.Helper()
 	return d.ns.MustExec(d.t, "nft", args...)
@@ -278,7 +294,7 @@ func (d *daemon) nft(args ...string) string {
 // time with the periodic check effectively off, so the nftables monitor
 // alone drives it; one log line names what drifted.
 func TestDaemonRepairsDrift(t *testing.T) {
-	d := start(t, "dm-drift", readExample(t), "--resync-interval", "1h")
+	d := start(t, "dm-drift", readExample(t), "--resync-interval", "1h", noOwn)
 
 	mark := d.log.len()
 	d.nft("add", "element", "inet", "nfpass", "wan_if", `{ "eth9" }`)
@@ -340,7 +356,7 @@ func TestDaemonTrustsUnchangedGeneration(t *testing.T) {
 // a tiny socket buffer); each time the daemon resyncs, re-opens the
 // monitor, and still repairs drift promptly.
 func TestDaemonSurvivesMonitorLoss(t *testing.T) {
-	d := start(t, "dm-monitor", readExample(t), "--resync-interval", "1h", "--monitor-buffer", "65536")
+	d := start(t, "dm-monitor", readExample(t), "--resync-interval", "1h", "--monitor-buffer", "65536", noOwn)
 
 	mark := d.log.len()
 	if err := d.cmd.Process.Signal(syscall.SIGUSR1); err != nil {
@@ -395,7 +411,7 @@ func TestDaemonConfigChange(t *testing.T) {
 	writeFile(t, d.cfg, changed)
 	d.waitLog(mark, 5*time.Second, "config reloaded")
 	d.waitInSync(valid, 5*time.Second)
-	before := d.nft("list", "table", "inet", "nfpass")
+	before := d.table()
 
 	mark = d.log.len()
 	writeFile(t, d.cfg, changed+"\nforwards: [{name: x, proto: tcp, port: 99999, to: 192.168.1.9}]\n")
@@ -405,7 +421,7 @@ func TestDaemonConfigChange(t *testing.T) {
 		t.Fatal(err)
 	}
 	d.waitLog(mark, 5*time.Second, "config rejected", "SIGHUP")
-	if got := d.nft("list", "table", "inet", "nfpass"); got != before {
+	if got := d.table(); got != before {
 		t.Errorf("an invalid config changed the table:\n%s", got)
 	}
 	if d.diff(valid) != 0 {
@@ -421,7 +437,7 @@ func TestDaemonConfigOnTrial(t *testing.T) {
 	orig := readExample(t)
 	d := start(t, "dm-trial", orig, "--confirm-window", "2s", "--resync-interval", "200ms")
 	d.waitInSync(d.cfg, 10*time.Second)
-	before := d.nft("list", "table", "inet", "nfpass")
+	before := d.table()
 
 	// 1. Not confirmed: reverted, and stays reverted.
 	unconfirmed := strings.Replace(orig, "sip: true ", "sip: false", 1)
@@ -431,15 +447,15 @@ func TestDaemonConfigOnTrial(t *testing.T) {
 	mark := d.log.len()
 	writeFile(t, d.cfg, unconfirmed)
 	d.waitLog(mark, 5*time.Second, "applied on trial")
-	if got := d.nft("list", "table", "inet", "nfpass"); got == before {
+	if got := d.table(); got == before {
 		t.Fatal("the table did not change on trial")
 	}
 	d.waitLog(mark, 15*time.Second, "was not confirmed in time and was reverted")
-	if got := d.nft("list", "table", "inet", "nfpass"); got != before {
+	if got := d.table(); got != before {
 		t.Fatalf("after the revert the table is not the previous one:\n%s", got)
 	}
 	time.Sleep(time.Second) // five periodic checks: bounded, proves an absence
-	if got := d.nft("list", "table", "inet", "nfpass"); got != before {
+	if got := d.table(); got != before {
 		t.Fatalf("the daemon re-applied the reverted config:\n%s", got)
 	}
 	if m, _ := d.log.find(mark, "applied on trial"); m == nil {
@@ -454,7 +470,7 @@ func TestDaemonConfigOnTrial(t *testing.T) {
 	d.restart()
 	d.waitLog(mark, 10*time.Second, "the config file is the one whose trial was reverted")
 	time.Sleep(time.Second)
-	if got := d.nft("list", "table", "inet", "nfpass"); got != before {
+	if got := d.table(); got != before {
 		t.Fatalf("after a restart the daemon applied the reverted config:\n%s", got)
 	}
 
@@ -484,7 +500,7 @@ func TestDaemonConfigOnTrial(t *testing.T) {
 // TestDaemonSIGTERMKeepsTable: SIGTERM exits 0 and leaves the table.
 func TestDaemonSIGTERMKeepsTable(t *testing.T) {
 	d := start(t, "dm-term", readExample(t))
-	before := d.nft("list", "table", "inet", "nfpass")
+	before := d.table()
 	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -497,7 +513,7 @@ func TestDaemonSIGTERMKeepsTable(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("daemon did not exit within 5s of SIGTERM")
 	}
-	if got := d.nft("list", "table", "inet", "nfpass"); got != before {
+	if got := d.table(); got != before {
 		t.Errorf("table changed or vanished after SIGTERM:\n%s", got)
 	}
 	if m, _ := d.log.find(0, "stopping", "stays in place"); m == nil {
@@ -507,7 +523,7 @@ func TestDaemonSIGTERMKeepsTable(t *testing.T) {
 
 // TestMetrics scrapes --metrics-addr over loopback.
 func TestMetrics(t *testing.T) {
-	d := start(t, "dm-metrics", readExample(t), "--metrics-addr", "127.0.0.1:0", "--resync-interval", "1h")
+	d := start(t, "dm-metrics", readExample(t), "--metrics-addr", "127.0.0.1:0", "--resync-interval", "1h", noOwn)
 	addr, _ := d.waitLog(0, 5*time.Second, "metrics listening")["addr"].(string)
 
 	// One unhelped PPTP flow and one drift event.

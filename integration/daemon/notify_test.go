@@ -90,7 +90,7 @@ func TestDaemonNotify(t *testing.T) {
 // monitors) do not slow the repair of later drift down: the backoff of
 // the re-opens is reset by each SIGUSR1 and by each successful open.
 func TestDaemonRepeatedResync(t *testing.T) {
-	d := start(t, "dm-usr1", readExample(t), "--resync-interval", "1h")
+	d := start(t, "dm-usr1", readExample(t), "--resync-interval", "1h", noOwn)
 	for range 11 {
 		mark := d.log.len()
 		if err := d.cmd.Process.Signal(syscall.SIGUSR1); err != nil {

@@ -24,7 +24,7 @@ import (
 func TestDaemonRefusesCLIWriters(t *testing.T) {
 	orig := readExample(t)
 	d := start(t, "dm-cli", orig, "--resync-interval", "1h")
-	before := d.nft("list", "table", "inet", "nfpass")
+	before := d.table()
 	other := filepath.Join(t.TempDir(), "other.yaml")
 	writeFile(t, other, strings.Replace(orig, "sip: true ", "sip: false", 1))
 	pid := fmt.Sprintf("pid %d", d.cmd.Process.Pid)
@@ -43,8 +43,13 @@ func TestDaemonRefusesCLIWriters(t *testing.T) {
 			if code == 0 || !strings.Contains(stderr, pid) || !strings.Contains(stderr, c.want) {
 				t.Errorf("exit %d, stderr:\n%s\nwant a refusal naming %s and %q", code, stderr, pid, c.want)
 			}
+			// The daemon holds the table: the lock refuses first, before
+			// the kernel would (EPERM).
+			if strings.Contains(stderr, "not permitted") || strings.Contains(stderr, "owned by another process") {
+				t.Errorf("stderr:\n%s\nwant the daemon lock's refusal, not the kernel's", stderr)
+			}
 			time.Sleep(100 * time.Millisecond)
-			if got := d.nft("list", "table", "inet", "nfpass"); got != before {
+			if got := d.table(); got != before {
 				t.Errorf("the table changed:\n%s", got)
 			}
 		})
@@ -118,11 +123,11 @@ func TestDaemonUnitRestartDuringTrial(t *testing.T) {
 			orig := readExample(t)
 			d := start(t, fmt.Sprintf("dm-urst%d", i), orig, "--confirm-window", "4s", "--resync-interval", "200ms",
 				"--metrics-addr", "127.0.0.1:0")
-			before := d.nft("list", "table", "inet", "nfpass")
+			before := d.table()
 			mark := d.log.len()
 			writeFile(t, d.cfg, strings.Replace(orig, "sip: true ", "sip: false", 1))
 			d.waitLog(mark, 5*time.Second, "applied on trial")
-			trial := d.nft("list", "table", "inet", "nfpass")
+			trial := d.table()
 			if trial == before {
 				t.Fatal("the trial did not change the table")
 			}
@@ -133,7 +138,7 @@ func TestDaemonUnitRestartDuringTrial(t *testing.T) {
 			d.killAll(p)
 			if c.past {
 				time.Sleep(time.Until(p.Deadline) + 500*time.Millisecond)
-				if d.pending() == nil || d.nft("list", "table", "inet", "nfpass") != trial {
+				if d.pending() == nil || d.table() != trial {
 					t.Fatal("the trial was settled with nobody alive: the test proves nothing")
 				}
 			}
@@ -151,16 +156,16 @@ func TestDaemonUnitRestartDuringTrial(t *testing.T) {
 			d.waitLog(mark, 10*time.Second, c.wantLog[0], c.wantLog[1:]...)
 			if !c.past && !c.reboot {
 				// Resumed: still the trial until the deadline, then reverted.
-				if got := d.nft("list", "table", "inet", "nfpass"); got != trial {
+				if got := d.table(); got != trial {
 					t.Errorf("the resumed trial is not in the kernel:\n%s", got)
 				}
 				d.waitLog(mark, 10*time.Second, "was not confirmed in time and was reverted")
 			}
-			if got := d.nft("list", "table", "inet", "nfpass"); got != before {
+			if got := d.table(); got != before {
 				t.Fatalf("not the previous table after the new daemon settled the trial:\n%s", got)
 			}
 			time.Sleep(time.Second) // five periodic checks: bounded, proves an absence
-			if got := d.nft("list", "table", "inet", "nfpass"); got != before {
+			if got := d.table(); got != before {
 				t.Errorf("the daemon re-applied the reverted config:\n%s", got)
 			}
 			if d.pending() != nil {
@@ -220,10 +225,10 @@ func TestDaemonFullStateDir(t *testing.T) {
 	writeFile(t, d.cfg, changed)
 	d.waitLog(mark, 5*time.Second, "not recorded; keeping the table")
 	d.waitInSync(want, 5*time.Second)
-	table := d.nft("list", "table", "inet", "nfpass")
+	table := d.table()
 	for range 10 { // two seconds of periodic checks
 		time.Sleep(200 * time.Millisecond)
-		if got := d.nft("list", "table", "inet", "nfpass"); got != table {
+		if got := d.table(); got != table {
 			t.Fatalf("the kernel flapped:\n%s", got)
 		}
 	}
@@ -254,7 +259,8 @@ func TestDaemonReadOnlyStateDir(t *testing.T) {
 	d.cfg = filepath.Join(t.TempDir(), "nfpass.yaml")
 	writeFile(t, d.cfg, readExample(t))
 	nfpassbin.MustRun(t, binary, append([]string{"apply", "-c", d.cfg}, d.k()...)...)
-	d.args = append([]string{"run", "-c", d.cfg, "--log-format", "json", "--log-level", "debug", "--resync-interval", "1h"}, d.k()...)
+	// A plain table (noOwn): the drift is a deleted table.
+	d.args = append([]string{"run", "-c", d.cfg, "--log-format", "json", "--log-level", "debug", "--resync-interval", "1h", noOwn}, d.k()...)
 	d.launchInMountNS(`mount --bind "$STATE" "$STATE" && mount -o remount,bind,ro "$STATE"`)
 	d.cleanup()
 	d.waitInSync(d.cfg, 10*time.Second)
@@ -272,12 +278,27 @@ func TestDaemonReadOnlyStateDir(t *testing.T) {
 }
 
 // TestDaemonTrialOnAdoptedTable: --confirm-window on an empty state dir
-// whose table the kernel already holds: the daemon records it, so the
-// next edit goes on trial (it used to fail forever: "nothing exact to
-// restore") and is reverted to exactly that table.
+// whose table the kernel already holds: the daemon records it (holding
+// the table, it takes it with an apply that records it; with a plain
+// table it records it without touching the kernel), so the next edit goes
+// on trial (it used to fail forever: "nothing exact to restore") and is
+// reverted to exactly that table.
 func TestDaemonTrialOnAdoptedTable(t *testing.T) {
+	for i, c := range []struct {
+		name    string
+		args    []string
+		wantLog []string
+	}{
+		{name: "held", wantLog: []string{"applied and verified", `"recorded":true`}},
+		{name: "plain", args: []string{noOwn}, wantLog: []string{"recorded the table the kernel holds"}},
+	} {
+		t.Run(c.name, func(t *testing.T) { trialOnAdoptedTable(t, fmt.Sprintf("dm-adopt%d", i), c.args, c.wantLog) })
+	}
+}
+
+func trialOnAdoptedTable(t *testing.T, name string, args, wantLog []string) {
 	orig := readExample(t)
-	ns := netns.New(t, "dm-adopt")
+	ns := netns.New(t, name)
 	ns.AddLinks(t, "br-lan") // the LAN (the lockout preflight refuses a missing one)
 	// Applied with another state dir: this one starts empty.
 	nfpassbin.MustRun(t, binary, "apply", "-c", example, "--netns", ns.Name, "--state-dir", t.TempDir())
@@ -286,15 +307,16 @@ func TestDaemonTrialOnAdoptedTable(t *testing.T) {
 	writeFile(t, d.cfg, orig)
 	d.args = append([]string{"run", "-c", d.cfg, "--log-format", "json", "--log-level", "debug",
 		"--confirm-window", "2s", "--resync-interval", "200ms"}, d.k()...)
+	d.args = append(d.args, args...)
 	d.launch()
 	d.cleanup()
-	d.waitLog(0, 10*time.Second, "recorded the table the kernel holds")
-	before := d.nft("list", "table", "inet", "nfpass")
+	d.waitLog(0, 10*time.Second, wantLog[0], wantLog[1:]...)
+	before := d.table()
 	mark := d.log.len()
 	writeFile(t, d.cfg, strings.Replace(orig, "sip: true ", "sip: false", 1))
 	d.waitLog(mark, 5*time.Second, "applied on trial")
 	d.waitLog(mark, 15*time.Second, "was not confirmed in time and was reverted")
-	if got := d.nft("list", "table", "inet", "nfpass"); got != before {
+	if got := d.table(); got != before {
 		t.Errorf("after the revert the table is not the adopted one:\n%s", got)
 	}
 }
@@ -310,7 +332,7 @@ func TestDaemonStartsOverDeadGuard(t *testing.T) {
 	d.cfg = filepath.Join(t.TempDir(), "nfpass.yaml")
 	writeFile(t, d.cfg, readExample(t))
 	nfpassbin.MustRun(t, binary, append([]string{"apply", "-c", d.cfg}, d.k()...)...)
-	before := d.nft("list", "table", "inet", "nfpass")
+	before := d.table()
 	nfpassbin.MustRun(t, binary, append([]string{"apply", "--profile", "lockdown", "--confirm", "3s"}, d.k()...)...)
 	p := d.pending()
 	if p == nil || p.GuardPID == 0 {
@@ -329,7 +351,7 @@ func TestDaemonStartsOverDeadGuard(t *testing.T) {
 	d.waitLog(0, 5*time.Second, "reconciliation paused")
 	d.waitLog(0, 10*time.Second, "commit-confirm settled; reconciliation resumed")
 	d.waitInSync(d.cfg, 5*time.Second)
-	if got := d.nft("list", "table", "inet", "nfpass"); got != before {
+	if got := d.table(); got != before {
 		t.Errorf("not the config's table after the trial settled:\n%s", got)
 	}
 }

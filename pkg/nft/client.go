@@ -170,6 +170,26 @@ func (c *Client) Owns(live *ruleset.Table) bool {
 	return c.owner == nil || (live != nil && slices.Contains(live.Flags, ruleset.FlagOwner))
 }
 
+// Holds reports whether the live table family/name is owned by this
+// Client's socket right now (Options.Own): false when it is absent, left
+// unowned by an earlier owner's exit, or owned by another socket; always
+// false without Options.Own. Unlike Owns it asks the kernel for the
+// owner's port id. It touches the kernel and needs CAP_NET_ADMIN.
+func (c *Client) Holds(family, name string) (bool, error) {
+	if c.owner == nil {
+		return false, nil
+	}
+	flags, err := c.liveTableFlags(family, name)
+	var owned *OwnedError
+	switch {
+	case errors.As(err, &owned):
+		return false, nil
+	case err != nil:
+		return false, err
+	}
+	return flags&nftables.TableFlagOwner != 0, nil
+}
+
 // Close releases the namespace handle and, with Options.Own, closes the
 // owner socket: the table stays (persist) but is no longer owned.
 func (c *Client) Close() error {

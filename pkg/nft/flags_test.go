@@ -1,6 +1,7 @@
 package nft
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -155,5 +156,74 @@ func TestOwnedTable(t *testing.T) {
 	ns.MustExec(t, "nft", "flush", "ruleset")
 	if _, err := plain.Read("inet", "nfpass"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("an unowned table survived nft flush ruleset: %v", err)
+	}
+}
+
+// TestOwningApplierHolds: the daemon's applier tells a table it holds from
+// one left unowned and from one another socket owns (the owner flag alone
+// cannot), and never calls a table another socket owns repaired.
+func TestOwningApplierHolds(t *testing.T) {
+	requireNft(t)
+	ns, _ := newNS(t, "holds")
+	ctx := context.Background()
+	want := fullTable("nfpass")
+	first, err := OpenOwning(Options{NetNS: ns.Name})
+	if err != nil {
+		t.Fatalf("OpenOwning: %v", err)
+	}
+	defer first.Close()
+	second, err := OpenOwning(Options{NetNS: ns.Name})
+	if err != nil {
+		t.Fatalf("OpenOwning: %v", err)
+	}
+	defer second.Close()
+	holds := func(a *OwningApplier) bool {
+		t.Helper()
+		live, err := a.Read(ctx, "inet", "nfpass")
+		if err != nil {
+			t.Fatalf("read: %v", err)
+		}
+		h, err := a.Holds(ctx, live)
+		if err != nil {
+			t.Fatalf("Holds: %v", err)
+		}
+		return h
+	}
+	if holds(first) {
+		t.Errorf("Holds of an absent table: true")
+	}
+	if err := first.Apply(ctx, want); err != nil {
+		t.Fatalf("first Apply: %v", err)
+	}
+	if !holds(first) || holds(second) {
+		t.Errorf("after the first applier applied: first holds %t, second holds %t; want true, false", holds(first), holds(second))
+	}
+	// The live table equals want and carries the owner flag, but it is
+	// the first's: the second's Apply (a Repair) must not report success.
+	var owned *OwnedError
+	if err := second.Apply(ctx, want); !errors.As(err, &owned) {
+		t.Errorf("Apply of an equal table another socket owns: %v; want an OwnedError", err)
+	}
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if holds(second) {
+		t.Errorf("a table left unowned: Holds true")
+	}
+	if err := second.Apply(ctx, want); err != nil {
+		t.Fatalf("Apply of the unowned table: %v", err)
+	}
+	if !holds(second) {
+		t.Errorf("after taking the unowned table: Holds false")
+	}
+	g1, err := second.Generation(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := second.Apply(ctx, want); err != nil {
+		t.Fatalf("Apply of a held, equal table: %v", err)
+	}
+	if g2, _ := second.Generation(ctx); g2 != g1 {
+		t.Errorf("Apply of a held, equal table committed (generation %d -> %d); want nothing sent", g1, g2)
 	}
 }

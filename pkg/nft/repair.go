@@ -82,6 +82,13 @@ func (c *Client) Repair(desired *ruleset.Table) (*Result, error) {
 			// owner socket closed: only a full Apply takes it again.
 			return fallback("the table is not owned by this client")
 		}
+		if c.owner != nil {
+			// The owner flag alone does not say whose: a table another
+			// socket owns is not ours to call repaired (Apply names it).
+			if held, err := c.Holds(desired.Family, desired.Name); err != nil || !held {
+				return fallback("the table is owned by another socket")
+			}
+		}
 		diffs := ruleset.Diff(desired, live)
 		if len(diffs) == 0 {
 			return &Result{Attempts: attempt, GenID: gen, Live: live, Path: PathNone, Elapsed: time.Since(start)}, nil

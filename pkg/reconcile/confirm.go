@@ -298,6 +298,9 @@ func (r *Reconciler) Confirm(ctx context.Context) (*Pending, error) {
 		case RecoveryReverted:
 			return rec.Pending, fmt.Errorf("%w: %s; %s", ErrConfirmTooLate, rec.Why, rec.Outcome)
 		case RecoveryGuarded, RecoveryRearmed:
+			if rec.Daemon != nil {
+				return rec.Pending, fmt.Errorf("%w: %s", ErrConfirmTooLate, rec.Why)
+			}
 			// Only an apply that did not finish gets here inside its window.
 			return rec.Pending, fmt.Errorf("%w: the apply did not finish; the guard reverts it at %s",
 				ErrConfirmTooLate, rec.Pending.Deadline.Local().Format(time.DateTime))
@@ -366,10 +369,11 @@ func (r *Reconciler) Guard(ctx context.Context, log *slog.Logger) error {
 	log.Info("guard started", "pid", os.Getpid())
 
 	backoff := time.Second
+	deferred := false
 	for {
 		p, err := r.Pending()
 		if err == nil && p == nil {
-			log.Info("nothing pending (confirmed); guard exits")
+			log.Info("nothing pending (confirmed or reverted); guard exits")
 			return nil
 		}
 		wait := 200 * time.Millisecond
@@ -379,6 +383,17 @@ func (r *Reconciler) Guard(ctx context.Context, log *slog.Logger) error {
 			d := time.Until(p.Deadline)
 			due = d <= 0
 			wait = max(min(wait, d), 0)
+			if due && r.daemonReverts(p, -d) != nil {
+				// The daemon holds its table (owner flag): this process
+				// could not write it (EPERM), and the daemon reverts its
+				// own trial at the deadline. Wait for the pending file to
+				// go; past the grace, revert here (a wedged daemon).
+				if !deferred {
+					log.Info("the running daemon reverts its own trial; waiting for it", "generation", p.Generation, "grace", DaemonRevertGrace)
+					deferred = true
+				}
+				due, wait = false, 200*time.Millisecond
+			}
 		}
 		if due {
 			out, err := r.revertPending(ctx, log, err != nil, 5*time.Minute)
@@ -398,6 +413,34 @@ func (r *Reconciler) Guard(ctx context.Context, log *slog.Logger) error {
 		}
 	}
 }
+
+// DaemonRevertGrace is how long past the deadline of the daemon's own
+// trial its guard leaves the revert to the running daemon.
+const DaemonRevertGrace = 10 * time.Second
+
+// daemonReverts returns the running daemon that settles p, its own
+// trial, or nil when this process must: the daemon started the trial, it
+// still runs (its lock), it is not this process, and the deadline passed
+// less than DaemonRevertGrace ago (late; negative: not yet). The daemon
+// holds its table (the owner flag), so any other process's revert would
+// fail with EPERM; past the grace (a wedged daemon) the caller tries.
+func (r *Reconciler) daemonReverts(p *Pending, late time.Duration) *DaemonInfo {
+	if p == nil || p.Owner != "daemon" || late >= DaemonRevertGrace {
+		return nil
+	}
+	d := runningDaemon(r.opts.RuntimeRoot, r.opts.StateDir)
+	if d == nil || d.PID == selfPID() {
+		return nil
+	}
+	return d
+}
+
+// selfPID and runningDaemon are os.Getpid and RunningDaemon; variables
+// for tests.
+var (
+	selfPID       = os.Getpid
+	runningDaemon = RunningDaemon
+)
 
 func (r *Reconciler) destroyIfPresent(ctx context.Context, family, name string) error {
 	live, err := r.applier.Read(ctx, family, name)

@@ -490,6 +490,19 @@ func (d *daemon) doCheck(ctx context.Context, reason string) (bool, error) {
 		return true, nil
 	}
 	d.o.Metrics.verified(false)
+	if diff.Applied && len(diff.Differences) == 0 {
+		// Equal to the plan, but not held: left unowned when an earlier
+		// daemon exited (persist), so `nft flush ruleset` could delete it.
+		// Not drift, and nothing to try: a direct apply takes it back
+		// (the kernel then refuses every other writer), once.
+		if d.st.Phase == PhaseUntried {
+			d.fire(EvAlreadyApplied)
+		}
+		d.health(false, "the table equals the policy but is not held by the daemon")
+		d.log.Info("taking the table: it equals the policy, but no process holds it (left unowned when a daemon exited)",
+			"table", t.Family+" "+t.Name, "trigger", reason)
+		return d.apply(ctx, "take")
+	}
 	what := "table missing"
 	if diff.Applied {
 		what = summarize(diff.Differences)

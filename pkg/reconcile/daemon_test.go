@@ -217,3 +217,75 @@ func (r *readCounter) count() int {
 	defer r.m.Unlock()
 	return r.n
 }
+
+// holdingApplier is a genApplier that holds the tables it applies, like
+// nft.OwningApplier: a table someone else put there (an earlier daemon
+// that exited) is not held until this one applies it.
+type holdingApplier struct {
+	*genApplier
+	hmu  sync.Mutex
+	held map[string]bool
+}
+
+func (h *holdingApplier) Apply(ctx context.Context, t *ruleset.Table) error {
+	if err := h.genApplier.Apply(ctx, t); err != nil {
+		return err
+	}
+	h.hmu.Lock()
+	h.held[t.Family+" "+t.Name] = true
+	h.hmu.Unlock()
+	return nil
+}
+
+func (h *holdingApplier) Holds(_ context.Context, live *ruleset.Table) (bool, error) {
+	h.hmu.Lock()
+	defer h.hmu.Unlock()
+	return h.held[live.Family+" "+live.Name], nil
+}
+
+// TestDaemonTakesUnheldTable: a daemon whose Applier holds its tables
+// treats a live table that equals the policy but is not held (left
+// unowned when an earlier daemon exited) as out of sync and applies it
+// once, which takes it; later checks find it in sync and apply nothing (no
+// flapping). An Applier that holds nothing keeps the equal table as is.
+func TestDaemonTakesUnheldTable(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		holding     bool
+		wantApplies int
+	}{
+		{name: "holding applier takes the equal table once", holding: true, wantApplies: 1},
+		{name: "plain applier leaves the equal table alone", holding: false, wantApplies: 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			plan := testPlan("eth0")
+			g := &genApplier{fakeApplier: newFakeApplier()}
+			g.tables["inet nfpass"] = plan.Table.Clone() // left by an earlier daemon
+			var a Applier = g
+			if tc.holding {
+				a = &holdingApplier{genApplier: g, held: map[string]bool{}}
+			}
+			rig := startDaemon(t, a, plan)
+			if !rig.next(t) {
+				t.Fatal("start check: not in sync after it")
+			}
+			for i, ev := range []Event{{Detail: "link up"}, {Detail: "foreign commit"}, {Lost: true, Detail: "ENOBUFS"}} {
+				if ev.Detail == "foreign commit" {
+					g.commit()
+				}
+				n := 1
+				if ev.Lost {
+					n = 2
+				}
+				if !rig.check(t, ev, n) {
+					t.Errorf("check %d (%s): not in sync", i, ev.Detail)
+				}
+			}
+			g.mu.Lock()
+			defer g.mu.Unlock()
+			if got := len(g.applied); got != tc.wantApplies {
+				t.Errorf("applies = %d, want %d", got, tc.wantApplies)
+			}
+		})
+	}
+}

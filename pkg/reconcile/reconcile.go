@@ -552,10 +552,25 @@ type DiffResult struct {
 	// Applied is false when the table does not exist in the kernel.
 	Applied     bool                 `json:"applied"`
 	Differences []ruleset.Difference `json:"differences,omitempty"`
+	// NotHeld: the Applier holds the tables it applies (a tableHolder:
+	// the daemon's owning applier) and does not hold this one, e.g. one
+	// left unowned when an earlier daemon exited. Applying it takes it.
+	NotHeld bool `json:"not_held,omitempty"`
 }
 
-// InSync reports whether the kernel holds exactly the desired table.
-func (d *DiffResult) InSync() bool { return d.Applied && len(d.Differences) == 0 }
+// InSync reports whether the kernel holds exactly the desired table (and,
+// with an Applier that holds its tables, holds it for us).
+func (d *DiffResult) InSync() bool { return d.Applied && len(d.Differences) == 0 && !d.NotHeld }
+
+// tableHolder is implemented by Appliers that hold the tables they apply
+// (nft.OwningApplier: the table's owner flag binds it to the applier's
+// netlink socket, so nft, fw4 and `nft flush ruleset` cannot change or
+// delete it). A table that equals the plan but is not held — left
+// unowned when an earlier daemon exited — is not in sync: Apply takes it.
+type tableHolder interface {
+	// Holds reports whether live, as just read, is held by the Applier.
+	Holds(ctx context.Context, live *ruleset.Table) (bool, error)
+}
 
 // Diff reads the live table and compares it with desired. It takes no lock
 // and changes nothing.
@@ -564,5 +579,13 @@ func (r *Reconciler) Diff(ctx context.Context, desired *ruleset.Table) (*DiffRes
 	if err != nil {
 		return nil, fmt.Errorf("read table %s %s: %w", desired.Family, desired.Name, err)
 	}
-	return &DiffResult{Applied: live != nil, Differences: ruleset.Diff(desired, live)}, nil
+	res := &DiffResult{Applied: live != nil, Differences: ruleset.Diff(desired, live)}
+	if h, ok := r.applier.(tableHolder); ok && live != nil {
+		held, err := h.Holds(ctx, live)
+		if err != nil {
+			return nil, fmt.Errorf("table %s %s: who holds it: %w", desired.Family, desired.Name, err)
+		}
+		res.NotHeld = !held
+	}
+	return res, nil
 }

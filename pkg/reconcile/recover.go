@@ -63,6 +63,9 @@ type Recovery struct {
 	Why string `json:"why,omitempty"`
 	// Outcome says what the revert did ("generation 1 restored ...").
 	Outcome string `json:"outcome,omitempty"`
+	// Daemon is the running daemon that settles its own trial (Action
+	// RecoveryGuarded): it holds its table, so this process left it alone.
+	Daemon *DaemonInfo `json:"daemon,omitempty"`
 }
 
 // readBootID returns the kernel's boot id ("" when unknown); a variable
@@ -317,7 +320,12 @@ func (r *Reconciler) RecoverPending(ctx context.Context, start GuardStarter, log
 		now := r.opts.Now()
 		deadline := p.Deadline.Local().Format(time.DateTime)
 		gone := fmt.Sprintf("its guard (pid %d) is gone", p.GuardPID)
-		switch {
+		switch d := r.daemonReverts(p, now.Sub(p.Deadline)); {
+		case d != nil:
+			// The daemon's own trial: it enforces the deadline (and
+			// re-arms a dead guard) itself, and holds the table.
+			return &Recovery{Action: RecoveryGuarded, Pending: p, Daemon: d,
+				Why: fmt.Sprintf("the running daemon (pid %d) settles its own trial: it reverts it at %s unless confirmed", d.PID, deadline)}, nil
 		case p.BootID != "" && bootID() != "" && p.BootID != bootID():
 			why = fmt.Sprintf("the machine restarted during the trial (window until %s)", deadline)
 		case gerr != nil:

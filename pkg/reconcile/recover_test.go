@@ -390,3 +390,123 @@ func TestApplyConfirmNotRecorded(t *testing.T) {
 		t.Errorf("kernel holds %s, want eth1", got)
 	}
 }
+
+// TestRecoverPendingDaemonTrial: the daemon's own trial is settled by the
+// running daemon (it holds its table: another process's revert would get
+// EPERM). Other processes (the CLI, the guard) leave it alone until
+// DaemonRevertGrace past the deadline; the daemon itself, a dead daemon,
+// and a CLI trial are settled as before.
+func TestRecoverPendingDaemonTrial(t *testing.T) {
+	realSelf := selfPID
+	t.Cleanup(func() { selfPID = realSelf })
+	cases := []struct {
+		name    string
+		owner   string
+		daemon  bool // a daemon holds the daemon lock
+		self    bool // ... and it is this process
+		late    time.Duration
+		want    RecoveryAction
+		wantWAN string
+	}{
+		{name: "daemon running, just past the deadline: left to it", owner: "daemon", daemon: true, late: time.Second, want: RecoveryGuarded, wantWAN: "eth9"},
+		{name: "daemon running, past the grace: reverted", owner: "daemon", daemon: true, late: DaemonRevertGrace + time.Second, want: RecoveryReverted, wantWAN: "eth1"},
+		{name: "the daemon itself reverts", owner: "daemon", daemon: true, self: true, late: time.Second, want: RecoveryReverted, wantWAN: "eth1"},
+		{name: "daemon gone: reverted", owner: "daemon", late: time.Second, want: RecoveryReverted, wantWAN: "eth1"},
+		{name: "a CLI trial: reverted", owner: "cli", daemon: true, late: time.Second, want: RecoveryReverted, wantWAN: "eth1"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			e := newTrialEnv(t)
+			run := t.TempDir()
+			e.r = New(e.a, Options{StateDir: e.dir, RuntimeRoot: run, Prober: okProber{}, Loader: fakeLoader{}, Sysctls: e.s,
+				Now: func() time.Time { return time.Now().Add(time.Duration(e.offset.Load())) }})
+			ctx := context.Background()
+			if _, err := e.r.Apply(ctx, testPlan("eth1"), []byte("wan: eth1\n")); err != nil {
+				t.Fatal(err)
+			}
+			_, p, err := e.r.applyConfirm(ctx, testPlan("eth9"), []byte("wan: eth9\n"), time.Minute, e.starter(), c.owner)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.killGuards()
+			if c.daemon {
+				l, err := AcquireDaemonLock(run, e.dir, "nfpass.yaml")
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer l.Release()
+			}
+			selfPID = func() int { return os.Getpid() + 1 } // the daemon is another process
+			if c.self {
+				selfPID = os.Getpid
+			}
+			e.offset.Store(int64(time.Until(p.Deadline) + c.late))
+			rec, err := e.r.RecoverPending(ctx, nil, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rec.Action != c.want {
+				t.Errorf("action = %s, want %s (why %q)", rec.Action, c.want, rec.Why)
+			}
+			if got := e.wan(t); got != c.wantWAN {
+				t.Errorf("table WAN = %s, want %s", got, c.wantWAN)
+			}
+			if (rec.Daemon != nil) != (c.want == RecoveryGuarded) {
+				t.Errorf("Daemon = %+v", rec.Daemon)
+			}
+			if c.want == RecoveryGuarded {
+				if !strings.Contains(rec.Why, "running daemon") {
+					t.Errorf("why = %q", rec.Why)
+				}
+				if _, err := e.r.Confirm(ctx); !errors.Is(err, ErrConfirmTooLate) || !strings.Contains(err.Error(), "running daemon") {
+					t.Errorf("Confirm after the deadline: %v; want too late, the daemon reverts", err)
+				}
+			}
+		})
+	}
+}
+
+// TestGuardDefersToDaemon: the guard of the daemon's own trial, past the
+// deadline while the daemon runs, leaves the revert to it (the daemon
+// holds the table) and polls calmly (no busy loop); once the daemon has
+// reverted and removed the pending file, the guard exits.
+func TestGuardDefersToDaemon(t *testing.T) {
+	realSelf, realRunning := selfPID, runningDaemon
+	t.Cleanup(func() { selfPID, runningDaemon = realSelf, realRunning })
+	var polls atomic.Int64
+	selfPID = func() int { return os.Getpid() + 1 }
+	runningDaemon = func(string, string) *DaemonInfo {
+		polls.Add(1)
+		return &DaemonInfo{PID: os.Getpid()}
+	}
+	e := newTrialEnv(t)
+	ctx := context.Background()
+	if _, err := e.r.Apply(ctx, testPlan("eth1"), []byte("wan: eth1\n")); err != nil {
+		t.Fatal(err)
+	}
+	_, p, err := e.r.applyConfirm(ctx, testPlan("eth9"), []byte("wan: eth9\n"), 200*time.Millisecond, e.starter(), "daemon")
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Until(p.Deadline) + time.Second)
+	if got := e.wan(t); got != "eth9" || !e.pendingExists() {
+		t.Fatalf("a second past the deadline: WAN %s, pending %t; want the guard to leave the trial to the daemon", got, e.pendingExists())
+	}
+	if n := polls.Load(); n > 10 {
+		t.Errorf("the guard checked for the daemon %d times in a second; want a calm poll (about 5)", n)
+	}
+	// The daemon reverts: the guard exits.
+	if _, err := e.r.revertPending(ctx, nil, true, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { e.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+		t.Error("the guard did not exit after the daemon reverted the trial")
+	}
+	if got := e.wan(t); got != "eth1" {
+		t.Errorf("WAN after the revert = %s, want eth1", got)
+	}
+}
