@@ -16,6 +16,11 @@ type TableInfo struct {
 	Family string          `json:"family"`
 	Name   string          `json:"name"`
 	Chains []BaseChainInfo `json:"base_chains"`
+	// Flowtables names the table's flowtables (fw4's flow_offloading
+	// creates "ft"); Offloads says a rule of the table adds flows to one
+	// (`flow add @ft`). Offloaded flows skip the forward hook.
+	Flowtables []string `json:"flowtables,omitempty"`
+	Offloads   bool     `json:"offloads,omitempty"`
 }
 
 // BaseChainInfo is a base chain (one attached to a hook) of any table.
@@ -30,6 +35,17 @@ type BaseChainInfo struct {
 	// reject verdict. Both are -1 when the rules could not be read.
 	Rules int `json:"rules"`
 	Drops int `json:"drops"`
+	// Jumps are the regular chains the base chain reaches through jump or
+	// goto verdicts (transitively, in the rules' order), with their own
+	// drop/reject rules: a drop there is the base chain's drop.
+	Jumps []JumpedChain `json:"jumps,omitempty"`
+}
+
+// JumpedChain is a regular chain a base chain jumps or goes to.
+type JumpedChain struct {
+	Name  string `json:"name"`
+	Rules int    `json:"rules"` // -1 when unknown
+	Drops int    `json:"drops"` // -1 when unknown
 }
 
 var listFamilyNames = map[nftables.TableFamily]string{
@@ -91,11 +107,46 @@ func (c *Client) Tables() ([]TableInfo, error) {
 		index[key{t.Family, t.Name}] = len(out)
 		out = append(out, TableInfo{Family: famName(t.Family), Name: t.Name, Chains: []BaseChainInfo{}})
 	}
+	// Every chain's rules, base and regular, read once per chain.
+	type chainRules struct {
+		rules []*nftables.Rule
+		err   error
+	}
+	type chainKey struct {
+		key
+		chain string
+	}
+	rulesOf := map[chainKey]chainRules{}
+	for _, ch := range chains {
+		if ch.Table == nil {
+			continue
+		}
+		if _, ok := index[key{ch.Table.Family, ch.Table.Name}]; !ok {
+			continue
+		}
+		rs, err := conn.GetRules(ch.Table, ch)
+		rulesOf[chainKey{key{ch.Table.Family, ch.Table.Name}, ch.Name}] = chainRules{rs, err}
+		if err == nil && ruleOffloads(rs) {
+			out[index[key{ch.Table.Family, ch.Table.Name}]].Offloads = true
+		}
+	}
+	for _, t := range tables {
+		fts, err := conn.ListFlowtables(t)
+		if err != nil {
+			continue // old kernels without flowtables; nothing to offload to
+		}
+		i := index[key{t.Family, t.Name}]
+		for _, ft := range fts {
+			out[i].Flowtables = append(out[i].Flowtables, ft.Name)
+		}
+		slices.Sort(out[i].Flowtables)
+	}
 	for _, ch := range chains {
 		if ch.Table == nil || ch.Hooknum == nil {
 			continue
 		}
-		i, ok := index[key{ch.Table.Family, ch.Table.Name}]
+		tk := key{ch.Table.Family, ch.Table.Name}
+		i, ok := index[tk]
 		if !ok {
 			continue // table created after the listing
 		}
@@ -110,12 +161,24 @@ func (c *Client) Tables() ([]TableInfo, error) {
 			bc.Policy = "drop"
 		}
 		bc.Rules, bc.Drops = -1, -1
-		if rules, err := conn.GetRules(ch.Table, ch); err == nil {
-			bc.Rules, bc.Drops = len(rules), 0
-			for _, r := range rules {
-				if ruleDrops(r.Exprs) {
-					bc.Drops++
+		if cr := rulesOf[chainKey{tk, ch.Name}]; cr.err == nil {
+			bc.Rules, bc.Drops = len(cr.rules), countDrops(cr.rules)
+			// Follow jump and goto verdicts, breadth first, each chain once.
+			seen := map[string]bool{ch.Name: true}
+			queue := jumpTargets(cr.rules)
+			for len(queue) > 0 {
+				name := queue[0]
+				queue = queue[1:]
+				if seen[name] {
+					continue
 				}
+				seen[name] = true
+				jc := JumpedChain{Name: name, Rules: -1, Drops: -1}
+				if r, ok := rulesOf[chainKey{tk, name}]; ok && r.err == nil {
+					jc.Rules, jc.Drops = len(r.rules), countDrops(r.rules)
+					queue = append(queue, jumpTargets(r.rules)...)
+				}
+				bc.Jumps = append(bc.Jumps, jc)
 			}
 		}
 		out[i].Chains = append(out[i].Chains, bc)
@@ -139,6 +202,42 @@ func ruleDrops(exprs []expr.Any) bool {
 			return true
 		case *expr.Verdict:
 			if v.Kind == expr.VerdictDrop {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func countDrops(rules []*nftables.Rule) int {
+	n := 0
+	for _, r := range rules {
+		if ruleDrops(r.Exprs) {
+			n++
+		}
+	}
+	return n
+}
+
+// jumpTargets are the chains the rules jump or go to, in order.
+func jumpTargets(rules []*nftables.Rule) []string {
+	var out []string
+	for _, r := range rules {
+		for _, e := range r.Exprs {
+			if v, ok := e.(*expr.Verdict); ok && (v.Kind == expr.VerdictJump || v.Kind == expr.VerdictGoto) && v.Chain != "" {
+				out = append(out, v.Chain)
+			}
+		}
+	}
+	return out
+}
+
+// ruleOffloads reports whether a rule adds flows to a flowtable
+// (`flow add @ft`).
+func ruleOffloads(rules []*nftables.Rule) bool {
+	for _, r := range rules {
+		for _, e := range r.Exprs {
+			if _, ok := e.(*expr.FlowOffload); ok {
 				return true
 			}
 		}

@@ -1,0 +1,69 @@
+package nft
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// TestTablesSeesEveryDrop loads, with nft in a fresh namespace, the drops
+// another firewall can hide from doctor: a netdev ingress chain, a bridge
+// forward chain, drops on the output and postrouting hooks, drops inside
+// chains a base chain jumps and goes to (two levels deep; a chain no base
+// chain reaches is not counted). Tables must report each of them. (This
+// kernel has no flowtable support, so fw4's flow offloading is covered by
+// doctor's unit tests only.)
+func TestTablesSeesEveryDrop(t *testing.T) {
+	requireNft(t)
+	ns, c := newNS(t, "tables")
+	ns.MustExec(t, "ip", "link", "add", "v0", "type", "veth", "peer", "name", "v1")
+	ns.MustExec(t, "ip", "link", "set", "v0", "up")
+	ns.MustExec(t, "ip", "link", "set", "v1", "up")
+	nftLoad(t, ns, `
+table netdev edge {
+	chain ingress { type filter hook ingress device "v0" priority 0; udp dport 500 drop; }
+}
+table bridge lanbr {
+	chain forward { type filter hook forward priority 0; policy drop; }
+}
+table inet fw4 {
+	chain forward {
+		type filter hook forward priority 0; policy accept;
+		iifname "v0" jump forward_lan
+		iifname "v1" goto forward_wan
+	}
+	chain forward_lan { tcp dport 1723 jump reject_to_wan; }
+	chain forward_wan { accept; }
+	chain reject_to_wan { reject; drop; }
+	chain unused { drop; }
+	chain output { type filter hook output priority 0; tcp dport 1723 reject; }
+	chain postrouting { type filter hook postrouting priority 0; ip protocol gre drop; }
+}
+`)
+	got, err := c.Tables()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The library does not decode a netdev chain's device on this kernel
+	// (NFTA_HOOK_DEVS): Device stays empty.
+	want := []TableInfo{
+		{Family: "bridge", Name: "lanbr", Chains: []BaseChainInfo{
+			{Name: "forward", Type: "filter", Hook: "forward", Policy: "drop", Rules: 0, Drops: 0},
+		}},
+		{Family: "inet", Name: "fw4", Chains: []BaseChainInfo{
+			{Name: "forward", Type: "filter", Hook: "forward", Policy: "accept", Rules: 2, Drops: 0, Jumps: []JumpedChain{
+				{Name: "forward_lan", Rules: 1, Drops: 0},
+				{Name: "forward_wan", Rules: 1, Drops: 0},
+				{Name: "reject_to_wan", Rules: 2, Drops: 2},
+			}},
+			{Name: "output", Type: "filter", Hook: "output", Policy: "accept", Rules: 1, Drops: 1},
+			{Name: "postrouting", Type: "filter", Hook: "postrouting", Policy: "accept", Rules: 1, Drops: 1},
+		}},
+		{Family: "netdev", Name: "edge", Chains: []BaseChainInfo{
+			{Name: "ingress", Type: "filter", Hook: "ingress", Policy: "accept", Rules: 1, Drops: 1},
+		}},
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("Tables (-want +got):\n%s", d)
+	}
+}
