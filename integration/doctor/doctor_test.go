@@ -372,7 +372,7 @@ func TestDoctorFindsBreakage(t *testing.T) {
 
 	// Text output has the table header.
 	out, _, _ := run(t, "doctor", "--netns", r.Name, "-c", cfg, "--state-dir", t.TempDir())
-	for _, want := range []string{"CHECK", "RESULT", "DETAIL", "FIX", "sysctl net.ipv4.ip_forward", "fail", "worst: fail"} {
+	for _, want := range []string{"RESULT  CHECK", "fix: ", "sysctl net.ipv4.ip_forward", "fail", "worst: fail"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("doctor text lacks %q:\n%s", want, out)
 		}

@@ -19,7 +19,6 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/nfpass/nfpass/pkg/policy"
 )
@@ -111,27 +110,28 @@ func (d *Diagnosis) WriteJSON(w io.Writer) error {
 	return enc.Encode(d)
 }
 
-// WriteText writes the diagnosis as a table: CHECK, RESULT, DETAIL, FIX.
+// WriteText writes the diagnosis for an 80-column terminal: one line per
+// check (result, name), then what was found and the fix, wrapped below it
+// (the layout of audit's findings).
 func (d *Diagnosis) WriteText(w io.Writer) error {
 	var b strings.Builder
 	if d.NetNS != "" {
 		fmt.Fprintf(&b, "network namespace %s\n", d.NetNS)
 	}
 	b.WriteString(d.JudgedAgainst.Lines())
-	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "CHECK\tRESULT\tDETAIL\tFIX")
+	b.WriteString("RESULT  CHECK\n")
 	for _, c := range d.Checks {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", c.Name, c.Result, oneLine(c.Detail), or(oneLine(c.Fix), "-"))
-	}
-	if err := tw.Flush(); err != nil {
-		return err
+		fmt.Fprintf(&b, "%-6s  %s\n", c.Result, c.Name)
+		wrap(&b, "        ", c.Detail, 80)
+		if c.Fix != "" {
+			wrap(&b, "        fix: ", c.Fix, 80)
+		}
 	}
 	fmt.Fprintf(&b, "worst: %s\n", d.Worst)
 	_, err := io.WriteString(w, b.String())
 	return err
 }
 
-func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
 // DoctorInput is everything the command gathered. A non-empty *Err field
 // says that fact could not be read (the check then fails with the error).
@@ -226,6 +226,10 @@ type RulesetTable struct {
 	Family string
 	Name   string
 	Chains []RulesetChain
+	// Flowtables names the table's flowtables; Offloads says a rule adds
+	// flows to one (`flow add @ft`: fw4's flow_offloading).
+	Flowtables []string
+	Offloads   bool
 }
 
 // RulesetChain is a base chain; Rules and Drops are -1 when unknown.
@@ -233,10 +237,20 @@ type RulesetChain struct {
 	Name     string
 	Type     string
 	Hook     string
+	Device   string
 	Priority int
 	Policy   string
 	Rules    int
 	Drops    int
+	// Jumps are the regular chains it reaches by jump or goto.
+	Jumps []RulesetJump
+}
+
+// RulesetJump is a regular chain a base chain reaches, with its own
+// drop/reject rules (-1 when unknown).
+type RulesetJump struct {
+	Name  string
+	Drops int
 }
 
 // PolicyOf is the audit's view of a policy: the passthrough switches, the

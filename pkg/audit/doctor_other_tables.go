@@ -2,19 +2,34 @@ package audit
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/nfpass/nfpass/pkg/policy"
 )
 
-// Hooks where another table's drop stops what nfpass lets through.
-var droppingHooks = []string{"prerouting", "input", "forward"}
+// hookWhat says what a drop on a hook of a family stops, for the detail.
+func hookWhat(family, hook string) string {
+	switch {
+	case family == "netdev" || hook == "ingress" || hook == "egress":
+		return "every packet of the device, before conntrack and NAT"
+	case family == "bridge":
+		return "frames crossing the bridge, before the router sees them"
+	case family == "arp":
+		return "ARP: without it nothing on that link is reachable"
+	case hook == "output":
+		return "traffic the router itself sends (its own VPN clients, helpers' router-side flows)"
+	case hook == "postrouting":
+		return "forwarded traffic on its way out, after nfpass's accept"
+	}
+	return ""
+}
 
 // CheckOtherTables: nftables runs every base chain on a hook, and a drop in
-// any table wins over an accept in nfpass's. Base chains of other tables on
-// prerouting, input or forward with policy drop or drop/reject rules are
-// named (nfpass never modifies them).
+// any table wins over an accept in nfpass's. Base chains of other tables
+// (every family: inet, ip, ip6, netdev, bridge, arp; every hook, output and
+// postrouting included) with policy drop, drop/reject rules of their own,
+// or drop/reject rules in a chain they jump or go to are named (nfpass
+// never modifies them).
 func CheckOtherTables(ownFamily, ownName string, mode policy.Mode, tables []RulesetTable, errText string) Check {
 	c := Check{ID: CheckIDOtherTables, Name: "other tables"}
 	if errText != "" {
@@ -22,20 +37,17 @@ func CheckOtherTables(ownFamily, ownName string, mode policy.Mode, tables []Rule
 		c.Fix = "run as root (CAP_NET_ADMIN); check that the namespace exists"
 		return c
 	}
-	var others, dropping []string
+	// dropping: drops in ip/ip6/inet tables, where the companion snippet
+	// can make the owning firewall accept; below: drops in netdev, bridge
+	// or arp tables, which no snippet in that firewall's chains reaches.
+	var others, dropping, below []string
 	for _, t := range tables {
 		if t.Family == ownFamily && t.Name == ownName {
-			continue
-		}
-		if t.Family != "inet" && t.Family != "ip" && t.Family != "ip6" {
 			continue
 		}
 		name := t.Family + " " + t.Name
 		others = append(others, name)
 		for _, ch := range t.Chains {
-			if !slices.Contains(droppingHooks, ch.Hook) {
-				continue
-			}
 			var why []string
 			if ch.Policy == "drop" {
 				why = append(why, "policy drop")
@@ -43,13 +55,35 @@ func CheckOtherTables(ownFamily, ownName string, mode policy.Mode, tables []Rule
 			if ch.Drops > 0 {
 				why = append(why, plural(ch.Drops, "drop/reject rule", "drop/reject rules"))
 			}
+			for _, j := range ch.Jumps {
+				if j.Drops > 0 {
+					why = append(why, fmt.Sprintf("jumps to chain %s with %s", j.Name, plural(j.Drops, "drop/reject rule", "drop/reject rules")))
+				}
+			}
 			if len(why) == 0 {
 				continue
 			}
-			dropping = append(dropping, fmt.Sprintf("%s chain %s (hook %s priority %d) %s", name, ch.Name, ch.Hook, ch.Priority, strings.Join(why, ", ")))
+			where := fmt.Sprintf("hook %s", ch.Hook)
+			if ch.Device != "" {
+				where += " device " + ch.Device
+			}
+			s := fmt.Sprintf("%s chain %s (%s priority %d) %s", name, ch.Name, where, ch.Priority, strings.Join(why, ", "))
+			if w := hookWhat(t.Family, ch.Hook); w != "" {
+				s += " [drops " + w + "]"
+			}
+			if t.Family == "netdev" || t.Family == "bridge" || t.Family == "arp" {
+				below = append(below, s)
+			} else {
+				dropping = append(dropping, s)
+			}
 		}
 	}
 	switch {
+	case len(below) > 0:
+		c.Result = CheckWarn
+		c.Detail = strings.Join(append(below, dropping...), "; ") + ": every base chain runs, and its drop wins over nfpass's accept (nfpass does not touch it)"
+		c.Fix = "make sure those drops spare the passthrough traffic (nfpass's companion snippet does not reach " +
+			"netdev, bridge or arp tables), or remove them"
 	case len(dropping) > 0:
 		c.Result = CheckWarn
 		c.Detail = strings.Join(dropping, "; ") + ": every base chain runs, and its drop wins over nfpass's accept (nfpass does not touch it)"
@@ -61,7 +95,7 @@ func CheckOtherTables(ownFamily, ownName string, mode policy.Mode, tables []Rule
 		}
 	case len(others) > 0:
 		c.Result = CheckOK
-		c.Detail = "present, none drops on prerouting/input/forward: " + strings.Join(others, ", ")
+		c.Detail = "present, none drops: " + strings.Join(others, ", ")
 	default:
 		c.Result, c.Detail = CheckOK, "no other table"
 	}
