@@ -132,7 +132,6 @@ func (d *Diagnosis) WriteText(w io.Writer) error {
 	return err
 }
 
-
 // DoctorInput is everything the command gathered. A non-empty *Err field
 // says that fact could not be read (the check then fails with the error).
 type DoctorInput struct {
