@@ -2,11 +2,14 @@ package nft
 
 import (
 	"cmp"
+	"encoding/binary"
 	"fmt"
 	"slices"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // TableInfo is one table of the namespace's whole ruleset, whoever owns it:
@@ -117,6 +120,7 @@ func (c *Client) Tables() ([]TableInfo, error) {
 		chain string
 	}
 	rulesOf := map[chainKey]chainRules{}
+	vm := vmaps{conn: conn, cache: map[vmapKey][]expr.Any{}}
 	for _, ch := range chains {
 		if ch.Table == nil {
 			continue
@@ -125,6 +129,9 @@ func (c *Client) Tables() ([]TableInfo, error) {
 			continue
 		}
 		rs, err := conn.GetRules(ch.Table, ch)
+		if err == nil {
+			vm.expand(ch.Table, rs)
+		}
 		rulesOf[chainKey{key{ch.Table.Family, ch.Table.Name}, ch.Name}] = chainRules{rs, err}
 		if err == nil && ruleOffloads(rs) {
 			out[index[key{ch.Table.Family, ch.Table.Name}]].Offloads = true
@@ -243,4 +250,76 @@ func ruleOffloads(rules []*nftables.Rule) bool {
 		}
 	}
 	return false
+}
+
+// vmaps reads the verdict maps rules look up (`iifname vmap { "lan" :
+// jump forward_lan, "wan" : drop }`), once each.
+type vmaps struct {
+	conn  *nftables.Conn
+	cache map[vmapKey][]expr.Any
+}
+
+type vmapKey struct {
+	fam         nftables.TableFamily
+	table, name string
+}
+
+// expand appends to each rule the verdicts of the verdict maps it looks
+// up, so that its drops and jumps count like the rule's own. A map that
+// cannot be read adds nothing.
+func (v *vmaps) expand(t *nftables.Table, rules []*nftables.Rule) {
+	for _, r := range rules {
+		var extra []expr.Any
+		for _, e := range r.Exprs {
+			l, ok := e.(*expr.Lookup)
+			if !ok || !l.IsDestRegSet || l.DestRegister != unix.NFT_REG_VERDICT || l.SetName == "" {
+				continue
+			}
+			extra = append(extra, v.verdicts(t, l.SetName)...)
+		}
+		r.Exprs = append(r.Exprs, extra...)
+	}
+}
+
+func (v *vmaps) verdicts(t *nftables.Table, name string) []expr.Any {
+	k := vmapKey{t.Family, t.Name, name}
+	if out, ok := v.cache[k]; ok {
+		return out
+	}
+	var out []expr.Any
+	if set, err := v.conn.GetSetByName(t, name); err == nil {
+		if elems, err := v.conn.GetSetElements(set); err == nil {
+			for _, el := range elems {
+				if vd, ok := decodeVerdictData(el.Val); ok {
+					out = append(out, vd)
+				}
+			}
+		}
+	}
+	v.cache[k] = out
+	return out
+}
+
+// decodeVerdictData decodes a verdict map element's data (the library
+// hands over the nested NFTA_DATA_VERDICT attributes undecoded).
+func decodeVerdictData(b []byte) (*expr.Verdict, bool) {
+	ad, err := netlink.NewAttributeDecoder(b)
+	if err != nil {
+		return nil, false
+	}
+	ad.ByteOrder = binary.BigEndian
+	v := &expr.Verdict{}
+	code := false
+	for ad.Next() {
+		switch ad.Type() {
+		case unix.NFTA_VERDICT_CODE:
+			v.Kind, code = expr.VerdictKind(int32(ad.Uint32())), true
+		case unix.NFTA_VERDICT_CHAIN:
+			v.Chain = ad.String()
+		}
+	}
+	if ad.Err() != nil || !code {
+		return nil, false
+	}
+	return v, true
 }

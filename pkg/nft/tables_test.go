@@ -9,8 +9,9 @@ import (
 // TestTablesSeesEveryDrop loads, with nft in a fresh namespace, the drops
 // another firewall can hide from doctor: a netdev ingress chain, a bridge
 // forward chain, drops on the output and postrouting hooks, drops inside
-// chains a base chain jumps and goes to (two levels deep; a chain no base
-// chain reaches is not counted). Tables must report each of them. (This
+// chains a base chain jumps and goes to (two levels deep, and through a
+// verdict map; a chain no base chain reaches is not counted), and a drop
+// inside a verdict map. Tables must report each of them. (This
 // kernel has no flowtable support, so fw4's flow offloading is covered by
 // doctor's unit tests only.)
 func TestTablesSeesEveryDrop(t *testing.T) {
@@ -31,7 +32,10 @@ table inet fw4 {
 		type filter hook forward priority 0; policy accept;
 		iifname "v0" jump forward_lan
 		iifname "v1" goto forward_wan
+		iifname vmap { "v0" : jump forward_vmap }
+		udp dport vmap { 1701 : drop, 500 : accept }
 	}
+	chain forward_vmap { ip protocol gre drop; }
 	chain forward_lan { tcp dport 1723 jump reject_to_wan; }
 	chain forward_wan { accept; }
 	chain reject_to_wan { reject; drop; }
@@ -51,9 +55,10 @@ table inet fw4 {
 			{Name: "forward", Type: "filter", Hook: "forward", Policy: "drop", Rules: 0, Drops: 0},
 		}},
 		{Family: "inet", Name: "fw4", Chains: []BaseChainInfo{
-			{Name: "forward", Type: "filter", Hook: "forward", Policy: "accept", Rules: 2, Drops: 0, Jumps: []JumpedChain{
+			{Name: "forward", Type: "filter", Hook: "forward", Policy: "accept", Rules: 4, Drops: 1, Jumps: []JumpedChain{
 				{Name: "forward_lan", Rules: 1, Drops: 0},
 				{Name: "forward_wan", Rules: 1, Drops: 0},
+				{Name: "forward_vmap", Rules: 1, Drops: 1},
 				{Name: "reject_to_wan", Rules: 2, Drops: 2},
 			}},
 			{Name: "output", Type: "filter", Hook: "output", Policy: "accept", Rules: 1, Drops: 1},
