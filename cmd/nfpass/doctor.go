@@ -38,8 +38,9 @@ func newDoctorCmdWith(g *globals, deps doctorDeps) *cobra.Command {
 		Use:   "doctor",
 		Short: "Why does my VPN not connect? Check the router end to end; exit 0 ok, 1 warn, 2 fail (root)",
 		Long: `doctor checks, in one place, everything that makes VPN passthrough work or
-fail on this router, and prints each check's result (ok, info, warn or fail) and name,
-with what it found and how to fix it wrapped below (80 columns).
+fail on this router, and prints each check's result (ok, info, warn or
+fail) and name, with what it found and how to fix it wrapped below (80
+columns).
 
   sysctl ...             forwarding sysctls the policy needs (IPv4; IPv6 when
                          the policy forwards IPv6)
