@@ -426,25 +426,25 @@ func TestDoctorOtherTablesEveryHook(t *testing.T) {
 			name: "netdev ingress drop", table: "netdev edge", want: audit.CheckWarn,
 			ruleset: `table netdev edge { chain ingress { type filter hook ingress device "` + lab.WANIf + `" priority 0; udp dport 4500 drop; }
 }`,
-			detail:  []string{"netdev edge chain ingress (hook ingress", "1 drop/reject rule", "before conntrack"},
+			detail: []string{"netdev edge chain ingress (hook ingress", "1 drop/reject rule", "before conntrack"},
 		},
 		{
 			name: "bridge forward drop", table: "bridge lanbr", want: audit.CheckWarn,
 			ruleset: `table bridge lanbr { chain forward { type filter hook forward priority 0; policy drop; }
 }`,
-			detail:  []string{"bridge lanbr chain forward (hook forward priority 0) policy drop"},
+			detail: []string{"bridge lanbr chain forward (hook forward priority 0) policy drop"},
 		},
 		{
 			name: "output hook reject", table: "inet fw4", want: audit.CheckWarn,
 			ruleset: `table inet fw4 { chain output { type filter hook output priority 0; tcp dport 1723 reject; }
 }`,
-			detail:  []string{"inet fw4 chain output (hook output priority 0) 1 drop/reject rule"},
+			detail: []string{"inet fw4 chain output (hook output priority 0) 1 drop/reject rule"},
 		},
 		{
 			name: "postrouting drop", table: "ip mangle", want: audit.CheckWarn,
 			ruleset: `table ip mangle { chain post { type filter hook postrouting priority 100; ip protocol gre drop; }
 }`,
-			detail:  []string{"ip mangle chain post (hook postrouting priority 100) 1 drop/reject rule"},
+			detail: []string{"ip mangle chain post (hook postrouting priority 100) 1 drop/reject rule"},
 		},
 		{
 			name: "drop in a jumped-to chain", table: "inet fw4", want: audit.CheckWarn,
