@@ -144,6 +144,9 @@ type DoctorInput struct {
 	// with a forward to a LAN server.
 	On        map[string]bool
 	Forwarded map[string]bool
+	// OffDrops are the protocols whose "off" is an explicit drop (the
+	// catalog's when_off: drop, the VPNs); an ALG that is off is plain NAT.
+	OffDrops map[string]bool
 	// MSSClamp is the policy's nat.mss_clamp.
 	MSSClamp bool
 

@@ -12,8 +12,8 @@ const CheckIDOffload = "offload"
 // CheckOffload: a flowtable in another table (fw4's flow_offloading, in
 // companion mode) takes established flows off the slow path: an offloaded
 // flow skips the forward hook, so an off-drop added later never sees it.
-// Warn when the policy switches a protocol off (its live offloaded flows
-// keep passing until they time out), info otherwise. Nothing when the
+// Warn when the policy switches a VPN off (an explicit drop: its live
+// offloaded flows keep passing until they time out), info otherwise. Nothing when the
 // ruleset could not be read (CheckOtherTables reports that).
 func CheckOffload(in DoctorInput) []Check {
 	if in.TablesErr != "" {
@@ -37,9 +37,11 @@ func CheckOffload(in DoctorInput) []Check {
 		c.Result, c.Detail = CheckOK, "no flowtable: every forwarded packet crosses the forward hook"
 		return []Check{c}
 	}
+	// Only an off that is a drop is bypassed: an ALG that is off is plain
+	// NAT, and a flow carrying a helper is never offloaded.
 	var off []string
 	for p, on := range in.On {
-		if !on {
+		if !on && in.OffDrops[p] {
 			off = append(off, p)
 		}
 	}

@@ -174,6 +174,7 @@ func TestCheckOtherTables(t *testing.T) {
 // silent when the ruleset could not be read.
 func TestCheckOffload(t *testing.T) {
 	fw4 := RulesetTable{Family: "inet", Name: "fw4", Flowtables: []string{"ft"}, Offloads: true}
+	vpns := map[string]bool{"pptp": true, "l2tp": true, "ipsec": true}
 	for _, tc := range []struct {
 		name   string
 		in     DoctorInput
@@ -187,17 +188,25 @@ func TestCheckOffload(t *testing.T) {
 		},
 		{
 			name: "flowtable, pptp off", want: []CheckResult{CheckWarn},
-			detail: "inet fw4 flowtable ft (flow add): offloaded flows skip the forward hook, so the drop for pptp (off in the policy)",
+			detail: "inet fw4 flowtable ft (flow add): offloaded flows skip the forward hook, so the drop for pptp (off in the policy) never reaches",
 			fix:    "flow_offloading=0",
-			in:     DoctorInput{On: map[string]bool{"pptp": false, "ipsec": true}, Tables: []RulesetTable{fw4}},
+			in:     DoctorInput{On: map[string]bool{"pptp": false, "ipsec": true, "sip": false}, OffDrops: vpns, Tables: []RulesetTable{fw4}},
 		},
 		{
 			name: "flowtable, nothing off", want: []CheckResult{CheckInfo}, detail: "applies to new flows only",
-			in: DoctorInput{On: map[string]bool{"ipsec": true}, Tables: []RulesetTable{fw4}},
+			in: DoctorInput{On: map[string]bool{"ipsec": true}, OffDrops: vpns, Tables: []RulesetTable{fw4}},
+		},
+		{
+			name: "flowtable, only an ALG off (no drop to bypass)", want: []CheckResult{CheckInfo}, detail: "applies to new flows only",
+			in: DoctorInput{On: map[string]bool{"ipsec": true, "sip": false}, OffDrops: vpns, Tables: []RulesetTable{fw4}},
 		},
 		{
 			name: "flowtable without a flow add rule", want: []CheckResult{CheckWarn}, detail: "inet other flowtable f1: offloaded",
-			in: DoctorInput{On: map[string]bool{"sip": false}, Tables: []RulesetTable{{Family: "inet", Name: "other", Flowtables: []string{"f1"}}}},
+			in: DoctorInput{On: map[string]bool{"l2tp": false}, OffDrops: vpns, Tables: []RulesetTable{{Family: "inet", Name: "other", Flowtables: []string{"f1"}}}},
+		},
+		{
+			name: "own table's flowtable is not another firewall's", want: []CheckResult{CheckOK}, detail: "no flowtable",
+			in: DoctorInput{On: map[string]bool{"pptp": false}, OffDrops: vpns, Tables: []RulesetTable{{Family: "inet", Name: "nfpass", Flowtables: []string{"ft"}, Offloads: true}}},
 		},
 		{
 			name: "ruleset unreadable", want: nil,
@@ -430,7 +439,7 @@ func TestDiagnosisTextFits80Columns(t *testing.T) {
 		NetNS: "lab-router",
 		Judged: &Judged{Kind: JudgedConfig, Source: "/etc/nfpass/nfpass.yaml",
 			Note: "no generation applied in /var/lib/nfpass: judged against the config, which may not be what the kernel holds"},
-		Mode: policy.Standalone, On: map[string]bool{"pptp": false, "sip": false, "ipsec": true},
+		Mode: policy.Standalone, On: map[string]bool{"pptp": false, "sip": false, "ipsec": true}, OffDrops: map[string]bool{"pptp": true, "ipsec": true},
 		Sysctls: []SysctlState{{Key: "net.ipv6.conf.all.forwarding", Want: "1", Got: "0", Why: "the policy forwards IPv6 (forwards to 2001:db8:77::10)"}},
 		Table: TableState{Family: "inet", Name: "nfpass", Applied: true, Differences: []string{
 			"chain forward: rule 7 changed: want `udp dport 4500 accept comment \"ipsec nat-t\"`, have `udp dport 4500 drop`",

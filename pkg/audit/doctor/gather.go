@@ -11,6 +11,7 @@ import (
 	"errors"
 
 	"github.com/nfpass/nfpass/pkg/audit"
+	"github.com/nfpass/nfpass/pkg/catalog"
 	"github.com/nfpass/nfpass/pkg/compile"
 	"github.com/nfpass/nfpass/pkg/helpers"
 	"github.com/nfpass/nfpass/pkg/nft"
@@ -48,6 +49,12 @@ func Gather(ctx context.Context, o Options) audit.DoctorInput {
 	in := audit.DoctorInput{
 		NetNS: o.NetNS, Mode: plan.Mode, On: o.View.On, Forwarded: o.View.Forwarded, MSSClamp: p.NAT.MSSClamp,
 		HelpersExpected: len(plan.Helpers),
+	}
+	in.OffDrops = map[string]bool{}
+	for _, cp := range o.Catalog.Protocols() {
+		if cp.WhenOff == catalog.OffDrop {
+			in.OffDrops[cp.Name] = true
+		}
 	}
 	in.Sysctls = sysctls(o.NetNS, plan)
 	in.Table = table(ctx, o.Differ, plan)
