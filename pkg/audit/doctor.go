@@ -50,7 +50,7 @@ func (r CheckResult) Rank() int {
 // Check is one line of the doctor's verdict.
 type Check struct {
 	// ID groups checks of one kind: forwarding, table, helper, helpers-attached,
-	// double-nat, mtu, conntrack, flows, other-tables.
+	// double-nat, mtu, conntrack, flows, other-tables, offload.
 	ID     string      `json:"id"`
 	Name   string      `json:"check"`
 	Result CheckResult `json:"result"`
@@ -69,6 +69,7 @@ const (
 	CheckIDConntrack       = "conntrack"
 	CheckIDFlows           = "flows"
 	CheckIDOtherTables     = "other-tables"
+	CheckIDOffload         = "offload"
 )
 
 // Diagnosis is the doctor's whole verdict.

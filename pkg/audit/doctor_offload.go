@@ -6,9 +6,6 @@ import (
 	"strings"
 )
 
-// CheckIDOffload is the flow offloading check.
-const CheckIDOffload = "offload"
-
 // CheckOffload: a flowtable in another table (fw4's flow_offloading, in
 // companion mode) takes established flows off the slow path: an offloaded
 // flow skips the forward hook, so an off-drop added later never sees it.
