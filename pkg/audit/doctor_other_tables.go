@@ -10,10 +10,16 @@ import (
 // hookWhat says what a drop on a hook of a family stops, for the detail.
 func hookWhat(family, hook string) string {
 	switch {
-	case family == "netdev" || hook == "ingress" || hook == "egress":
-		return "every packet of the device, before conntrack and NAT"
+	case hook == "egress":
+		return "every packet leaving the device, after NAT"
+	case family == "netdev" || hook == "ingress":
+		return "every packet arriving on the device, before conntrack and NAT"
+	case family == "bridge" && (hook == "prerouting" || hook == "input"):
+		return "frames from the bridge's ports before the router's IP layer sees them (LAN clients' traffic to and through the router)"
+	case family == "bridge" && hook == "forward":
+		return "frames bridged between the bridge's ports (LAN to LAN)"
 	case family == "bridge":
-		return "frames crossing the bridge, before the router sees them"
+		return "frames the router sends out of the bridge's ports (its replies and forwarded traffic to LAN hosts)"
 	case family == "arp":
 		return "ARP: without it nothing on that link is reachable"
 	case hook == "output":

@@ -99,12 +99,17 @@ func TestCheckOtherTables(t *testing.T) {
 		},
 		{
 			name: "netdev ingress drop", tables: []RulesetTable{own, netdev}, want: CheckWarn,
-			detail: []string{"netdev edge chain ingress (hook ingress device wan priority -500) 1 drop/reject rule", "before conntrack"},
+			detail: []string{"netdev edge chain ingress (hook ingress device wan priority -500) 1 drop/reject rule", "arriving on the device, before conntrack"},
 			fix:    "does not reach netdev, bridge or arp",
 		},
 		{
 			name: "bridge forward policy drop", tables: []RulesetTable{own, bridge}, want: CheckWarn,
-			detail: []string{"bridge br chain fwd (hook forward priority 0) policy drop", "crossing the bridge"},
+			detail: []string{"bridge br chain fwd (hook forward priority 0) policy drop", "bridged between the bridge's ports"},
+		},
+		{
+			name: "bridge input drop rules", want: CheckWarn,
+			tables: []RulesetTable{{Family: "bridge", Name: "filter", Chains: []RulesetChain{{Name: "in", Type: "filter", Hook: "input", Priority: -200, Policy: "accept", Rules: 2, Drops: 2}}}},
+			detail: []string{"bridge filter chain in (hook input priority -200) 2 drop/reject rules", "LAN clients' traffic to and through the router"},
 		},
 		{
 			name: "output hook reject", want: CheckWarn,
