@@ -1,9 +1,14 @@
 package nft
 
 import (
+	"encoding/binary"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // TestTablesSeesEveryDrop loads, with nft in a fresh namespace, the drops
@@ -70,5 +75,63 @@ table inet fw4 {
 	}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("Tables (-want +got):\n%s", d)
+	}
+}
+
+// TestRuleOffloads: a `flow add @ft` rule is fw4's flow offloading (this
+// kernel has no flowtables, so the kernel test cannot load one).
+func TestRuleOffloads(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		rules []*nftables.Rule
+		want  bool
+	}{
+		{"flow add @ft", []*nftables.Rule{{Exprs: []expr.Any{&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1}}}, {Exprs: []expr.Any{&expr.FlowOffload{Name: "ft"}}}}, true},
+		{"no offload", []*nftables.Rule{{Exprs: []expr.Any{&expr.Verdict{Kind: expr.VerdictAccept}}}}, false},
+		{"no rules", nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := ruleOffloads(tc.rules); got != tc.want {
+				t.Errorf("ruleOffloads = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestDecodeVerdictData decodes verdict map data as the kernel sends it
+// (NFTA_VERDICT_CODE, NFTA_VERDICT_CHAIN), which the library leaves raw.
+func TestDecodeVerdictData(t *testing.T) {
+	enc := func(code int32, chain string) []byte {
+		ae := netlink.NewAttributeEncoder()
+		ae.ByteOrder = binary.BigEndian
+		ae.Uint32(unix.NFTA_VERDICT_CODE, uint32(code))
+		if chain != "" {
+			ae.String(unix.NFTA_VERDICT_CHAIN, chain)
+		}
+		b, err := ae.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	for _, tc := range []struct {
+		name string
+		data []byte
+		want *expr.Verdict
+	}{
+		{"jump", enc(unix.NFT_JUMP, "forward_lan"), &expr.Verdict{Kind: expr.VerdictJump, Chain: "forward_lan"}},
+		{"goto", enc(unix.NFT_GOTO, "x"), &expr.Verdict{Kind: expr.VerdictGoto, Chain: "x"}},
+		{"drop", enc(0, "") /* NF_DROP */, &expr.Verdict{Kind: expr.VerdictDrop}},
+		{"not a verdict", []byte{1, 2, 3}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok := decodeVerdictData(tc.data)
+			if ok != (tc.want != nil) {
+				t.Fatalf("ok = %v", ok)
+			}
+			if d := cmp.Diff(tc.want, got); ok && d != "" {
+				t.Errorf("verdict (-want +got):\n%s", d)
+			}
+		})
 	}
 }
