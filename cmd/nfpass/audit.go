@@ -104,6 +104,9 @@ Findings, each with a severity (info, warn, fail) and a one-line fix:
                        or "cannot tell" (warn)
   table-full           conntrack table over 90% full                    fail
   conntrack-drops      insert_failed / drop / early_drop counters       warn
+  sip-media-collision  two phones offer one media port to one server   warn
+                       through the SIP ALG (the kernel cannot remap
+                       it; give the phones different RTP port ranges)
 An ALG that is off (sip, ftp, ...) means plain NAT: its flows without the
 helper are no finding. doctor shows the same findings with the same
 severities.

@@ -2,17 +2,16 @@ package main
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/nfpass/nfpass/pkg/audit"
+	"github.com/nfpass/nfpass/pkg/audit/doctor"
 	"github.com/nfpass/nfpass/pkg/compile"
 	"github.com/nfpass/nfpass/pkg/helpers"
 	"github.com/nfpass/nfpass/pkg/nft"
 	"github.com/nfpass/nfpass/pkg/policy"
-	"github.com/nfpass/nfpass/pkg/ruleset"
 )
 
 // doctorDeps are how doctor reaches the kernel; tests replace them.
@@ -39,8 +38,9 @@ func newDoctorCmdWith(g *globals, deps doctorDeps) *cobra.Command {
 		Use:   "doctor",
 		Short: "Why does my VPN not connect? Check the router end to end; exit 0 ok, 1 warn, 2 fail (root)",
 		Long: `doctor checks, in one place, everything that makes VPN passthrough work or
-fail on this router, and prints one line per check: ok, info, warn or fail,
-with what it found and a one-line fix.
+fail on this router, and prints each check's result (ok, info, warn or
+fail) and name, with what it found and how to fix it wrapped below (80
+columns).
 
   sysctl ...             forwarding sysctls the policy needs (IPv4; IPv6 when
                          the policy forwards IPv6)
@@ -56,9 +56,17 @@ with what it found and a one-line fix.
                          on, a hint to turn it on otherwise
   conntrack table        fill level and drop counters
   flows: ...             other audit findings on live passthrough flows
-  other tables           other tables' base chains on prerouting, input or
-                         forward that drop (nftables runs them all; a drop
-                         anywhere wins). They are only read, never changed.
+                         (e.g. two SIP phones offering one media port to
+                         one server: sip-media-collision)
+  other tables           other tables' base chains, of every family (inet,
+                         ip, ip6, netdev, bridge, arp) and hook (output and
+                         postrouting too), that drop, by policy, by a rule,
+                         or in a chain they jump or go to (nftables runs
+                         them all; a drop anywhere wins). They are only
+                         read, never changed.
+  flow offloading        a flowtable (fw4 flow_offloading): offloaded flows
+                         skip the forward hook, so a passthrough switched
+                         off applies to new flows only
 
 doctor is read-only: it changes nothing on the router. With --fix it loads
 the kernel modules of the policy's helpers that are missing (with modprobe,
@@ -86,7 +94,7 @@ configuration is a fail (2).`,
 			defer cancel()
 			in := deps.gather(ctx, &k, j.policy, j.plan, j.cat, j.view)
 			in.Judged = &j.about
-			gatherHelpers(ctx, &in, j.plan, helpers.Options{Loader: deps.loader, Prober: deps.prober, ReadOnly: !fix})
+			doctor.Helpers(ctx, &in, j.plan, helpers.Options{Loader: deps.loader, Prober: deps.prober, ReadOnly: !fix})
 			d := audit.Diagnose(in)
 			if g.output == "json" {
 				err = d.WriteJSON(g.stdout)
@@ -108,114 +116,8 @@ configuration is a fail (2).`,
 	return cmd
 }
 
-// gatherDoctor asks the kernel, through pkg/helpers, pkg/nft, pkg/reconcile
-// and pkg/audit, for every fact the doctor's checks need except the
-// helpers' (gatherHelpers). It changes nothing. A fact that cannot be read
-// is passed on as its error text.
+// gatherDoctor binds the command's flags to doctor.Gather (it changes
+// nothing).
 func gatherDoctor(ctx context.Context, k *kernelFlags, p *policy.Policy, plan *compile.Plan, cat audit.Catalog, pol audit.Policy) audit.DoctorInput {
-	in := audit.DoctorInput{
-		NetNS: k.netns, Mode: plan.Mode, On: pol.On, Forwarded: pol.Forwarded, MSSClamp: p.NAT.MSSClamp,
-		HelpersExpected: len(plan.Helpers),
-	}
-
-	sc := helpers.Sysctls{NetNS: k.netns}
-	for _, s := range plan.Sysctls {
-		st := audit.SysctlState{Key: s.Key, Want: s.Value, Why: s.Why}
-		v, err := sc.Get(s.Key)
-		if err != nil {
-			st.Err = err.Error()
-		}
-		st.Got = v
-		in.Sysctls = append(in.Sysctls, st)
-	}
-
-	in.Table = audit.TableState{Family: plan.Table.Family, Name: plan.Table.Name}
-	if res, err := k.reconciler().Diff(ctx, plan.Table); err != nil {
-		in.Table.Err = err.Error()
-	} else {
-		in.Table.Applied = res.Applied
-		in.Table.Dormant = ruleset.IsDormant(res.Differences)
-		for _, d := range res.Differences {
-			in.Table.Differences = append(in.Table.Differences, d.String())
-		}
-	}
-
-	if ifs, err := helpers.Interfaces(k.netns, p.Interfaces.WAN); err != nil {
-		in.WANErr = err.Error()
-	} else {
-		for _, i := range ifs {
-			in.WAN = append(in.WAN, audit.WANInterface{Name: i.Name, Missing: i.Missing, Up: i.Up, MTU: i.MTU, Addrs: i.Addrs})
-		}
-	}
-
-	if r, err := audit.Collect(ctx, cat, audit.CollectOptions{Options: audit.Options{NetNS: k.netns}, Analyzer: audit.AnalyzerOptions{Policy: pol}}); err != nil {
-		in.AuditErr = err.Error()
-	} else {
-		in.Audit = r
-	}
-
-	if c, err := nft.Open(nft.Options{NetNS: k.netns}); err != nil {
-		in.TablesErr = err.Error()
-	} else {
-		tables, err := c.Tables()
-		c.Close()
-		if err != nil {
-			in.TablesErr = err.Error()
-		}
-		for _, t := range tables {
-			rt := audit.RulesetTable{Family: t.Family, Name: t.Name}
-			for _, ch := range t.Chains {
-				rt.Chains = append(rt.Chains, audit.RulesetChain{
-					Name: ch.Name, Type: ch.Type, Hook: ch.Hook, Priority: ch.Priority,
-					Policy: ch.Policy, Rules: ch.Rules, Drops: ch.Drops,
-				})
-			}
-			in.Tables = append(in.Tables, rt)
-		}
-	}
-	return in
-}
-
-// gatherHelpers proves the plan's helpers into in. With opts.ReadOnly
-// (doctor without --fix) nothing is loaded: a module that is not loaded is
-// reported as such.
-func gatherHelpers(ctx context.Context, in *audit.DoctorInput, plan *compile.Plan, opts helpers.Options) {
-	rep, err := helpers.Ensure(ctx, plan.Helpers, opts)
-	problems := map[string]string{}
-	notLoaded, missing := map[string][]string{}, map[string][]string{}
-	for _, e := range flatten(err) {
-		var mh *helpers.MissingHelperError
-		if errors.As(e, &mh) {
-			problems[mh.Object] = mh.Error()
-			notLoaded[mh.Object] = mh.NotLoaded
-			missing[mh.Object] = mh.Modules
-		} else if e != nil {
-			in.HelpersErr = e.Error()
-		}
-	}
-	if rep != nil {
-		for _, h := range rep.Helpers {
-			hs := audit.HelperState{Object: h.Object, Type: h.Type, Protocol: h.Protocol, Available: h.Available, Problem: problems[h.Object], NotLoaded: notLoaded[h.Object], Missing: missing[h.Object]}
-			for _, m := range h.Modules {
-				hs.Modules = append(hs.Modules, audit.ModuleState{Name: m.Name, Status: string(m.Status)})
-			}
-			in.Helpers = append(in.Helpers, hs)
-		}
-		in.HelperWarnings = rep.Warnings
-	}
-}
-
-// flatten unwraps joined errors into a list.
-func flatten(err error) []error {
-	if err == nil {
-		return nil
-	}
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		var out []error
-		for _, e := range j.Unwrap() {
-			out = append(out, flatten(e)...)
-		}
-		return out
-	}
-	return []error{err}
+	return doctor.Gather(ctx, doctor.Options{NetNS: k.netns, Differ: k.reconciler(), Policy: p, Plan: plan, Catalog: cat, View: pol})
 }

@@ -137,7 +137,7 @@ func TestNoOutsideBinaries(t *testing.T) {
 	step("diff")
 	doctor := step("doctor")
 	for _, h := range wantHelpers {
-		if !regexp.MustCompile(`(?m)^helper ` + h + ` +ok `).MatchString(doctor) {
+		if !regexp.MustCompile(`(?m)^ok +helper ` + h + `$`).MatchString(doctor) {
 			t.Errorf("doctor does not say helper %s is ok:\n%s", h, doctor)
 		}
 	}

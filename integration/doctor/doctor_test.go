@@ -370,13 +370,15 @@ func TestDoctorFindsBreakage(t *testing.T) {
 		t.Errorf("ip_forward=0: exit %d, want 2", code)
 	}
 
-	// Text output has the table header.
+	// Text output has the header, and fits an 80-column terminal (the
+	// other-tables detail alone is longer than 80 columns).
 	out, _, _ := run(t, "doctor", "--netns", r.Name, "-c", cfg, "--state-dir", t.TempDir())
-	for _, want := range []string{"CHECK", "RESULT", "DETAIL", "FIX", "sysctl net.ipv4.ip_forward", "fail", "worst: fail"} {
+	for _, want := range []string{"RESULT  CHECK", "fix: ", "sysctl net.ipv4.ip_forward", "fail", "worst: fail"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("doctor text lacks %q:\n%s", want, out)
 		}
 	}
+	assertFits80(t, out)
 
 	// The table gone: fail.
 	r.MustExec(t, "nft", "delete", "table", "inet", "nfpass")
@@ -389,6 +391,103 @@ func TestDoctorFindsBreakage(t *testing.T) {
 	// A namespace that does not exist: fail, not a crash.
 	if d, code := doctor(t, "--netns", "nfp-no-such-ns", "-c", cfg); code != 2 || d.Worst != audit.CheckFail {
 		t.Errorf("missing namespace: exit %d, worst %s", code, d.Worst)
+	}
+}
+
+// assertFits80 fails for a line of text wider than 80 columns (the
+// "judged against" line names a path and is exempt).
+func assertFits80(t *testing.T, out string) {
+	t.Helper()
+	for i, line := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
+		if n := len([]rune(line)); n > 80 && !strings.HasPrefix(line, "judged against ") {
+			t.Errorf("doctor text line %d is %d columns:\n%s", i+1, n, line)
+		}
+	}
+}
+
+// TestDoctorOtherTablesEveryHook loads, with nft on the lab router, one
+// other firewall's ruleset at a time whose drop kills passthrough where
+// doctor used to look away: a netdev ingress chain on the WAN, a bridge
+// forward chain on the LAN bridge, the output and postrouting hooks, and a
+// drop inside a chain the forward chain jumps to. doctor must name each
+// (warn) and leave it as it found it; a jumped-to chain without a drop
+// stays ok.
+func TestDoctorOtherTablesEveryHook(t *testing.T) {
+	t.Parallel()
+	l := newLab(t, lab.Options{}, "consumer-defaults")
+	cfg := labConfig(t, "consumer-defaults")
+	r := l.Router
+	for _, tc := range []struct {
+		name, table, ruleset string
+		want                 audit.CheckResult
+		detail               []string
+	}{
+		{
+			name: "netdev ingress drop", table: "netdev edge", want: audit.CheckWarn,
+			ruleset: `table netdev edge { chain ingress { type filter hook ingress device "` + lab.WANIf + `" priority 0; udp dport 4500 drop; }
+}`,
+			detail: []string{"netdev edge chain ingress (hook ingress", "1 drop/reject rule", "before conntrack"},
+		},
+		{
+			name: "bridge forward drop", table: "bridge lanbr", want: audit.CheckWarn,
+			ruleset: `table bridge lanbr { chain forward { type filter hook forward priority 0; policy drop; }
+}`,
+			detail: []string{"bridge lanbr chain forward (hook forward priority 0) policy drop"},
+		},
+		{
+			name: "output hook reject", table: "inet fw4", want: audit.CheckWarn,
+			ruleset: `table inet fw4 { chain output { type filter hook output priority 0; tcp dport 1723 reject; }
+}`,
+			detail: []string{"inet fw4 chain output (hook output priority 0) 1 drop/reject rule"},
+		},
+		{
+			name: "postrouting drop", table: "ip mangle", want: audit.CheckWarn,
+			ruleset: `table ip mangle { chain post { type filter hook postrouting priority 100; ip protocol gre drop; }
+}`,
+			detail: []string{"ip mangle chain post (hook postrouting priority 100) 1 drop/reject rule"},
+		},
+		{
+			name: "drop in a jumped-to chain", table: "inet fw4", want: audit.CheckWarn,
+			ruleset: `table inet fw4 {
+	chain forward { type filter hook forward priority 0; iifname "` + lab.LANIf + `" jump forward_lan; }
+	chain forward_lan { udp dport 500 goto reject_to_wan; }
+	chain reject_to_wan { reject; }
+}`,
+			detail: []string{"inet fw4 chain forward (hook forward priority 0) jumps to chain reject_to_wan with 1 drop/reject rule"},
+		},
+		{
+			name: "jumped-to chain without a drop", table: "inet fw4", want: audit.CheckOK,
+			ruleset: `table inet fw4 {
+	chain forward { type filter hook forward priority 0; jump forward_lan; }
+	chain forward_lan { tcp dport 22 accept; }
+}`,
+			detail: []string{"present, none drops: inet fw4"},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := filepath.Join(t.TempDir(), "other.nft")
+			if err := os.WriteFile(f, []byte(tc.ruleset+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			r.MustExec(t, "nft", "-f", f)
+			defer r.MustExec(t, "nft", "delete", "table", strings.Fields(tc.table)[0], strings.Fields(tc.table)[1])
+			before := r.MustExec(t, "nft", "list", "table", strings.Fields(tc.table)[0], strings.Fields(tc.table)[1])
+			d, _ := doctor(t, "--netns", r.Name, "-c", cfg)
+			c := one(t, d, audit.CheckIDOtherTables)
+			if c.Result != tc.want {
+				t.Errorf("result %s, want %s: %s", c.Result, tc.want, c.Detail)
+			}
+			for _, want := range tc.detail {
+				if !strings.Contains(c.Detail, want) {
+					t.Errorf("detail lacks %q: %s", want, c.Detail)
+				}
+			}
+			if after := r.MustExec(t, "nft", "list", "table", strings.Fields(tc.table)[0], strings.Fields(tc.table)[1]); after != before {
+				t.Errorf("doctor changed the other table:\n%s\nnow:\n%s", before, after)
+			}
+			out, _, _ := run(t, "doctor", "--netns", r.Name, "-c", cfg, "--state-dir", t.TempDir())
+			assertFits80(t, out)
+		})
 	}
 }
 

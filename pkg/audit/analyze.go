@@ -224,6 +224,7 @@ type Analyzer struct {
 	ipsec              pairMap[ipsecPair]  // server, host
 	espServers         map[addrKey]int
 	exps               []Expectation
+	media              map[mediaKey][]netip.Addr // sipmedia.go
 	stats              *Stats
 	targets            map[netip.Addr]bool
 }
@@ -242,6 +243,7 @@ func NewAnalyzer(cls *Classifier, opts AnalyzerOptions) *Analyzer {
 		ipsec:      newPairMap[ipsecPair](),
 		espServers: map[addrKey]int{},
 		targets:    map[netip.Addr]bool{},
+		media:      map[mediaKey][]netip.Addr{},
 	}
 	for _, t := range opts.Policy.Targets {
 		a.targets[t.Unmap()] = true
@@ -316,6 +318,7 @@ func (a *Analyzer) Add(f Flow) Class {
 		return cl
 	}
 	a.passthrough++
+	a.addMediaFlow(cl, f)
 	p := a.proto(cl.Protocol)
 	p.flows++
 	p.roles[cl.Role]++
@@ -490,6 +493,7 @@ func (a *Analyzer) AddExpectation(e Expectation) {
 	if e.Protocol == "" {
 		e.Protocol = a.cls.ClassifyExpectation(e)
 	}
+	a.addMediaExpectation(e)
 	a.exps = append(a.exps, e)
 }
 

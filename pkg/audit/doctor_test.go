@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/nfpass/nfpass/pkg/policy"
 )
 
@@ -65,38 +67,174 @@ func TestCheckDoubleNAT(t *testing.T) {
 }
 
 func TestCheckOtherTables(t *testing.T) {
-	tables := []RulesetTable{
-		{Family: "inet", Name: "nfpass", Chains: []RulesetChain{{Name: "forward", Hook: "forward", Policy: "drop"}}},
-		{Family: "inet", Name: "fw4", Chains: []RulesetChain{
-			{Name: "forward", Type: "filter", Hook: "forward", Policy: "drop", Rules: 5},
-			{Name: "output", Type: "filter", Hook: "output", Policy: "drop"},
-		}},
-		{Family: "ip", Name: "filter", Chains: []RulesetChain{{Name: "INPUT", Type: "filter", Hook: "input", Policy: "accept", Rules: 3, Drops: 2}}},
-		{Family: "ip", Name: "nat", Chains: []RulesetChain{{Name: "POSTROUTING", Type: "nat", Hook: "postrouting", Policy: "accept"}}},
-		{Family: "bridge", Name: "br", Chains: []RulesetChain{{Name: "fwd", Hook: "forward", Policy: "drop"}}},
+	own := RulesetTable{Family: "inet", Name: "nfpass", Chains: []RulesetChain{{Name: "forward", Hook: "forward", Policy: "drop", Drops: 3}}}
+	fw4Forward := RulesetTable{Family: "inet", Name: "fw4", Chains: []RulesetChain{{Name: "forward", Type: "filter", Hook: "forward", Policy: "drop", Rules: 5}}}
+	netdev := RulesetTable{Family: "netdev", Name: "edge", Chains: []RulesetChain{{Name: "ingress", Type: "filter", Hook: "ingress", Device: "wan", Priority: -500, Policy: "accept", Rules: 1, Drops: 1}}}
+	bridge := RulesetTable{Family: "bridge", Name: "br", Chains: []RulesetChain{{Name: "fwd", Type: "filter", Hook: "forward", Policy: "drop"}}}
+	for _, tc := range []struct {
+		name   string
+		mode   policy.Mode
+		tables []RulesetTable
+		err    string
+		want   CheckResult
+		detail []string // substrings the detail must hold
+		not    []string // substrings it must not hold
+		fix    string
+	}{
+		{name: "own table only", tables: []RulesetTable{own}, want: CheckOK, detail: []string{"no other table"}},
+		{
+			name: "non-dropping table", want: CheckOK,
+			tables: []RulesetTable{own, {Family: "ip", Name: "nat", Chains: []RulesetChain{{Name: "POSTROUTING", Type: "nat", Hook: "postrouting", Policy: "accept"}}}},
+			detail: []string{"present, none drops: ip nat"},
+		},
+		{
+			name: "forward policy drop", tables: []RulesetTable{own, fw4Forward}, want: CheckWarn,
+			detail: []string{"inet fw4 chain forward (hook forward priority 0) policy drop"}, not: []string{"nfpass chain", "inet nfpass"},
+			fix: "companion-snippet",
+		},
+		{
+			name: "input drop rules", want: CheckWarn,
+			tables: []RulesetTable{{Family: "ip", Name: "filter", Chains: []RulesetChain{{Name: "INPUT", Type: "filter", Hook: "input", Policy: "accept", Rules: 3, Drops: 2}}}},
+			detail: []string{"ip filter chain INPUT (hook input priority 0) 2 drop/reject rules"},
+		},
+		{
+			name: "netdev ingress drop", tables: []RulesetTable{own, netdev}, want: CheckWarn,
+			detail: []string{"netdev edge chain ingress (hook ingress device wan priority -500) 1 drop/reject rule", "arriving on the device, before conntrack"},
+			fix:    "does not reach netdev, bridge or arp",
+		},
+		{
+			name: "bridge forward policy drop", tables: []RulesetTable{own, bridge}, want: CheckWarn,
+			detail: []string{"bridge br chain fwd (hook forward priority 0) policy drop", "bridged between the bridge's ports"},
+		},
+		{
+			name: "bridge input drop rules", want: CheckWarn,
+			tables: []RulesetTable{{Family: "bridge", Name: "filter", Chains: []RulesetChain{{Name: "in", Type: "filter", Hook: "input", Priority: -200, Policy: "accept", Rules: 2, Drops: 2}}}},
+			detail: []string{"bridge filter chain in (hook input priority -200) 2 drop/reject rules", "LAN clients' traffic to and through the router"},
+		},
+		{
+			name: "output hook reject", want: CheckWarn,
+			tables: []RulesetTable{{Family: "inet", Name: "fw4", Chains: []RulesetChain{{Name: "output", Type: "filter", Hook: "output", Policy: "accept", Rules: 1, Drops: 1}}}},
+			detail: []string{"inet fw4 chain output (hook output priority 0) 1 drop/reject rule", "the router itself sends"},
+		},
+		{
+			name: "postrouting drop", want: CheckWarn,
+			tables: []RulesetTable{{Family: "ip", Name: "mangle", Chains: []RulesetChain{{Name: "post", Type: "filter", Hook: "postrouting", Priority: 100, Policy: "drop"}}}},
+			detail: []string{"ip mangle chain post (hook postrouting priority 100) policy drop", "on its way out"},
+		},
+		{
+			name: "drop in a jumped-to chain", want: CheckWarn,
+			tables: []RulesetTable{{Family: "inet", Name: "fw4", Chains: []RulesetChain{{
+				Name: "forward", Type: "filter", Hook: "forward", Policy: "accept", Rules: 2,
+				Jumps: []RulesetJump{{Name: "forward_lan", Drops: 0}, {Name: "reject_to_wan", Drops: 2}},
+			}}}},
+			detail: []string{"inet fw4 chain forward (hook forward priority 0) jumps to chain reject_to_wan with 2 drop/reject rules"},
+			not:    []string{"forward_lan"},
+		},
+		{
+			name: "jumped-to chain without drops", want: CheckOK,
+			tables: []RulesetTable{{Family: "inet", Name: "fw4", Chains: []RulesetChain{{
+				Name: "forward", Type: "filter", Hook: "forward", Policy: "accept", Rules: 1, Jumps: []RulesetJump{{Name: "forward_lan", Drops: 0}},
+			}}}},
+			detail: []string{"present, none drops: inet fw4"},
+		},
+		{
+			name: "companion: the owning firewall's drop", mode: policy.Companion, tables: []RulesetTable{own, fw4Forward}, want: CheckInfo,
+			detail: []string{"expected beside the owning firewall"}, fix: "companion-snippet",
+		},
+		{
+			name: "companion: a netdev drop no snippet reaches", mode: policy.Companion, tables: []RulesetTable{own, fw4Forward, netdev}, want: CheckWarn,
+			detail: []string{"netdev edge chain ingress", "inet fw4 chain forward"}, fix: "does not reach netdev",
+		},
+		{name: "ruleset unreadable", err: "operation not permitted", want: CheckFail, detail: []string{"cannot list the ruleset: operation not permitted"}, fix: "root"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mode := tc.mode
+			if mode == "" {
+				mode = policy.Standalone
+			}
+			c := CheckOtherTables("inet", "nfpass", mode, tc.tables, tc.err)
+			if c.Result != tc.want {
+				t.Errorf("result %s, want %s: %s", c.Result, tc.want, c.Detail)
+			}
+			for _, want := range tc.detail {
+				if !strings.Contains(c.Detail, want) {
+					t.Errorf("detail lacks %q: %s", want, c.Detail)
+				}
+			}
+			for _, not := range tc.not {
+				if strings.Contains(c.Detail, not) {
+					t.Errorf("detail names %q: %s", not, c.Detail)
+				}
+			}
+			if !strings.Contains(c.Fix, tc.fix) {
+				t.Errorf("fix lacks %q: %s", tc.fix, c.Fix)
+			}
+		})
 	}
-	c := CheckOtherTables("inet", "nfpass", policy.Standalone, tables, "")
-	if c.Result != CheckWarn {
-		t.Fatalf("result %s", c.Result)
-	}
-	for _, want := range []string{"inet fw4 chain forward (hook forward priority 0) policy drop", "ip filter chain INPUT (hook input priority 0) 2 drop/reject rules"} {
-		if !strings.Contains(c.Detail, want) {
-			t.Errorf("detail lacks %q: %s", want, c.Detail)
-		}
-	}
-	for _, not := range []string{"nfpass", "output", "nat", "bridge"} {
-		if strings.Contains(c.Detail, not+" chain") || strings.Contains(c.Detail, "chain "+not) {
-			t.Errorf("detail names %q: %s", not, c.Detail)
-		}
-	}
-	if c := CheckOtherTables("inet", "nfpass", policy.Companion, tables, ""); c.Result != CheckInfo || !strings.Contains(c.Fix, "companion-snippet") {
-		t.Errorf("companion: %+v", c)
-	}
-	if c := CheckOtherTables("inet", "nfpass", policy.Standalone, tables[3:4], ""); c.Result != CheckOK || !strings.Contains(c.Detail, "ip nat") {
-		t.Errorf("non-dropping table: %+v", c)
-	}
-	if c := CheckOtherTables("inet", "nfpass", policy.Standalone, tables[:1], ""); c.Result != CheckOK || c.Detail != "no other table" {
-		t.Errorf("own table only: %+v", c)
+}
+
+// TestCheckOffload: a flowtable in another table (fw4 flow_offloading)
+// warns when the policy switches a protocol off (its offloaded flows skip
+// the off-drop), is info when nothing is off, ok without a flowtable, and
+// silent when the ruleset could not be read.
+func TestCheckOffload(t *testing.T) {
+	fw4 := RulesetTable{Family: "inet", Name: "fw4", Flowtables: []string{"ft"}, Offloads: true}
+	vpns := map[string]bool{"pptp": true, "l2tp": true, "ipsec": true}
+	for _, tc := range []struct {
+		name   string
+		in     DoctorInput
+		want   []CheckResult
+		detail string
+		fix    string
+	}{
+		{
+			name: "no flowtable", want: []CheckResult{CheckOK}, detail: "no flowtable",
+			in: DoctorInput{On: map[string]bool{"pptp": false}, Tables: []RulesetTable{{Family: "inet", Name: "fw4"}}},
+		},
+		{
+			name: "flowtable, pptp off", want: []CheckResult{CheckWarn},
+			detail: "inet fw4 flowtable ft (flow add): offloaded flows skip the forward hook, so the drop for pptp (off in the policy) never reaches",
+			fix:    "flow_offloading=0",
+			in:     DoctorInput{On: map[string]bool{"pptp": false, "ipsec": true, "sip": false}, OffDrops: vpns, Tables: []RulesetTable{fw4}},
+		},
+		{
+			name: "flowtable, nothing off", want: []CheckResult{CheckInfo}, detail: "applies to new flows only",
+			in: DoctorInput{On: map[string]bool{"ipsec": true}, OffDrops: vpns, Tables: []RulesetTable{fw4}},
+		},
+		{
+			name: "flowtable, only an ALG off (no drop to bypass)", want: []CheckResult{CheckInfo}, detail: "applies to new flows only",
+			in: DoctorInput{On: map[string]bool{"ipsec": true, "sip": false}, OffDrops: vpns, Tables: []RulesetTable{fw4}},
+		},
+		{
+			name: "flowtable without a flow add rule", want: []CheckResult{CheckWarn}, detail: "inet other flowtable f1: offloaded",
+			in: DoctorInput{On: map[string]bool{"l2tp": false}, OffDrops: vpns, Tables: []RulesetTable{{Family: "inet", Name: "other", Flowtables: []string{"f1"}}}},
+		},
+		{
+			name: "own table's flowtable is not another firewall's", want: []CheckResult{CheckOK}, detail: "no flowtable",
+			in: DoctorInput{On: map[string]bool{"pptp": false}, OffDrops: vpns, Tables: []RulesetTable{{Family: "inet", Name: "nfpass", Flowtables: []string{"ft"}, Offloads: true}}},
+		},
+		{
+			name: "ruleset unreadable", want: nil,
+			in: DoctorInput{On: map[string]bool{"pptp": false}, TablesErr: "denied"},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.in.Table = TableState{Family: "inet", Name: "nfpass"}
+			got := CheckOffload(tc.in)
+			var results []CheckResult
+			for _, c := range got {
+				results = append(results, c.Result)
+			}
+			if d := cmp.Diff(tc.want, results); d != "" {
+				t.Fatalf("results (-want +got):\n%s", d)
+			}
+			if len(got) == 0 {
+				return
+			}
+			if !strings.Contains(got[0].Detail, tc.detail) || !strings.Contains(got[0].Fix, tc.fix) {
+				t.Errorf("got %+v, want detail %q fix %q", got[0], tc.detail, tc.fix)
+			}
+		})
 	}
 }
 
@@ -182,7 +320,7 @@ func TestDiagnosisText(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := b.String()
-	for _, want := range []string{"network namespace r\n", "CHECK", "RESULT", "DETAIL", "FIX", "table inet nfpass", "nfpass apply", "worst: fail"} {
+	for _, want := range []string{"network namespace r\n", "RESULT  CHECK", "fix: ", "table inet nfpass", "nfpass apply", "worst: fail"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("text lacks %q:\n%s", want, out)
 		}
@@ -295,5 +433,58 @@ func TestCheckHelpersFix(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestDiagnosisTextFits80Columns: every line of doctor's text output fits
+// an 80-column ssh terminal, with every check in a warn or fail state and
+// details far longer than 80 columns (wrapped under the check, not cut).
+func TestDiagnosisTextFits80Columns(t *testing.T) {
+	in := DoctorInput{
+		NetNS: "lab-router",
+		Judged: &Judged{Kind: JudgedConfig, Source: "/etc/nfpass/nfpass.yaml",
+			Note: "no generation applied in /var/lib/nfpass: judged against the config, which may not be what the kernel holds"},
+		Mode: policy.Standalone, On: map[string]bool{"pptp": false, "sip": false, "ipsec": true}, OffDrops: map[string]bool{"pptp": true, "ipsec": true},
+		Sysctls: []SysctlState{{Key: "net.ipv6.conf.all.forwarding", Want: "1", Got: "0", Why: "the policy forwards IPv6 (forwards to 2001:db8:77::10)"}},
+		Table: TableState{Family: "inet", Name: "nfpass", Applied: true, Differences: []string{
+			"chain forward: rule 7 changed: want `udp dport 4500 accept comment \"ipsec nat-t\"`, have `udp dport 4500 drop`",
+			"set lan_hosts: element 192.168.77.11 missing",
+		}},
+		Helpers:         []HelperState{{Object: "sip", Type: "sip", Protocol: "udp", Problem: `conntrack helper "sip" is not available: modules nf_conntrack_sip, nf_nat_sip are not loaded (nf_conntrack_sip: =m, not loaded)`, NotLoaded: []string{"nf_conntrack_sip", "nf_nat_sip"}}},
+		HelpersExpected: 1,
+		WAN:             []WANInterface{{Name: "wan0", Up: true, MTU: 1492, Addrs: []netip.Prefix{netip.MustParsePrefix("100.64.12.34/10")}}},
+		Audit: &Report{Flows: 1200, Passthrough: 40, Stats: &Stats{Entries: 1200, Max: 1250, Drop: 17}, Findings: []Finding{
+			{ID: FindingTableFull, Severity: Fail, Message: "the conntrack table is 96% full (1200 of 1250 entries): new connections are dropped when it fills", Fix: "raise net.netfilter.nf_conntrack_max (and nf_conntrack_buckets), or find the host that opens so many connections"},
+			{ID: FindingPolicyOff, Severity: Warn, Cause: "other-nat", Protocol: "pptp", Message: "pptp passthrough is off in the policy but 3 flows from 192.168.77.10, 192.168.77.11 and 192.168.77.12 are live: another table NATs them", Fix: "find the other table's rule with `nft list ruleset` and remove it, or switch pptp on"},
+		}},
+		Tables: []RulesetTable{
+			{Family: "inet", Name: "nfpass"},
+			{Family: "inet", Name: "fw4", Flowtables: []string{"ft"}, Offloads: true, Chains: []RulesetChain{
+				{Name: "forward", Hook: "forward", Policy: "drop", Drops: 3, Jumps: []RulesetJump{{Name: "reject_to_wan_extraordinarily_long_chain_name", Drops: 2}}},
+				{Name: "output", Hook: "output", Drops: 1},
+			}},
+			{Family: "netdev", Name: "ddos", Chains: []RulesetChain{{Name: "ingress", Hook: "ingress", Device: "wan0", Priority: -500, Drops: 4}}},
+			{Family: "bridge", Name: "lan", Chains: []RulesetChain{{Name: "forward", Hook: "forward", Policy: "drop"}}},
+		},
+	}
+	d := Diagnose(in)
+	var b bytes.Buffer
+	if err := d.WriteText(&b); err != nil {
+		t.Fatal(err)
+	}
+	longest := 0
+	for _, c := range d.Checks {
+		longest = max(longest, len(c.Detail), len(c.Fix))
+	}
+	if longest <= 160 {
+		t.Fatalf("the input does not exercise wrapping: longest detail/fix %d columns", longest)
+	}
+	for i, line := range strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n") {
+		if n := len([]rune(line)); n > 80 {
+			t.Errorf("line %d is %d columns:\n%s", i+1, n, line)
+		}
+	}
+	if t.Failed() {
+		t.Logf("output:\n%s", b.String())
 	}
 }

@@ -44,6 +44,9 @@ const (
 	FindingPolicyOff      = "policy-off-traffic"
 	FindingTableFull      = "table-full"
 	FindingDrops          = "conntrack-drops"
+	// FindingSIPMediaCollision: two phones offer the same media port to
+	// one server through the SIP ALG (sipmedia.go).
+	FindingSIPMediaCollision = "sip-media-collision"
 )
 
 // severities is the one place a finding's severity is decided: audit, its
@@ -67,6 +70,8 @@ var severities = map[string]Severity{
 	FindingPolicyOff + "/not-enforced": Info,
 	FindingTableFull:                   Fail,
 	FindingDrops:                       Warn,
+	// The kernel's SIP NAT helper cannot remap the port: a call breaks.
+	FindingSIPMediaCollision: Warn,
 }
 
 // SeverityOf is the severity of finding id with the given cause ("" for
@@ -216,6 +221,7 @@ func (a *Analyzer) findings() []Finding {
 	out = append(out, a.greFindings()...)
 	out = append(out, a.ipsecFindings()...)
 	out = append(out, a.tableFindings()...)
+	out = append(out, a.sipMediaFindings()...)
 	slices.SortFunc(out, compareFinding)
 	return out
 }

@@ -274,6 +274,9 @@ type Expectation struct {
 	Master   Tuple  `json:"master"`
 	Timeout  uint32 `json:"timeout,omitempty"`
 	Zone     uint16 `json:"zone,omitempty"`
+	// Class is the helper's expectation class (SIP: 0 signalling, 1
+	// audio, 2 video, 3 image).
+	Class uint32 `json:"class,omitempty"`
 }
 
 // Stats are the conntrack table's global counters (summed over CPUs).
@@ -332,5 +335,6 @@ func fromCTExpect(e *conntrack.Expect) Expectation {
 		Master:  fromCTTuple(e.TupleMaster),
 		Timeout: e.Timeout,
 		Zone:    e.Zone,
+		Class:   e.Class,
 	}
 }

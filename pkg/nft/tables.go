@@ -2,11 +2,14 @@ package nft
 
 import (
 	"cmp"
+	"encoding/binary"
 	"fmt"
 	"slices"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // TableInfo is one table of the namespace's whole ruleset, whoever owns it:
@@ -16,6 +19,11 @@ type TableInfo struct {
 	Family string          `json:"family"`
 	Name   string          `json:"name"`
 	Chains []BaseChainInfo `json:"base_chains"`
+	// Flowtables names the table's flowtables (fw4's flow_offloading
+	// creates "ft"); Offloads says a rule of the table adds flows to one
+	// (`flow add @ft`). Offloaded flows skip the forward hook.
+	Flowtables []string `json:"flowtables,omitempty"`
+	Offloads   bool     `json:"offloads,omitempty"`
 }
 
 // BaseChainInfo is a base chain (one attached to a hook) of any table.
@@ -30,6 +38,17 @@ type BaseChainInfo struct {
 	// reject verdict. Both are -1 when the rules could not be read.
 	Rules int `json:"rules"`
 	Drops int `json:"drops"`
+	// Jumps are the regular chains the base chain reaches through jump or
+	// goto verdicts (transitively, in the rules' order), with their own
+	// drop/reject rules: a drop there is the base chain's drop.
+	Jumps []JumpedChain `json:"jumps,omitempty"`
+}
+
+// JumpedChain is a regular chain a base chain jumps or goes to.
+type JumpedChain struct {
+	Name  string `json:"name"`
+	Rules int    `json:"rules"` // -1 when unknown
+	Drops int    `json:"drops"` // -1 when unknown
 }
 
 var listFamilyNames = map[nftables.TableFamily]string{
@@ -91,11 +110,50 @@ func (c *Client) Tables() ([]TableInfo, error) {
 		index[key{t.Family, t.Name}] = len(out)
 		out = append(out, TableInfo{Family: famName(t.Family), Name: t.Name, Chains: []BaseChainInfo{}})
 	}
+	// Every chain's rules, base and regular, read once per chain.
+	type chainRules struct {
+		rules []*nftables.Rule
+		err   error
+	}
+	type chainKey struct {
+		key
+		chain string
+	}
+	rulesOf := map[chainKey]chainRules{}
+	vm := vmaps{conn: conn, cache: map[vmapKey][]expr.Any{}}
+	for _, ch := range chains {
+		if ch.Table == nil {
+			continue
+		}
+		if _, ok := index[key{ch.Table.Family, ch.Table.Name}]; !ok {
+			continue
+		}
+		rs, err := conn.GetRules(ch.Table, ch)
+		if err == nil {
+			vm.expand(ch.Table, rs)
+		}
+		rulesOf[chainKey{key{ch.Table.Family, ch.Table.Name}, ch.Name}] = chainRules{rs, err}
+		if err == nil && ruleOffloads(rs) {
+			out[index[key{ch.Table.Family, ch.Table.Name}]].Offloads = true
+		}
+	}
+	for _, t := range tables {
+		fts, err := conn.ListFlowtables(t)
+		if err != nil {
+			continue // old kernels without flowtables; nothing to offload to
+		}
+		i := index[key{t.Family, t.Name}]
+		for _, ft := range fts {
+			out[i].Flowtables = append(out[i].Flowtables, ft.Name)
+		}
+		slices.Sort(out[i].Flowtables)
+	}
 	for _, ch := range chains {
 		if ch.Table == nil || ch.Hooknum == nil {
 			continue
 		}
-		i, ok := index[key{ch.Table.Family, ch.Table.Name}]
+		tk := key{ch.Table.Family, ch.Table.Name}
+		i, ok := index[tk]
 		if !ok {
 			continue // table created after the listing
 		}
@@ -110,12 +168,24 @@ func (c *Client) Tables() ([]TableInfo, error) {
 			bc.Policy = "drop"
 		}
 		bc.Rules, bc.Drops = -1, -1
-		if rules, err := conn.GetRules(ch.Table, ch); err == nil {
-			bc.Rules, bc.Drops = len(rules), 0
-			for _, r := range rules {
-				if ruleDrops(r.Exprs) {
-					bc.Drops++
+		if cr := rulesOf[chainKey{tk, ch.Name}]; cr.err == nil {
+			bc.Rules, bc.Drops = len(cr.rules), countDrops(cr.rules)
+			// Follow jump and goto verdicts, breadth first, each chain once.
+			seen := map[string]bool{ch.Name: true}
+			queue := jumpTargets(cr.rules)
+			for len(queue) > 0 {
+				name := queue[0]
+				queue = queue[1:]
+				if seen[name] {
+					continue
 				}
+				seen[name] = true
+				jc := JumpedChain{Name: name, Rules: -1, Drops: -1}
+				if r, ok := rulesOf[chainKey{tk, name}]; ok && r.err == nil {
+					jc.Rules, jc.Drops = len(r.rules), countDrops(r.rules)
+					queue = append(queue, jumpTargets(r.rules)...)
+				}
+				bc.Jumps = append(bc.Jumps, jc)
 			}
 		}
 		out[i].Chains = append(out[i].Chains, bc)
@@ -144,4 +214,112 @@ func ruleDrops(exprs []expr.Any) bool {
 		}
 	}
 	return false
+}
+
+func countDrops(rules []*nftables.Rule) int {
+	n := 0
+	for _, r := range rules {
+		if ruleDrops(r.Exprs) {
+			n++
+		}
+	}
+	return n
+}
+
+// jumpTargets are the chains the rules jump or go to, in order.
+func jumpTargets(rules []*nftables.Rule) []string {
+	var out []string
+	for _, r := range rules {
+		for _, e := range r.Exprs {
+			if v, ok := e.(*expr.Verdict); ok && (v.Kind == expr.VerdictJump || v.Kind == expr.VerdictGoto) && v.Chain != "" {
+				out = append(out, v.Chain)
+			}
+		}
+	}
+	return out
+}
+
+// ruleOffloads reports whether a rule adds flows to a flowtable
+// (`flow add @ft`).
+func ruleOffloads(rules []*nftables.Rule) bool {
+	for _, r := range rules {
+		for _, e := range r.Exprs {
+			if _, ok := e.(*expr.FlowOffload); ok {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// vmaps reads the verdict maps rules look up (`iifname vmap { "lan" :
+// jump forward_lan, "wan" : drop }`), once each.
+type vmaps struct {
+	conn  *nftables.Conn
+	cache map[vmapKey][]expr.Any
+}
+
+type vmapKey struct {
+	fam         nftables.TableFamily
+	table, name string
+}
+
+// expand appends to each rule the verdicts of the verdict maps it looks
+// up, so that its drops and jumps count like the rule's own. A map that
+// cannot be read adds nothing.
+func (v *vmaps) expand(t *nftables.Table, rules []*nftables.Rule) {
+	for _, r := range rules {
+		var extra []expr.Any
+		for _, e := range r.Exprs {
+			l, ok := e.(*expr.Lookup)
+			if !ok || !l.IsDestRegSet || l.DestRegister != unix.NFT_REG_VERDICT || l.SetName == "" {
+				continue
+			}
+			extra = append(extra, v.verdicts(t, l.SetName)...)
+		}
+		r.Exprs = append(r.Exprs, extra...)
+	}
+}
+
+func (v *vmaps) verdicts(t *nftables.Table, name string) []expr.Any {
+	k := vmapKey{t.Family, t.Name, name}
+	if out, ok := v.cache[k]; ok {
+		return out
+	}
+	var out []expr.Any
+	if set, err := v.conn.GetSetByName(t, name); err == nil {
+		if elems, err := v.conn.GetSetElements(set); err == nil {
+			for _, el := range elems {
+				if vd, ok := decodeVerdictData(el.Val); ok {
+					out = append(out, vd)
+				}
+			}
+		}
+	}
+	v.cache[k] = out
+	return out
+}
+
+// decodeVerdictData decodes a verdict map element's data (the library
+// hands over the nested NFTA_DATA_VERDICT attributes undecoded).
+func decodeVerdictData(b []byte) (*expr.Verdict, bool) {
+	ad, err := netlink.NewAttributeDecoder(b)
+	if err != nil {
+		return nil, false
+	}
+	ad.ByteOrder = binary.BigEndian
+	v := &expr.Verdict{}
+	code := false
+	for ad.Next() {
+		switch ad.Type() {
+		case unix.NFTA_VERDICT_CODE:
+			v.Kind, code = expr.VerdictKind(int32(ad.Uint32())), true
+		case unix.NFTA_VERDICT_CHAIN:
+			v.Chain = ad.String()
+		}
+	}
+	if ad.Err() != nil || !code {
+		return nil, false
+	}
+	return v, true
 }
