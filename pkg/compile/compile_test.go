@@ -168,19 +168,37 @@ func TestCompileRules(t *testing.T) {
 			name:   "pptp off: control and GRE dropped crossing the router",
 			modify: func(p *policy.Policy) { p.Passthrough["pptp"] = false },
 			chain:  compile.ChainFwd,
-			want:   []string{`oifname @wan_if tcp dport 1723 drop comment "passthrough pptp off"`, `oifname @wan_if meta l4proto gre drop comment "passthrough pptp off"`},
+			want:   []string{`oifname @wan_if tcp dport 1723 counter name "off_pptp" drop comment "passthrough pptp off"`, `oifname @wan_if meta l4proto gre counter name "off_pptp" drop comment "passthrough pptp off"`},
 		},
 		{
 			name:   "ipsec off: IKE, NAT-T, IKE/ESP over TCP 4500, ESP, AH dropped",
 			modify: func(p *policy.Policy) {},
 			chain:  compile.ChainFwd,
-			want:   []string{`oifname @wan_if udp dport 500 drop comment "passthrough ipsec off"`, `oifname @wan_if udp dport 4500 drop comment "passthrough ipsec off"`, `oifname @wan_if tcp dport 4500 drop comment "passthrough ipsec off"`, `oifname @wan_if meta l4proto esp drop comment "passthrough ipsec off"`, `oifname @wan_if meta l4proto ah drop comment "passthrough ipsec off"`},
+			want:   []string{`oifname @wan_if udp dport 500 counter name "off_ipsec" drop comment "passthrough ipsec off"`, `oifname @wan_if udp dport 4500 counter name "off_ipsec" drop comment "passthrough ipsec off"`, `oifname @wan_if tcp dport 4500 counter name "off_ipsec" drop comment "passthrough ipsec off"`, `oifname @wan_if meta l4proto esp counter name "off_ipsec" drop comment "passthrough ipsec off"`, `oifname @wan_if meta l4proto ah counter name "off_ipsec" drop comment "passthrough ipsec off"`},
+		},
+		{
+			name:   "forward policy drop is counted last, after lan to wan",
+			modify: func(p *policy.Policy) {},
+			chain:  compile.ChainFwd,
+			want:   []string{`counter name "policy_drop_forward" drop comment "blocked by policy"`},
+		},
+		{
+			name:   "input policy drop is counted",
+			modify: func(p *policy.Policy) {},
+			chain:  compile.ChainInput,
+			want:   []string{`counter name "policy_drop_input" drop comment "blocked by policy"`},
+		},
+		{
+			name:   "companion: no counted forward drop (the owning firewall decides)",
+			modify: func(p *policy.Policy) { p.Mode = policy.Companion },
+			chain:  compile.ChainFwd,
+			absent: []string{`counter name "policy_drop_forward" drop comment "blocked by policy"`},
 		},
 		{
 			name:   "sip off: no drop, only no helper",
 			modify: func(p *policy.Policy) { p.Passthrough["sip"] = false },
 			chain:  compile.ChainFwd,
-			absent: []string{`oifname @wan_if udp dport 5060 drop comment "passthrough sip off"`, `oifname @wan_if tcp dport 5060 drop comment "passthrough sip off"`},
+			absent: []string{`oifname @wan_if udp dport 5060 counter name "off_sip" drop comment "passthrough sip off"`, `oifname @wan_if tcp dport 5060 counter name "off_sip" drop comment "passthrough sip off"`},
 		},
 		{
 			name: "forwarded protocol with passthrough off: helper for WAN traffic only, no off-drops",
@@ -199,7 +217,7 @@ func TestCompileRules(t *testing.T) {
 				p.Forwards = []policy.Forward{{Name: "vpn", Protocol: "pptp", To: "192.168.77.20"}}
 			},
 			chain:  compile.ChainFwd,
-			absent: []string{`oifname @wan_if meta l4proto gre drop comment "passthrough pptp off"`},
+			absent: []string{`oifname @wan_if meta l4proto gre counter name "off_pptp" drop comment "passthrough pptp off"`},
 		},
 		{
 			name: "source-restricted forward: other sources do not reach the DMZ",
@@ -409,5 +427,66 @@ func TestCompileRejectsInvalid(t *testing.T) {
 	_, err := compile.Compile(p, catalog.Default())
 	if err == nil || !strings.Contains(err.Error(), "management") {
 		t.Fatalf("want a management error, got %v", err)
+	}
+}
+
+// TestBlockedCounters: one named counter per protocol switched off and per
+// standalone policy drop, every counted rule refers to a declared counter,
+// and BlockedCause reads each name back.
+func TestBlockedCounters(t *testing.T) {
+	tests := []struct {
+		name   string
+		modify func(p *policy.Policy)
+		want   []string
+	}{
+		{"standalone, pptp and ipsec off", func(p *policy.Policy) { p.Passthrough["pptp"] = false }, []string{"off_ipsec", "off_l2tp", "off_pptp", "policy_drop_forward", "policy_drop_input"}},
+		{"companion: off-drops only", func(p *policy.Policy) { p.Mode = policy.Companion; p.Passthrough["pptp"] = false }, []string{"off_ipsec", "off_l2tp", "off_pptp"}},
+		{"pptp on: no off_pptp", func(p *policy.Policy) { p.Passthrough["pptp"] = true }, []string{"off_ipsec", "off_l2tp", "policy_drop_forward", "policy_drop_input"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := basePolicy()
+			tc.modify(p)
+			plan, err := compile.Compile(p, catalog.Default())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			declared := map[string]bool{}
+			for _, k := range plan.Table.Counters {
+				got = append(got, k.Name)
+				declared[k.Name] = true
+			}
+			if d := cmp.Diff(tc.want, got); d != "" {
+				t.Errorf("counters (-want +got):\n%s", d)
+			}
+			used := map[string]bool{}
+			for _, c := range plan.Table.Chains {
+				for _, r := range c.Rules {
+					if r.Counter == "" {
+						continue
+					}
+					used[r.Counter] = true
+					if !declared[r.Counter] {
+						t.Errorf("chain %s: rule %q refers to an undeclared counter", c.Name, r.String())
+					}
+					if r.Verdict != "drop" {
+						t.Errorf("chain %s: counted rule %q does not drop", c.Name, r.String())
+					}
+				}
+			}
+			for name := range declared {
+				if !used[name] {
+					t.Errorf("counter %s is declared but no rule counts in it", name)
+				}
+				proto, chain, ok := compile.BlockedCause(name)
+				if !ok || chain == "" || (proto == "") != strings.HasPrefix(name, compile.CounterPolicyPrefix) {
+					t.Errorf("BlockedCause(%q) = %q, %q, %v", name, proto, chain, ok)
+				}
+			}
+		})
+	}
+	if _, _, ok := compile.BlockedCause("something_else"); ok {
+		t.Error("BlockedCause accepts a name the compiler never emits")
 	}
 }

@@ -521,11 +521,15 @@ func tail(r *ruleset.Rule, c *exprCursor) (ruleset.Rule, error) {
 		r.MSSClamp = true
 		c.i += 3
 	}
+	if o, ok := c.peek(0).(*expr.Objref); ok && o.Type == unix.NFT_OBJECT_CT_HELPER {
+		r.CtHelper = o.Name
+		c.i++
+	}
 	if o, ok := c.peek(0).(*expr.Objref); ok {
-		if o.Type != unix.NFT_OBJECT_CT_HELPER {
+		if o.Type != unix.NFT_OBJECT_COUNTER {
 			return *r, fmt.Errorf("objref type %d", o.Type)
 		}
-		r.CtHelper = o.Name
+		r.Counter = o.Name
 		c.i++
 	}
 	if isNATMap(c) {
@@ -697,6 +701,12 @@ func (c *Client) readOnce(famName, name string, headersOnly map[string]bool) (*r
 			return nil, fmt.Errorf("unexpected object %T", o)
 		}
 		if no.Table != nil && no.Table.Name != name {
+			continue
+		}
+		if no.Type == nftables.ObjTypeCounter {
+			// The object only: its values are traffic, not desired state
+			// (see Counters).
+			out.Counters = append(out.Counters, ruleset.Counter{Name: no.Name})
 			continue
 		}
 		out.CtHelpers = append(out.CtHelpers, decodeHelper(no))

@@ -82,6 +82,9 @@ func lowerTable(cc *nftables.Conn, t *ruleset.Table, liveFlags, held nftables.Ta
 		}
 		cc.AddObj(o)
 	}
+	for _, k := range t.Counters {
+		cc.AddObj(counterObj(tbl, k))
+	}
 
 	sets := map[string]*nftables.Set{}
 	lowered := loweredElems{}
@@ -180,6 +183,11 @@ func helperObj(tbl *nftables.Table, h ruleset.CtHelper) (*nftables.NamedObj, err
 		Table: tbl, Name: h.Name, Type: nftables.ObjTypeCtHelper,
 		Obj: &expr.CtHelper{Name: h.Type, L3Proto: l3, L4Proto: l4},
 	}, nil
+}
+
+// counterObj is `counter NAME { packets 0 bytes 0 }`, as nft sends it.
+func counterObj(tbl *nftables.Table, k ruleset.Counter) *nftables.NamedObj {
+	return &nftables.NamedObj{Table: tbl, Name: k.Name, Type: nftables.ObjTypeCounter, Obj: &expr.Counter{}}
 }
 
 func lowerSet(tbl *nftables.Table, s ruleset.Set) (*nftables.Set, []nftables.SetElement, error) {
@@ -454,6 +462,9 @@ func ruleExprs(r ruleset.Rule, sets map[string]*nftables.Set, chains map[string]
 	}
 	if r.CtHelper != "" {
 		add(&expr.Objref{Type: unix.NFT_OBJECT_CT_HELPER, Name: r.CtHelper})
+	}
+	if r.Counter != "" {
+		add(&expr.Objref{Type: unix.NFT_OBJECT_COUNTER, Name: r.Counter})
 	}
 	if r.NAT != nil {
 		e, err := natExprs(*r.NAT, lookup)
