@@ -12,6 +12,7 @@ import (
 	"github.com/nfpass/nfpass/pkg/helpers"
 	"github.com/nfpass/nfpass/pkg/nft"
 	"github.com/nfpass/nfpass/pkg/policy"
+	"github.com/nfpass/nfpass/pkg/reconcile"
 	"github.com/nfpass/nfpass/pkg/ruleset"
 )
 
@@ -56,6 +57,9 @@ with what it found and a one-line fix.
                          on, a hint to turn it on otherwise
   conntrack table        fill level and drop counters
   flows: ...             other audit findings on live passthrough flows
+  blocked: PROTOCOL      a passthrough switched off that LAN clients try:
+                         packets its off-drop counted, and how to allow it
+  policy drops           packets the input and forward policy drops counted
   other tables           other tables' base chains on prerouting, input or
                          forward that drop (nftables runs them all; a drop
                          anywhere wins). They are only read, never changed.
@@ -154,6 +158,15 @@ func gatherDoctor(ctx context.Context, k *kernelFlags, p *policy.Policy, plan *c
 		in.Audit = r
 	}
 
+	in.Cat = cat
+	if b, err := reconcile.ReadBlocked(k.netns, plan.Table.Family, plan.Table.Name); err != nil {
+		if !errors.Is(err, nft.ErrNotFound) {
+			in.BlockedErr = err.Error()
+		}
+	} else {
+		in.Blocked = blockedOf(b)
+	}
+
 	if c, err := nft.Open(nft.Options{NetNS: k.netns}); err != nil {
 		in.TablesErr = err.Error()
 	} else {
@@ -218,4 +231,13 @@ func flatten(err error) []error {
 		return out
 	}
 	return []error{err}
+}
+
+// blockedOf converts the table's blocked counts for the audit and doctor.
+func blockedOf(b []reconcile.BlockedCount) []audit.Blocked {
+	out := make([]audit.Blocked, len(b))
+	for i, x := range b {
+		out[i] = audit.Blocked{Protocol: x.Protocol, Chain: x.Chain, Packets: x.Packets, Bytes: x.Bytes}
+	}
+	return out
 }

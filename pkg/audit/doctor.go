@@ -158,6 +158,13 @@ type DoctorInput struct {
 	Audit    *Report
 	AuditErr string
 
+	// Blocked is what the owned table's named counters dropped;
+	// BlockedErr says why they could not be read. Cat gives the
+	// protocols' security notes (may be nil).
+	Blocked    []Blocked
+	BlockedErr string
+	Cat        Catalog
+
 	// Tables is the namespace's whole ruleset (every family and owner).
 	Tables    []RulesetTable
 	TablesErr string
@@ -279,6 +286,7 @@ func Diagnose(in DoctorInput) *Diagnosis {
 	d.Checks = append(d.Checks, CheckMTU(in.On, in.Forwarded, in.MSSClamp, in.WAN))
 	d.Checks = append(d.Checks, CheckConntrack(in.Audit, in.AuditErr))
 	d.Checks = append(d.Checks, CheckFlows(in.Audit, in.AuditErr)...)
+	d.Checks = append(d.Checks, CheckBlocked(in.Blocked, in.Cat, in.BlockedErr)...)
 	d.Checks = append(d.Checks, CheckOtherTables(in.Table.Family, in.Table.Name, in.Mode, in.Tables, in.TablesErr))
 	for _, c := range d.Checks {
 		if c.Result.Rank() > d.Worst.Rank() {

@@ -67,6 +67,8 @@ var severities = map[string]Severity{
 	FindingPolicyOff + "/not-enforced": Info,
 	FindingTableFull:                   Fail,
 	FindingDrops:                       Warn,
+	// The policy does what it says; the admin may not know it is tried.
+	FindingBlocked: Info,
 }
 
 // SeverityOf is the severity of finding id with the given cause ("" for

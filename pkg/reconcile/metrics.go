@@ -47,6 +47,9 @@ type Metrics struct {
 	inSync         prometheus.Gauge
 
 	flows *flowCollector
+
+	blockedOnce sync.Once
+	blocked     *blockedCollector
 }
 
 // NewMetrics registers the metrics. counter may be nil (the conntrack
