@@ -285,7 +285,7 @@ func (c *compiler) input() {
 		}
 		rules = append(rules, r)
 	}
-	rules = append(rules, c.policyDrop(ChainInput))
+	rules = append(rules, c.logged(c.policyDrop(ChainInput), "nfpass input drop: ")...)
 	c.t.Chains = append(c.t.Chains, ruleset.Chain{Name: ChainInput, Type: "filter", Hook: "input", Priority: ruleset.PriorityFilter, Policy: "drop", Rules: rules})
 }
 
@@ -344,11 +344,13 @@ func (c *compiler) forward(active []activeProto) {
 		counter := c.counter(OffCounter(a.Name))
 		for _, fl := range a.Flows {
 			cm := comment("passthrough " + a.Name + " off")
-			if len(fl.Ports) == 0 {
-				rules = append(rules, ruleset.Rule{OIFSet: SetWAN, L4Proto: fl.L4, Counter: counter, Verdict: "drop", Comment: cm})
+			ports := fl.Ports
+			if len(ports) == 0 {
+				ports = []string{""}
 			}
-			for _, port := range fl.Ports {
-				rules = append(rules, ruleset.Rule{OIFSet: SetWAN, L4Proto: fl.L4, DPort: port, Counter: counter, Verdict: "drop", Comment: cm})
+			for _, port := range ports {
+				drop := ruleset.Rule{OIFSet: SetWAN, L4Proto: fl.L4, DPort: port, Counter: counter, Verdict: "drop", Comment: cm}
+				rules = append(rules, c.logged(drop, "nfpass "+a.Name+" off: ")...)
 			}
 		}
 	}
@@ -356,8 +358,8 @@ func (c *compiler) forward(active []activeProto) {
 		rules = append(rules,
 			ruleset.Rule{CtState: []string{"established", "related"}, Verdict: "accept"},
 			ruleset.Rule{IIFSet: SetLAN, OIFSet: SetWAN, Verdict: "accept", Comment: "lan to wan"},
-			c.policyDrop(ChainFwd),
 		)
+		rules = append(rules, c.logged(c.policyDrop(ChainFwd), "nfpass forward drop: ")...)
 	}
 	c.t.Chains = append(c.t.Chains, ruleset.Chain{Name: ChainFwd, Type: "filter", Hook: "forward", Priority: ruleset.PriorityFilter, Policy: policyVerdict, Rules: rules})
 }
@@ -406,6 +408,24 @@ func (c *compiler) counter(name string) string {
 // policy (drop) stays as the backstop.
 func (c *compiler) policyDrop(chain string) ruleset.Rule {
 	return ruleset.Rule{Counter: c.counter(PolicyCounter(chain)), Verdict: "drop", Comment: "blocked by policy"}
+}
+
+// logged returns drop, preceded with logging.blocked by a rule with the
+// same matches that logs at most logging.rate packets with prefix (a
+// limit over its rate stops its own rule only, so the drop stays apart).
+func (c *compiler) logged(drop ruleset.Rule, prefix string) []ruleset.Rule {
+	if !c.p.Logging.Blocked {
+		return []ruleset.Rule{drop}
+	}
+	rate := c.p.Logging.Rate
+	if rate == "" {
+		rate = policy.DefaultLogRate
+	}
+	log := drop
+	log.Counter, log.Verdict = "", ""
+	log.Log = &ruleset.Log{Rate: rate, Prefix: prefix}
+	log.Comment = comment("log " + drop.Comment)
+	return []ruleset.Rule{log, drop}
 }
 
 // nat compiles forwards, the DMZ and masquerading into t. prefix names the

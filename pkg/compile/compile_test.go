@@ -490,3 +490,72 @@ func TestBlockedCounters(t *testing.T) {
 		t.Error("BlockedCause accepts a name the compiler never emits")
 	}
 }
+
+// TestLoggingBlocked: logging.blocked puts a rate-limited log rule with the
+// same matches right before every counted drop (a limit over its rate
+// stops only the log rule, never the drop); without it there is none.
+func TestLoggingBlocked(t *testing.T) {
+	tests := []struct {
+		name    string
+		logging policy.Logging
+		chain   string
+		want    []string
+	}{
+		{"off: no log rules", policy.Logging{}, compile.ChainFwd, []string{
+			`oifname @wan_if tcp dport 1723 counter name "off_pptp" drop comment "passthrough pptp off"`,
+			`oifname @wan_if meta l4proto gre counter name "off_pptp" drop comment "passthrough pptp off"`,
+			`iifname @lan_if oifname @wan_if accept comment "lan to wan"`,
+			`counter name "policy_drop_forward" drop comment "blocked by policy"`,
+		}},
+		{"on, default rate", policy.Logging{Blocked: true}, compile.ChainFwd, []string{
+			`oifname @wan_if tcp dport 1723 limit rate 5/minute log prefix "nfpass pptp off: " comment "log passthrough pptp off"`,
+			`oifname @wan_if tcp dport 1723 counter name "off_pptp" drop comment "passthrough pptp off"`,
+			`oifname @wan_if meta l4proto gre limit rate 5/minute log prefix "nfpass pptp off: " comment "log passthrough pptp off"`,
+			`oifname @wan_if meta l4proto gre counter name "off_pptp" drop comment "passthrough pptp off"`,
+			`iifname @lan_if oifname @wan_if accept comment "lan to wan"`,
+			`limit rate 5/minute log prefix "nfpass forward drop: " comment "log blocked by policy"`,
+			`counter name "policy_drop_forward" drop comment "blocked by policy"`,
+		}},
+		{"on, input chain, own rate", policy.Logging{Blocked: true, Rate: "2/second"}, compile.ChainInput, []string{
+			`limit rate 2/second log prefix "nfpass input drop: " comment "log blocked by policy"`,
+			`counter name "policy_drop_input" drop comment "blocked by policy"`,
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := basePolicy()
+			p.Passthrough["pptp"] = false
+			p.Logging = tc.logging
+			plan, err := compile.Compile(p, catalog.Default())
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := ruleLines(chain(t, plan.Table, tc.chain))
+			// The wanted lines appear in this order and next to each other.
+			i := slices.Index(got, tc.want[0])
+			if i < 0 || i+len(tc.want) > len(got) {
+				t.Fatalf("chain %s lacks %q:\n%s", tc.chain, tc.want[0], strings.Join(got, "\n"))
+			}
+			if tc.chain == compile.ChainFwd {
+				// pptp's rules, then (after ipsec/l2tp ones) the tail.
+				var pick []string
+				for _, l := range got {
+					if strings.Contains(l, "pptp") || strings.Contains(l, "lan to wan") || strings.Contains(l, "blocked by policy") {
+						pick = append(pick, l)
+					}
+				}
+				got = pick
+			} else {
+				got = got[i:]
+			}
+			if d := cmp.Diff(tc.want, got); d != "" {
+				t.Errorf("chain %s (-want +got):\n%s", tc.chain, d)
+			}
+		})
+	}
+	p := basePolicy()
+	p.Logging = policy.Logging{Blocked: true, Rate: "5/fortnight"}
+	if _, err := compile.Compile(p, catalog.Default()); err == nil || !strings.Contains(err.Error(), "logging.rate") {
+		t.Errorf("bad logging.rate: err %v, want one naming logging.rate", err)
+	}
+}

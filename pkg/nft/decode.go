@@ -154,6 +154,10 @@ func newExpr(name string) expr.Any {
 		return &expr.Bitwise{}
 	case "objref":
 		return &expr.Objref{}
+	case "limit":
+		return &expr.Limit{}
+	case "log":
+		return &expr.Log{}
 	case "immediate":
 		return &expr.Immediate{}
 	case "nat":
@@ -514,6 +518,24 @@ func matchRule(exprs []expr.Any) (ruleset.Rule, error) {
 // tail decodes the statements after the matches: ct helper set, nat,
 // verdict.
 func tail(r *ruleset.Rule, c *exprCursor) (ruleset.Rule, error) {
+	if lim, ok := c.peek(0).(*expr.Limit); ok {
+		lg, ok := c.peek(1).(*expr.Log)
+		if !ok || lim.Type != expr.LimitTypePkts || lim.Over || lim.Burst != 5 {
+			return *r, fmt.Errorf("limit at %d is not limit rate N/unit log", c.i)
+		}
+		unit := ""
+		for n, u := range limitUnits {
+			if u == lim.Unit {
+				unit = n
+			}
+		}
+		if unit == "" {
+			return *r, fmt.Errorf("limit unit %d", lim.Unit)
+		}
+		// Anything but the prefix and level differs when lowered again.
+		r.Log = &ruleset.Log{Rate: fmt.Sprintf("%d/%s", lim.Rate, unit), Prefix: string(lg.Data)}
+		c.i += 2
+	}
 	if c.synFlags {
 		if !c.isMSSClamp(0) {
 			return *r, fmt.Errorf("tcp flags syn / syn,rst without the mss clamp statement at %d", c.i)

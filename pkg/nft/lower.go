@@ -185,6 +185,31 @@ func helperObj(tbl *nftables.Table, h ruleset.CtHelper) (*nftables.NamedObj, err
 	}, nil
 }
 
+// limitUnits are nft's limit rate units.
+var limitUnits = map[string]expr.LimitTime{
+	"second": expr.LimitTimeSecond, "minute": expr.LimitTimeMinute,
+	"hour": expr.LimitTimeHour, "day": expr.LimitTimeDay,
+}
+
+// logExprs is `limit rate N/unit log prefix "P"` as the kernel holds it
+// after nft 1.0.6 loads it: burst 5 packets, and the log level (warn) the
+// kernel reports when none is sent.
+func logExprs(l ruleset.Log) ([]expr.Any, error) {
+	num, unitName, ok := strings.Cut(l.Rate, "/")
+	unit, known := limitUnits[unitName]
+	n, err := strconv.ParseUint(num, 10, 32)
+	if !ok || !known || err != nil || n == 0 {
+		return nil, fmt.Errorf("log rate %q: want N/second, N/minute, N/hour or N/day", l.Rate)
+	}
+	if l.Prefix == "" || len(l.Prefix) > ruleset.MaxCommentLen {
+		return nil, fmt.Errorf("log prefix %q: want 1 to %d bytes", l.Prefix, ruleset.MaxCommentLen)
+	}
+	return []expr.Any{
+		&expr.Limit{Type: expr.LimitTypePkts, Rate: n, Unit: unit, Burst: 5},
+		&expr.Log{Key: 1<<unix.NFTA_LOG_PREFIX | 1<<unix.NFTA_LOG_LEVEL, Level: expr.LogLevelWarning, Data: []byte(l.Prefix)},
+	}, nil
+}
+
 // counterObj is `counter NAME { packets 0 bytes 0 }`, as nft sends it.
 func counterObj(tbl *nftables.Table, k ruleset.Counter) *nftables.NamedObj {
 	return &nftables.NamedObj{Table: tbl, Name: k.Name, Type: nftables.ObjTypeCounter, Obj: &expr.Counter{}}
@@ -456,6 +481,13 @@ func ruleExprs(r ruleset.Rule, sets map[string]*nftables.Set, chains map[string]
 			return nil, fmt.Errorf("unknown ct status %q", r.CtStatus)
 		}
 		add(ctBits(expr.CtKeySTATUS, b)...)
+	}
+	if r.Log != nil {
+		e, err := logExprs(*r.Log)
+		if err != nil {
+			return nil, err
+		}
+		add(e...)
 	}
 	if r.MSSClamp {
 		add(mssClamp(reg1)...)

@@ -184,6 +184,9 @@ func (r Rule) String() string {
 	if r.CtStatus != "" {
 		p = append(p, "ct status "+r.CtStatus)
 	}
+	if r.Log != nil {
+		p = append(p, fmt.Sprintf("limit rate %s log prefix %q", r.Log.Rate, r.Log.Prefix))
+	}
 	if r.MSSClamp {
 		p = append(p, "tcp option maxseg size set rt mtu")
 	}

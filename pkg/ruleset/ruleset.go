@@ -155,6 +155,11 @@ type Rule struct {
 	// implies tcp: L4Proto and DPort stay empty.
 	MSSClamp bool `json:"mss_clamp,omitempty"`
 
+	// Log is `limit rate RATE log prefix "PREFIX"`, after the matches. A
+	// limit over its rate stops the rule matching, so a rule with Log has
+	// no verdict: the drop it logs is the next rule.
+	Log *Log `json:"log,omitempty"`
+
 	CtHelper string `json:"ct_helper,omitempty"` // ct helper set "NAME"
 	// Counter is `counter name "NAME"`: the rule counts what it matches in
 	// the named counter object NAME (a statement before the verdict).
@@ -163,6 +168,14 @@ type Rule struct {
 	// Verdict is "accept", "drop", "return", "jump CHAIN" or "" (continue).
 	Verdict string `json:"verdict,omitempty"`
 	Comment string `json:"comment,omitempty"`
+}
+
+// Log is a rate-limited kernel log statement. Rate is nft's "N/unit"
+// (second, minute, hour, day; nft's default burst of 5 packets); Prefix
+// starts every log line (at most 127 bytes).
+type Log struct {
+	Rate   string `json:"rate"`
+	Prefix string `json:"prefix"`
 }
 
 // AddrMatch is `ip saddr @set` (Family "ip") or `ip6 saddr @set` ("ip6").

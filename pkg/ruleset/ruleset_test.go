@@ -274,8 +274,12 @@ func TestDiffCounters(t *testing.T) {
 }
 
 func TestRenderCounters(t *testing.T) {
-	got := withCounters().Render()
+	tbl := withCounters()
+	tbl.Chains[0].Rules = append(tbl.Chains[0].Rules, Rule{OIFSet: "wan_if", L4Proto: "tcp", DPort: "1723", CtState: []string{"new"},
+		Log: &Log{Rate: "5/minute", Prefix: "nfpass pptp off: "}, Comment: "log passthrough pptp off"})
+	got := tbl.Render()
 	for _, want := range []string{
+		"\t\toifname @wan_if tcp dport 1723 ct state new limit rate 5/minute log prefix \"nfpass pptp off: \" comment \"log passthrough pptp off\"\n",
 		"\tcounter off_pptp {\n\t\tpackets 0 bytes 0\n\t}\n",
 		"\t\tmeta l4proto gre counter name \"off_pptp\" drop comment \"passthrough pptp off\"\n",
 		"\t\tcounter name \"policy_drop_forward\" drop comment \"blocked by policy\"\n",
