@@ -106,8 +106,8 @@ Findings, each with a severity (info, warn, fail) and a one-line fix:
   table-full           conntrack table over 90% full                    fail
   conntrack-drops      insert_failed / drop / early_drop counters       warn
   blocked-by-policy    a VPN that is off is tried: packets its off-drop info
-                       counted since the table was applied (counters
-                       count packets, not hosts)
+                       counted (packets, not hosts: logging.blocked
+                       logs the sources)
 An ALG that is off (sip, ftp, ...) means plain NAT: its flows without the
 helper are no finding. doctor shows the same findings with the same
 severities.

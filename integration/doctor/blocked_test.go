@@ -191,4 +191,11 @@ func testBlockedByPolicy(t *testing.T, logging bool) {
 	if n := counterPackets(t, l, "off_pptp"); n != syns {
 		t.Errorf("off_pptp is %d after doctor and audit read it, want %d", n, syns)
 	}
+	// Nor does applying again: the full table replace carries them over.
+	if out, errOut, code := run(t, append([]string{"apply", "-c", cfg}, k...)...); code != 0 {
+		t.Fatalf("second apply: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if n := counterPackets(t, l, "off_pptp"); n != syns {
+		t.Errorf("off_pptp is %d after apply replaced the table, want %d carried over", n, syns)
+	}
 }

@@ -12,8 +12,8 @@ import (
 const FindingBlocked = "blocked-by-policy"
 
 // Blocked is what one named counter of the owned table has dropped since
-// the table was last applied (a full apply recreates the counters at
-// zero). Protocol is the protocol whose off-drop counted; "" means the
+// its drop was put in place (re-applying the table carries the values
+// over; a table created afresh starts at zero). Protocol is the protocol whose off-drop counted; "" means the
 // policy drop at the end of Chain ("input" or "forward"): everything the
 // policy does not allow. Counters count packets, not hosts: a TCP client
 // retrying its SYN counts once per try.
@@ -40,7 +40,7 @@ func SortBlocked(b []Blocked) {
 
 // blockedMessage is the one-line story of a protocol's blocked packets.
 func blockedMessage(b Blocked) string {
-	return fmt.Sprintf("%s: blocked by policy — %s dropped since the table was applied (connection attempts and their retries)",
+	return fmt.Sprintf("%s: blocked by policy — %s dropped (connection attempts and their retries)",
 		b.Protocol, plural(int(min(b.Packets, 1<<31)), "packet", "packets"))
 }
 
@@ -88,8 +88,8 @@ func blockedProtocols(b []Blocked) []string {
 	return out
 }
 
-// policyDropLine is "dropped by policy since the table was applied: input
-// 340 packets, forward 12 packets", or "" when no policy drop was read.
+// policyDropLine is "dropped by the policy: forward 12 packets, input 340
+// packets", or "" when no policy drop was read.
 func policyDropLine(b []Blocked) string {
 	var parts []string
 	for _, x := range b {
@@ -100,5 +100,5 @@ func policyDropLine(b []Blocked) string {
 	if len(parts) == 0 {
 		return ""
 	}
-	return "dropped by the policy since the table was applied: " + strings.Join(parts, ", ")
+	return "dropped by the policy: " + strings.Join(parts, ", ")
 }

@@ -74,7 +74,7 @@ func TestBlockedText(t *testing.T) {
 	out := render(r.Filter(Filter{Protocols: []string{"pptp"}}))
 	for _, want := range []string{
 		"no passthrough flows; blocked by policy: pptp 12 packets (see FINDINGS)\n",
-		"INFO  blocked-by-policy\n      pptp: blocked by policy — 12 packets dropped since the table was applied\n",
+		"INFO  blocked-by-policy\n      pptp: blocked by policy — 12 packets dropped (connection attempts and\n      their retries)\n",
 		"      fix: set passthrough.pptp: on if it should pass (PPTP's MS-CHAPv2 and",
 		"IPsec/IKEv2",
 	} {
@@ -90,7 +90,7 @@ func TestBlockedText(t *testing.T) {
 	if out := render(r.Filter(Filter{Protocols: []string{"ipsec"}})); !strings.Contains(out, "no passthrough flows\n") || strings.Contains(out, "blocked-by-policy") {
 		t.Errorf("audit --proto ipsec (tried by nobody) should say only no passthrough flows:\n%s", out)
 	}
-	if out := render(r); !strings.Contains(out, "\ndropped by the policy since the table was applied: forward 3 packets, input 340\npackets\n") {
+	if out := render(r); !strings.Contains(out, "\ndropped by the policy: forward 3 packets, input 340 packets\n") {
 		t.Errorf("plain audit lacks the policy drop line:\n%s", out)
 	}
 }
@@ -135,15 +135,15 @@ func TestCheckBlocked(t *testing.T) {
 			in:   standaloneCounts(12),
 			want: []Check{
 				{ID: CheckIDBlocked, Name: "blocked: pptp", Result: CheckInfo,
-					Detail: "pptp: blocked by policy — 12 packets dropped since the table was applied (connection attempts and their retries)",
+					Detail: "pptp: blocked by policy — 12 packets dropped (connection attempts and their retries)",
 					Fix:    "set passthrough.pptp: on if it should pass (PPTP's MS-CHAPv2 and MPPE are broken; anyone who captures a session can recover the password. Prefer IPsec/IKEv2 or WireGuard)"},
-				{ID: CheckIDBlocked, Name: "policy drops", Result: CheckOK, Detail: "dropped by the policy since the table was applied: forward 3 packets, input 340 packets"},
+				{ID: CheckIDBlocked, Name: "policy drops", Result: CheckOK, Detail: "dropped by the policy: forward 3 packets, input 340 packets"},
 			},
 		},
 		{
 			name: "companion, nothing tried",
 			in:   []Blocked{{Protocol: "pptp", Chain: "forward"}},
-			want: []Check{{ID: CheckIDBlocked, Name: "blocked by policy", Result: CheckOK, Detail: "no passthrough switched off was tried since the table was applied"}},
+			want: []Check{{ID: CheckIDBlocked, Name: "blocked by policy", Result: CheckOK, Detail: "no passthrough switched off was tried since its drop was put in place"}},
 		},
 		{name: "table absent", in: nil},
 		{

@@ -35,7 +35,7 @@ func CheckBlocked(b []Blocked, cat Catalog, errText string) []Check {
 		out = append(out, Check{ID: CheckIDBlocked, Name: "policy drops", Result: CheckOK, Detail: line})
 	} else if len(out) == 0 {
 		out = append(out, Check{ID: CheckIDBlocked, Name: "blocked by policy", Result: CheckOK,
-			Detail: "no passthrough switched off was tried since the table was applied"})
+			Detail: "no passthrough switched off was tried since its drop was put in place"})
 	}
 	return out
 }

@@ -7,6 +7,8 @@ import (
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
 	"golang.org/x/sys/unix"
+
+	"github.com/nfpass/nfpass/pkg/ruleset"
 )
 
 // CounterValue is what a named counter object has counted so far.
@@ -56,6 +58,28 @@ func (c *Client) Counters(famName, name string) ([]CounterValue, error) {
 			v.Packets, v.Bytes = k.Packets, k.Bytes
 		}
 		out = append(out, v)
+	}
+	return out, nil
+}
+
+// carriedCounters reads the live values of the counters desired keeps, so
+// that replacing the table carries them over instead of resetting them
+// (packets counted between this read and the commit are lost). None when
+// the table or its counters are absent.
+func (c *Client) carriedCounters(desired *ruleset.Table) (map[string]CounterValue, error) {
+	if len(desired.Counters) == 0 {
+		return nil, nil
+	}
+	vals, err := c.Counters(desired.Family, desired.Name)
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]CounterValue, len(vals))
+	for _, v := range vals {
+		out[v.Name] = v
 	}
 	return out, nil
 }

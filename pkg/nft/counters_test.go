@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/nfpass/nfpass/pkg/ruleset"
 )
@@ -24,7 +25,7 @@ func counterTable() *ruleset.Table {
 // TestCountersCountWithoutDrift: packets a counted rule drops show in
 // Counters by name; the values change but neither Read/Diff nor the
 // ruleset generation see it (the daemon's generation trust stays valid),
-// and reading does not reset them.
+// and reading does not reset them; re-applying carries them over.
 func TestCountersCountWithoutDrift(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kernel test")
@@ -86,6 +87,39 @@ func TestCountersCountWithoutDrift(t *testing.T) {
 	}
 	if d := cmp.Diff(want.Counters, live.Counters); d != "" {
 		t.Errorf("read-back counters (-want +got):\n%s", d)
+	}
+
+	// Applying again (a full table replace) carries the values over; a
+	// counter the new table does not keep goes, a new one starts at zero.
+	if _, err := c.Apply(want); err != nil {
+		t.Fatalf("re-Apply: %v", err)
+	}
+	next := counterTable()
+	next.Counters = []ruleset.Counter{{Name: "fresh"}, {Name: "off_test"}}
+	if _, err := c.Apply(next); err != nil {
+		t.Fatalf("Apply with other counters: %v", err)
+	}
+	got, err = c.Counters("inet", "nfpass")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantVals = []CounterValue{{Name: "fresh"}, {Name: "off_test", Packets: 7, Bytes: 7 * 29}}
+	if d := cmp.Diff(wantVals, got, cmpopts.SortSlices(func(a, b CounterValue) bool { return a.Name < b.Name })); d != "" {
+		t.Errorf("after two re-applies (-want +got):\n%s", d)
+	}
+	send(1)
+	if got, _ := c.Counters("inet", "nfpass"); len(got) != 2 || got[0].Packets+got[1].Packets != 8 {
+		t.Errorf("a carried counter does not go on counting: %+v", got)
+	}
+	// A table deleted and applied afresh starts from zero.
+	if err := c.Destroy("inet", "nfpass"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Apply(next); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := c.Counters("inet", "nfpass"); len(got) != 2 || got[0].Packets+got[1].Packets != 0 {
+		t.Errorf("a new table's counters: %+v, want zero", got)
 	}
 }
 

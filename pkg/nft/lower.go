@@ -59,7 +59,11 @@ type loweredElems map[string][]nftables.SetElement
 // owner and persist bits, and treats the add as a no-op. The re-added
 // table carries exactly t's flags plus held (owner, persist for a Client
 // with Options.Own), so a dormant live table is replaced by an awake one.
-func lowerTable(cc *nftables.Conn, t *ruleset.Table, liveFlags, held nftables.TableFlags) (loweredElems, error) {
+//
+// carry holds live counter values by name: a counter the new table keeps
+// starts from them, so replacing the table does not reset what it counted
+// (nil: every counter starts at zero).
+func lowerTable(cc *nftables.Conn, t *ruleset.Table, liveFlags, held nftables.TableFlags, carry map[string]CounterValue) (loweredElems, error) {
 	fam, err := family(t.Family)
 	if err != nil {
 		return nil, err
@@ -83,7 +87,7 @@ func lowerTable(cc *nftables.Conn, t *ruleset.Table, liveFlags, held nftables.Ta
 		cc.AddObj(o)
 	}
 	for _, k := range t.Counters {
-		cc.AddObj(counterObj(tbl, k))
+		cc.AddObj(counterObj(tbl, k, carry[k.Name]))
 	}
 
 	sets := map[string]*nftables.Set{}
@@ -210,9 +214,10 @@ func logExprs(l ruleset.Log) ([]expr.Any, error) {
 	}, nil
 }
 
-// counterObj is `counter NAME { packets 0 bytes 0 }`, as nft sends it.
-func counterObj(tbl *nftables.Table, k ruleset.Counter) *nftables.NamedObj {
-	return &nftables.NamedObj{Table: tbl, Name: k.Name, Type: nftables.ObjTypeCounter, Obj: &expr.Counter{}}
+// counterObj is `counter NAME { packets P bytes B }`, as nft sends it,
+// with the values v carried over from the live table (zero for a new one).
+func counterObj(tbl *nftables.Table, k ruleset.Counter, v CounterValue) *nftables.NamedObj {
+	return &nftables.NamedObj{Table: tbl, Name: k.Name, Type: nftables.ObjTypeCounter, Obj: &expr.Counter{Packets: v.Packets, Bytes: v.Bytes}}
 }
 
 func lowerSet(tbl *nftables.Table, s ruleset.Set) (*nftables.Set, []nftables.SetElement, error) {

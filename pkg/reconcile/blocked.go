@@ -13,8 +13,8 @@ import (
 	"github.com/nfpass/nfpass/pkg/nft"
 )
 
-// BlockedCount is what one named counter of the owned table has dropped
-// since the table was applied: the off-drops of Protocol, or (Protocol "")
+// BlockedCount is what one named counter of the owned table has dropped:
+// the off-drops of Protocol, or (Protocol "")
 // the policy drop at the end of Chain.
 type BlockedCount struct {
 	Protocol string
@@ -62,14 +62,14 @@ func (f BlockedReaderFunc) ReadBlocked(ctx context.Context) ([]BlockedCount, err
 
 // SetBlockedReader makes the metrics export nfpass_blocked_packets_total
 // and nfpass_blocked_bytes_total{protocol,chain} read from r at scrape
-// time. protocol is "any" for a chain's policy drop. The series restart
-// at zero when an apply replaces the table (a Prometheus counter reset,
-// which rate() handles).
+// time. protocol is "any" for a chain's policy drop. Applies carry the
+// values over; the series restart at zero only when the table is created
+// afresh (a Prometheus counter reset, which rate() handles).
 func (m *Metrics) SetBlockedReader(r BlockedReader) {
 	m.blockedOnce.Do(func() {
 		m.blocked = &blockedCollector{
-			packets: prometheus.NewDesc("nfpass_blocked_packets_total", "Packets dropped by the policy since the table was applied: protocol is a passthrough switched off (its off-drops) or \"any\" (the chain's policy drop).", []string{"protocol", "chain"}, nil),
-			bytes:   prometheus.NewDesc("nfpass_blocked_bytes_total", "Bytes dropped by the policy since the table was applied, as nfpass_blocked_packets_total.", []string{"protocol", "chain"}, nil),
+			packets: prometheus.NewDesc("nfpass_blocked_packets_total", "Packets dropped by the policy, from the table's named counters: protocol is a passthrough switched off (its off-drops) or \"any\" (the chain's policy drop).", []string{"protocol", "chain"}, nil),
+			bytes:   prometheus.NewDesc("nfpass_blocked_bytes_total", "Bytes dropped by the policy, as nfpass_blocked_packets_total.", []string{"protocol", "chain"}, nil),
 			errs:    prometheus.NewDesc("nfpass_blocked_scrape_error", "1 when reading the table's counters for this scrape failed (0 when the table is absent).", nil, nil),
 		}
 		m.Registry.MustRegister(m.blocked)
