@@ -16,6 +16,7 @@ import (
 
 	"github.com/nfpass/nfpass/pkg/audit"
 	"github.com/nfpass/nfpass/pkg/catalog"
+	"github.com/nfpass/nfpass/pkg/nft"
 	"github.com/nfpass/nfpass/pkg/reconcile"
 )
 
@@ -107,6 +108,9 @@ Findings, each with a severity (info, warn, fail) and a one-line fix:
   sip-media-collision  two phones offer one media port to one server   warn
                        through the SIP ALG (the kernel cannot remap
                        it; give the phones different RTP port ranges)
+  blocked-by-policy    a VPN that is off is tried: packets its off-drop info
+                       counted (packets, not hosts: logging.blocked
+                       logs the sources)
 An ALG that is off (sip, ftp, ...) means plain NAT: its flows without the
 helper are no finding. doctor shows the same findings with the same
 severities.
@@ -145,6 +149,12 @@ is fail. 2 on errors (invalid configuration, no such namespace, netlink).`,
 			})
 			if err != nil {
 				return &exitError{code: 2, err: fmt.Errorf("audit: %w", err)}
+			}
+			// What the policy blocks: the owned table's named counters.
+			if b, err := reconcile.ReadBlocked(netns, j.plan.Table.Family, j.plan.Table.Name); err == nil {
+				rep.AddBlocked(blockedOf(b), j.cat)
+			} else if !errors.Is(err, nft.ErrNotFound) {
+				fmt.Fprintf(g.stderr, "nfpass: warning: cannot read the table's counters: %v\n", err)
 			}
 			rep = rep.Filter(filter)
 			if g.output == "json" {

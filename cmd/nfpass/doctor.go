@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -12,6 +13,7 @@ import (
 	"github.com/nfpass/nfpass/pkg/helpers"
 	"github.com/nfpass/nfpass/pkg/nft"
 	"github.com/nfpass/nfpass/pkg/policy"
+	"github.com/nfpass/nfpass/pkg/reconcile"
 )
 
 // doctorDeps are how doctor reaches the kernel; tests replace them.
@@ -58,6 +60,9 @@ columns).
   flows: ...             other audit findings on live passthrough flows
                          (e.g. two SIP phones offering one media port to
                          one server: sip-media-collision)
+  blocked: PROTOCOL      a passthrough switched off that LAN clients try:
+                         packets its off-drop counted, and how to allow it
+  policy drops           packets the input and forward policy drops counted
   other tables           other tables' base chains, of every family (inet,
                          ip, ip6, netdev, bridge, arp) and hook (output and
                          postrouting too), that drop, by policy, by a rule,
@@ -119,5 +124,24 @@ configuration is a fail (2).`,
 // gatherDoctor binds the command's flags to doctor.Gather (it changes
 // nothing).
 func gatherDoctor(ctx context.Context, k *kernelFlags, p *policy.Policy, plan *compile.Plan, cat audit.Catalog, pol audit.Policy) audit.DoctorInput {
-	return doctor.Gather(ctx, doctor.Options{NetNS: k.netns, Differ: k.reconciler(), Policy: p, Plan: plan, Catalog: cat, View: pol})
+	in := doctor.Gather(ctx, doctor.Options{NetNS: k.netns, Differ: k.reconciler(), Policy: p, Plan: plan, Catalog: cat, View: pol})
+	// What the policy's named counters dropped (blocked by policy).
+	in.Cat = cat
+	if b, err := reconcile.ReadBlocked(k.netns, plan.Table.Family, plan.Table.Name); err != nil {
+		if !errors.Is(err, nft.ErrNotFound) {
+			in.BlockedErr = err.Error()
+		}
+	} else {
+		in.Blocked = blockedOf(b)
+	}
+	return in
+}
+
+// blockedOf converts the table's blocked counts for the audit and doctor.
+func blockedOf(b []reconcile.BlockedCount) []audit.Blocked {
+	out := make([]audit.Blocked, len(b))
+	for i, x := range b {
+		out[i] = audit.Blocked{Protocol: x.Protocol, Chain: x.Chain, Packets: x.Packets, Bytes: x.Bytes}
+	}
+	return out
 }

@@ -167,6 +167,10 @@ does a full check; SIGTERM/SIGINT exit, leaving the table in place.`,
 					counter = conntrackCounter(k.netns, catalog.Default())
 				}
 				metrics = reconcile.NewMetrics(counter)
+				metrics.SetBlockedReader(reconcile.BlockedReaderFunc(func(context.Context) ([]reconcile.BlockedCount, error) {
+					f, n := tableOf()
+					return reconcile.ReadBlocked(k.netns, f, n)
+				}))
 				ln, err := net.Listen("tcp", metricsAddr)
 				if err != nil {
 					return fmt.Errorf("--metrics-addr: %w", err)

@@ -48,7 +48,10 @@ type Report struct {
 	Protocols    []ProtocolGroup `json:"protocols"`
 	Expectations []Expectation   `json:"expectations"`
 	Stats        *Stats          `json:"stats,omitempty"`
-	Findings     []Finding       `json:"findings"`
+	// Blocked is what the owned table's named counters have dropped (see
+	// AddBlocked); absent when they were not read.
+	Blocked  []Blocked `json:"blocked,omitempty"`
+	Findings []Finding `json:"findings"`
 }
 
 // ProtocolGroup is the passthrough traffic of one protocol: exact totals,

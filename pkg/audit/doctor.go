@@ -166,6 +166,13 @@ type DoctorInput struct {
 	Audit    *Report
 	AuditErr string
 
+	// Blocked is what the owned table's named counters dropped;
+	// BlockedErr says why they could not be read. Cat gives the
+	// protocols' security notes (may be nil).
+	Blocked    []Blocked
+	BlockedErr string
+	Cat        Catalog
+
 	// Tables is the namespace's whole ruleset (every family and owner).
 	Tables    []RulesetTable
 	TablesErr string
@@ -302,6 +309,7 @@ var doctorChecks = []func(in DoctorInput) []Check{
 	func(in DoctorInput) []Check { return []Check{CheckMTU(in.On, in.Forwarded, in.MSSClamp, in.WAN)} },
 	func(in DoctorInput) []Check { return []Check{CheckConntrack(in.Audit, in.AuditErr)} },
 	func(in DoctorInput) []Check { return CheckFlows(in.Audit, in.AuditErr) },
+	func(in DoctorInput) []Check { return CheckBlocked(in.Blocked, in.Cat, in.BlockedErr) },
 	func(in DoctorInput) []Check {
 		return []Check{CheckOtherTables(in.Table.Family, in.Table.Name, in.Mode, in.Tables, in.TablesErr)}
 	},

@@ -72,6 +72,8 @@ var severities = map[string]Severity{
 	FindingDrops:                       Warn,
 	// The kernel's SIP NAT helper cannot remap the port: a call breaks.
 	FindingSIPMediaCollision: Warn,
+	// The policy does what it says; the admin may not know it is tried.
+	FindingBlocked: Info,
 }
 
 // SeverityOf is the severity of finding id with the given cause ("" for

@@ -85,6 +85,12 @@ func (r *Report) Filter(f Filter) *Report {
 			out.Expectations = append(out.Expectations, e)
 		}
 	}
+	out.Blocked = nil
+	for _, x := range r.Blocked {
+		if x.Protocol == "" && len(f.Protocols) == 0 || x.Protocol != "" && f.proto(x.Protocol) {
+			out.Blocked = append(out.Blocked, x)
+		}
+	}
 	out.Findings = []Finding{}
 	for _, fd := range r.Findings {
 		global := fd.Protocol == "" && len(fd.Hosts) == 0
@@ -147,7 +153,13 @@ func (r *Report) WriteText(w io.Writer, opts TextOptions) error {
 	b.WriteString(head + "\n\n")
 
 	if len(r.Protocols) == 0 {
-		b.WriteString("no passthrough flows\n")
+		if bp := blockedProtocols(r.Blocked); len(bp) > 0 {
+			// Nothing passes because the policy blocks it: say so, not
+			// just "no flows".
+			wrap(&b, "no passthrough flows; blocked by policy: ", strings.Join(bp, ", ")+" (see FINDINGS)", 80)
+		} else {
+			b.WriteString("no passthrough flows\n")
+		}
 	} else {
 		var t table
 		for _, pg := range r.Protocols {
@@ -211,6 +223,11 @@ func (r *Report) WriteText(w io.Writer, opts TextOptions) error {
 		if err := t.write(&b, "PROTOCOL", "HELPER", "EXPECTED", "TIMEOUT"); err != nil {
 			return err
 		}
+	}
+
+	if line := policyDropLine(r.Blocked); line != "" {
+		b.WriteString("\n")
+		wrap(&b, "", line, 80)
 	}
 
 	b.WriteString("\nFINDINGS\n")

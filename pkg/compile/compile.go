@@ -285,6 +285,7 @@ func (c *compiler) input() {
 		}
 		rules = append(rules, r)
 	}
+	rules = append(rules, c.logged(c.policyDrop(ChainInput), "nfpass input drop: ")...)
 	c.t.Chains = append(c.t.Chains, ruleset.Chain{Name: ChainInput, Type: "filter", Hook: "input", Priority: ruleset.PriorityFilter, Policy: "drop", Rules: rules})
 }
 
@@ -338,13 +339,18 @@ func (c *compiler) forward(active []activeProto) {
 		if c.p.On(a.Name) || a.forwarded() || a.WhenOff != catalog.OffDrop {
 			continue
 		}
+		// Every off-drop of a protocol counts in one named counter, so
+		// "blocked by policy" can be read by name (audit, doctor, metrics).
+		counter := c.counter(OffCounter(a.Name))
 		for _, fl := range a.Flows {
 			cm := comment("passthrough " + a.Name + " off")
-			if len(fl.Ports) == 0 {
-				rules = append(rules, ruleset.Rule{OIFSet: SetWAN, L4Proto: fl.L4, Verdict: "drop", Comment: cm})
+			ports := fl.Ports
+			if len(ports) == 0 {
+				ports = []string{""}
 			}
-			for _, port := range fl.Ports {
-				rules = append(rules, ruleset.Rule{OIFSet: SetWAN, L4Proto: fl.L4, DPort: port, Verdict: "drop", Comment: cm})
+			for _, port := range ports {
+				drop := ruleset.Rule{OIFSet: SetWAN, L4Proto: fl.L4, DPort: port, Counter: counter, Verdict: "drop", Comment: cm}
+				rules = append(rules, c.logged(drop, "nfpass "+a.Name+" off: ")...)
 			}
 		}
 	}
@@ -353,8 +359,73 @@ func (c *compiler) forward(active []activeProto) {
 			ruleset.Rule{CtState: []string{"established", "related"}, Verdict: "accept"},
 			ruleset.Rule{IIFSet: SetLAN, OIFSet: SetWAN, Verdict: "accept", Comment: "lan to wan"},
 		)
+		rules = append(rules, c.logged(c.policyDrop(ChainFwd), "nfpass forward drop: ")...)
 	}
 	c.t.Chains = append(c.t.Chains, ruleset.Chain{Name: ChainFwd, Type: "filter", Hook: "forward", Priority: ruleset.PriorityFilter, Policy: policyVerdict, Rules: rules})
+}
+
+// Named counters of what the policy blocks. Off-drops count per protocol
+// in OffCounter(protocol); the standalone input and forward chains end in
+// a counted drop (PolicyCounter(chain)) before their drop policy.
+const (
+	CounterOffPrefix    = "off_"
+	CounterPolicyPrefix = "policy_drop_"
+)
+
+// OffCounter names the counter of a protocol's off-drops: "off_pptp".
+func OffCounter(protocol string) string { return CounterOffPrefix + protocol }
+
+// PolicyCounter names the counter of a chain's final drop:
+// "policy_drop_forward".
+func PolicyCounter(chain string) string { return CounterPolicyPrefix + chain }
+
+// BlockedCause says what a counter of the owned table counts: the protocol
+// switched off (chain "forward"), or protocol "" and the chain whose policy
+// drop it counts. ok is false for a name the compiler does not emit.
+func BlockedCause(counter string) (protocol, chain string, ok bool) {
+	if p, found := strings.CutPrefix(counter, CounterOffPrefix); found && p != "" {
+		return p, ChainFwd, true
+	}
+	if ch, found := strings.CutPrefix(counter, CounterPolicyPrefix); found && (ch == ChainInput || ch == ChainFwd) {
+		return "", ch, true
+	}
+	return "", "", false
+}
+
+// counter adds the named counter object (once) and returns its name.
+func (c *compiler) counter(name string) string {
+	for _, k := range c.t.Counters {
+		if k.Name == name {
+			return name
+		}
+	}
+	c.t.Counters = append(c.t.Counters, ruleset.Counter{Name: name})
+	return name
+}
+
+// policyDrop is a chain's last rule: drop what nothing above accepted, and
+// count it, so a drop by the chain's policy is visible by name. The chain
+// policy (drop) stays as the backstop.
+func (c *compiler) policyDrop(chain string) ruleset.Rule {
+	return ruleset.Rule{Counter: c.counter(PolicyCounter(chain)), Verdict: "drop", Comment: "blocked by policy"}
+}
+
+// logged returns drop, preceded with logging.blocked by a rule with the
+// same matches that logs at most logging.rate packets with prefix (a
+// limit over its rate stops its own rule only, so the drop stays apart).
+func (c *compiler) logged(drop ruleset.Rule, prefix string) []ruleset.Rule {
+	if !c.p.Logging.Blocked {
+		return []ruleset.Rule{drop}
+	}
+	rate := c.p.Logging.Rate
+	if rate == "" {
+		rate = policy.DefaultLogRate
+	}
+	log := drop
+	log.Counter, log.Verdict = "", ""
+	log.Log = &ruleset.Log{Rate: rate, Prefix: prefix}
+	log.Comment = comment("log " + drop.Comment)
+	return []ruleset.Rule{log, drop}
 }
 
 // nat compiles forwards, the DMZ and masquerading into t. prefix names the

@@ -168,19 +168,37 @@ func TestCompileRules(t *testing.T) {
 			name:   "pptp off: control and GRE dropped crossing the router",
 			modify: func(p *policy.Policy) { p.Passthrough["pptp"] = false },
 			chain:  compile.ChainFwd,
-			want:   []string{`oifname @wan_if tcp dport 1723 drop comment "passthrough pptp off"`, `oifname @wan_if meta l4proto gre drop comment "passthrough pptp off"`},
+			want:   []string{`oifname @wan_if tcp dport 1723 counter name "off_pptp" drop comment "passthrough pptp off"`, `oifname @wan_if meta l4proto gre counter name "off_pptp" drop comment "passthrough pptp off"`},
 		},
 		{
 			name:   "ipsec off: IKE, NAT-T, IKE/ESP over TCP 4500, ESP, AH dropped",
 			modify: func(p *policy.Policy) {},
 			chain:  compile.ChainFwd,
-			want:   []string{`oifname @wan_if udp dport 500 drop comment "passthrough ipsec off"`, `oifname @wan_if udp dport 4500 drop comment "passthrough ipsec off"`, `oifname @wan_if tcp dport 4500 drop comment "passthrough ipsec off"`, `oifname @wan_if meta l4proto esp drop comment "passthrough ipsec off"`, `oifname @wan_if meta l4proto ah drop comment "passthrough ipsec off"`},
+			want:   []string{`oifname @wan_if udp dport 500 counter name "off_ipsec" drop comment "passthrough ipsec off"`, `oifname @wan_if udp dport 4500 counter name "off_ipsec" drop comment "passthrough ipsec off"`, `oifname @wan_if tcp dport 4500 counter name "off_ipsec" drop comment "passthrough ipsec off"`, `oifname @wan_if meta l4proto esp counter name "off_ipsec" drop comment "passthrough ipsec off"`, `oifname @wan_if meta l4proto ah counter name "off_ipsec" drop comment "passthrough ipsec off"`},
+		},
+		{
+			name:   "forward policy drop is counted last, after lan to wan",
+			modify: func(p *policy.Policy) {},
+			chain:  compile.ChainFwd,
+			want:   []string{`counter name "policy_drop_forward" drop comment "blocked by policy"`},
+		},
+		{
+			name:   "input policy drop is counted",
+			modify: func(p *policy.Policy) {},
+			chain:  compile.ChainInput,
+			want:   []string{`counter name "policy_drop_input" drop comment "blocked by policy"`},
+		},
+		{
+			name:   "companion: no counted forward drop (the owning firewall decides)",
+			modify: func(p *policy.Policy) { p.Mode = policy.Companion },
+			chain:  compile.ChainFwd,
+			absent: []string{`counter name "policy_drop_forward" drop comment "blocked by policy"`},
 		},
 		{
 			name:   "sip off: no drop, only no helper",
 			modify: func(p *policy.Policy) { p.Passthrough["sip"] = false },
 			chain:  compile.ChainFwd,
-			absent: []string{`oifname @wan_if udp dport 5060 drop comment "passthrough sip off"`, `oifname @wan_if tcp dport 5060 drop comment "passthrough sip off"`},
+			absent: []string{`oifname @wan_if udp dport 5060 counter name "off_sip" drop comment "passthrough sip off"`, `oifname @wan_if tcp dport 5060 counter name "off_sip" drop comment "passthrough sip off"`},
 		},
 		{
 			name: "forwarded protocol with passthrough off: helper for WAN traffic only, no off-drops",
@@ -199,7 +217,7 @@ func TestCompileRules(t *testing.T) {
 				p.Forwards = []policy.Forward{{Name: "vpn", Protocol: "pptp", To: "192.168.77.20"}}
 			},
 			chain:  compile.ChainFwd,
-			absent: []string{`oifname @wan_if meta l4proto gre drop comment "passthrough pptp off"`},
+			absent: []string{`oifname @wan_if meta l4proto gre counter name "off_pptp" drop comment "passthrough pptp off"`},
 		},
 		{
 			name: "source-restricted forward: other sources do not reach the DMZ",
@@ -409,5 +427,135 @@ func TestCompileRejectsInvalid(t *testing.T) {
 	_, err := compile.Compile(p, catalog.Default())
 	if err == nil || !strings.Contains(err.Error(), "management") {
 		t.Fatalf("want a management error, got %v", err)
+	}
+}
+
+// TestBlockedCounters: one named counter per protocol switched off and per
+// standalone policy drop, every counted rule refers to a declared counter,
+// and BlockedCause reads each name back.
+func TestBlockedCounters(t *testing.T) {
+	tests := []struct {
+		name   string
+		modify func(p *policy.Policy)
+		want   []string
+	}{
+		{"standalone, pptp and ipsec off", func(p *policy.Policy) { p.Passthrough["pptp"] = false }, []string{"off_ipsec", "off_l2tp", "off_pptp", "policy_drop_forward", "policy_drop_input"}},
+		{"companion: off-drops only", func(p *policy.Policy) { p.Mode = policy.Companion; p.Passthrough["pptp"] = false }, []string{"off_ipsec", "off_l2tp", "off_pptp"}},
+		{"pptp on: no off_pptp", func(p *policy.Policy) { p.Passthrough["pptp"] = true }, []string{"off_ipsec", "off_l2tp", "policy_drop_forward", "policy_drop_input"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := basePolicy()
+			tc.modify(p)
+			plan, err := compile.Compile(p, catalog.Default())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			declared := map[string]bool{}
+			for _, k := range plan.Table.Counters {
+				got = append(got, k.Name)
+				declared[k.Name] = true
+			}
+			if d := cmp.Diff(tc.want, got); d != "" {
+				t.Errorf("counters (-want +got):\n%s", d)
+			}
+			used := map[string]bool{}
+			for _, c := range plan.Table.Chains {
+				for _, r := range c.Rules {
+					if r.Counter == "" {
+						continue
+					}
+					used[r.Counter] = true
+					if !declared[r.Counter] {
+						t.Errorf("chain %s: rule %q refers to an undeclared counter", c.Name, r.String())
+					}
+					if r.Verdict != "drop" {
+						t.Errorf("chain %s: counted rule %q does not drop", c.Name, r.String())
+					}
+				}
+			}
+			for name := range declared {
+				if !used[name] {
+					t.Errorf("counter %s is declared but no rule counts in it", name)
+				}
+				proto, chain, ok := compile.BlockedCause(name)
+				if !ok || chain == "" || (proto == "") != strings.HasPrefix(name, compile.CounterPolicyPrefix) {
+					t.Errorf("BlockedCause(%q) = %q, %q, %v", name, proto, chain, ok)
+				}
+			}
+		})
+	}
+	if _, _, ok := compile.BlockedCause("something_else"); ok {
+		t.Error("BlockedCause accepts a name the compiler never emits")
+	}
+}
+
+// TestLoggingBlocked: logging.blocked puts a rate-limited log rule with the
+// same matches right before every counted drop (a limit over its rate
+// stops only the log rule, never the drop); without it there is none.
+func TestLoggingBlocked(t *testing.T) {
+	tests := []struct {
+		name    string
+		logging policy.Logging
+		chain   string
+		want    []string
+	}{
+		{"off: no log rules", policy.Logging{}, compile.ChainFwd, []string{
+			`oifname @wan_if tcp dport 1723 counter name "off_pptp" drop comment "passthrough pptp off"`,
+			`oifname @wan_if meta l4proto gre counter name "off_pptp" drop comment "passthrough pptp off"`,
+			`iifname @lan_if oifname @wan_if accept comment "lan to wan"`,
+			`counter name "policy_drop_forward" drop comment "blocked by policy"`,
+		}},
+		{"on, default rate", policy.Logging{Blocked: true}, compile.ChainFwd, []string{
+			`oifname @wan_if tcp dport 1723 limit rate 5/minute log prefix "nfpass pptp off: " comment "log passthrough pptp off"`,
+			`oifname @wan_if tcp dport 1723 counter name "off_pptp" drop comment "passthrough pptp off"`,
+			`oifname @wan_if meta l4proto gre limit rate 5/minute log prefix "nfpass pptp off: " comment "log passthrough pptp off"`,
+			`oifname @wan_if meta l4proto gre counter name "off_pptp" drop comment "passthrough pptp off"`,
+			`iifname @lan_if oifname @wan_if accept comment "lan to wan"`,
+			`limit rate 5/minute log prefix "nfpass forward drop: " comment "log blocked by policy"`,
+			`counter name "policy_drop_forward" drop comment "blocked by policy"`,
+		}},
+		{"on, input chain, own rate", policy.Logging{Blocked: true, Rate: "2/second"}, compile.ChainInput, []string{
+			`limit rate 2/second log prefix "nfpass input drop: " comment "log blocked by policy"`,
+			`counter name "policy_drop_input" drop comment "blocked by policy"`,
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := basePolicy()
+			p.Passthrough["pptp"] = false
+			p.Logging = tc.logging
+			plan, err := compile.Compile(p, catalog.Default())
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := ruleLines(chain(t, plan.Table, tc.chain))
+			// The wanted lines appear in this order and next to each other.
+			i := slices.Index(got, tc.want[0])
+			if i < 0 || i+len(tc.want) > len(got) {
+				t.Fatalf("chain %s lacks %q:\n%s", tc.chain, tc.want[0], strings.Join(got, "\n"))
+			}
+			if tc.chain == compile.ChainFwd {
+				// pptp's rules, then (after ipsec/l2tp ones) the tail.
+				var pick []string
+				for _, l := range got {
+					if strings.Contains(l, "pptp") || strings.Contains(l, "lan to wan") || strings.Contains(l, "blocked by policy") {
+						pick = append(pick, l)
+					}
+				}
+				got = pick
+			} else {
+				got = got[i:]
+			}
+			if d := cmp.Diff(tc.want, got); d != "" {
+				t.Errorf("chain %s (-want +got):\n%s", tc.chain, d)
+			}
+		})
+	}
+	p := basePolicy()
+	p.Logging = policy.Logging{Blocked: true, Rate: "5/fortnight"}
+	if _, err := compile.Compile(p, catalog.Default()); err == nil || !strings.Contains(err.Error(), "logging.rate") {
+		t.Errorf("bad logging.rate: err %v, want one naming logging.rate", err)
 	}
 }

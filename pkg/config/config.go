@@ -47,6 +47,8 @@
 //	NFPASS_NAT_MASQUERADE           nat.masquerade (true/false, on/off, yes/no, enabled/disabled)
 //	NFPASS_NAT_DMZ                  nat.dmz
 //	NFPASS_NAT_MSS_CLAMP            nat.mss_clamp (as nat.masquerade)
+//	NFPASS_LOGGING_BLOCKED          logging.blocked (as nat.masquerade)
+//	NFPASS_LOGGING_RATE             logging.rate
 //	NFPASS_INTERFACES_WAN           interfaces.wan (comma- or space-separated)
 //	NFPASS_INTERFACES_LAN           interfaces.lan (comma- or space-separated)
 //	NFPASS_INTERFACES_LAN_NETWORKS  interfaces.lan_networks (comma- or space-separated)

@@ -199,6 +199,24 @@ func TestFormatsAgree(t *testing.T) {
 	}
 }
 
+func TestLoggingKey(t *testing.T) {
+	const lan = "interfaces:\n  wan: [wan]\n  lan: [br-lan]\n  lan_networks: [192.168.1.0/24]\n"
+	p, err := load(Options{Path: writeConfig(t, "c.yaml", lan+"logging:\n  blocked: on\n  rate: 10/minute\n"), Explicit: true})
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if diff := cmp.Diff(policy.Logging{Blocked: true, Rate: "10/minute"}, p.Logging); diff != "" {
+		t.Errorf("logging (-want +got):\n%s", diff)
+	}
+	p, err = load(Options{Path: missing(t), Environ: []string{"NFPASS_LOGGING_BLOCKED=yes"}})
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if !p.Logging.Blocked || p.Logging.Rate != "" {
+		t.Errorf("NFPASS_LOGGING_BLOCKED=yes: logging %+v", p.Logging)
+	}
+}
+
 func TestInterfaceNamesVerbatim(t *testing.T) {
 	want := policy.Interfaces{
 		WAN:         []string{"eth0.10", "pppoe-wan", "wan.v6"},
@@ -336,6 +354,17 @@ func TestInvalid(t *testing.T) {
 			name: "unknown key, nested in a map",
 			file: "nat:\n  masquerad: true\n",
 			want: []string{"$FILE: nat.masquerad: unknown key; did you mean masquerade?"},
+			is:   ErrUnknownKey,
+		},
+		{
+			name: "logging.rate not a rate",
+			file: lan + "logging:\n  blocked: on\n  rate: 5/fortnight\n",
+			want: []string{`$FILE: logging.rate: "5/fortnight": want N/second, N/minute, N/hour or N/day`},
+		},
+		{
+			name: "logging, unknown key",
+			file: "logging:\n  blocks: on\n",
+			want: []string{"$FILE: logging.blocks: unknown key; did you mean blocked?"},
 			is:   ErrUnknownKey,
 		},
 		{
@@ -728,6 +757,8 @@ func TestEnvMapping(t *testing.T) {
 		"NFPASS_NAT_MASQUERADE":          "nat.masquerade",
 		"NFPASS_NAT_DMZ":                 "nat.dmz",
 		"NFPASS_NAT_MSS_CLAMP":           "nat.mss_clamp",
+		"NFPASS_LOGGING_BLOCKED":         "logging.blocked",
+		"NFPASS_LOGGING_RATE":            "logging.rate",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("env mapping (documented in the package comment) (-want +got):\n%s", diff)

@@ -83,7 +83,7 @@ func (c *Client) Apply(desired *ruleset.Table) (*Result, error) {
 			if err != nil {
 				return res, fmt.Errorf("apply %s: %w", what, err)
 			}
-			if _, err := lowerTable(scratch, desired, 0, 0); err != nil {
+			if _, err := lowerTable(scratch, desired, 0, 0, nil); err != nil {
 				return res, fmt.Errorf("apply %s: %w", what, err)
 			}
 		}
@@ -91,11 +91,13 @@ func (c *Client) Apply(desired *ruleset.Table) (*Result, error) {
 		if err != nil {
 			return res, fmt.Errorf("apply %s: %w", what, err)
 		}
+		// Counting is cosmetic: a failed read only restarts the counters.
+		carry, _ := c.carriedCounters(desired)
 		conn, err := c.conn()
 		if err != nil {
 			return res, fmt.Errorf("apply %s: %w", what, err)
 		}
-		if lowered, err = lowerTable(conn, desired, liveFlags, c.heldFlags()); err != nil {
+		if lowered, err = lowerTable(conn, desired, liveFlags, c.heldFlags(), carry); err != nil {
 			// Nothing was sent; the kernel is untouched.
 			return res, fmt.Errorf("apply %s: %w", what, err)
 		}

@@ -154,6 +154,10 @@ func newExpr(name string) expr.Any {
 		return &expr.Bitwise{}
 	case "objref":
 		return &expr.Objref{}
+	case "limit":
+		return &expr.Limit{}
+	case "log":
+		return &expr.Log{}
 	case "immediate":
 		return &expr.Immediate{}
 	case "nat":
@@ -514,6 +518,24 @@ func matchRule(exprs []expr.Any) (ruleset.Rule, error) {
 // tail decodes the statements after the matches: ct helper set, nat,
 // verdict.
 func tail(r *ruleset.Rule, c *exprCursor) (ruleset.Rule, error) {
+	if lim, ok := c.peek(0).(*expr.Limit); ok {
+		lg, ok := c.peek(1).(*expr.Log)
+		if !ok || lim.Type != expr.LimitTypePkts || lim.Over || lim.Burst != 5 {
+			return *r, fmt.Errorf("limit at %d is not limit rate N/unit log", c.i)
+		}
+		unit := ""
+		for n, u := range limitUnits {
+			if u == lim.Unit {
+				unit = n
+			}
+		}
+		if unit == "" {
+			return *r, fmt.Errorf("limit unit %d", lim.Unit)
+		}
+		// Anything but the prefix and level differs when lowered again.
+		r.Log = &ruleset.Log{Rate: fmt.Sprintf("%d/%s", lim.Rate, unit), Prefix: string(lg.Data)}
+		c.i += 2
+	}
 	if c.synFlags {
 		if !c.isMSSClamp(0) {
 			return *r, fmt.Errorf("tcp flags syn / syn,rst without the mss clamp statement at %d", c.i)
@@ -521,11 +543,15 @@ func tail(r *ruleset.Rule, c *exprCursor) (ruleset.Rule, error) {
 		r.MSSClamp = true
 		c.i += 3
 	}
+	if o, ok := c.peek(0).(*expr.Objref); ok && o.Type == unix.NFT_OBJECT_CT_HELPER {
+		r.CtHelper = o.Name
+		c.i++
+	}
 	if o, ok := c.peek(0).(*expr.Objref); ok {
-		if o.Type != unix.NFT_OBJECT_CT_HELPER {
+		if o.Type != unix.NFT_OBJECT_COUNTER {
 			return *r, fmt.Errorf("objref type %d", o.Type)
 		}
-		r.CtHelper = o.Name
+		r.Counter = o.Name
 		c.i++
 	}
 	if isNATMap(c) {
@@ -697,6 +723,12 @@ func (c *Client) readOnce(famName, name string, headersOnly map[string]bool) (*r
 			return nil, fmt.Errorf("unexpected object %T", o)
 		}
 		if no.Table != nil && no.Table.Name != name {
+			continue
+		}
+		if no.Type == nftables.ObjTypeCounter {
+			// The object only: its values are traffic, not desired state
+			// (see Counters).
+			out.Counters = append(out.Counters, ruleset.Counter{Name: no.Name})
 			continue
 		}
 		out.CtHelpers = append(out.CtHelpers, decodeHelper(no))

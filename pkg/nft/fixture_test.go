@@ -24,6 +24,7 @@ func fullTable(name string) *ruleset.Table {
 			{Name: "sip", Type: "sip", Protocol: "udp", L3Proto: "inet"},
 			{Name: "ftp6", Type: "ftp", Protocol: "tcp", L3Proto: "ip6"},
 		},
+		Counters: []ruleset.Counter{{Name: "off_pptp"}, {Name: "policy_drop_forward"}, {Name: "off_netbios-ns"}},
 		Sets: []ruleset.Set{
 			{Name: "wan_if", KeyType: []string{"ifname"}, Elements: []ruleset.Element{el("eth0"), el("eth0.10"), el("ppp0")}},
 			{Name: "lan_if", KeyType: []string{"ifname"}, Elements: []ruleset.Element{el("br-lan")}},
@@ -72,6 +73,13 @@ func fullTable(name string) *ruleset.Table {
 				{IIFSet: "wan_if", L4Proto: "udp", DPort: "4500", CtState: []string{"new"}, Verdict: "accept"},
 				{CtState: []string{"invalid", "new"}, Verdict: "jump sub"},
 				{OIFSet: "empty_if"},
+				{OIFSet: "wan_if", L4Proto: "tcp", DPort: "1723", Log: &ruleset.Log{Rate: "5/minute", Prefix: "nfpass pptp off: "}, Comment: "log passthrough pptp off"},
+				{OIFSet: "wan_if", L4Proto: "tcp", DPort: "1723", Counter: "off_pptp", Verdict: "drop", Comment: "passthrough pptp off"},
+				{OIFSet: "wan_if", L4Proto: "gre", Log: &ruleset.Log{Rate: "10/second", Prefix: "nfpass pptp off: "}},
+				{Log: &ruleset.Log{Rate: "1/hour", Prefix: "nfpass forward drop: "}},
+				{CtState: []string{"new"}, Log: &ruleset.Log{Rate: "3/day", Prefix: "x"}},
+				{OIFSet: "wan_if", L4Proto: "udp", DPort: "137", Counter: "off_netbios-ns", Verdict: "drop"},
+				{Counter: "policy_drop_forward", Verdict: "drop", Comment: "blocked by policy"},
 			}},
 			{Name: "sub", Rules: []ruleset.Rule{
 				{L4Proto: "icmp", Verdict: "accept"},
@@ -98,6 +106,7 @@ func fullTable(name string) *ruleset.Table {
 				{L4Proto: "tcp", DPort: "8081", NAT: &ruleset.NAT{Kind: "dnat", Family: "ip", Addr: "192.168.77.10"}},
 				{L4Proto: "tcp", DPort: "8082", NAT: &ruleset.NAT{Kind: "dnat", Family: "ip6", Addr: "2001:db8::10", Port: "80"}},
 				{L4Proto: "tcp", DPort: "8083", NAT: &ruleset.NAT{Kind: "dnat", Family: "ip6", Addr: "2001:db8::10"}},
+				{L4Proto: "tcp", DPort: "8084", Counter: "off_pptp", NAT: &ruleset.NAT{Kind: "dnat", Family: "ip", Addr: "192.168.77.10"}},
 			}},
 			{Name: "srcnat", Type: "nat", Hook: "postrouting", Priority: ruleset.PrioritySrcNAT, Policy: "accept", Rules: []ruleset.Rule{
 				{OIFSet: "wan_if", NAT: &ruleset.NAT{Kind: "masquerade"}},

@@ -91,6 +91,27 @@ func TestLoweringMatchesNft(t *testing.T) {
 	if d := cmp.Diff(sets(a), sets(b), cmpopts.IgnoreUnexported(nftables.SetDatatype{}), cmpopts.EquateEmpty()); d != "" {
 		t.Errorf("sets, nft (-) vs nfpass (+):\n%s", d)
 	}
+
+	objs := func(c *Client) map[string]nftables.NamedObj {
+		conn, err := c.conn()
+		if err != nil {
+			t.Fatal(err)
+		}
+		oo, err := conn.GetNamedObjects(&nftables.Table{Name: "nfpass", Family: nftables.TableFamilyINet})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]nftables.NamedObj{}
+		for _, o := range oo {
+			no := *o.(*nftables.NamedObj)
+			no.Table = nil
+			out[no.Name] = no
+		}
+		return out
+	}
+	if d := cmp.Diff(objs(a), objs(b)); d != "" {
+		t.Errorf("objects (ct helpers, counters), nft (-) vs nfpass (+):\n%s", d)
+	}
 }
 
 const fw4Like = `table inet fw4 {

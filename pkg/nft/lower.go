@@ -59,7 +59,11 @@ type loweredElems map[string][]nftables.SetElement
 // owner and persist bits, and treats the add as a no-op. The re-added
 // table carries exactly t's flags plus held (owner, persist for a Client
 // with Options.Own), so a dormant live table is replaced by an awake one.
-func lowerTable(cc *nftables.Conn, t *ruleset.Table, liveFlags, held nftables.TableFlags) (loweredElems, error) {
+//
+// carry holds live counter values by name: a counter the new table keeps
+// starts from them, so replacing the table does not reset what it counted
+// (nil: every counter starts at zero).
+func lowerTable(cc *nftables.Conn, t *ruleset.Table, liveFlags, held nftables.TableFlags, carry map[string]CounterValue) (loweredElems, error) {
 	fam, err := family(t.Family)
 	if err != nil {
 		return nil, err
@@ -81,6 +85,9 @@ func lowerTable(cc *nftables.Conn, t *ruleset.Table, liveFlags, held nftables.Ta
 			return nil, err
 		}
 		cc.AddObj(o)
+	}
+	for _, k := range t.Counters {
+		cc.AddObj(counterObj(tbl, k, carry[k.Name]))
 	}
 
 	sets := map[string]*nftables.Set{}
@@ -180,6 +187,37 @@ func helperObj(tbl *nftables.Table, h ruleset.CtHelper) (*nftables.NamedObj, err
 		Table: tbl, Name: h.Name, Type: nftables.ObjTypeCtHelper,
 		Obj: &expr.CtHelper{Name: h.Type, L3Proto: l3, L4Proto: l4},
 	}, nil
+}
+
+// limitUnits are nft's limit rate units.
+var limitUnits = map[string]expr.LimitTime{
+	"second": expr.LimitTimeSecond, "minute": expr.LimitTimeMinute,
+	"hour": expr.LimitTimeHour, "day": expr.LimitTimeDay,
+}
+
+// logExprs is `limit rate N/unit log prefix "P"` as the kernel holds it
+// after nft 1.0.6 loads it: burst 5 packets, and the log level (warn) the
+// kernel reports when none is sent.
+func logExprs(l ruleset.Log) ([]expr.Any, error) {
+	num, unitName, ok := strings.Cut(l.Rate, "/")
+	unit, known := limitUnits[unitName]
+	n, err := strconv.ParseUint(num, 10, 32)
+	if !ok || !known || err != nil || n == 0 {
+		return nil, fmt.Errorf("log rate %q: want N/second, N/minute, N/hour or N/day", l.Rate)
+	}
+	if l.Prefix == "" || len(l.Prefix) > ruleset.MaxCommentLen {
+		return nil, fmt.Errorf("log prefix %q: want 1 to %d bytes", l.Prefix, ruleset.MaxCommentLen)
+	}
+	return []expr.Any{
+		&expr.Limit{Type: expr.LimitTypePkts, Rate: n, Unit: unit, Burst: 5},
+		&expr.Log{Key: 1<<unix.NFTA_LOG_PREFIX | 1<<unix.NFTA_LOG_LEVEL, Level: expr.LogLevelWarning, Data: []byte(l.Prefix)},
+	}, nil
+}
+
+// counterObj is `counter NAME { packets P bytes B }`, as nft sends it,
+// with the values v carried over from the live table (zero for a new one).
+func counterObj(tbl *nftables.Table, k ruleset.Counter, v CounterValue) *nftables.NamedObj {
+	return &nftables.NamedObj{Table: tbl, Name: k.Name, Type: nftables.ObjTypeCounter, Obj: &expr.Counter{Packets: v.Packets, Bytes: v.Bytes}}
 }
 
 func lowerSet(tbl *nftables.Table, s ruleset.Set) (*nftables.Set, []nftables.SetElement, error) {
@@ -449,11 +487,21 @@ func ruleExprs(r ruleset.Rule, sets map[string]*nftables.Set, chains map[string]
 		}
 		add(ctBits(expr.CtKeySTATUS, b)...)
 	}
+	if r.Log != nil {
+		e, err := logExprs(*r.Log)
+		if err != nil {
+			return nil, err
+		}
+		add(e...)
+	}
 	if r.MSSClamp {
 		add(mssClamp(reg1)...)
 	}
 	if r.CtHelper != "" {
 		add(&expr.Objref{Type: unix.NFT_OBJECT_CT_HELPER, Name: r.CtHelper})
+	}
+	if r.Counter != "" {
+		add(&expr.Objref{Type: unix.NFT_OBJECT_COUNTER, Name: r.Counter})
 	}
 	if r.NAT != nil {
 		e, err := natExprs(*r.NAT, lookup)

@@ -3,6 +3,13 @@
 // viper; pkg/config fills it, Validate checks it, pkg/compile compiles it.
 package policy
 
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+)
+
 // Mode says whether nfpass is the whole firewall or sits beside another.
 type Mode string
 
@@ -27,7 +34,22 @@ type Policy struct {
 	NAT         NAT             `json:"nat" mapstructure:"nat"`
 	Forwards    []Forward       `json:"forwards,omitempty" mapstructure:"forwards"`
 	Management  []Service       `json:"management,omitempty" mapstructure:"management"`
+	Logging     Logging         `json:"logging,omitzero" mapstructure:"logging"`
 }
+
+// Logging says what nfpass's table logs to the kernel log.
+type Logging struct {
+	// Blocked logs what the policy blocks (the off-drops of passthrough
+	// that is off, and the input and forward policy drops), at most Rate
+	// packets per rule, with a prefix naming the cause ("nfpass pptp off: ").
+	Blocked bool `json:"blocked,omitempty" mapstructure:"blocked"`
+	// Rate is nft's `limit rate`: "N/second", "N/minute", "N/hour" or
+	// "N/day"; empty means DefaultLogRate.
+	Rate string `json:"rate,omitempty" mapstructure:"rate"`
+}
+
+// DefaultLogRate is the log limit when logging.rate is not set.
+const DefaultLogRate = "5/minute"
 
 // Interfaces names the router's WAN and LAN interfaces and the LAN's
 // networks. Names are kept verbatim ("eth0.10", "pppoe-wan", "br-lan").
@@ -87,3 +109,20 @@ const DefaultTable = "nfpass"
 
 // On reports whether passthrough for the protocol is switched on.
 func (p *Policy) On(protocol string) bool { return p.Passthrough[protocol] }
+
+// LogRateUnits are the units logging.rate accepts, as nft names them.
+var LogRateUnits = []string{"second", "minute", "hour", "day"}
+
+// ParseLogRate parses "N/unit" (N from 1 to 10000, unit one of
+// LogRateUnits).
+func ParseLogRate(s string) (n uint64, unit string, err error) {
+	num, unit, ok := strings.Cut(s, "/")
+	if !ok || !slices.Contains(LogRateUnits, unit) {
+		return 0, "", fmt.Errorf("want N/second, N/minute, N/hour or N/day (e.g. %s)", DefaultLogRate)
+	}
+	n, err = strconv.ParseUint(num, 10, 32)
+	if err != nil || n < 1 || n > 10000 {
+		return 0, "", fmt.Errorf("the count must be a number from 1 to 10000 (e.g. %s)", DefaultLogRate)
+	}
+	return n, unit, nil
+}

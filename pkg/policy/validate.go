@@ -74,6 +74,11 @@ func (p *Policy) ValidateWith(cat Catalog, opts ValidateOptions) error {
 	if len(p.Interfaces.LANNetworks) == 0 && (len(p.Forwards) > 0 || p.NAT.DMZ != "") {
 		add(fieldErr("interfaces.lan_networks", "must list the LAN's networks (e.g. [192.168.1.0/24]) when there are forwards or a DMZ: nfpass checks that every target is a LAN host, so that the router never relays WAN traffic elsewhere"))
 	}
+	if p.Logging.Rate != "" {
+		if _, _, err := ParseLogRate(p.Logging.Rate); err != nil {
+			add(fieldErr("logging.rate", "%q: %v", p.Logging.Rate, err))
+		}
+	}
 	t := targets{nets: p.lanNetworks(), written: p.Interfaces.LANNetworks, router: opts.RouterAddrs}
 	if p.NAT.DMZ != "" {
 		addr, err := netip.ParseAddr(p.NAT.DMZ)

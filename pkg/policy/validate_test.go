@@ -215,3 +215,31 @@ func TestParseTarget(t *testing.T) {
 		})
 	}
 }
+
+func TestParseLogRate(t *testing.T) {
+	tests := []struct {
+		in   string
+		n    uint64
+		unit string
+		ok   bool
+	}{
+		{"5/minute", 5, "minute", true},
+		{"1/second", 1, "second", true},
+		{"10000/day", 10000, "day", true},
+		{"3/hour", 3, "hour", true},
+		{"0/minute", 0, "", false},
+		{"10001/minute", 0, "", false},
+		{"5/fortnight", 0, "", false},
+		{"5", 0, "", false},
+		{"five/minute", 0, "", false},
+		{"-1/minute", 0, "", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.in, func(t *testing.T) {
+			n, unit, err := policy.ParseLogRate(tc.in)
+			if (err == nil) != tc.ok || n != tc.n || unit != tc.unit {
+				t.Errorf("ParseLogRate(%q) = %d, %q, %v; want %d, %q, ok %v", tc.in, n, unit, err, tc.n, tc.unit, tc.ok)
+			}
+		})
+	}
+}

@@ -50,6 +50,9 @@ type Metrics struct {
 	flowResets     *prometheus.CounterVec // protocol
 
 	flows *flowCollector
+
+	blockedOnce sync.Once
+	blocked     *blockedCollector
 }
 
 // NewMetrics registers the metrics. counter may be nil (the conntrack

@@ -26,6 +26,7 @@ func (t *Table) Clone() *Table {
 func (t *Table) Canonicalize() {
 	sortIfNeeded(t.Flags, compareFlags)
 	sortIfNeeded(t.CtHelpers, compareHelpers)
+	sortIfNeeded(t.Counters, compareCounters)
 	sortIfNeeded(t.Sets, compareSets)
 	for i := range t.Sets {
 		s := &t.Sets[i]
@@ -48,6 +49,7 @@ func (t *Table) canonicalView() *Table {
 	out := *t
 	out.Flags = sortedView(t.Flags, compareFlags)
 	out.CtHelpers = sortedView(t.CtHelpers, compareHelpers)
+	out.Counters = sortedView(t.Counters, compareCounters)
 	out.Sets = sortedView(t.Sets, compareSets)
 	copied := len(t.Sets) > 0 && len(out.Sets) > 0 && &out.Sets[0] != &t.Sets[0]
 	for i := range out.Sets {
@@ -109,6 +111,7 @@ func compareFlags(a, b string) int {
 }
 
 func compareHelpers(a, b CtHelper) int { return cmp.Compare(a.Name, b.Name) }
+func compareCounters(a, b Counter) int { return cmp.Compare(a.Name, b.Name) }
 func compareSets(a, b Set) int         { return cmp.Compare(a.Name, b.Name) }
 
 func (s *Set) compareElements(a, b Element) int { return compareElements(s.KeyType, a.Key, b.Key) }

@@ -68,6 +68,22 @@ func Diff(desired, live *Table) []Difference {
 		out = append(out, Difference{Object: "ct helper " + name, Kind: Extra})
 	}
 
+	// Counters: the objects are desired state, their values are not (the
+	// IR holds none), so traffic never makes the table drift.
+	lk := map[string]bool{}
+	for _, k := range l.Counters {
+		lk[k.Name] = true
+	}
+	for _, k := range d.Counters {
+		if !lk[k.Name] {
+			out = append(out, Difference{Object: "counter " + k.Name, Kind: Missing})
+		}
+		delete(lk, k.Name)
+	}
+	for _, name := range sortedNames(lk) {
+		out = append(out, Difference{Object: "counter " + name, Kind: Extra})
+	}
+
 	ls := map[string]Set{}
 	for _, s := range l.Sets {
 		ls[s.Name] = s

@@ -12,7 +12,7 @@ func (t *Table) Render() string {
 	head := ""
 	if len(t.Flags) > 0 {
 		head = "\tflags " + strings.Join(t.Flags, ",") + "\n"
-		if len(t.CtHelpers)+len(t.Sets)+len(t.Chains) > 0 {
+		if len(t.CtHelpers)+len(t.Counters)+len(t.Sets)+len(t.Chains) > 0 {
 			head += "\n"
 		}
 	}
@@ -33,6 +33,11 @@ func (t *Table) RenderBody() string {
 	for _, h := range t.CtHelpers {
 		sep()
 		fmt.Fprintf(&b, "\tct helper %s {\n\t\ttype %q protocol %s\n\t\tl3proto %s\n\t}\n", h.Name, h.Type, h.Protocol, h.L3Proto)
+	}
+	for _, c := range t.Counters {
+		sep()
+		// Values are not desired state: a new counter starts at zero.
+		fmt.Fprintf(&b, "\tcounter %s {\n\t\tpackets 0 bytes 0\n\t}\n", c.Name)
 	}
 	for _, s := range t.Sets {
 		sep()
@@ -179,11 +184,17 @@ func (r Rule) String() string {
 	if r.CtStatus != "" {
 		p = append(p, "ct status "+r.CtStatus)
 	}
+	if r.Log != nil {
+		p = append(p, fmt.Sprintf("limit rate %s log prefix %q", r.Log.Rate, r.Log.Prefix))
+	}
 	if r.MSSClamp {
 		p = append(p, "tcp option maxseg size set rt mtu")
 	}
 	if r.CtHelper != "" {
 		p = append(p, fmt.Sprintf("ct helper set %q", r.CtHelper))
+	}
+	if r.Counter != "" {
+		p = append(p, fmt.Sprintf("counter name %q", r.Counter))
 	}
 	if r.NAT != nil {
 		p = append(p, r.NAT.String())

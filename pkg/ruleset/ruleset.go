@@ -24,8 +24,13 @@ type Table struct {
 	// what it does, and Diff does not compare them.
 	Flags     []string   `json:"flags,omitempty"`
 	CtHelpers []CtHelper `json:"ct_helpers,omitempty"`
-	Sets      []Set      `json:"sets,omitempty"`
-	Chains    []Chain    `json:"chains,omitempty"`
+	// Counters are named counter objects, sorted by name. Only the
+	// objects (and the rules' references to them) are desired state: their
+	// packet and byte values change with traffic, are never part of the IR
+	// and are read separately (pkg/nft Client.Counters).
+	Counters []Counter `json:"counters,omitempty"`
+	Sets     []Set     `json:"sets,omitempty"`
+	Chains   []Chain   `json:"chains,omitempty"`
 }
 
 // Table flags, as nft names them.
@@ -62,6 +67,13 @@ type CtHelper struct {
 	Type     string `json:"type"`     // kernel helper name: "pptp", "sip", "Q.931"
 	Protocol string `json:"protocol"` // "tcp" or "udp"
 	L3Proto  string `json:"l3proto"`  // "ip", "ip6" or "inet"
+}
+
+// Counter is a named `counter NAME { }` object. A rule references it with
+// Rule.Counter; nfpass names one per blocked cause ("blocked_pptp",
+// "blocked_forward") so audit, doctor and /metrics can read it by name.
+type Counter struct {
+	Name string `json:"name"` // nft object name, a bare word
 }
 
 // Set is a named set, or a map when DataType is set.
@@ -143,11 +155,27 @@ type Rule struct {
 	// implies tcp: L4Proto and DPort stay empty.
 	MSSClamp bool `json:"mss_clamp,omitempty"`
 
+	// Log is `limit rate RATE log prefix "PREFIX"`, after the matches. A
+	// limit over its rate stops the rule matching, so a rule with Log has
+	// no verdict: the drop it logs is the next rule.
+	Log *Log `json:"log,omitempty"`
+
 	CtHelper string `json:"ct_helper,omitempty"` // ct helper set "NAME"
-	NAT      *NAT   `json:"nat,omitempty"`
+	// Counter is `counter name "NAME"`: the rule counts what it matches in
+	// the named counter object NAME (a statement before the verdict).
+	Counter string `json:"counter,omitempty"`
+	NAT     *NAT   `json:"nat,omitempty"`
 	// Verdict is "accept", "drop", "return", "jump CHAIN" or "" (continue).
 	Verdict string `json:"verdict,omitempty"`
 	Comment string `json:"comment,omitempty"`
+}
+
+// Log is a rate-limited kernel log statement. Rate is nft's "N/unit"
+// (second, minute, hour, day; nft's default burst of 5 packets); Prefix
+// starts every log line (at most 127 bytes).
+type Log struct {
+	Rate   string `json:"rate"`
+	Prefix string `json:"prefix"`
 }
 
 // AddrMatch is `ip saddr @set` (Family "ip") or `ip6 saddr @set` ("ip6").

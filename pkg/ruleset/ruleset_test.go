@@ -222,3 +222,70 @@ func TestDiffTableFlags(t *testing.T) {
 		})
 	}
 }
+
+// withCounters is sample() with named counters and counted drops.
+func withCounters() *Table {
+	t := sample()
+	t.Counters = []Counter{{Name: "off_pptp"}, {Name: "policy_drop_forward"}}
+	t.Chains[0].Rules[1].Counter = "off_pptp"
+	t.Chains[0].Rules = append(t.Chains[0].Rules, Rule{Counter: "policy_drop_forward", Verdict: "drop", Comment: "blocked by policy"})
+	return t
+}
+
+// TestDiffCounters: counter objects and the rules' references to them are
+// desired state; their values are not in the IR, so traffic cannot drift.
+func TestDiffCounters(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(*Table)
+		want   []Difference
+	}{
+		{name: "equal", mutate: func(*Table) {}},
+		{name: "order of objects is not semantic", mutate: func(l *Table) { l.Counters[0], l.Counters[1] = l.Counters[1], l.Counters[0] }},
+		{
+			name:   "counter deleted",
+			mutate: func(l *Table) { l.Counters = l.Counters[:1] },
+			want:   []Difference{{Object: "counter policy_drop_forward", Kind: Missing}},
+		},
+		{
+			name:   "extra counter",
+			mutate: func(l *Table) { l.Counters = append(l.Counters, Counter{Name: "zz"}) },
+			want:   []Difference{{Object: "counter zz", Kind: Extra}},
+		},
+		{
+			name:   "reference dropped from a rule",
+			mutate: func(l *Table) { l.Chains[0].Rules[1].Counter = "" },
+			want: []Difference{
+				{Object: "chain forward", Kind: Missing, Detail: `rule meta l4proto gre counter name "off_pptp" drop comment "passthrough pptp off"`},
+				{Object: "chain forward", Kind: Extra, Detail: `rule meta l4proto gre drop comment "passthrough pptp off"`},
+			},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			live := withCounters()
+			tc.mutate(live)
+			got := Diff(withCounters(), live)
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("Diff (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestRenderCounters(t *testing.T) {
+	tbl := withCounters()
+	tbl.Chains[0].Rules = append(tbl.Chains[0].Rules, Rule{OIFSet: "wan_if", L4Proto: "tcp", DPort: "1723", CtState: []string{"new"},
+		Log: &Log{Rate: "5/minute", Prefix: "nfpass pptp off: "}, Comment: "log passthrough pptp off"})
+	got := tbl.Render()
+	for _, want := range []string{
+		"\t\toifname @wan_if tcp dport 1723 ct state new limit rate 5/minute log prefix \"nfpass pptp off: \" comment \"log passthrough pptp off\"\n",
+		"\tcounter off_pptp {\n\t\tpackets 0 bytes 0\n\t}\n",
+		"\t\tmeta l4proto gre counter name \"off_pptp\" drop comment \"passthrough pptp off\"\n",
+		"\t\tcounter name \"policy_drop_forward\" drop comment \"blocked by policy\"\n",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("Render lacks %q:\n%s", want, got)
+		}
+	}
+}

@@ -1,0 +1,57 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+// scrape returns the /metrics text.
+func scrape(t *testing.T, m *Metrics) string {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	return rec.Body.String()
+}
+
+func TestBlockedMetrics(t *testing.T) {
+	counts := []BlockedCount{
+		{Protocol: "pptp", Chain: "forward", Packets: 12, Bytes: 720},
+		{Chain: "input", Packets: 340, Bytes: 20400},
+	}
+	var readErr error
+	m := NewMetrics(nil)
+	if out := scrape(t, m); strings.Contains(out, "nfpass_blocked_") {
+		t.Errorf("blocked series without a reader:\n%s", out)
+	}
+	m.SetBlockedReader(BlockedReaderFunc(func(context.Context) ([]BlockedCount, error) { return counts, readErr }))
+	out := scrape(t, m)
+	for _, want := range []string{
+		"# TYPE nfpass_blocked_packets_total counter\n",
+		`nfpass_blocked_packets_total{chain="forward",protocol="pptp"} 12` + "\n",
+		`nfpass_blocked_packets_total{chain="input",protocol="any"} 340` + "\n",
+		`nfpass_blocked_bytes_total{chain="forward",protocol="pptp"} 720` + "\n",
+		"nfpass_blocked_scrape_error 0\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("/metrics lacks %q:\n%s", want, out)
+		}
+	}
+	// Counters move with traffic between scrapes: read each time.
+	counts[0].Packets = 15
+	if out := scrape(t, m); !strings.Contains(out, `nfpass_blocked_packets_total{chain="forward",protocol="pptp"} 15`) {
+		t.Errorf("second scrape does not re-read the counters:\n%s", out)
+	}
+	readErr = errors.New("netlink: permission denied")
+	out = scrape(t, m)
+	if !strings.Contains(out, "nfpass_blocked_scrape_error 1\n") || strings.Contains(out, "nfpass_blocked_packets_total{") {
+		t.Errorf("a failed read must say so and export no stale values:\n%s", out)
+	}
+	// A second reader replaces the first without registering twice.
+	m.SetBlockedReader(BlockedReaderFunc(func(context.Context) ([]BlockedCount, error) { return nil, nil }))
+	if out := scrape(t, m); !strings.Contains(out, "nfpass_blocked_scrape_error 0\n") {
+		t.Errorf("after replacing the reader:\n%s", out)
+	}
+}
