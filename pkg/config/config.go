@@ -47,9 +47,12 @@
 //	NFPASS_NAT_MASQUERADE           nat.masquerade (true/false, on/off, yes/no, enabled/disabled)
 //	NFPASS_NAT_DMZ                  nat.dmz
 //	NFPASS_NAT_MSS_CLAMP            nat.mss_clamp (as nat.masquerade)
+//	NFPASS_NAT_REFLECTION           nat.reflection (as nat.masquerade; default on)
+//	NFPASS_IPV6                     ipv6 (on | off | auto)
 //	NFPASS_INTERFACES_WAN           interfaces.wan (comma- or space-separated)
 //	NFPASS_INTERFACES_LAN           interfaces.lan (comma- or space-separated)
 //	NFPASS_INTERFACES_LAN_NETWORKS  interfaces.lan_networks (comma- or space-separated)
+//	NFPASS_INTERFACES_GUEST         interfaces.guest (comma- or space-separated)
 //	NFPASS_PASSTHROUGH_<PROTOCOL>   passthrough.<protocol>, e.g. NFPASS_PASSTHROUGH_PPTP=on,
 //	                                NFPASS_PASSTHROUGH_NETBIOS_NS=off (dash written as _)
 //
@@ -387,6 +390,7 @@ func Load(opts Options) (*Loaded, error) {
 	v.SetDefault("table", policy.DefaultTable)
 	v.SetDefault("mode", string(policy.Standalone))
 	v.SetDefault("profile", DefaultProfile)
+	v.SetDefault("nat"+keyDelim+"reflection", true)
 	for _, t := range []map[string]any{profTree, fileTree} {
 		if t != nil {
 			_ = v.MergeConfigMap(t) // never fails

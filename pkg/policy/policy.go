@@ -27,6 +27,42 @@ type Policy struct {
 	NAT         NAT             `json:"nat" mapstructure:"nat"`
 	Forwards    []Forward       `json:"forwards,omitempty" mapstructure:"forwards"`
 	Management  []Service       `json:"management,omitempty" mapstructure:"management"`
+	// IPv6 says whether the router forwards IPv6: IPv6On, IPv6Off or
+	// IPv6Auto (on when a LAN interface has a global IPv6 address, a box
+	// fact the caller records in Facts). Empty means IPv6Auto.
+	IPv6 string `json:"ipv6,omitempty" mapstructure:"ipv6"`
+	// Facts are what the box says, filled by the caller (never by the
+	// config file) and recorded with the policy so that a replay compiles
+	// the same plan.
+	Facts Facts `json:"facts,omitzero" mapstructure:"-"`
+}
+
+// Facts are facts about the box a policy is compiled for. Compile does no
+// I/O: the caller reads them (cmd/nfpass, in the namespace it applies to).
+type Facts struct {
+	// LANGlobalIPv6: a LAN interface has a global IPv6 address (what
+	// `ipv6: auto` turns on).
+	LANGlobalIPv6 bool `json:"lan_global_ipv6,omitempty"`
+}
+
+// IPv6 settings.
+const (
+	IPv6On   = "on"
+	IPv6Off  = "off"
+	IPv6Auto = "auto"
+)
+
+// ForwardsIPv6 reports whether the router forwards IPv6 under this
+// policy: ipv6 on, or auto with a LAN interface holding a global IPv6
+// address (Facts.LANGlobalIPv6).
+func (p *Policy) ForwardsIPv6() bool {
+	switch p.IPv6 {
+	case IPv6On:
+		return true
+	case IPv6Off:
+		return false
+	}
+	return p.Facts.LANGlobalIPv6
 }
 
 // Interfaces names the router's WAN and LAN interfaces and the LAN's
@@ -35,6 +71,11 @@ type Interfaces struct {
 	WAN         []string `json:"wan" mapstructure:"wan"`
 	LAN         []string `json:"lan" mapstructure:"lan"`
 	LANNetworks []string `json:"lan_networks,omitempty" mapstructure:"lan_networks"`
+	// Guest interfaces may only reach the WAN (and the router's
+	// management services in zone guest): not the LAN, not each other's
+	// LAN hosts through reflection. Trusted interfaces such as a
+	// WireGuard wg0 belong in LAN: traffic among LAN interfaces passes.
+	Guest []string `json:"guest,omitempty" mapstructure:"guest"`
 }
 
 // NAT holds masquerading and the exposed (DMZ) host.
@@ -48,6 +89,11 @@ type NAT struct {
 	// link with a smaller MTU (PPPoE, a PPTP or IPsec tunnel) does not
 	// stall when ICMP "fragmentation needed" is lost (OpenWrt's mtu_fix).
 	MSSClamp bool `json:"mss_clamp,omitempty" mapstructure:"mss_clamp"`
+	// Reflection lets LAN clients reach forwards through the router's own
+	// WAN address (hairpin NAT): the flow is DNATed as from the WAN and
+	// masqueraded toward the LAN server so that replies come back through
+	// the router. The DMZ is not reflected. The config default is true.
+	Reflection bool `json:"reflection,omitempty" mapstructure:"reflection"`
 }
 
 // Forward sends WAN traffic to a LAN host. Either Protocol (a catalog name:
@@ -71,7 +117,7 @@ type Service struct {
 	Name  string   `json:"name" mapstructure:"name"`
 	Proto string   `json:"proto" mapstructure:"proto"`
 	Ports []string `json:"port" mapstructure:"port"`
-	// Zone is "lan", "wan" or "any".
+	// Zone is "lan", "wan", "guest" or "any" (every interface).
 	Zone string `json:"zone" mapstructure:"zone"`
 }
 
@@ -80,6 +126,8 @@ const (
 	ZoneLAN = "lan"
 	ZoneWAN = "wan"
 	ZoneAny = "any"
+	// ZoneGuest is reachable from interfaces.guest only (DHCP, DNS).
+	ZoneGuest = "guest"
 )
 
 // DefaultTable is the table name when the config does not set one.

@@ -167,7 +167,7 @@ func TestRouterAddrs(t *testing.T) {
 	}{
 		{"no target is the router", func(*policy.Policy) {}, nil},
 		{"forward to the router's lan address", func(p *policy.Policy) { p.Forwards[0].To = "192.168.1.1" }, []string{"forwards[0].to"}},
-		{"forward to the router's ipv6 address", func(p *policy.Policy) { p.Forwards[1].To = "[fd00:1::1]:22"; p.Forwards[1].From = nil }, []string{"forwards[1].to"}},
+		{"forward to the router's ipv6 address", func(p *policy.Policy) { p.Forwards[1].To = "fd00:1::1"; p.Forwards[1].From = nil }, []string{"forwards[1].to"}},
 		{"dmz is the router", func(p *policy.Policy) { p.NAT.DMZ = "192.168.1.1" }, []string{"nat.dmz"}},
 	}
 	for _, tc := range tests {
