@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -122,6 +123,9 @@ func gatherDoctor(ctx context.Context, k *kernelFlags, p *policy.Policy, plan *c
 	for _, s := range plan.Sysctls {
 		st := audit.SysctlState{Key: s.Key, Want: s.Value, Why: s.Why}
 		v, err := sc.Get(s.Key)
+		if s.IfPresent && errors.Is(err, fs.ErrNotExist) {
+			continue // an interface that does not exist (yet): nothing to check
+		}
 		if err != nil {
 			st.Err = err.Error()
 		}
