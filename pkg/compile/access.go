@@ -37,6 +37,9 @@ type AccessService struct {
 func accessOf(p *policy.Policy) *Access {
 	a := &Access{Mode: p.Mode, WAN: slices.Clone(p.Interfaces.WAN), LAN: slices.Clone(p.Interfaces.LAN)}
 	for _, s := range p.Management {
+		if s.Zone == policy.ZoneGuest {
+			continue // guests' DHCP and DNS: not the admin's way in
+		}
 		a.Management = append(a.Management, AccessService{Name: s.Name, Proto: s.Proto, Ports: slices.Clone(s.Ports), Zone: s.Zone})
 	}
 	return a

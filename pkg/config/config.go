@@ -159,6 +159,10 @@ type Options struct {
 	// may target (see policy.ValidateOptions). Load does not read them:
 	// the caller does, in the namespace it applies to. Nil: not checked.
 	RouterAddrs []netip.Addr
+	// Facts are what the box says (interfaces with a global IPv6
+	// address, for ipv6: auto), copied into the policy. Load does not
+	// read them: the caller does. Zero: none known.
+	Facts policy.Facts
 }
 
 // Precedence ranks of the sources.
@@ -418,6 +422,7 @@ func Load(opts Options) (*Loaded, error) {
 	} else {
 		p.Source = fmt.Sprintf("profile %s (no config file)", profName)
 	}
+	p.Facts = opts.Facts
 
 	// Validate the merged policy, and name the source of each problem.
 	partial := fileBroken || !profileOK

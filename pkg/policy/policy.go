@@ -3,6 +3,8 @@
 // viper; pkg/config fills it, Validate checks it, pkg/compile compiles it.
 package policy
 
+import "slices"
+
 // Mode says whether nfpass is the whole firewall or sits beside another.
 type Mode string
 
@@ -40,9 +42,9 @@ type Policy struct {
 // Facts are facts about the box a policy is compiled for. Compile does no
 // I/O: the caller reads them (cmd/nfpass, in the namespace it applies to).
 type Facts struct {
-	// LANGlobalIPv6: a LAN interface has a global IPv6 address (what
-	// `ipv6: auto` turns on).
-	LANGlobalIPv6 bool `json:"lan_global_ipv6,omitempty"`
+	// GlobalIPv6 names the interfaces that have a global IPv6 address
+	// (sorted). `ipv6: auto` is on when one of them is a LAN interface.
+	GlobalIPv6 []string `json:"global_ipv6,omitempty"`
 }
 
 // IPv6 settings.
@@ -54,7 +56,7 @@ const (
 
 // ForwardsIPv6 reports whether the router forwards IPv6 under this
 // policy: ipv6 on, or auto with a LAN interface holding a global IPv6
-// address (Facts.LANGlobalIPv6).
+// address (Facts.GlobalIPv6).
 func (p *Policy) ForwardsIPv6() bool {
 	switch p.IPv6 {
 	case IPv6On:
@@ -62,7 +64,12 @@ func (p *Policy) ForwardsIPv6() bool {
 	case IPv6Off:
 		return false
 	}
-	return p.Facts.LANGlobalIPv6
+	for _, n := range p.Interfaces.LAN {
+		if slices.Contains(p.Facts.GlobalIPv6, n) {
+			return true
+		}
+	}
+	return false
 }
 
 // Interfaces names the router's WAN and LAN interfaces and the LAN's
