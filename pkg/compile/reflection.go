@@ -1,6 +1,9 @@
 package compile
 
 import (
+	"net/netip"
+	"slices"
+
 	"github.com/nfpass/nfpass/pkg/policy"
 	"github.com/nfpass/nfpass/pkg/ruleset"
 )
@@ -37,17 +40,33 @@ func (c *compiler) reflect(dstnat []ruleset.Rule, wan, prefix string) []ruleset.
 	return out
 }
 
+// SetLAN4 holds the IPv4 lan_networks: the sources whose reflected flows
+// are masqueraded.
+const SetLAN4 = "lan4"
+
 // reflectMasquerade masquerades reflected flows toward the LAN server:
 // without it the server would answer the LAN client directly, from its
 // own address, and the client (which opened the router's WAN address)
-// would drop the reply.
+// would drop the reply. Postrouting knows no input interface, so the
+// reflected flows are told apart from WAN traffic forwarded to the LAN by
+// their source: a DNATed flow from a LAN network (interfaces.lan_networks,
+// as fw4 uses its zone subnets) leaving through a LAN interface. LAN
+// clients of a network not listed there are not reflected.
 func (c *compiler) reflectMasquerade(dstnat []ruleset.Rule, prefix string) []ruleset.Rule {
-	for _, r := range dstnat {
-		if r.FibDaddrNotOnIIF && r.NAT != nil && r.NAT.Kind == "dnat" && c.reflecting(prefix) {
-			return []ruleset.Rule{{IIFSet: SetLAN, OIFSet: SetLAN, NFProto: "ipv4", CtStatus: "dnat", NAT: &ruleset.NAT{Kind: "masquerade"}, Comment: "reflection: replies come back through the router"}}
+	if !slices.ContainsFunc(dstnat, func(r ruleset.Rule) bool { return r.FibDaddrNotOnIIF && r.NAT != nil }) || !c.reflecting(prefix) {
+		return nil
+	}
+	var elems []ruleset.Element
+	for _, n := range c.p.Interfaces.LANNetworks {
+		if pfx, err := netip.ParsePrefix(n); err == nil && pfx.Addr().Is4() {
+			elems = append(elems, ruleset.Element{Key: []string{prefixString(pfx.Masked())}})
 		}
 	}
-	return nil
+	if len(elems) == 0 {
+		return nil
+	}
+	c.addSet(ruleset.Set{Name: SetLAN4, KeyType: []string{"ipv4_addr"}, Interval: true, Elements: elems})
+	return []ruleset.Rule{{OIFSet: SetLAN, SAddr: &ruleset.AddrMatch{Family: "ip", Set: SetLAN4}, CtStatus: "dnat", NAT: &ruleset.NAT{Kind: "masquerade"}, Comment: "reflection: replies come back through the router"}}
 }
 
 func (c *compiler) reflecting(prefix string) bool {

@@ -31,7 +31,7 @@ func web(p *policy.Policy) {
 func TestStandaloneRules(t *testing.T) {
 	const (
 		reflMap  = `iifname @lan_if fib daddr type local fib daddr . iif type != local dnat ip to meta l4proto . th dport map @fwd4 comment "reflection: forwards"`
-		reflMasq = `iifname @lan_if oifname @lan_if meta nfproto ipv4 ct status dnat masquerade comment "reflection: replies come back through the router"`
+		reflMasq = `oifname @lan_if ip saddr @lan4 ct status dnat masquerade comment "reflection: replies come back through the router"`
 		pin      = `iifname @wan_if ip6 daddr @pinhole_0 tcp dport 443 accept comment "pinhole web6"`
 	)
 	tests := []struct {

@@ -107,7 +107,7 @@ func fullTable(name string) *ruleset.Table {
 			}},
 			{Name: "srcnat", Type: "nat", Hook: "postrouting", Priority: ruleset.PrioritySrcNAT, Policy: "accept", Rules: []ruleset.Rule{
 				{OIFSet: "wan_if", NAT: &ruleset.NAT{Kind: "masquerade"}},
-				{IIFSet: "lan_if", OIFSet: "lan_if", CtStatus: "dnat", NAT: &ruleset.NAT{Kind: "masquerade"}, Comment: "reflection"},
+				{OIFSet: "lan_if", SAddr: &ruleset.AddrMatch{Family: "ip", Set: "v4"}, CtStatus: "dnat", NAT: &ruleset.NAT{Kind: "masquerade"}, Comment: "reflection"},
 			}},
 		},
 	}
