@@ -441,7 +441,9 @@ func (p *Policy) validateForwards(cat Catalog, t targets) []error {
 				errs = append(errs, terr)
 			}
 			if terr == nil && toAddr.Is6() && !toAddr.Is4In6() {
-				if p.IPv6 == IPv6Off {
+				if p.Mode == Companion {
+					errs = append(errs, fieldErr(path+".to", "%s is an IPv6 host: an IPv6 forward is a pinhole (no NAT), which in companion mode belongs in the owning firewall's forward rules (fw4: a rule with family ipv6, src wan, dest lan, dest_ip %s, target ACCEPT); remove it here", toAddr, toAddr))
+				} else if p.IPv6 == IPv6Off {
 					errs = append(errs, fieldErr(path+".to", "%s is an IPv6 host but ipv6 is off: set ipv6: on (or auto), or forward to an IPv4 address", toAddr))
 				}
 				if toPort != 0 && !(len(f.Ports) == 1 && f.Ports[0] == fmt.Sprint(toPort)) {

@@ -118,6 +118,10 @@ func TestValidate(t *testing.T) {
 			p.IPv6 = policy.IPv6Off
 			p.Forwards[1].To, p.Forwards[1].From = "fd00:1::30", nil
 		}, []string{"forwards[1].to"}, false},
+		{"ipv6 forward in companion mode", func(p *policy.Policy) {
+			p.Mode, p.NAT.DMZ = policy.Companion, ""
+			p.Forwards[1].To, p.Forwards[1].From = "fd00:1::30", nil
+		}, []string{"forwards[1].to"}, false},
 		{"ipv6 pinhole cannot translate the port", func(p *policy.Policy) { p.Forwards[1].To, p.Forwards[1].From = "[fd00:1::30]:22", nil }, []string{"forwards[1].to"}, false},
 		{"guest interface also a lan interface", func(p *policy.Policy) { p.Interfaces.Guest = []string{"br-lan"} }, []string{"interfaces.guest[0]"}, false},
 		{"guest interfaces in companion mode", func(p *policy.Policy) {
