@@ -177,3 +177,64 @@ func TestLANZones(t *testing.T) {
 		})
 	}
 }
+
+// standaloneRows runs the matrix's standalone rows (reflection, IPv6
+// pinhole, zones) against a lab with the standalone topology.
+func standaloneRows(t *testing.T, extra map[string]any, on func(map[string]bool)) []lab.Row {
+	t.Helper()
+	p, plan, err := lab.CompileZonesConfig("", "home", extra)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := newLab(t, lab.Options{Zones: true}, plan.Table)
+	exp := lab.Expectations(p)
+	if on != nil {
+		on(exp)
+	}
+	var rows []lab.Row
+	for _, c := range lab.Cases {
+		if c.Protocol != lab.Reflection && c.Protocol != lab.IPv6 && c.Protocol != lab.Zones {
+			continue
+		}
+		fresh(t, l)
+		r := c.Run(l, exp[c.Protocol])
+		r.Case, r.Protocol = c.Name, c.Protocol
+		rows = append(rows, r)
+	}
+	if len(rows) != 3 {
+		t.Fatalf("%d standalone rows, want 3", len(rows))
+	}
+	return rows
+}
+
+// TestMatrixStandaloneRows: the lab matrix's reflection, IPv6 pinhole and
+// LAN zone rows pass for the home profile, with reflection and IPv6 off
+// (observed blocked, as expected), and fail when the expectation is
+// flipped (the rows can fail).
+func TestMatrixStandaloneRows(t *testing.T) {
+	t.Parallel()
+	t.Run("home", func(t *testing.T) {
+		for _, r := range standaloneRows(t, nil, nil) {
+			checkRow(t, r)
+			if r.Expected != lab.Pass {
+				t.Errorf("%s: expected %s, want pass for the home profile", r.Case, r.Expected)
+			}
+		}
+	})
+	t.Run("reflection and ipv6 off", func(t *testing.T) {
+		for _, r := range standaloneRows(t, map[string]any{"nat.reflection": false, "ipv6": "off"}, nil) {
+			checkRow(t, r)
+			if r.Protocol != lab.Zones && r.Observed != lab.Blocked {
+				t.Errorf("%s: observed %s, want blocked", r.Case, r.Observed)
+			}
+		}
+	})
+	t.Run("flipped expectations fail", func(t *testing.T) {
+		rows := standaloneRows(t, map[string]any{"nat.reflection": false}, func(on map[string]bool) { on[lab.Reflection] = true })
+		for _, r := range rows {
+			if r.Protocol == lab.Reflection && r.OK() {
+				t.Errorf("%s: passes although reflection is off and the matrix expects it on", r.Case)
+			}
+		}
+	})
+}
