@@ -134,14 +134,29 @@ func attach(t *testing.T, l *lab.Lab, ifname string, router, host netip.Addr) ne
 // reach the guest.
 func TestLANZones(t *testing.T) {
 	t.Parallel()
+	for _, class := range []string{"lan", "vpn"} {
+		t.Run("second interface as "+class, func(t *testing.T) {
+			t.Parallel()
+			lanZones(t, class)
+		})
+	}
+}
+
+// lanZones runs TestLANZones with lan78 in interfaces.lan or
+// interfaces.vpn (a trusted tunnel such as wg0 acts as LAN).
+func lanZones(t *testing.T, class string) {
 	l := newLab(t, lab.Options{}, nil)
 	lan78 := attach(t, l, lan78If, lan78Router, lan78Host)
 	guest := attach(t, l, gIf, guestRouter, guestHost)
-	_, tbl := compiled(t, "", "home", map[string]any{
+	ovr := map[string]any{
 		"interfaces.lan":          []string{lab.LANIf, lan78If},
 		"interfaces.guest":        []string{gIf},
 		"interfaces.lan_networks": []string{lab.LANNetwork, lan78Net},
-	})
+	}
+	if class == "vpn" {
+		ovr["interfaces.lan"], ovr["interfaces.vpn"] = []string{lab.LANIf}, []string{lan78If}
+	}
+	_, tbl := compiled(t, "", "home", ovr)
 	if err := l.Apply(tbl); err != nil {
 		t.Fatal(err)
 	}
@@ -160,6 +175,7 @@ func TestLANZones(t *testing.T) {
 		{"guest to lan78", lan78, guest, lan78Host, false},
 		{"br-lan to guest", guest, l.LAN1, guestHost, false},
 		{"wan to lan78", lan78, l.WAN, lan78Host, false},
+		{"lan78 to wan", l.WAN, lan78, lab.WANAddr, true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

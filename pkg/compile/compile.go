@@ -282,6 +282,9 @@ func (c *compiler) input() {
 			continue
 		}
 		rules = append(rules, ruleset.Rule{IIFSet: zoneIIFSet(zone), ProtoPortSet: set, Verdict: "accept", Comment: "management from " + zone})
+		if zone == policy.ZoneLAN && len(c.p.Interfaces.VPN) > 0 {
+			rules = append(rules, ruleset.Rule{IIFSet: SetVPN, ProtoPortSet: set, Verdict: "accept", Comment: "management from lan (vpn)"})
+		}
 	}
 	c.t.Chains = append(c.t.Chains, ruleset.Chain{Name: ChainInput, Type: "filter", Hook: "input", Priority: ruleset.PriorityFilter, Policy: "drop", Rules: rules})
 }

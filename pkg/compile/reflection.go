@@ -32,7 +32,7 @@ func (c *compiler) reflect(dstnat []ruleset.Rule, wan, prefix string) []ruleset.
 		if r.IIFSet != wan || !r.FibDaddrLocal || r.NAT == nil || r.NAT.Kind != "dnat" || r.NAT.Family != "ip" {
 			continue
 		}
-		r.IIFSet = SetLAN
+		r.IIFSet = c.trusted()
 		r.FibDaddrNotOnIIF = true
 		r.Comment = comment("reflection: " + r.Comment)
 		out = append(out, r)
@@ -66,7 +66,7 @@ func (c *compiler) reflectMasquerade(dstnat []ruleset.Rule, prefix string) []rul
 		return nil
 	}
 	c.addSet(ruleset.Set{Name: SetLAN4, KeyType: []string{"ipv4_addr"}, Interval: true, Elements: elems})
-	return []ruleset.Rule{{OIFSet: SetLAN, SAddr: &ruleset.AddrMatch{Family: "ip", Set: SetLAN4}, CtStatus: "dnat", NAT: &ruleset.NAT{Kind: "masquerade"}, Comment: "reflection: replies come back through the router"}}
+	return []ruleset.Rule{{OIFSet: c.trusted(), SAddr: &ruleset.AddrMatch{Family: "ip", Set: SetLAN4}, CtStatus: "dnat", NAT: &ruleset.NAT{Kind: "masquerade"}, Comment: "reflection: replies come back through the router"}}
 }
 
 func (c *compiler) reflecting(prefix string) bool {

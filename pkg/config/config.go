@@ -52,6 +52,7 @@
 //	NFPASS_INTERFACES_WAN           interfaces.wan (comma- or space-separated)
 //	NFPASS_INTERFACES_LAN           interfaces.lan (comma- or space-separated)
 //	NFPASS_INTERFACES_LAN_NETWORKS  interfaces.lan_networks (comma- or space-separated)
+//	NFPASS_INTERFACES_VPN           interfaces.vpn (comma- or space-separated)
 //	NFPASS_INTERFACES_GUEST         interfaces.guest (comma- or space-separated)
 //	NFPASS_PASSTHROUGH_<PROTOCOL>   passthrough.<protocol>, e.g. NFPASS_PASSTHROUGH_PPTP=on,
 //	                                NFPASS_PASSTHROUGH_NETBIOS_NS=off (dash written as _)

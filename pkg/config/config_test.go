@@ -730,6 +730,7 @@ func TestEnvMapping(t *testing.T) {
 		"NFPASS_NAT_MSS_CLAMP":           "nat.mss_clamp",
 		"NFPASS_NAT_REFLECTION":          "nat.reflection",
 		"NFPASS_INTERFACES_GUEST":        "interfaces.guest",
+		"NFPASS_INTERFACES_VPN":          "interfaces.vpn",
 		"NFPASS_IPV6":                    "ipv6",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {

@@ -78,10 +78,15 @@ type Interfaces struct {
 	WAN         []string `json:"wan" mapstructure:"wan"`
 	LAN         []string `json:"lan" mapstructure:"lan"`
 	LANNetworks []string `json:"lan_networks,omitempty" mapstructure:"lan_networks"`
+	// VPN interfaces (WireGuard's wg0, OpenVPN's tun0) are trusted and
+	// act as LAN: they reach the WAN, the LAN and each other, get the
+	// management of zone lan, and are reflected. Unlike LAN interfaces
+	// they may be absent (the tunnel is not up yet): the lockout preflight
+	// only warns.
+	VPN []string `json:"vpn,omitempty" mapstructure:"vpn"`
 	// Guest interfaces may only reach the WAN (and the router's
-	// management services in zone guest): not the LAN, not each other's
-	// LAN hosts through reflection. Trusted interfaces such as a
-	// WireGuard wg0 belong in LAN: traffic among LAN interfaces passes.
+	// management services in zone guest): not the LAN, not the VPN, and
+	// no reflection.
 	Guest []string `json:"guest,omitempty" mapstructure:"guest"`
 }
 

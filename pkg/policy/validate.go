@@ -187,7 +187,11 @@ func (p *Policy) validateInterfaces() []error {
 	}
 	check("wan", p.Interfaces.WAN)
 	check("lan", p.Interfaces.LAN)
+	check("vpn", p.Interfaces.VPN)
 	check("guest", p.Interfaces.Guest)
+	if len(p.Interfaces.VPN) > 0 && p.Mode == Companion {
+		errs = append(errs, fieldErr("interfaces.vpn", "not available in companion mode: the owning firewall's zones decide what a VPN reaches (fw4: add the interface to the lan zone)"))
+	}
 	if len(p.Interfaces.Guest) > 0 && p.Mode == Companion {
 		errs = append(errs, fieldErr("interfaces.guest", "not available in companion mode: the owning firewall's zones decide what guests reach (fw4: a guest zone forwarding to wan only)"))
 	}

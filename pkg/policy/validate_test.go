@@ -43,8 +43,8 @@ func TestValidStandalonePolicies(t *testing.T) {
 			p.Interfaces.Guest = []string{"guest0"}
 			p.Management = append(p.Management, policy.Service{Name: "dns", Proto: "udp", Ports: []string{"53"}, Zone: policy.ZoneGuest})
 		},
-		"ipv6 on, off, auto":     func(p *policy.Policy) { p.IPv6 = policy.IPv6On },
-		"a vpn interface as lan": func(p *policy.Policy) { p.Interfaces.LAN = append(p.Interfaces.LAN, "wg0") },
+		"ipv6 on, off, auto": func(p *policy.Policy) { p.IPv6 = policy.IPv6On },
+		"a vpn interface":    func(p *policy.Policy) { p.Interfaces.VPN = []string{"wg0"} },
 	} {
 		t.Run(name, func(t *testing.T) {
 			p := valid()
@@ -123,6 +123,8 @@ func TestValidate(t *testing.T) {
 			p.Forwards[1].To, p.Forwards[1].From = "fd00:1::30", nil
 		}, []string{"forwards[1].to"}, false},
 		{"ipv6 pinhole cannot translate the port", func(p *policy.Policy) { p.Forwards[1].To, p.Forwards[1].From = "[fd00:1::30]:22", nil }, []string{"forwards[1].to"}, false},
+		{"vpn interface also a lan interface", func(p *policy.Policy) { p.Interfaces.VPN = []string{"br-lan"} }, []string{"interfaces.vpn[0]"}, false},
+		{"vpn interfaces in companion mode", func(p *policy.Policy) { p.Mode, p.NAT.DMZ, p.Interfaces.VPN = policy.Companion, "", []string{"wg0"} }, []string{"interfaces.vpn"}, false},
 		{"guest interface also a lan interface", func(p *policy.Policy) { p.Interfaces.Guest = []string{"br-lan"} }, []string{"interfaces.guest[0]"}, false},
 		{"guest interfaces in companion mode", func(p *policy.Policy) {
 			p.Mode, p.NAT.DMZ, p.Interfaces.Guest = policy.Companion, "", []string{"guest0"}
