@@ -203,7 +203,7 @@ func (c *compiler) helpers(active []activeProto) {
 				if c.p.On(a.Name) {
 					lan := r
 					if len(c.p.Interfaces.LAN) > 0 {
-						lan.IIFSet = SetLAN
+						lan.IIFSet = c.trusted() // LAN and VPN clients
 					}
 					lan.Comment = comment("passthrough " + a.Name)
 					pre = append(pre, lan)
