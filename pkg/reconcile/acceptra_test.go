@@ -8,6 +8,7 @@ import (
 	"github.com/nfpass/nfpass/integration/netns"
 	"github.com/nfpass/nfpass/pkg/compile"
 	"github.com/nfpass/nfpass/pkg/nft"
+	"github.com/nfpass/nfpass/pkg/policy"
 )
 
 // TestAcceptRARestored: a plan that forwards IPv6 sets accept_ra=2 on its
@@ -49,5 +50,41 @@ func TestAcceptRARestored(t *testing.T) {
 	}
 	if v := get("net.ipv6.conf.all.forwarding"); v != "0" {
 		t.Errorf("after destroy forwarding = %s, want the old 0", v)
+	}
+}
+
+// TestSameConfigNewFactsIsANewGeneration: applying the same config and
+// table again is the same generation, unless the inputs differ (box facts
+// such as the interfaces with a global IPv6 address change the plan's
+// sysctls, and a replay compiles from the recorded inputs).
+func TestSameConfigNewFactsIsANewGeneration(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, Options{})
+	apply := func() {
+		t.Helper()
+		if _, err := e.r.Apply(ctx, testPlan("a"), []byte("a")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	count := func() int {
+		gens, err := e.r.History()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(gens)
+	}
+	apply()
+	apply()
+	if n := count(); n != 1 {
+		t.Fatalf("same config, same inputs: %d generations, want 1", n)
+	}
+	e.r.opts.Inputs.Facts = policy.Facts{GlobalIPv6: []string{"br-lan"}}
+	apply()
+	if n := count(); n != 2 {
+		t.Fatalf("same config, new facts: %d generations, want 2", n)
+	}
+	apply()
+	if n := count(); n != 2 {
+		t.Fatalf("same config, same new facts: %d generations, want 2", n)
 	}
 }
