@@ -74,7 +74,7 @@ On a remote router, always apply with --confirm.`,
 			if err := reconcile.RefuseIfDaemon(k.runtimeRoot, k.stateDir, "apply"); err != nil {
 				return fmt.Errorf("apply: %w", err)
 			}
-			plan, loaded, err := g.compileChecked(force, routerAddrs(k.netns))
+			plan, loaded, err := g.compileChecked(force, readBox(k.netns))
 			if err != nil {
 				return err
 			}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/netip"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -28,11 +27,11 @@ func init() {
 // compileChecked is compile, except that with force a policy whose only
 // problems would cut management access is compiled anyway (with a
 // warning); without force such a policy is refused with a clear message.
-// routerAddrs are the target box's own addresses (see loadConfig). It
+// b is what the target box says (see loadConfig). It
 // returns the loaded config too: its Bytes are what the plan was compiled
 // from, the config to record.
-func (g *globals) compileChecked(force bool, routerAddrs []netip.Addr) (*compile.Plan, *config.Loaded, error) {
-	l, cat, err := g.loadConfig(routerAddrs)
+func (g *globals) compileChecked(force bool, b *box) (*compile.Plan, *config.Loaded, error) {
+	l, cat, err := g.loadConfig(b)
 	if err != nil {
 		if l == nil || !errors.Is(err, policy.ErrManagementCut) {
 			return nil, nil, g.reportConfigError(err)

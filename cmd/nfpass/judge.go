@@ -81,6 +81,7 @@ func judgeGeneration(gen reconcile.Generation, cat *catalog.Catalog) (*judged, e
 	if gen.Inputs != nil {
 		// As it was applied: the same environment and flag overrides.
 		opts.Environ = gen.Inputs.Env
+		opts.Facts = gen.Inputs.Facts
 		if gen.Inputs.ConfigPath != "" {
 			opts.Path = gen.Inputs.ConfigPath
 		}

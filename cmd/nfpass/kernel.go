@@ -70,7 +70,7 @@ func (k *kernelFlags) reconcilerWith(a reconcile.Applier) *reconcile.Reconciler 
 // bytes: the config path (none when the file is absent), NFPASS_*
 // variables and the command-line overrides.
 func (k *kernelFlags) inputs(g *globals) reconcile.Inputs {
-	in := reconcile.Inputs{Forced: k.force}
+	in := reconcile.Inputs{Forced: k.force, Facts: readBox(k.netns).facts}
 	for _, e := range os.Environ() {
 		if strings.HasPrefix(e, config.EnvPrefix) && !strings.HasPrefix(e, config.EnvConfig+"=") {
 			in.Env = append(in.Env, e)
@@ -109,7 +109,7 @@ func recompile(cfg []byte, in reconcile.Inputs) (*compile.Plan, error) {
 	noFile := len(cfg) == 0
 	l, err := config.Load(config.Options{
 		Path: in.ConfigPath, Explicit: !noFile, Data: cfg, NoFile: noFile,
-		Environ: in.Env, Overrides: overrides, Catalog: cat,
+		Environ: in.Env, Overrides: overrides, Catalog: cat, Facts: in.Facts,
 	})
 	if err != nil && !(in.Forced && l != nil) {
 		return nil, err

@@ -39,9 +39,11 @@ func newLabCmd(g *globals) *cobra.Command {
 (br-lan 192.168.77.1, wan0 203.0.113.1) and a WAN server (203.0.113.2), all in
 network namespaces named nfpass-lab-*, applies the policy to the lab router,
 and runs real PPTP, IPsec (IKE, NAT-T, raw ESP), L2TP and SIP peers through it
-from both LAN hosts at once. The policy's interfaces are retargeted to the
-lab's (wan0, br-lan, 192.168.77.0/24). The host's own firewall is never
-touched.`,
+from both LAN hosts at once, then checks NAT reflection, an IPv6 pinhole
+and the LAN zones (LAN to LAN, guest to WAN only). The policy's interfaces
+are retargeted to the lab's (wan0; LAN br-lan and lan78; guest guest0;
+192.168.77.0/24, 192.168.78.0/25, 2001:db8:77::/64) and its forwards
+replaced by the lab's own. The host's own firewall is never touched.`,
 		Example: `  sudo nfpass lab run                       # up, test, down: the matrix for the default policy
   sudo nfpass lab run --profile consumer-defaults
   sudo nfpass lab up -c my.yaml && sudo nfpass lab test -c my.yaml && sudo nfpass lab down`,
@@ -109,7 +111,7 @@ touched.`,
 
 // labPolicy loads the policy retargeted at the lab's interfaces.
 func (g *globals) labPolicy() (*policy.Policy, error) {
-	p, _, err := lab.CompileConfig(g.configPath, g.profile, nil)
+	p, _, err := lab.CompileZonesConfig(g.configPath, g.profile, nil)
 	if err != nil {
 		return nil, g.reportConfigError(err)
 	}
@@ -117,14 +119,14 @@ func (g *globals) labPolicy() (*policy.Policy, error) {
 }
 
 func (g *globals) labUp() (*lab.Lab, error) {
-	_, plan, err := lab.CompileConfig(g.configPath, g.profile, nil)
+	_, plan, err := lab.CompileZonesConfig(g.configPath, g.profile, nil)
 	if err != nil {
 		return nil, g.reportConfigError(err)
 	}
 	if err := lab.Sweep(labPrefix); err != nil {
 		return nil, fmt.Errorf("lab up: removing an old lab: %w", err)
 	}
-	l, err := lab.Up(lab.Options{Prefix: labPrefix, Applier: netlinkLabApplier{}})
+	l, err := lab.Up(lab.Options{Prefix: labPrefix, Applier: netlinkLabApplier{}, Zones: true})
 	if err != nil {
 		return nil, fmt.Errorf("lab up: %w", err)
 	}

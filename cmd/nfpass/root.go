@@ -7,7 +7,9 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
+	"sync"
 
 	"github.com/spf13/cobra"
 
@@ -114,10 +116,11 @@ func builtinCommands(root *cobra.Command) {
 var extraCommands []func(*globals) *cobra.Command
 
 // loadConfig reads the config once (file, environment, flags) and
-// validates it. routerAddrs, when not nil, are the router's own addresses
-// (see routerAddrs), which no forward or DMZ may target. The result's
-// Bytes are what was parsed: record those, never re-read the file.
-func (g *globals) loadConfig(routerAddrs []netip.Addr) (*config.Loaded, *catalog.Catalog, error) {
+// validates it. b, when not nil, is what the target box says (see
+// readBox): its own addresses, which no forward or DMZ may target, and
+// the facts `ipv6: auto` needs. The result's Bytes are what was parsed:
+// record those, never re-read the file.
+func (g *globals) loadConfig(b *box) (*config.Loaded, *catalog.Catalog, error) {
 	cat := catalog.Default()
 	overrides := map[string]any{}
 	if g.table != "" {
@@ -129,6 +132,11 @@ func (g *globals) loadConfig(routerAddrs []netip.Addr) (*config.Loaded, *catalog
 	if g.mode != "" {
 		overrides["mode"] = g.mode
 	}
+	var addrs []netip.Addr
+	var facts policy.Facts
+	if b != nil {
+		addrs, facts = b.addrs, b.facts
+	}
 	l, err := config.Load(config.Options{
 		Path:        g.configPath,
 		Explicit:    g.configPath != "",
@@ -136,7 +144,8 @@ func (g *globals) loadConfig(routerAddrs []netip.Addr) (*config.Loaded, *catalog
 		Overrides:   overrides,
 		Catalog:     cat,
 		MaxSize:     int64(g.maxConfig),
-		RouterAddrs: routerAddrs,
+		RouterAddrs: addrs,
+		Facts:       facts,
 	})
 	return l, cat, err
 }
@@ -151,24 +160,51 @@ func (g *globals) loadPolicy() (*policy.Policy, *catalog.Catalog, error) {
 	return l.Policy, cat, err
 }
 
-// routerAddrs returns every address of every interface in the namespace
-// the command acts on ("" the host's): the router's own addresses. It
-// reads the kernel (netlink; a named namespace needs root). When they
-// cannot be read it returns nil and the check is skipped: the apply that
-// follows reports the namespace problem itself.
-func routerAddrs(netns string) []netip.Addr {
-	ifs, err := helpers.Interfaces(netns, nil)
-	if err != nil {
-		return nil
-	}
-	out := []netip.Addr{}
-	for _, ifc := range ifs {
-		for _, a := range ifc.Addrs {
-			out = append(out, a.Addr())
-		}
-	}
-	return out
+// box is what nfpass reads of the router it applies to.
+type box struct {
+	addrs []netip.Addr // every address of every interface (nil: unknown)
+	facts policy.Facts
 }
+
+// readBox reads the namespace the command acts on ("" the host's): every
+// address of every interface (the router's own addresses) and the
+// interfaces holding a global IPv6 address (policy.Facts). It reads the
+// kernel (netlink; a named namespace needs root) once per namespace and
+// process, so that the plan compiled and the inputs recorded with it
+// agree. When the interfaces cannot be read, addrs is nil (the address
+// check is skipped: the apply that follows reports the namespace problem
+// itself) and the facts are empty.
+func readBox(netns string) *box {
+	boxMu.Lock()
+	defer boxMu.Unlock()
+	if b, ok := boxCache[netns]; ok {
+		return b
+	}
+	b := &box{}
+	if ifs, err := helpers.Interfaces(netns, nil); err == nil {
+		b.addrs = []netip.Addr{}
+		for _, ifc := range ifs {
+			global := false
+			for _, a := range ifc.Addrs {
+				b.addrs = append(b.addrs, a.Addr())
+				if a.Addr().Is6() && !a.Addr().Is4In6() && a.Addr().IsGlobalUnicast() {
+					global = true
+				}
+			}
+			if global {
+				b.facts.GlobalIPv6 = append(b.facts.GlobalIPv6, ifc.Name)
+			}
+		}
+		slices.Sort(b.facts.GlobalIPv6)
+	}
+	boxCache[netns] = b
+	return b
+}
+
+var (
+	boxMu    sync.Mutex
+	boxCache = map[string]*box{}
+)
 
 // sizeFlag is a byte count flag that reads 4MiB, 512KiB or 1048576.
 type sizeFlag int64

@@ -128,7 +128,7 @@ does a full check; SIGTERM/SIGINT exit, leaving the table in place.`,
 			lastWarnings := ""
 			load := func() (*compile.Plan, []byte, error) {
 				// One read: the bytes recorded are the bytes compiled.
-				l, cat, err := g.loadConfig(routerAddrs(k.netns))
+				l, cat, err := g.loadConfig(readBox(k.netns))
 				if err != nil {
 					return nil, nil, err
 				}

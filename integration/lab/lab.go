@@ -86,6 +86,10 @@ type Options struct {
 	LANServer bool
 	// DoubleNAT puts a second NAT router ("outer") between router and WAN.
 	DoubleNAT bool
+	// Zones adds the standalone rows' topology (zones.go): the LAN server,
+	// a second LAN interface (lan78), a guest interface (guest0) and IPv6
+	// on the router, lan1 and the WAN server.
+	Zones bool
 	// OuterTable is applied to the outer router with DoubleNAT; nil means
 	// OuterDefault().
 	OuterTable *ruleset.Table
@@ -103,6 +107,8 @@ type Lab struct {
 	WAN    netns.NS
 	Server netns.NS // LAN server, with Options.LANServer
 	Outer  netns.NS // second NAT router, with Options.DoubleNAT
+	LAN78  netns.NS // host behind the second LAN interface, with Options.Zones
+	Guest  netns.NS // host behind the guest interface, with Options.Zones
 
 	// RouterWANAddr is the router's wan0 address: PublicAddr, or
 	// CGNRouterAddr with DoubleNAT. PublicAddr is what the WAN server sees.
@@ -119,6 +125,9 @@ func (l *Lab) Namespaces() []netns.NS { return append([]netns.NS(nil), l.created
 func Up(opts Options) (l *Lab, err error) {
 	if os.Geteuid() != 0 {
 		return nil, errors.New("the lab needs root (network namespaces)")
+	}
+	if opts.Zones {
+		opts.LANServer = true
 	}
 	if opts.Prefix == "" {
 		opts.Prefix = Prefix()
@@ -241,6 +250,11 @@ func Up(opts Options) (l *Lab, err error) {
 		}
 		if err := l.Applier.Apply(l.Outer.Name, t); err != nil {
 			return l, fmt.Errorf("outer router: %w", err)
+		}
+	}
+	if opts.Zones {
+		if err := l.upZones(); err != nil {
+			return l, err
 		}
 	}
 	return l, nil

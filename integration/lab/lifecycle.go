@@ -146,6 +146,14 @@ func Attach(prefix string, applier Applier) (*Lab, error) {
 		l.Server = n
 		l.created = append(l.created, n)
 	}
+	if n, ok := exists("lan78"); ok {
+		l.LAN78 = n
+		l.created = append(l.created, n)
+	}
+	if n, ok := exists("guest"); ok {
+		l.Guest = n
+		l.created = append(l.created, n)
+	}
 	if n, ok := exists("outer"); ok {
 		l.Outer = n
 		l.created = append(l.created, n)

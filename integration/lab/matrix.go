@@ -62,6 +62,9 @@ var Cases = []Case{
 	{"l2tp, two hosts", L2TP, func(l *Lab, on bool) Row { return L2TPTwoHosts(l).Row(on) }},
 	{"sip ALG, two hosts", SIP, func(l *Lab, on bool) Row { return SIPTwoHosts(l).Row(on) }},
 	{"tcp download over a 1400-byte WAN MTU", MSSClamp, func(l *Lab, on bool) Row { return MSSDownload(l).Row(on) }},
+	{"nat reflection: lan1 to the wan address", Reflection, ReflectionRow},
+	{"ipv6 pinhole: wan to lan1's global address", IPv6, PinholeRow},
+	{"lan to lan, guest to wan only", Zones, ZonesRow},
 }
 
 // RunMatrix runs every case against the lab, one after the other with the

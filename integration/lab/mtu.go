@@ -26,12 +26,14 @@ const (
 const NarrowMTU = 1400
 
 // Expectations are the matrix switches for a policy: its passthrough
-// toggles, and nat.mss_clamp under MSSClamp.
+// toggles, nat.mss_clamp under MSSClamp, and the standalone rows'
+// switches (Reflection, IPv6, Zones).
 func Expectations(p *policy.Policy) map[string]bool {
 	on := map[string]bool{MSSClamp: p.NAT.MSSClamp}
 	for k, v := range p.Passthrough {
 		on[k] = v
 	}
+	zonesExpectations(p, on)
 	return on
 }
 

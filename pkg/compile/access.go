@@ -18,9 +18,12 @@ import (
 // input hook. The lockout preflight checks it against the interfaces that
 // exist on the box before anything is applied.
 type Access struct {
-	Mode       policy.Mode     `json:"mode"`
-	WAN        []string        `json:"wan"`
-	LAN        []string        `json:"lan"`
+	Mode policy.Mode `json:"mode"`
+	WAN  []string    `json:"wan"`
+	LAN  []string    `json:"lan"`
+	// VPN interfaces act as LAN (zone lan management reaches the router
+	// through them) but may be absent: a missing one is a warning.
+	VPN        []string        `json:"vpn,omitempty"`
 	Management []AccessService `json:"management,omitempty"`
 }
 
@@ -35,8 +38,11 @@ type AccessService struct {
 }
 
 func accessOf(p *policy.Policy) *Access {
-	a := &Access{Mode: p.Mode, WAN: slices.Clone(p.Interfaces.WAN), LAN: slices.Clone(p.Interfaces.LAN)}
+	a := &Access{Mode: p.Mode, WAN: slices.Clone(p.Interfaces.WAN), LAN: slices.Clone(p.Interfaces.LAN), VPN: slices.Clone(p.Interfaces.VPN)}
 	for _, s := range p.Management {
+		if s.Zone == policy.ZoneGuest {
+			continue // guests' DHCP and DNS: not the admin's way in
+		}
 		a.Management = append(a.Management, AccessService{Name: s.Name, Proto: s.Proto, Ports: slices.Clone(s.Ports), Zone: s.Zone})
 	}
 	return a
@@ -78,6 +84,8 @@ func AccessFromTable(t *ruleset.Table) (*Access, error) {
 			a.WAN = elementNames(s)
 		case SetLAN:
 			a.LAN = elementNames(s)
+		case SetVPN:
+			a.VPN = elementNames(s)
 		case "mgmt_" + policy.ZoneLAN, "mgmt_" + policy.ZoneWAN, "mgmt_" + policy.ZoneAny:
 			zone := strings.TrimPrefix(s.Name, "mgmt_")
 			for _, e := range s.Elements {
@@ -117,6 +125,7 @@ func (a *Access) Same(b *Access) bool {
 		return a == nil && b == nil
 	}
 	return a.Mode == b.Mode && slices.Equal(sorted(a.WAN), sorted(b.WAN)) && slices.Equal(sorted(a.LAN), sorted(b.LAN)) &&
+		slices.Equal(sorted(a.VPN), sorted(b.VPN)) &&
 		slices.Equal(a.triples(), b.triples())
 }
 
@@ -284,6 +293,12 @@ func CheckAccess(a *Access, box Box) []Finding {
 		out = append(out, Finding{Level: LevelWarning, Key: key, Missing: n, Message: fmt.Sprintf(
 			"%s does not exist here (here: %s); its rules match by name once it exists", n, exist)})
 	}
+	for i, n := range a.VPN {
+		if !box.has(n) {
+			out = append(out, Finding{Level: LevelWarning, Key: fmt.Sprintf("interfaces.vpn[%d]", i), Missing: n, Message: fmt.Sprintf(
+				"%s does not exist here yet (here: %s); normal for a tunnel that is not up: its rules match by name once it exists", n, exist)})
+		}
+	}
 	for i, n := range a.WAN {
 		if box.has(n) {
 			continue
@@ -325,7 +340,7 @@ func (a *Access) checkSSH(box Box) (Finding, bool) {
 	}
 	zone := ""
 	switch {
-	case slices.Contains(a.LAN, iface):
+	case slices.Contains(a.LAN, iface), slices.Contains(a.VPN, iface):
 		zone = policy.ZoneLAN
 	case slices.Contains(a.WAN, iface):
 		zone = policy.ZoneWAN

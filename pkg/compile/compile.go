@@ -59,6 +59,9 @@ type Sysctl struct {
 	Key   string `json:"key"`
 	Value string `json:"value"`
 	Why   string `json:"why"`
+	// IfPresent: the setting belongs to an interface that may not exist
+	// yet (a WAN's accept_ra): absent, it is skipped, not an error.
+	IfPresent bool `json:"if_present,omitempty"`
 }
 
 // Set and chain names in the owned table.
@@ -110,6 +113,7 @@ func (c *compiler) build() {
 	if len(p.Interfaces.LAN) > 0 {
 		c.addSet(ruleset.Set{Name: SetLAN, KeyType: []string{"ifname"}, Elements: ifElements(p.Interfaces.LAN)})
 	}
+	c.zoneSets()
 	if p.Mode == policy.Standalone {
 		c.input()
 		c.forward(active)
@@ -199,7 +203,7 @@ func (c *compiler) helpers(active []activeProto) {
 				if c.p.On(a.Name) {
 					lan := r
 					if len(c.p.Interfaces.LAN) > 0 {
-						lan.IIFSet = SetLAN
+						lan.IIFSet = c.trusted() // LAN and VPN clients
 					}
 					lan.Comment = comment("passthrough " + a.Name)
 					pre = append(pre, lan)
@@ -271,19 +275,16 @@ func (c *compiler) input() {
 		{L4Proto: "icmp", Verdict: "accept", Comment: "essential icmp"},
 		{L4Proto: "ipv6-icmp", Verdict: "accept", Comment: "essential icmpv6 (neighbour discovery)"},
 	}
-	for _, zone := range []string{policy.ZoneLAN, policy.ZoneWAN, policy.ZoneAny} {
+	rules = append(rules, c.ipv6Input()...)
+	for _, zone := range []string{policy.ZoneLAN, policy.ZoneWAN, policy.ZoneGuest, policy.ZoneAny} {
 		set := c.managementSet(zone)
 		if set == "" {
 			continue
 		}
-		r := ruleset.Rule{ProtoPortSet: set, Verdict: "accept", Comment: "management from " + zone}
-		switch zone {
-		case policy.ZoneLAN:
-			r.IIFSet = SetLAN
-		case policy.ZoneWAN:
-			r.IIFSet = SetWAN
+		rules = append(rules, ruleset.Rule{IIFSet: zoneIIFSet(zone), ProtoPortSet: set, Verdict: "accept", Comment: "management from " + zone})
+		if zone == policy.ZoneLAN && len(c.p.Interfaces.VPN) > 0 {
+			rules = append(rules, ruleset.Rule{IIFSet: SetVPN, ProtoPortSet: set, Verdict: "accept", Comment: "management from lan (vpn)"})
 		}
-		rules = append(rules, r)
 	}
 	rules = append(rules, c.logged(c.policyDrop(ChainInput), "nfpass input drop: ")...)
 	c.t.Chains = append(c.t.Chains, ruleset.Chain{Name: ChainInput, Type: "filter", Hook: "input", Priority: ruleset.PriorityFilter, Policy: "drop", Rules: rules})
@@ -326,6 +327,7 @@ func (c *compiler) forward(active []activeProto) {
 	}
 	if c.p.Mode == policy.Standalone {
 		rules = append(rules, ruleset.Rule{CtState: []string{"invalid"}, Verdict: "drop"})
+		rules = append(rules, c.ipv6Off()...)
 	}
 	// Forwards and the DMZ were DNATed on purpose; "off" below is about LAN
 	// clients, so DNATed flows skip it (in companion mode this accept only
@@ -359,6 +361,8 @@ func (c *compiler) forward(active []activeProto) {
 			ruleset.Rule{CtState: []string{"established", "related"}, Verdict: "accept"},
 			ruleset.Rule{IIFSet: SetLAN, OIFSet: SetWAN, Verdict: "accept", Comment: "lan to wan"},
 		)
+		rules = append(rules, c.zoneForward()...)
+		rules = append(rules, c.pinholes()...)
 		rules = append(rules, c.logged(c.policyDrop(ChainFwd), "nfpass forward drop: ")...)
 	}
 	c.t.Chains = append(c.t.Chains, ruleset.Chain{Name: ChainFwd, Type: "filter", Hook: "forward", Priority: ruleset.PriorityFilter, Policy: policyVerdict, Rules: rules})
@@ -457,6 +461,9 @@ func (c *compiler) nat(t *ruleset.Table, prefix string, active []activeProto) {
 	}
 	for i, f := range p.Forwards {
 		addr, toPort, _ := policy.ParseTarget(f.To)
+		if isPinhole(addr) {
+			continue // pinholes.go: IPv6 is forwarded, not translated
+		}
 		fam := "ip"
 		if !addr.Is4() {
 			fam = "ip6"
@@ -512,6 +519,7 @@ func (c *compiler) nat(t *ruleset.Table, prefix string, active []activeProto) {
 		}
 		rules = append(rules, ruleset.Rule{IIFSet: wan, FibDaddrLocal: true, NAT: &ruleset.NAT{Kind: "dnat", Family: fam, Map: m.Name, MapKey: key}, Comment: "forwards"})
 	}
+	rules = append(rules, c.reflect(rules, wan, prefix)...)
 	if p.NAT.DMZ != "" {
 		// Router access from WAN stays with the router, not the DMZ host.
 		for _, zone := range []string{policy.ZoneWAN, policy.ZoneAny} {
@@ -554,9 +562,13 @@ func (c *compiler) nat(t *ruleset.Table, prefix string, active []activeProto) {
 		}
 		t.Chains = append(t.Chains, ruleset.Chain{Name: prefix + ChainDstNAT, Type: "nat", Hook: "prerouting", Priority: prio, Policy: "accept", Rules: rules})
 	}
+	var snat []ruleset.Rule
 	if p.NAT.Masquerade && prefix == "" {
-		t.Chains = append(t.Chains, ruleset.Chain{Name: ChainSrcNAT, Type: "nat", Hook: "postrouting", Priority: ruleset.PrioritySrcNAT, Policy: "accept",
-			Rules: []ruleset.Rule{{OIFSet: wan, NFProto: "ipv4", NAT: &ruleset.NAT{Kind: "masquerade"}, Comment: "masquerade"}}})
+		snat = append(snat, ruleset.Rule{OIFSet: wan, NFProto: "ipv4", NAT: &ruleset.NAT{Kind: "masquerade"}, Comment: "masquerade"})
+	}
+	snat = append(snat, c.reflectMasquerade(rules, prefix)...)
+	if len(snat) > 0 {
+		t.Chains = append(t.Chains, ruleset.Chain{Name: ChainSrcNAT, Type: "nat", Hook: "postrouting", Priority: ruleset.PrioritySrcNAT, Policy: "accept", Rules: snat})
 	}
 }
 

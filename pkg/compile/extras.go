@@ -2,33 +2,11 @@ package compile
 
 import (
 	"fmt"
-	"net/netip"
 	"strings"
 
 	"github.com/nfpass/nfpass/pkg/catalog"
 	"github.com/nfpass/nfpass/pkg/policy"
 )
-
-func (c *compiler) sysctls() {
-	c.plan.Sysctls = []Sysctl{{Key: "net.ipv4.ip_forward", Value: "1", Why: "the router forwards IPv4 between LAN and WAN"}}
-	if c.forwardsIPv6() {
-		c.plan.Sysctls = append(c.plan.Sysctls, Sysctl{Key: "net.ipv6.conf.all.forwarding", Value: "1", Why: "the policy forwards IPv6"})
-	}
-}
-
-func (c *compiler) forwardsIPv6() bool {
-	for _, n := range c.p.Interfaces.LANNetworks {
-		if pfx, err := netip.ParsePrefix(n); err == nil && pfx.Addr().Is6() {
-			return true
-		}
-	}
-	for _, f := range c.p.Forwards {
-		if a, _, err := policy.ParseTarget(f.To); err == nil && a.Is6() {
-			return true
-		}
-	}
-	return false
-}
 
 func (c *compiler) warnings(active []activeProto) {
 	v6 := c.forwardsIPv6()
@@ -65,8 +43,8 @@ func (c *compiler) warnings(active []activeProto) {
 		}
 		c.plan.Warnings = append(c.plan.Warnings, fmt.Sprintf("%s is off: the DMZ host %s will not receive %s (turn passthrough.%s on, or forward it, to let it through)", a.Name, c.p.NAT.DMZ, strings.Join(what, ", "), a.Name))
 	}
-	if v6 {
-		c.plan.Warnings = append(c.plan.Warnings, "IPv6 forwarding is on: a WAN interface that learns its default route from router advertisements needs net.ipv6.conf.<wan>.accept_ra=2")
+	if v6 && c.p.Mode == policy.Companion {
+		c.plan.Warnings = append(c.plan.Warnings, "IPv6 forwarding is on: a WAN interface that learns its default route from router advertisements needs net.ipv6.conf.<wan>.accept_ra=2 (the owning firewall's job in companion mode)")
 	}
 	if c.p.Mode == policy.Companion && c.p.NAT.Masquerade {
 		c.plan.Warnings = append(c.plan.Warnings, "companion mode: nat.masquerade is left to the owning firewall (fw4: masq on the wan zone)")

@@ -49,9 +49,13 @@
 //	NFPASS_NAT_MSS_CLAMP            nat.mss_clamp (as nat.masquerade)
 //	NFPASS_LOGGING_BLOCKED          logging.blocked (as nat.masquerade)
 //	NFPASS_LOGGING_RATE             logging.rate
+//	NFPASS_NAT_REFLECTION           nat.reflection (as nat.masquerade; default on)
+//	NFPASS_IPV6                     ipv6 (on | off | auto)
 //	NFPASS_INTERFACES_WAN           interfaces.wan (comma- or space-separated)
 //	NFPASS_INTERFACES_LAN           interfaces.lan (comma- or space-separated)
 //	NFPASS_INTERFACES_LAN_NETWORKS  interfaces.lan_networks (comma- or space-separated)
+//	NFPASS_INTERFACES_VPN           interfaces.vpn (comma- or space-separated)
+//	NFPASS_INTERFACES_GUEST         interfaces.guest (comma- or space-separated)
 //	NFPASS_PASSTHROUGH_<PROTOCOL>   passthrough.<protocol>, e.g. NFPASS_PASSTHROUGH_PPTP=on,
 //	                                NFPASS_PASSTHROUGH_NETBIOS_NS=off (dash written as _)
 //
@@ -158,6 +162,10 @@ type Options struct {
 	// may target (see policy.ValidateOptions). Load does not read them:
 	// the caller does, in the namespace it applies to. Nil: not checked.
 	RouterAddrs []netip.Addr
+	// Facts are what the box says (interfaces with a global IPv6
+	// address, for ipv6: auto), copied into the policy. Load does not
+	// read them: the caller does. Zero: none known.
+	Facts policy.Facts
 }
 
 // Precedence ranks of the sources.
@@ -389,6 +397,7 @@ func Load(opts Options) (*Loaded, error) {
 	v.SetDefault("table", policy.DefaultTable)
 	v.SetDefault("mode", string(policy.Standalone))
 	v.SetDefault("profile", DefaultProfile)
+	v.SetDefault("nat"+keyDelim+"reflection", true)
 	for _, t := range []map[string]any{profTree, fileTree} {
 		if t != nil {
 			_ = v.MergeConfigMap(t) // never fails
@@ -416,6 +425,7 @@ func Load(opts Options) (*Loaded, error) {
 	} else {
 		p.Source = fmt.Sprintf("profile %s (no config file)", profName)
 	}
+	p.Facts = opts.Facts
 
 	// Validate the merged policy, and name the source of each problem.
 	partial := fileBroken || !profileOK

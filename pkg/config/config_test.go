@@ -102,7 +102,7 @@ func TestNoConfigFileUsesHome(t *testing.T) {
 			"pptp": false, "l2tp": true, "ipsec": true, "sip": false, "ftp": false, "tftp": false,
 			"h323": false, "irc": false, "snmp": false, "netbios-ns": false, "amanda": false, "sane": false,
 		},
-		NAT: policy.NAT{Masquerade: true, MSSClamp: true},
+		NAT: policy.NAT{Masquerade: true, MSSClamp: true, Reflection: true},
 		Management: []policy.Service{
 			{Name: "ssh", Proto: "tcp", Ports: []string{"22"}, Zone: "lan"},
 			{Name: "web", Proto: "tcp", Ports: []string{"80", "443"}, Zone: "lan"},
@@ -163,7 +163,7 @@ management:
 		t.Errorf("passthrough = %v", got.Passthrough)
 	}
 	// nat merges: masquerade from home, dmz from the file.
-	if diff := cmp.Diff(policy.NAT{Masquerade: true, DMZ: "192.168.1.9", MSSClamp: true}, got.NAT); diff != "" {
+	if diff := cmp.Diff(policy.NAT{Masquerade: true, DMZ: "192.168.1.9", MSSClamp: true, Reflection: true}, got.NAT); diff != "" {
 		t.Errorf("nat (-want +got):\n%s", diff)
 	}
 	// management replaces the profile's list.
@@ -759,6 +759,10 @@ func TestEnvMapping(t *testing.T) {
 		"NFPASS_NAT_MSS_CLAMP":           "nat.mss_clamp",
 		"NFPASS_LOGGING_BLOCKED":         "logging.blocked",
 		"NFPASS_LOGGING_RATE":            "logging.rate",
+		"NFPASS_NAT_REFLECTION":          "nat.reflection",
+		"NFPASS_INTERFACES_GUEST":        "interfaces.guest",
+		"NFPASS_INTERFACES_VPN":          "interfaces.vpn",
+		"NFPASS_IPV6":                    "ipv6",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("env mapping (documented in the package comment) (-want +got):\n%s", diff)

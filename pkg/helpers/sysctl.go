@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -96,7 +97,10 @@ func (s Sysctls) Set(key, value string) error {
 	return s.do(func() error { return s.write(key, value) })
 }
 
-// Ensure sets every wanted setting that differs and reports each one.
+// Ensure sets every wanted setting that differs and reports each one. A
+// setting marked IfPresent whose file does not exist (an interface's, the
+// interface absent) is skipped and not reported. Touches the kernel
+// (procfs; root).
 func (s Sysctls) Ensure(ctx context.Context, want []compile.Sysctl) ([]SysctlChange, error) {
 	var out []SysctlChange
 	err := s.do(func() error {
@@ -105,12 +109,18 @@ func (s Sysctls) Ensure(ctx context.Context, want []compile.Sysctl) ([]SysctlCha
 				return err
 			}
 			was, err := s.read(w.Key)
+			if w.IfPresent && errors.Is(err, fs.ErrNotExist) {
+				continue // an interface that does not exist (yet)
+			}
 			if err != nil {
 				return err
 			}
 			c := SysctlChange{Key: w.Key, Was: was, Value: w.Value, Why: w.Why}
 			if normValue(was) != normValue(w.Value) {
 				if err := s.write(w.Key, w.Value); err != nil {
+					if w.IfPresent && errors.Is(err, fs.ErrNotExist) {
+						continue // the interface went away meanwhile
+					}
 					return err
 				}
 				now, err := s.read(w.Key)

@@ -126,3 +126,31 @@ func TestSysctlsNetns(t *testing.T) {
 		}
 	}
 }
+
+// TestSysctlsIfPresent: an interface's setting (a WAN's accept_ra) whose
+// interface does not exist is skipped, not an error, so that applying
+// before pppoe-wan is up works; one that exists is set.
+func TestSysctlsIfPresent(t *testing.T) {
+	root := t.TempDir()
+	p := filepath.Join(root, "net/ipv6/conf/eth0.10/accept_ra")
+	os.MkdirAll(filepath.Dir(p), 0o755)
+	os.WriteFile(p, []byte("1\n"), 0o644)
+	s := Sysctls{ProcSys: root}
+	got, err := s.Ensure(context.Background(), []compile.Sysctl{
+		{Key: "net.ipv6.conf.eth0/10.accept_ra", Value: "2", IfPresent: true, Why: "ra"},
+		{Key: "net.ipv6.conf.pppoe-wan.accept_ra", Value: "2", IfPresent: true, Why: "ra"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []SysctlChange{{Key: "net.ipv6.conf.eth0/10.accept_ra", Was: "1", Value: "2", Changed: true, Why: "ra"}}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("(-want +got):\n%s", d)
+	}
+	if b, _ := os.ReadFile(p); strings.TrimSpace(string(b)) != "2" {
+		t.Errorf("accept_ra = %q, want 2", b)
+	}
+	if _, err := s.Ensure(context.Background(), []compile.Sysctl{{Key: "net.ipv6.conf.pppoe-wan.accept_ra", Value: "2"}}); err == nil {
+		t.Error("Ensure of a missing key without IfPresent succeeded")
+	}
+}

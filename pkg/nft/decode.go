@@ -424,6 +424,10 @@ func matchRule(exprs []expr.Any) (ruleset.Rule, error) {
 						r.SAddr = &ruleset.AddrMatch{Family: "ip", Set: s}
 					case d[0] == unix.NFPROTO_IPV6 && p.Offset == 8 && p.Len == 16:
 						r.SAddr = &ruleset.AddrMatch{Family: "ip6", Set: s}
+					case d[0] == unix.NFPROTO_IPV4 && p.Offset == 16 && p.Len == 4:
+						r.DAddr = &ruleset.AddrMatch{Family: "ip", Set: s}
+					case d[0] == unix.NFPROTO_IPV6 && p.Offset == 24 && p.Len == 16:
+						r.DAddr = &ruleset.AddrMatch{Family: "ip6", Set: s}
 					default:
 						return r, fmt.Errorf("network header match at %d", c.i)
 					}
@@ -443,6 +447,10 @@ func matchRule(exprs []expr.Any) (ruleset.Rule, error) {
 				return r, fmt.Errorf("nfproto %d", d[0])
 			}
 			c.i, step = c.i+2, 4
+		case !isMeta && step == 5 && r.SAddr != nil && r.DAddr == nil && isDaddrLoad(c, r.SAddr.Family):
+			s, _ := c.lookupName(1)
+			r.DAddr = &ruleset.AddrMatch{Family: r.SAddr.Family, Set: s}
+			c.i += 2
 		case isMeta && k == expr.MetaKeyL4PROTO && !isNATMap(c):
 			if d, ok := c.cmpEq(1); ok && len(d) == 1 && step <= 5 {
 				if d[0] == unix.IPPROTO_TCP && c.isSynFlags(2) {
@@ -478,7 +486,16 @@ func matchRule(exprs []expr.Any) (ruleset.Rule, error) {
 		default:
 			if f, ok := c.peek(0).(*expr.Fib); ok && step <= 3 {
 				d, ok := c.cmpEq(1)
-				if !ok || !f.FlagDADDR || !f.ResultADDRTYPE || f.FlagSADDR || f.FlagIIF || f.FlagOIF || f.FlagMARK ||
+				if f.FlagIIF && !r.FibDaddrNotOnIIF {
+					m, ok := c.peek(1).(*expr.Cmp)
+					if !ok || m.Op != expr.CmpOpNeq || !f.FlagDADDR || !f.ResultADDRTYPE || f.FlagSADDR || f.FlagOIF || f.FlagMARK ||
+						len(m.Data) != 4 || binaryutil.NativeEndian.Uint32(m.Data) != unix.RTN_LOCAL {
+						return r, fmt.Errorf("fib match at %d", c.i)
+					}
+					r.FibDaddrNotOnIIF, c.i, step = true, c.i+2, 3
+					continue
+				}
+				if !ok || r.FibDaddrLocal || r.FibDaddrNotOnIIF || !f.FlagDADDR || !f.ResultADDRTYPE || f.FlagSADDR || f.FlagIIF || f.FlagOIF || f.FlagMARK ||
 					len(d) != 4 || binaryutil.NativeEndian.Uint32(d) != unix.RTN_LOCAL {
 					return r, fmt.Errorf("fib match at %d", c.i)
 				}
@@ -1022,4 +1039,24 @@ func decodePoints(typ string, pts []ivPoint) ([]ruleset.Element, error) {
 		out = append(out, ruleset.Element{Key: []string{rangeString(open, last)}})
 	}
 	return out, nil
+}
+
+// isDaddrLoad reports whether the cursor is at `ip daddr @set` (or ip6) of
+// the given family, without its nfproto dependency (an saddr match before
+// it already holds it).
+func isDaddrLoad(c *exprCursor, family string) bool {
+	p, ok := c.payload(0)
+	if !ok || p.Base != expr.PayloadBaseNetworkHeader {
+		return false
+	}
+	if _, ok := c.lookupName(1); !ok {
+		return false
+	}
+	switch family {
+	case "ip":
+		return p.Offset == 16 && p.Len == 4
+	case "ip6":
+		return p.Offset == 24 && p.Len == 16
+	}
+	return false
 }

@@ -61,6 +61,10 @@ func fullTable(name string) *ruleset.Table {
 				{OIFSet: "wan_if", MSSClamp: true, Comment: "mss clamp"},
 				{IIFSet: "lan_if", MSSClamp: true, CtState: []string{"new"}},
 				{IIF: "lo", Verdict: "accept", Comment: "loopback"},
+				{IIFSet: "wan_if", DAddr: &ruleset.AddrMatch{Family: "ip6", Set: "hosts6"}, L4Proto: "tcp", DPort: "443", Verdict: "accept", Comment: "pinhole"},
+				{IIFSet: "wan_if", DAddr: &ruleset.AddrMatch{Family: "ip", Set: "hosts4"}, L4Proto: "gre", Verdict: "accept"},
+				{SAddr: &ruleset.AddrMatch{Family: "ip", Set: "v4"}, DAddr: &ruleset.AddrMatch{Family: "ip", Set: "hosts4"}, Verdict: "accept"},
+				{IIFSet: "lan_if", OIFSet: "lan_if", Verdict: "accept", Comment: "lan to lan"},
 				{CtState: []string{"established", "related"}, Verdict: "accept"},
 				{CtState: []string{"invalid"}, Verdict: "drop"},
 				{IIFSet: "lan_if", OIFSet: "wan_if", SAddr: &ruleset.AddrMatch{Family: "ip", Set: "v4"}, L4Proto: "tcp", DPort: "1723", Verdict: "accept", Comment: "pptp control"},
@@ -101,6 +105,8 @@ func fullTable(name string) *ruleset.Table {
 				{IIFSet: "wan_if", NAT: &ruleset.NAT{Kind: "dnat", Family: "ip6", Map: "fwd6", MapKey: ruleset.MapKeyProtoPort}},
 				{IIFSet: "wan_if", NAT: &ruleset.NAT{Kind: "dnat", Family: "ip", Map: "pm", MapKey: ruleset.MapKeyProto}},
 				{IIFSet: "wan_if", FibDaddrLocal: true, NAT: &ruleset.NAT{Kind: "dnat", Family: "ip", Addr: "192.168.77.50"}, Comment: "dmz"},
+				{IIFSet: "lan_if", FibDaddrLocal: true, FibDaddrNotOnIIF: true, NAT: &ruleset.NAT{Kind: "dnat", Family: "ip", Map: "fwd4", MapKey: ruleset.MapKeyProtoPort}, Comment: "reflection"},
+				{IIFSet: "lan_if", FibDaddrLocal: true, FibDaddrNotOnIIF: true, SAddr: &ruleset.AddrMatch{Family: "ip", Set: "v4"}, L4Proto: "tcp", DPort: "2222", NAT: &ruleset.NAT{Kind: "dnat", Family: "ip", Addr: "192.168.77.50", Port: "22"}},
 				{IIFSet: "wan_if", FibDaddrLocal: true, NFProto: "ipv4", L4Proto: "udp", DPort: "500", Verdict: "accept"},
 				{IIFSet: "wan_if", L4Proto: "tcp", DPort: "8080", NAT: &ruleset.NAT{Kind: "dnat", Family: "ip", Addr: "192.168.77.10", Port: "80"}},
 				{L4Proto: "tcp", DPort: "8081", NAT: &ruleset.NAT{Kind: "dnat", Family: "ip", Addr: "192.168.77.10"}},
@@ -110,6 +116,7 @@ func fullTable(name string) *ruleset.Table {
 			}},
 			{Name: "srcnat", Type: "nat", Hook: "postrouting", Priority: ruleset.PrioritySrcNAT, Policy: "accept", Rules: []ruleset.Rule{
 				{OIFSet: "wan_if", NAT: &ruleset.NAT{Kind: "masquerade"}},
+				{OIFSet: "lan_if", SAddr: &ruleset.AddrMatch{Family: "ip", Set: "v4"}, CtStatus: "dnat", NAT: &ruleset.NAT{Kind: "masquerade"}, Comment: "reflection"},
 			}},
 		},
 	}

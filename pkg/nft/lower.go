@@ -400,6 +400,10 @@ func ruleExprs(r ruleset.Rule, sets map[string]*nftables.Set, chains map[string]
 		add(&expr.Fib{Register: 1, FlagDADDR: true, ResultADDRTYPE: true},
 			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(unix.RTN_LOCAL)})
 	}
+	if r.FibDaddrNotOnIIF {
+		add(&expr.Fib{Register: 1, FlagDADDR: true, FlagIIF: true, ResultADDRTYPE: true},
+			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(unix.RTN_LOCAL)})
+	}
 	var nfp byte
 	if r.NFProto != "" {
 		v, ok := nfprotos[r.NFProto]
@@ -428,6 +432,31 @@ func ruleExprs(r ruleset.Rule, sets map[string]*nftables.Set, chains map[string]
 			nfproto(v)
 		}
 		l, err := lookup(r.SAddr.Set, reg1, nil)
+		if err != nil {
+			return nil, err
+		}
+		add(&expr.Payload{OperationType: expr.PayloadLoad, DestRegister: reg1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: ln}, l)
+	}
+	if r.DAddr != nil {
+		var (
+			v       byte
+			off, ln uint32
+		)
+		switch r.DAddr.Family {
+		case "ip":
+			v, off, ln = unix.NFPROTO_IPV4, 16, 4
+		case "ip6":
+			v, off, ln = unix.NFPROTO_IPV6, 24, 16
+		default:
+			return nil, fmt.Errorf("daddr family %q is not ip or ip6", r.DAddr.Family)
+		}
+		if r.SAddr != nil && r.SAddr.Family != r.DAddr.Family {
+			return nil, fmt.Errorf("saddr family %q and daddr family %q differ", r.SAddr.Family, r.DAddr.Family)
+		}
+		if nfp != v && r.SAddr == nil {
+			nfproto(v)
+		}
+		l, err := lookup(r.DAddr.Set, reg1, nil)
 		if err != nil {
 			return nil, err
 		}

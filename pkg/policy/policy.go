@@ -35,6 +35,47 @@ type Policy struct {
 	Forwards    []Forward       `json:"forwards,omitempty" mapstructure:"forwards"`
 	Management  []Service       `json:"management,omitempty" mapstructure:"management"`
 	Logging     Logging         `json:"logging,omitzero" mapstructure:"logging"`
+	// IPv6 says whether the router forwards IPv6: IPv6On, IPv6Off or
+	// IPv6Auto (on when a LAN interface has a global IPv6 address, a box
+	// fact the caller records in Facts). Empty means IPv6Auto.
+	IPv6 string `json:"ipv6,omitempty" mapstructure:"ipv6"`
+	// Facts are what the box says, filled by the caller (never by the
+	// config file) and recorded with the policy so that a replay compiles
+	// the same plan.
+	Facts Facts `json:"facts,omitzero" mapstructure:"-"`
+}
+
+// Facts are facts about the box a policy is compiled for. Compile does no
+// I/O: the caller reads them (cmd/nfpass, in the namespace it applies to).
+type Facts struct {
+	// GlobalIPv6 names the interfaces that have a global IPv6 address
+	// (sorted). `ipv6: auto` is on when one of them is a LAN interface.
+	GlobalIPv6 []string `json:"global_ipv6,omitempty"`
+}
+
+// IPv6 settings.
+const (
+	IPv6On   = "on"
+	IPv6Off  = "off"
+	IPv6Auto = "auto"
+)
+
+// ForwardsIPv6 reports whether the router forwards IPv6 under this
+// policy: ipv6 on, or auto with a LAN interface holding a global IPv6
+// address (Facts.GlobalIPv6).
+func (p *Policy) ForwardsIPv6() bool {
+	switch p.IPv6 {
+	case IPv6On:
+		return true
+	case IPv6Off:
+		return false
+	}
+	for _, n := range p.Interfaces.LAN {
+		if slices.Contains(p.Facts.GlobalIPv6, n) {
+			return true
+		}
+	}
+	return false
 }
 
 // Logging says what nfpass's table logs to the kernel log.
@@ -57,6 +98,16 @@ type Interfaces struct {
 	WAN         []string `json:"wan" mapstructure:"wan"`
 	LAN         []string `json:"lan" mapstructure:"lan"`
 	LANNetworks []string `json:"lan_networks,omitempty" mapstructure:"lan_networks"`
+	// VPN interfaces (WireGuard's wg0, OpenVPN's tun0) are trusted and
+	// act as LAN: they reach the WAN, the LAN and each other, get the
+	// management of zone lan, and are reflected. Unlike LAN interfaces
+	// they may be absent (the tunnel is not up yet): the lockout preflight
+	// only warns.
+	VPN []string `json:"vpn,omitempty" mapstructure:"vpn"`
+	// Guest interfaces may only reach the WAN (and the router's
+	// management services in zone guest): not the LAN, not the VPN, and
+	// no reflection.
+	Guest []string `json:"guest,omitempty" mapstructure:"guest"`
 }
 
 // NAT holds masquerading and the exposed (DMZ) host.
@@ -70,6 +121,11 @@ type NAT struct {
 	// link with a smaller MTU (PPPoE, a PPTP or IPsec tunnel) does not
 	// stall when ICMP "fragmentation needed" is lost (OpenWrt's mtu_fix).
 	MSSClamp bool `json:"mss_clamp,omitempty" mapstructure:"mss_clamp"`
+	// Reflection lets LAN clients reach forwards through the router's own
+	// WAN address (hairpin NAT): the flow is DNATed as from the WAN and
+	// masqueraded toward the LAN server so that replies come back through
+	// the router. The DMZ is not reflected. The config default is true.
+	Reflection bool `json:"reflection,omitempty" mapstructure:"reflection"`
 }
 
 // Forward sends WAN traffic to a LAN host. Either Protocol (a catalog name:
@@ -93,7 +149,7 @@ type Service struct {
 	Name  string   `json:"name" mapstructure:"name"`
 	Proto string   `json:"proto" mapstructure:"proto"`
 	Ports []string `json:"port" mapstructure:"port"`
-	// Zone is "lan", "wan" or "any".
+	// Zone is "lan", "wan", "guest" or "any" (every interface).
 	Zone string `json:"zone" mapstructure:"zone"`
 }
 
@@ -102,6 +158,8 @@ const (
 	ZoneLAN = "lan"
 	ZoneWAN = "wan"
 	ZoneAny = "any"
+	// ZoneGuest is reachable from interfaces.guest only (DHCP, DNS).
+	ZoneGuest = "guest"
 )
 
 // DefaultTable is the table name when the config does not set one.

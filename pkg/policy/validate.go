@@ -192,6 +192,19 @@ func (p *Policy) validateInterfaces() []error {
 	}
 	check("wan", p.Interfaces.WAN)
 	check("lan", p.Interfaces.LAN)
+	check("vpn", p.Interfaces.VPN)
+	check("guest", p.Interfaces.Guest)
+	if len(p.Interfaces.VPN) > 0 && p.Mode == Companion {
+		errs = append(errs, fieldErr("interfaces.vpn", "not available in companion mode: the owning firewall's zones decide what a VPN reaches (fw4: add the interface to the lan zone)"))
+	}
+	if len(p.Interfaces.Guest) > 0 && p.Mode == Companion {
+		errs = append(errs, fieldErr("interfaces.guest", "not available in companion mode: the owning firewall's zones decide what guests reach (fw4: a guest zone forwarding to wan only)"))
+	}
+	switch p.IPv6 {
+	case "", IPv6On, IPv6Off, IPv6Auto:
+	default:
+		errs = append(errs, fieldErr("ipv6", "%q is not on, off or auto (auto: on when a LAN interface has a global IPv6 address)", p.IPv6))
+	}
 	if len(p.Interfaces.WAN) == 0 {
 		errs = append(errs, fieldErr("interfaces.wan", "at least one WAN interface is needed"))
 	}
@@ -251,11 +264,15 @@ func (p *Policy) validateManagement() []error {
 			if len(p.Interfaces.LAN) == 0 {
 				errs = append(errs, managementErr(path+".zone", "lan, but interfaces.lan is empty: %s would be unreachable", s.Name))
 			}
+		case ZoneGuest:
+			if len(p.Interfaces.Guest) == 0 {
+				errs = append(errs, fieldErr(path+".zone", "guest, but interfaces.guest is empty: list the guest interfaces, or use zone lan"))
+			}
 		case ZoneWAN, ZoneAny:
 		case "":
-			errs = append(errs, fieldErr(path+".zone", "must be set: lan, wan or any"))
+			errs = append(errs, fieldErr(path+".zone", "must be set: lan, wan, guest or any"))
 		default:
-			errs = append(errs, fieldErr(path+".zone", "%q is not lan, wan or any", s.Zone))
+			errs = append(errs, fieldErr(path+".zone", "%q is not lan, wan, guest or any", s.Zone))
 		}
 	}
 	errs = append(errs, duplicateManagement(p.Management)...)
@@ -279,7 +296,7 @@ func duplicateManagement(ms []Service) []error {
 		if s.Proto != "tcp" && s.Proto != "udp" {
 			continue
 		}
-		if s.Zone != ZoneLAN && s.Zone != ZoneWAN && s.Zone != ZoneAny {
+		if s.Zone != ZoneLAN && s.Zone != ZoneWAN && s.Zone != ZoneGuest && s.Zone != ZoneAny {
 			continue
 		}
 		for j, port := range s.Ports {
@@ -428,8 +445,19 @@ func (p *Policy) validateForwards(cat Catalog, t targets) []error {
 		} else if err != nil {
 			errs = append(errs, fieldErr(path+".to", "%s", err.Error()))
 		} else {
-			if err := t.check(path+".to", toAddr); err != nil {
-				errs = append(errs, err)
+			terr := t.check(path+".to", toAddr)
+			if terr != nil {
+				errs = append(errs, terr)
+			}
+			if terr == nil && toAddr.Is6() && !toAddr.Is4In6() {
+				if p.Mode == Companion {
+					errs = append(errs, fieldErr(path+".to", "%s is an IPv6 host: an IPv6 forward is a pinhole (no NAT), which in companion mode belongs in the owning firewall's forward rules (fw4: a rule with family ipv6, src wan, dest lan, dest_ip %s, target ACCEPT); remove it here", toAddr, toAddr))
+				} else if p.IPv6 == IPv6Off {
+					errs = append(errs, fieldErr(path+".to", "%s is an IPv6 host but ipv6 is off: set ipv6: on (or auto), or forward to an IPv4 address", toAddr))
+				}
+				if toPort != 0 && !(len(f.Ports) == 1 && f.Ports[0] == fmt.Sprint(toPort)) {
+					errs = append(errs, fieldErr(path+".to", "an IPv6 forward is a pinhole to the host's own address, without address or port translation: the host must listen on the forwarded port; write to: %s", toAddr))
+				}
 			}
 			if toPort != 0 {
 				if f.Protocol != "" {

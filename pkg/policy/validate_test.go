@@ -32,6 +32,30 @@ func TestValidPolicy(t *testing.T) {
 	}
 }
 
+// TestValidStandalonePolicies: the standalone features' valid shapes.
+func TestValidStandalonePolicies(t *testing.T) {
+	for name, modify := range map[string]func(p *policy.Policy){
+		"ipv6 pinhole to the same port": func(p *policy.Policy) { p.Forwards[1].To, p.Forwards[1].From = "[fd00:1::30]:2222", nil },
+		"ipv6 pinhole from ipv6 sources": func(p *policy.Policy) {
+			p.Forwards[1].To, p.Forwards[1].From = "fd00:1::30", []string{"2001:db8::/32"}
+		},
+		"guests with their own management": func(p *policy.Policy) {
+			p.Interfaces.Guest = []string{"guest0"}
+			p.Management = append(p.Management, policy.Service{Name: "dns", Proto: "udp", Ports: []string{"53"}, Zone: policy.ZoneGuest})
+		},
+		"ipv6 on, off, auto": func(p *policy.Policy) { p.IPv6 = policy.IPv6On },
+		"a vpn interface":    func(p *policy.Policy) { p.Interfaces.VPN = []string{"wg0"} },
+	} {
+		t.Run(name, func(t *testing.T) {
+			p := valid()
+			modify(p)
+			if err := p.Validate(catalog.Default()); err != nil {
+				t.Fatalf("rejected: %v", err)
+			}
+		})
+	}
+}
+
 // TestValidate: one case per rule; each asserts the key paths reported.
 func TestValidate(t *testing.T) {
 	tests := []struct {
@@ -89,6 +113,25 @@ func TestValidate(t *testing.T) {
 		{"unknown passthrough", func(p *policy.Policy) { p.Passthrough["wireguard"] = true }, []string{"passthrough.wireguard"}, false},
 		{"dmz outside lan", func(p *policy.Policy) { p.NAT.DMZ = "10.9.9.9" }, []string{"nat.dmz"}, false},
 		{"ipv6 dmz", func(p *policy.Policy) { p.NAT.DMZ = "fd00:1::50" }, []string{"nat.dmz"}, false},
+		{"ipv6 not on, off or auto", func(p *policy.Policy) { p.IPv6 = "yes" }, []string{"ipv6"}, false},
+		{"ipv6 forward with ipv6 off", func(p *policy.Policy) {
+			p.IPv6 = policy.IPv6Off
+			p.Forwards[1].To, p.Forwards[1].From = "fd00:1::30", nil
+		}, []string{"forwards[1].to"}, false},
+		{"ipv6 forward in companion mode", func(p *policy.Policy) {
+			p.Mode, p.NAT.DMZ = policy.Companion, ""
+			p.Forwards[1].To, p.Forwards[1].From = "fd00:1::30", nil
+		}, []string{"forwards[1].to"}, false},
+		{"ipv6 pinhole cannot translate the port", func(p *policy.Policy) { p.Forwards[1].To, p.Forwards[1].From = "[fd00:1::30]:22", nil }, []string{"forwards[1].to"}, false},
+		{"vpn interface also a lan interface", func(p *policy.Policy) { p.Interfaces.VPN = []string{"br-lan"} }, []string{"interfaces.vpn[0]"}, false},
+		{"vpn interfaces in companion mode", func(p *policy.Policy) { p.Mode, p.NAT.DMZ, p.Interfaces.VPN = policy.Companion, "", []string{"wg0"} }, []string{"interfaces.vpn"}, false},
+		{"guest interface also a lan interface", func(p *policy.Policy) { p.Interfaces.Guest = []string{"br-lan"} }, []string{"interfaces.guest[0]"}, false},
+		{"guest interfaces in companion mode", func(p *policy.Policy) {
+			p.Mode, p.NAT.DMZ, p.Interfaces.Guest = policy.Companion, "", []string{"guest0"}
+		}, []string{"interfaces.guest"}, false},
+		{"management zone guest without guests", func(p *policy.Policy) {
+			p.Management = append(p.Management, policy.Service{Name: "dns", Proto: "udp", Ports: []string{"53"}, Zone: policy.ZoneGuest})
+		}, []string{"management[1].zone"}, false},
 		{"dmz in companion mode", func(p *policy.Policy) { p.Mode = policy.Companion }, []string{"nat.dmz"}, false},
 		{"comment-breaking forward name", func(p *policy.Policy) { p.Forwards[0].Name = `a"b` }, []string{"forwards[0].name"}, false},
 		{"duplicate forward name", func(p *policy.Policy) { p.Forwards[1].Name = "vpn" }, []string{"forwards[1].name"}, false},
@@ -167,7 +210,7 @@ func TestRouterAddrs(t *testing.T) {
 	}{
 		{"no target is the router", func(*policy.Policy) {}, nil},
 		{"forward to the router's lan address", func(p *policy.Policy) { p.Forwards[0].To = "192.168.1.1" }, []string{"forwards[0].to"}},
-		{"forward to the router's ipv6 address", func(p *policy.Policy) { p.Forwards[1].To = "[fd00:1::1]:22"; p.Forwards[1].From = nil }, []string{"forwards[1].to"}},
+		{"forward to the router's ipv6 address", func(p *policy.Policy) { p.Forwards[1].To = "fd00:1::1"; p.Forwards[1].From = nil }, []string{"forwards[1].to"}},
 		{"dmz is the router", func(p *policy.Policy) { p.NAT.DMZ = "192.168.1.1" }, []string{"nat.dmz"}},
 	}
 	for _, tc := range tests {

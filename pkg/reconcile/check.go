@@ -65,6 +65,9 @@ type Inputs struct {
 	Overrides map[string]string `json:"overrides,omitempty"`
 	// Forced: compiled with --force (a policy that cuts management access).
 	Forced bool `json:"forced,omitempty"`
+	// Facts are what the box said when the plan was compiled (the
+	// interfaces with a global IPv6 address, for ipv6: auto).
+	Facts policy.Facts `json:"facts,omitzero"`
 }
 
 // Recompiler compiles a recorded config again (pure: no I/O besides

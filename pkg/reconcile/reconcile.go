@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"time"
 
 	"github.com/nfpass/nfpass/pkg/compile"
@@ -265,7 +266,10 @@ func (r *Reconciler) apply(ctx context.Context, plan *compile.Plan, config []byt
 	}
 	if g.Kind == KindApply && len(gens) > 0 {
 		latest := gens[0]
-		if latest.RulesetSHA256 == sum([]byte(plan.Table.Render())) && latest.ConfigSHA256 == sum(config) {
+		// The same inputs too: facts about the box (ipv6: auto) or the
+		// environment can change the plan's sysctls with the same table
+		// and config, and a replay compiles from the recorded inputs.
+		if latest.RulesetSHA256 == sum([]byte(plan.Table.Render())) && latest.ConfigSHA256 == sum(config) && sameInputs(latest.Inputs, r.opts.Inputs) {
 			res.Generation = latest
 			return res, nil
 		}
@@ -588,4 +592,23 @@ func (r *Reconciler) Diff(ctx context.Context, desired *ruleset.Table) (*DiffRes
 		res.NotHeld = !held
 	}
 	return res, nil
+}
+
+// sameInputs reports whether a generation's recorded inputs (nil: recorded
+// before inputs were) are in.
+func sameInputs(recorded *Inputs, in Inputs) bool {
+	if recorded == nil {
+		return reflect.DeepEqual(Inputs{}, in)
+	}
+	a, b := *recorded, in
+	if len(a.Env) == 0 && len(b.Env) == 0 {
+		a.Env, b.Env = nil, nil
+	}
+	if len(a.Overrides) == 0 && len(b.Overrides) == 0 {
+		a.Overrides, b.Overrides = nil, nil
+	}
+	if len(a.Facts.GlobalIPv6) == 0 && len(b.Facts.GlobalIPv6) == 0 {
+		a.Facts.GlobalIPv6, b.Facts.GlobalIPv6 = nil, nil
+	}
+	return reflect.DeepEqual(a, b)
 }

@@ -57,6 +57,14 @@ type SavedSysctl struct {
 	Was  string    `json:"was"`
 	Set  string    `json:"set"`
 	Time time.Time `json:"time"`
+	// IfPresent: an interface's setting (a WAN's accept_ra); when the
+	// interface is gone there is nothing to restore.
+	IfPresent bool `json:"if_present,omitempty"`
+}
+
+// ifPresent reports whether want marks key IfPresent.
+func ifPresent(want []compile.Sysctl, key string) bool {
+	return slices.ContainsFunc(want, func(w compile.Sysctl) bool { return w.Key == key && w.IfPresent })
 }
 
 type journalNS struct {
@@ -179,11 +187,14 @@ func (r *Reconciler) syncSysctls(ctx context.Context, plan *compile.Plan, j *jou
 			continue
 		}
 		cur, err := reader.Get(w.Key)
+		if w.IfPresent && errors.Is(err, fs.ErrNotExist) {
+			continue // the interface does not exist (yet): nothing to record
+		}
 		if err != nil {
 			return nil, err
 		}
 		if normValue(cur) != normValue(w.Value) {
-			j.mine.Saved = append(j.mine.Saved, SavedSysctl{Key: w.Key, Was: cur, Set: w.Value, Time: time.Now().UTC()})
+			j.mine.Saved = append(j.mine.Saved, SavedSysctl{Key: w.Key, Was: cur, Set: w.Value, IfPresent: w.IfPresent, Time: time.Now().UTC()})
 			added = true
 		}
 	}
@@ -199,7 +210,7 @@ func (r *Reconciler) syncSysctls(ctx context.Context, plan *compile.Plan, j *jou
 	if reader == nil { // record after the fact
 		for _, c := range changes {
 			if c.Changed && !j.saved(c.Key) {
-				j.mine.Saved = append(j.mine.Saved, SavedSysctl{Key: c.Key, Was: c.Was, Set: c.Value, Time: time.Now().UTC()})
+				j.mine.Saved = append(j.mine.Saved, SavedSysctl{Key: c.Key, Was: c.Was, Set: c.Value, IfPresent: ifPresent(want, c.Key), Time: time.Now().UTC()})
 				added = true
 			}
 		}
@@ -241,7 +252,9 @@ func (r *Reconciler) restoreSaved(ctx context.Context, j *journal, keep func(str
 	var out []helpers.SysctlChange
 	var errs []error
 	for _, s := range todo {
-		ch, err := r.opts.Sysctls.Ensure(ctx, []compile.Sysctl{{Key: s.Key, Value: s.Was, Why: "restored: the value before nfpass changed it"}})
+		// An interface's setting (IfPresent) whose interface is gone went
+		// with it: Ensure skips it and the entry is dropped.
+		ch, err := r.opts.Sysctls.Ensure(ctx, []compile.Sysctl{{Key: s.Key, Value: s.Was, IfPresent: s.IfPresent, Why: "restored: the value before nfpass changed it"}})
 		if err != nil {
 			errs = append(errs, fmt.Errorf("restore sysctl %s=%s: %w", s.Key, s.Was, err))
 			continue

@@ -138,6 +138,9 @@ func ruleCanonical(r *Rule) bool {
 	if r.SAddr != nil && r.NFProto != "" && r.NFProto == impliedNFProto[r.SAddr.Family] {
 		return false
 	}
+	if r.DAddr != nil && r.NFProto != "" && r.NFProto == impliedNFProto[r.DAddr.Family] {
+		return false
+	}
 	return slices.IsSortedFunc(r.CtState, compareCtState)
 }
 
@@ -145,6 +148,9 @@ func canonicalizeRule(r *Rule) {
 	// `ip saddr` already implies `meta nfproto ipv4`; nft and the kernel
 	// hold one check, so keep one form.
 	if r.SAddr != nil && r.NFProto == impliedNFProto[r.SAddr.Family] {
+		r.NFProto = ""
+	}
+	if r.DAddr != nil && r.NFProto == impliedNFProto[r.DAddr.Family] {
 		r.NFProto = ""
 	}
 	slices.SortStableFunc(r.CtState, compareCtState)

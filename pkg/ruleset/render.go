@@ -160,11 +160,17 @@ func (r Rule) String() string {
 	if r.FibDaddrLocal {
 		p = append(p, "fib daddr type local")
 	}
+	if r.FibDaddrNotOnIIF {
+		p = append(p, "fib daddr . iif type != local")
+	}
 	if r.NFProto != "" {
 		p = append(p, "meta nfproto "+r.NFProto)
 	}
 	if r.SAddr != nil {
 		p = append(p, fmt.Sprintf("%s saddr @%s", r.SAddr.Family, r.SAddr.Set))
+	}
+	if r.DAddr != nil {
+		p = append(p, fmt.Sprintf("%s daddr @%s", r.DAddr.Family, r.DAddr.Set))
 	}
 	switch {
 	case r.DPort != "":

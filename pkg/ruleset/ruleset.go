@@ -126,18 +126,26 @@ const (
 // (CtHelper or NAT) and a verdict. Empty fields match everything.
 //
 // Matches are always evaluated (and rendered, lowered) in this order:
-// IIF, IIFSet, OIFSet, FibDaddrLocal, NFProto, SAddr, L4Proto+DPort,
-// ProtoPortSet, CtState, CtStatus.
+// IIF, IIFSet, OIFSet, FibDaddrLocal, FibDaddrNotOnIIF, NFProto, SAddr,
+// DAddr, L4Proto+DPort, ProtoPortSet, CtState, CtStatus.
 type Rule struct {
 	IIFSet string `json:"iifname_set,omitempty"` // iifname @set
 	OIFSet string `json:"oifname_set,omitempty"` // oifname @set
 	// FibDaddrLocal matches `fib daddr type local`: the packet is addressed
 	// to the router itself (not routed through it to another host).
 	FibDaddrLocal bool `json:"fib_daddr_local,omitempty"`
+	// FibDaddrNotOnIIF matches `fib daddr . iif type != local`: the
+	// destination is not an address of the interface the packet came in
+	// on (with FibDaddrLocal: the router's address on another interface,
+	// such as a LAN client opening the WAN address).
+	FibDaddrNotOnIIF bool `json:"fib_daddr_not_on_iif,omitempty"`
 	// IIF is a literal input interface name (used for "lo").
 	IIF     string     `json:"iifname,omitempty"`
 	NFProto string     `json:"nfproto,omitempty"` // "ipv4" or "ipv6"
 	SAddr   *AddrMatch `json:"saddr,omitempty"`
+	// DAddr matches `ip daddr @set` / `ip6 daddr @set`; with SAddr both
+	// have the same family.
+	DAddr *AddrMatch `json:"daddr,omitempty"`
 	// L4Proto is an nft protocol name: tcp, udp, gre, esp, ah, icmp, ipv6-icmp.
 	L4Proto string `json:"l4proto,omitempty"`
 	// DPort is "N" or "N-M"; it needs L4Proto tcp or udp.

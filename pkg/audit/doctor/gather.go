@@ -9,6 +9,7 @@ package doctor
 import (
 	"context"
 	"errors"
+	"io/fs"
 
 	"github.com/nfpass/nfpass/pkg/audit"
 	"github.com/nfpass/nfpass/pkg/catalog"
@@ -74,6 +75,9 @@ func sysctls(netns string, plan *compile.Plan) []audit.SysctlState {
 	for _, s := range plan.Sysctls {
 		st := audit.SysctlState{Key: s.Key, Want: s.Value, Why: s.Why}
 		v, err := sc.Get(s.Key)
+		if s.IfPresent && errors.Is(err, fs.ErrNotExist) {
+			continue // an interface that does not exist (yet): nothing to check
+		}
 		if err != nil {
 			st.Err = err.Error()
 		}
