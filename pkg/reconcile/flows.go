@@ -36,7 +36,7 @@ func (r *Reconciler) flowResets(gens []Generation, before *ruleset.Table, plan *
 // nothing when Options.KeepFlows or no FlowResetter. A failure is a
 // warning: the table is applied and verified.
 func (r *Reconciler) repairFlows(ctx context.Context, gens []Generation, before *ruleset.Table, plan *compile.Plan, res *Result) {
-	if r.opts.Flows == nil || r.opts.KeepFlows {
+	if r.opts.Flows == nil || r.opts.KeepFlows || keepFlows(ctx) {
 		return
 	}
 	resets := r.flowResets(gens, before, plan)
@@ -88,3 +88,14 @@ func (r *Reconciler) PreviewFlows(ctx context.Context, plan *compile.Plan) ([]co
 	}
 	return out, nil
 }
+
+// keepFlowsKey marks a context whose applies leave the live flows alone:
+// the revert of a trial applied with --keep-flows (Pending.KeepFlows),
+// whatever the reverting process's own flag.
+type keepFlowsKey struct{}
+
+func withKeepFlows(ctx context.Context) context.Context {
+	return context.WithValue(ctx, keepFlowsKey{}, true)
+}
+
+func keepFlows(ctx context.Context) bool { v, _ := ctx.Value(keepFlowsKey{}).(bool); return v }
