@@ -364,6 +364,9 @@ func linkSource(ctx context.Context, opts nft.Options) (<-chan reconcile.Event, 
 		go func() { <-ctx.Done(); mon.Close() }()
 		for lc := range mon.Changes() {
 			ev := reconcile.Event{Source: "link", Detail: lc.String(), Lost: lc.Lost}
+			if lc.Address.IsValid() {
+				ev.Addr = &reconcile.AddrChange{Link: lc.Link, Addr: lc.Address.Addr(), Removed: lc.What == nft.AddressRemoved}
+			}
 			select {
 			case out <- ev:
 			case <-ctx.Done():
