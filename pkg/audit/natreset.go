@@ -34,11 +34,12 @@ func NATedTo(f *Flow, addr netip.Addr) bool {
 }
 
 // UnNATed reports whether f is a "ghost state" (openwrt/firewall4#61): an
-// IPv4 flow from a LAN network to an address outside every LAN network,
-// neither source- nor destination-NATed (its replies go back to the LAN
-// host itself), that a masquerading table would have NATed. The router's
-// own flows (from or to a local address) never match.
-func UnNATed(f *Flow, lan []netip.Prefix, local map[netip.Addr]bool) bool {
+// IPv4 flow from a LAN network to an address outside every internal
+// network (the networks of the interfaces that are not WAN, LAN ones
+// included), neither source- nor destination-NATed (its replies go back
+// to the LAN host itself), that a masquerading table would have NATed.
+// The router's own flows (from or to a local address) never match.
+func UnNATed(f *Flow, lan, internal []netip.Prefix, local map[netip.Addr]bool) bool {
 	o := f.Orig
 	if !o.Src.Is4() || f.Status.Has(StatusSrcNAT) || f.Status.Has(StatusDstNAT) || f.Reply.Dst != o.Src {
 		return false
@@ -46,7 +47,7 @@ func UnNATed(f *Flow, lan []netip.Prefix, local map[netip.Addr]bool) bool {
 	if local[o.Src] || local[o.Dst] || o.Dst.IsLoopback() || o.Dst.IsMulticast() || o.Dst == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
 		return false
 	}
-	return inPrefixes(lan, o.Src) && !inPrefixes(lan, o.Dst)
+	return inPrefixes(lan, o.Src) && !inPrefixes(lan, o.Dst) && !inPrefixes(internal, o.Dst)
 }
 
 func inPrefixes(ps []netip.Prefix, a netip.Addr) bool {
@@ -68,29 +69,34 @@ func (fr FlowResetter) ResetNATedTo(ctx context.Context, addr netip.Addr, link s
 }
 
 // ghostMatch returns the UnNATed filter for the namespace: LAN networks
-// are the IPv4 networks of the addresses on the LAN interfaces.
-func (fr FlowResetter) ghostMatch(ctx context.Context, lanIfaces []string) (func(*Flow) bool, bool, error) {
-	lan, err := InterfacePrefixes(ctx, fr.Options, lanIfaces)
+// are the IPv4 networks of the addresses on the LAN interfaces, internal
+// ones those on every interface that is not a WAN one.
+func (fr FlowResetter) ghostMatch(ctx context.Context, lanIfaces, wanIfaces []string) (func(*Flow) bool, bool, error) {
+	lan, err := interfacePrefixes(ctx, fr.Options, func(label string) bool { return ifaceMatch(lanIfaces, label) })
 	if err != nil || len(lan) == 0 {
+		return nil, false, err
+	}
+	internal, err := interfacePrefixes(ctx, fr.Options, func(label string) bool { return !ifaceMatch(wanIfaces, label) })
+	if err != nil {
 		return nil, false, err
 	}
 	local, err := LocalAddrs(ctx, fr.Options)
 	if err != nil {
 		return nil, false, err
 	}
-	return func(f *Flow) bool { return UnNATed(f, lan, local) }, true, nil
+	return func(f *Flow) bool { return UnNATed(f, lan, internal, local) }, true, nil
 }
 
 func ghostCount() compile.FlowResetCount {
 	return compile.FlowResetCount{Protocol: ResetUnNATed, Reason: "LAN→WAN flows not masqueraded: created before the table existed"}
 }
 
-// CountUnNATed counts the ghost states (UnNATed) on the networks of
-// lanIfaces: what ResetUnNATed would delete. Touches the kernel
+// CountUnNATed counts the ghost states (UnNATed) from the networks of
+// lanIfaces to outside every network but those of wanIfaces: what ResetUnNATed would delete. Touches the kernel
 // (read-only).
-func (fr FlowResetter) CountUnNATed(ctx context.Context, lanIfaces []string) (compile.FlowResetCount, error) {
+func (fr FlowResetter) CountUnNATed(ctx context.Context, lanIfaces, wanIfaces []string) (compile.FlowResetCount, error) {
 	out := ghostCount()
-	match, ok, err := fr.ghostMatch(ctx, lanIfaces)
+	match, ok, err := fr.ghostMatch(ctx, lanIfaces, wanIfaces)
 	if !ok {
 		return out, err
 	}
@@ -103,12 +109,11 @@ func (fr FlowResetter) CountUnNATed(ctx context.Context, lanIfaces []string) (co
 	return out, err
 }
 
-// ResetUnNATed deletes the ghost states (UnNATed) on the networks of
-// lanIfaces, once a masquerading table is in place, and counts again.
+// ResetUnNATed deletes the ghost states (UnNATed, as CountUnNATed), once a masquerading table is in place, and counts again.
 // Touches the kernel.
-func (fr FlowResetter) ResetUnNATed(ctx context.Context, lanIfaces []string) (compile.FlowResetCount, error) {
+func (fr FlowResetter) ResetUnNATed(ctx context.Context, lanIfaces, wanIfaces []string) (compile.FlowResetCount, error) {
 	out := ghostCount()
-	match, ok, err := fr.ghostMatch(ctx, lanIfaces)
+	match, ok, err := fr.ghostMatch(ctx, lanIfaces, wanIfaces)
 	if !ok {
 		return out, err
 	}
@@ -166,6 +171,12 @@ func (fr FlowResetter) resetWhere(ctx context.Context, match func(*Flow) bool) (
 // masked) of the addresses on the named interfaces. A name ending in "*"
 // matches by prefix. Touches the kernel (read-only).
 func InterfacePrefixes(ctx context.Context, opts Options, names []string) ([]netip.Prefix, error) {
+	return interfacePrefixes(ctx, opts, func(label string) bool { return ifaceMatch(names, label) })
+}
+
+// interfacePrefixes lists the IPv4 networks of the addresses whose label
+// (interface name, or name:alias) keep selects.
+func interfacePrefixes(ctx context.Context, opts Options, keep func(label string) bool) ([]netip.Prefix, error) {
 	cfg, release, err := netlinkConfig(opts, 0)
 	if err != nil {
 		return nil, err
@@ -213,10 +224,10 @@ func InterfacePrefixes(ctx context.Context, opts Options, names []string) ([]net
 			}
 			return nil
 		})
-		if !addr.IsValid() || !ifaceMatch(names, label) {
+		if !addr.IsValid() || !keep(label) {
 			continue
 		}
-		if p, err := addr.Prefix(bits); err == nil {
+		if p, err := addr.Prefix(bits); err == nil && !addr.IsLoopback() {
 			out = append(out, p)
 		}
 	}

@@ -34,6 +34,7 @@ func TestNATedTo(t *testing.T) {
 // TestUnNATed: only un-NATed LAN→outside IPv4 flows of LAN hosts match.
 func TestUnNATed(t *testing.T) {
 	lan := []netip.Prefix{netip.MustParsePrefix("192.168.77.0/24")}
+	internal := append([]netip.Prefix{netip.MustParsePrefix("192.168.78.0/24")}, lan...) // a guest LAN not in the policy
 	local := map[netip.Addr]bool{netip.MustParseAddr("192.168.77.1"): true, netip.MustParseAddr("203.0.113.1"): true}
 	for _, tc := range []struct {
 		name string
@@ -42,6 +43,7 @@ func TestUnNATed(t *testing.T) {
 	}{
 		{"ghost: LAN to WAN, not NATed", Flow{Orig: tup("192.168.77.10", "203.0.113.2", 5000, 9), Reply: tup("203.0.113.2", "192.168.77.10", 9, 5000)}, true},
 		{"masqueraded", Flow{Orig: tup("192.168.77.10", "203.0.113.2", 5000, 9), Reply: tup("203.0.113.2", "203.0.113.1", 9, 5000), Status: StatusSrcNAT}, false},
+		{"LAN to another internal network", Flow{Orig: tup("192.168.77.10", "192.168.78.5", 5000, 9), Reply: tup("192.168.78.5", "192.168.77.10", 9, 5000)}, false},
 		{"LAN to LAN", Flow{Orig: tup("192.168.77.10", "192.168.77.11", 5000, 9), Reply: tup("192.168.77.11", "192.168.77.10", 9, 5000)}, false},
 		{"LAN to the router", Flow{Orig: tup("192.168.77.10", "192.168.77.1", 5000, 53), Reply: tup("192.168.77.1", "192.168.77.10", 53, 5000)}, false},
 		{"LAN to the router's WAN address", Flow{Orig: tup("192.168.77.10", "203.0.113.1", 5000, 22), Reply: tup("203.0.113.1", "192.168.77.10", 22, 5000)}, false},
@@ -53,7 +55,7 @@ func TestUnNATed(t *testing.T) {
 		{"IPv6", Flow{Orig: tup("2001:db8:77::10", "2001:db8:113::2", 5000, 9), Reply: tup("2001:db8:113::2", "2001:db8:77::10", 9, 5000)}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := UnNATed(&tc.f, lan, local); got != tc.want {
+			if got := UnNATed(&tc.f, lan, internal, local); got != tc.want {
 				t.Errorf("UnNATed = %v, want %v", got, tc.want)
 			}
 		})

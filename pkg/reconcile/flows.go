@@ -42,23 +42,25 @@ type NATRepairer interface {
 	// the WAN interface link).
 	ResetNATedTo(ctx context.Context, addr netip.Addr, link string) (compile.FlowResetCount, error)
 	// CountUnNATed counts, and ResetUnNATed deletes, the un-NATed
-	// LAN→WAN entries of the networks on lanIfaces ("ghost states").
-	CountUnNATed(ctx context.Context, lanIfaces []string) (compile.FlowResetCount, error)
-	ResetUnNATed(ctx context.Context, lanIfaces []string) (compile.FlowResetCount, error)
+	// entries from the networks on lanIfaces to outside the networks of
+	// every interface but wanIfaces ("ghost states").
+	CountUnNATed(ctx context.Context, lanIfaces, wanIfaces []string) (compile.FlowResetCount, error)
+	ResetUnNATed(ctx context.Context, lanIfaces, wanIfaces []string) (compile.FlowResetCount, error)
 }
 
-// ghostLANs returns the LAN interfaces whose un-NATed LAN→WAN entries a
-// first apply of plan must delete: those of a table that masquerades
-// (nat.masquerade) where none was (before nil). nil: nothing to do.
-func ghostLANs(before *ruleset.Table, plan *compile.Plan) []string {
+// ghostLANs returns the access (LAN and WAN interfaces) whose un-NATed
+// LAN→WAN entries a first apply of plan must delete: that of a table that
+// masquerades (nat.masquerade) where none was (before nil). nil: nothing
+// to do.
+func ghostLANs(before *ruleset.Table, plan *compile.Plan) *compile.Access {
 	if before != nil || plan == nil || !masquerades(plan.Table) {
 		return nil
 	}
 	a, err := compile.AccessOf(plan)
-	if err != nil {
+	if err != nil || len(a.LAN) == 0 {
 		return nil
 	}
-	return a.LAN
+	return a
 }
 
 // masquerades reports whether t has a masquerade rule in a postrouting
@@ -95,9 +97,9 @@ func (r *Reconciler) repairFlows(ctx context.Context, gens []Generation, before 
 	if resets := r.flowResets(gens, before, plan); len(resets) > 0 {
 		counts, err = r.opts.Flows.Reset(ctx, resets)
 	}
-	if lans := ghostLANs(before, plan); len(lans) > 0 {
+	if a := ghostLANs(before, plan); a != nil {
 		if nr, ok := r.opts.Flows.(NATRepairer); ok {
-			c, gerr := nr.ResetUnNATed(ctx, lans)
+			c, gerr := nr.ResetUnNATed(ctx, a.LAN, a.WAN)
 			counts = append(counts, c)
 			err = errors.Join(err, gerr)
 		}
@@ -136,9 +138,9 @@ func (r *Reconciler) PreviewFlows(ctx context.Context, plan *compile.Plan) ([]co
 			return nil, err
 		}
 	}
-	if lans := ghostLANs(before, plan); len(lans) > 0 {
+	if a := ghostLANs(before, plan); a != nil {
 		if nr, ok := r.opts.Flows.(NATRepairer); ok {
-			c, err := nr.CountUnNATed(ctx, lans)
+			c, err := nr.CountUnNATed(ctx, a.LAN, a.WAN)
 			if err != nil {
 				return nil, err
 			}

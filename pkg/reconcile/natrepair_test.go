@@ -26,13 +26,13 @@ func (f *fakeNAT) ResetNATedTo(_ context.Context, addr netip.Addr, link string) 
 	return compile.FlowResetCount{Protocol: "wan-address", Reason: "NATed to " + addr.String() + " on " + link, Count: 2}, nil
 }
 
-func (f *fakeNAT) CountUnNATed(_ context.Context, lans []string) (compile.FlowResetCount, error) {
+func (f *fakeNAT) CountUnNATed(_ context.Context, lans, _ []string) (compile.FlowResetCount, error) {
 	f.counted = append(f.counted, lans)
 	return compile.FlowResetCount{Protocol: "unnated", Reason: "ghosts", Count: 4}, nil
 }
 
-func (f *fakeNAT) ResetUnNATed(_ context.Context, lans []string) (compile.FlowResetCount, error) {
-	f.ghosts = append(f.ghosts, lans)
+func (f *fakeNAT) ResetUnNATed(_ context.Context, lans, wans []string) (compile.FlowResetCount, error) {
+	f.ghosts = append(f.ghosts, append(append([]string(nil), lans...), wans...))
 	return compile.FlowResetCount{Protocol: "unnated", Reason: "ghosts", Count: 4}, nil
 }
 
@@ -99,7 +99,7 @@ func TestGhostStates(t *testing.T) {
 			var wantRes []compile.FlowResetCount
 			wantMetric := 0.0
 			if tc.want {
-				wantCalls = [][]string{{"br-lan"}}
+				wantCalls = [][]string{{"br-lan", "eth0"}} // LAN, then WAN
 				wantRes = []compile.FlowResetCount{{Protocol: "unnated", Reason: "ghosts", Count: 4}}
 				wantMetric = 4
 			}
