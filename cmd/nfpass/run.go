@@ -80,6 +80,13 @@ place, unowned, until the daemon starts again and takes it back. On older
 kernels, or with --own-table=false, the table is a plain one: a flush can
 delete it, and the daemon puts it back.
 
+Live flows (unless --keep-flows): each apply repairs the flows its change
+concerns (see 'nfpass apply --help'); when an address leaves a WAN interface
+(a PPP reconnect), the entries NATed to it are deleted, so the next packet
+gets the new address; and when the daemon creates a masquerading table where
+none was (at boot), the LAN-to-WAN entries created meanwhile without NAT are
+deleted. Each is logged and counted in nfpass_conntrack_flows_reset_total.
+
 Under systemd (Type=notify) it sends READY=1 once the kernel holds a verified
 ruleset, and WATCHDOG=1 from its loop when WatchdogSec= is set. /healthz
 (with --metrics-addr) answers 503 while the table is not as it should be.
@@ -368,6 +375,9 @@ func linkSource(ctx context.Context, opts nft.Options) (<-chan reconcile.Event, 
 		go func() { <-ctx.Done(); mon.Close() }()
 		for lc := range mon.Changes() {
 			ev := reconcile.Event{Source: "link", Detail: lc.String(), Lost: lc.Lost}
+			if lc.Address.IsValid() {
+				ev.Addr = &reconcile.AddrChange{Link: lc.Link, Addr: lc.Address.Addr(), Removed: lc.What == nft.AddressRemoved}
+			}
 			select {
 			case out <- ev:
 			case <-ctx.Done():

@@ -252,6 +252,12 @@ func tableOf(data any) *nftables.Table {
 	return nil
 }
 
+// LinkChange.What of address events.
+const (
+	AddressAdded   = "address added"
+	AddressRemoved = "address removed"
+)
+
 // LinkChange is one interface or address event.
 type LinkChange struct {
 	// What: "link up", "link down", "link removed", "address added",
@@ -416,9 +422,9 @@ func parseLinkMsg(msg netlink.Message, names map[int32]string, up map[int32]bool
 		if name == "" {
 			name = fmt.Sprintf("ifindex %d", idx)
 		}
-		what := "address added"
+		what := AddressAdded
 		if msg.Header.Type == unix.RTM_DELADDR {
-			what = "address removed"
+			what = AddressRemoved
 		}
 		lc := LinkChange{What: what, Link: name}
 		if addr.IsValid() {

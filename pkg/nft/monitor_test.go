@@ -157,3 +157,33 @@ func TestWatchLinks(t *testing.T) {
 		}
 	}
 }
+
+// TestWatchLinksDeleted: an interface that goes away (a PPP link ending)
+// reports its addresses removed, by name, so the daemon can reset the
+// flows NATed to them.
+func TestWatchLinksDeleted(t *testing.T) {
+	ns, c := newNS(t, "linkdel")
+	ns.MustExec(t, "ip", "link", "add", "ppp0", "type", "veth", "peer", "name", "ppp1")
+	ns.MustExec(t, "ip", "link", "set", "ppp0", "up")
+	ns.MustExec(t, "ip", "addr", "add", "203.0.113.1/24", "dev", "ppp0")
+	m, err := c.WatchLinks()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	ns.MustExec(t, "ip", "link", "del", "ppp0")
+	deadline := time.After(5 * time.Second)
+	for {
+		select {
+		case lc, ok := <-m.Changes():
+			if !ok {
+				t.Fatal("link monitor closed")
+			}
+			if lc.Link == "ppp0" && lc.What == AddressRemoved && lc.Address.Addr().String() == "203.0.113.1" {
+				return
+			}
+		case <-deadline:
+			t.Fatal("no \"ppp0 address removed 203.0.113.1/24\" within 5s")
+		}
+	}
+}

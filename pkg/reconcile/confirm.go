@@ -76,6 +76,9 @@ type Pending struct {
 	BootID string `json:"boot_id,omitempty"`
 	// Owner is who started the trial: "cli" or "daemon".
 	Owner string `json:"owner,omitempty"`
+	// KeepFlows: the trial was applied with --keep-flows, so its revert
+	// (by whichever process does it) leaves the live flows alone too.
+	KeepFlows bool `json:"keep_flows,omitempty"`
 }
 
 // PendingError refuses a change while another is on trial.
@@ -205,7 +208,7 @@ func (r *Reconciler) applyConfirm(ctx context.Context, plan *compile.Plan, confi
 	if err != nil {
 		return nil, nil, fmt.Errorf("read table %s %s: %w", fam, name, err)
 	}
-	p := &Pending{Family: fam, Table: name, Window: window.String(), NetNS: r.opts.NetNS, BootID: bootID(), Owner: owner}
+	p := &Pending{Family: fam, Table: name, Window: window.String(), NetNS: r.opts.NetNS, BootID: bootID(), Owner: owner, KeepFlows: r.opts.KeepFlows}
 	var warnings []string
 	if live != nil {
 		gens, err := r.store.List()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -27,6 +28,16 @@ type Event struct {
 	// Reopened says the source was opened again after a loss: events in
 	// between were missed, so the daemon checks again.
 	Reopened bool
+	// Addr is set by the link source for an address added to or removed
+	// from an interface.
+	Addr *AddrChange
+}
+
+// AddrChange is an address added to or removed from an interface.
+type AddrChange struct {
+	Link    string
+	Addr    netip.Addr
+	Removed bool
 }
 
 // EventSource opens a stream of events. The channel must be closed when
@@ -262,6 +273,9 @@ func (r *Reconciler) Run(ctx context.Context, o DaemonOptions) error {
 				continue
 			}
 			d.log.Debug("event", "source", ev.Source, "detail", ev.Detail)
+			if ev.Addr != nil {
+				d.addrChanged(ctx, *ev.Addr)
+			}
 			if len(checkReasons) < 8 {
 				checkReasons = append(checkReasons, ev.Source+": "+ev.Detail)
 			}
@@ -587,6 +601,59 @@ func (d *daemon) apply(ctx context.Context, reason string) (bool, error) {
 	}
 	d.log.Info("applied and verified", "table", d.desired.Table.Family+" "+d.desired.Table.Name, "generation", res.Generation.ID, "recorded", res.Recorded)
 	return true, nil
+}
+
+// addrChanged repairs the live flows an address change on a WAN interface
+// leaves stale: when an address leaves one (a PPP reconnect, a new DHCP
+// lease), the entries source-NATed to it (masquerade, SNAT) can never
+// carry a packet again; they are deleted, so the next packet is NATed to
+// the new address. Nothing else is touched, and nothing with
+// --keep-flows. Logged, and counted in nfpass_conntrack_flows_reset_total
+// {protocol="wan-address"}.
+func (d *daemon) addrChanged(ctx context.Context, ch AddrChange) {
+	if !wanAddressGone(d.desired, d.lastGood, ch) || d.r.opts.KeepFlows {
+		return
+	}
+	nr, ok := d.r.opts.Flows.(NATRepairer)
+	if !ok {
+		return
+	}
+	c, err := nr.ResetNATedTo(ctx, ch.Addr, ch.Link)
+	d.r.metrics.flowsReset([]compile.FlowResetCount{c})
+	if err != nil {
+		d.log.Warn("WAN address gone: resetting the flows NATed to it failed (they stay until they time out)",
+			"link", ch.Link, "address", ch.Addr.String(), "reset", c.Count, "err", oneLine(err))
+		return
+	}
+	if c.Count > 0 || c.Left > 0 {
+		d.log.Info("live flows reset", "protocol", c.Protocol, "reason", c.Reason, "count", c.Count, "left", c.Left)
+	}
+}
+
+// wanAddressGone reports whether ch is an address removed from a WAN
+// interface of the enforced policy (desired, else the last good one),
+// that an entry can have been NATed to (not link-local or loopback).
+func wanAddressGone(desired, lastGood *compile.Plan, ch AddrChange) bool {
+	if !ch.Removed || !ch.Addr.IsValid() || ch.Addr.IsLinkLocalUnicast() || ch.Addr.IsLoopback() {
+		return false
+	}
+	plan := desired
+	if plan == nil {
+		plan = lastGood
+	}
+	if plan == nil {
+		return false
+	}
+	a, err := compile.AccessOf(plan)
+	if err != nil {
+		return false
+	}
+	for _, w := range a.WAN {
+		if w == ch.Link {
+			return true
+		}
+	}
+	return false
 }
 
 // recordIfBehind records the desired plan when the kernel holds it but

@@ -197,10 +197,13 @@ func TestDaemonResetsFlows(t *testing.T) {
 
 // TestRevertResetsFlows: a trial's revert repairs flows too: through the
 // rollback when there is a generation to restore, and after deleting the
-// table when the trial was the first apply (its helpers are gone).
+// table when the trial was the first apply (its helpers are gone). A
+// trial applied with --keep-flows is reverted without a repair, even by a
+// process (guard, daemon, CLI) that lacks the flag.
 func TestRevertResetsFlows(t *testing.T) {
-	for _, first := range []bool{false, true} {
-		t.Run(fmt.Sprintf("first apply %v", first), func(t *testing.T) {
+	for _, tc := range []struct{ first, keep bool }{{false, false}, {true, false}, {false, true}, {true, true}} {
+		first := tc.first
+		t.Run(fmt.Sprintf("first apply %v keep-flows %v", first, tc.keep), func(t *testing.T) {
 			ctx := context.Background()
 			e := newTrialEnv(t)
 			ff := &fakeFlows{}
@@ -210,14 +213,23 @@ func TestRevertResetsFlows(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
+			e.r.opts.KeepFlows = tc.keep
 			if _, _, err := e.r.ApplyConfirm(ctx, testPlan("eth1"), []byte("wan: eth1\npptp: on"), time.Hour, e.starter()); err != nil {
 				t.Fatal(err)
 			}
+			e.r.opts.KeepFlows = false // the reverting process has no flag
+			before := len(ff.resets)
 			e.killGuards()
 			e.offset.Store(int64(2 * time.Hour))
 			rec, err := e.r.RecoverPending(ctx, nil, nil)
 			if err != nil || rec.Action != RecoveryReverted {
 				t.Fatalf("RecoverPending: %+v %v", rec, err)
+			}
+			if tc.keep {
+				if len(ff.resets) != before {
+					t.Errorf("the revert of a --keep-flows trial reset flows: %v", ff.resets[before:])
+				}
+				return
 			}
 			last := ff.resets[len(ff.resets)-1]
 			if diff := cmp.Diff([]compile.FlowReset{pptpGone}, last); diff != "" {

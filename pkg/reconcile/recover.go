@@ -234,6 +234,9 @@ func (r *Reconciler) revertPending(ctx context.Context, log *slog.Logger, force 
 	trial := 0
 	if p != nil {
 		trial = p.Generation
+		if p.KeepFlows {
+			ctx = withKeepFlows(ctx) // as the trial was applied
+		}
 	}
 	out := revertOutcome{done: true, pending: p}
 	var errs []error
