@@ -18,7 +18,9 @@ import (
 // receive buffer and are only valid during the callback.
 type rawElem struct {
 	key, val []byte
-	flags    uint32
+	// keyEnd is a ranged concatenation element's last key.
+	keyEnd []byte
+	flags  uint32
 	// odd is set when the element carries anything the IR cannot express
 	// (key end, timeout, expressions, a comment).
 	odd bool
@@ -263,7 +265,9 @@ func parseElemList(b []byte, fn func(rawElem) error) error {
 					if f, ok := userdata.GetUint32(ad, userdata.NFTNL_UDATA_SET_ELEM_FLAGS); ok && f&userdata.NFTNL_UDATA_SET_ELEM_F_INTERVAL_OPEN != 0 {
 						e.open = true
 					}
-				case unix.NFTA_SET_ELEM_TIMEOUT, unix.NFTA_SET_ELEM_EXPR, nftaSetElemExpressions, nftaSetElemKeyEnd, unix.NFTA_SET_ELEM_OBJREF:
+				case nftaSetElemKeyEnd:
+					e.keyEnd, err = dataValue(ad)
+				case unix.NFTA_SET_ELEM_TIMEOUT, unix.NFTA_SET_ELEM_EXPR, nftaSetElemExpressions, unix.NFTA_SET_ELEM_OBJREF:
 					e.odd = true
 				}
 				return err

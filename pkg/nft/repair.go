@@ -283,6 +283,9 @@ func lowerDelta(desired *ruleset.Table, add, del map[string][]ruleset.Element) (
 		if len(add[s.Name]) == 0 && len(del[s.Name]) == 0 {
 			continue
 		}
+		if s.IsRangedConcat() {
+			return nil, fmt.Errorf("%s %s holds ranges: it is replaced whole", setKind(s), s.Name)
+		}
 		d := loweredDelta{interval: s.Interval, isMap: s.IsMap(), keyTypes: s.KeyType, valueTypes: s.DataType}
 		for _, part := range []struct {
 			elems []ruleset.Element
