@@ -72,8 +72,8 @@ func (r *elemReader) lookupElements(fam nftables.TableFamily, table, set string,
 	return nil
 }
 
-// appendElemQuery appends one element of a lookup request: its key and,
-// for an interval end, the end flag.
+// appendElemQuery appends one element of a lookup request: its key, a
+// ranged element's key end and, for an interval end, the end flag.
 func appendElemQuery(b []byte, e nftables.SetElement) []byte {
 	item := len(b)
 	b = appendAttrHeader(b, 1|unix.NLA_F_NESTED)
@@ -81,6 +81,12 @@ func appendElemQuery(b []byte, e nftables.SetElement) []byte {
 	b = appendAttrHeader(b, unix.NFTA_SET_ELEM_KEY|unix.NLA_F_NESTED)
 	b = appendAttr(b, unix.NFTA_DATA_VALUE, e.Key)
 	b = closeAttr(b, key)
+	if len(e.KeyEnd) > 0 {
+		end := len(b)
+		b = appendAttrHeader(b, nftaSetElemKeyEnd|unix.NLA_F_NESTED)
+		b = appendAttr(b, unix.NFTA_DATA_VALUE, e.KeyEnd)
+		b = closeAttr(b, end)
+	}
 	if e.IntervalEnd {
 		b = appendAttr(b, unix.NFTA_SET_ELEM_FLAGS, binary.BigEndian.AppendUint32(nil, unix.NFT_SET_ELEM_INTERVAL_END))
 	}

@@ -1,0 +1,210 @@
+package compile
+
+import (
+	"net/netip"
+	"slices"
+	"strconv"
+
+	"github.com/nfpass/nfpass/pkg/catalog"
+	"github.com/nfpass/nfpass/pkg/policy"
+	"github.com/nfpass/nfpass/pkg/ruleset"
+)
+
+// Maps and sets of port forwards, besides MapFwd4/6 and MapFwd4L4/6L4.
+const (
+	// MapFwd4Range and MapFwd6Range send port ranges (flags interval,
+	// key proto . port range) to an address, keeping the port.
+	MapFwd4Range = "fwd4_range"
+	MapFwd6Range = "fwd6_range"
+	// SetFrom4 and SetFrom6 hold the allowed (source . proto . port)
+	// ranges of restricted forwards (forwards with `from:`), SetFrom4L4
+	// and SetFrom6L4 the (source . proto) of their portless flows (gre,
+	// esp, ah): ranged concatenations, the kernel's pipapo sets.
+	SetFrom4   = "fwd4_from"
+	SetFrom6   = "fwd6_from"
+	SetFrom4L4 = "fwd4_from_proto"
+	SetFrom6L4 = "fwd6_from_proto"
+	// SetFromPorts holds the proto . port ranges restricted forwards take:
+	// any other source on them is accepted without NAT (and so never falls
+	// through to the DMZ or to another map).
+	SetFromPorts = "fwd_from_ports"
+)
+
+// fwdFamily gathers one IP family's forward maps and source sets.
+type fwdFamily struct {
+	nat               string // "ip" or "ip6"
+	addrType          string
+	ports, ranges, pl ruleset.Set // target maps
+	from, fromL4      ruleset.Set // restricted sources
+	open              [3]bool     // ports, ranges, pl hold unrestricted forwards
+	limited           [3]bool     // ... hold restricted forwards
+}
+
+// forwards compiles the port forwards into maps and sets added to t and
+// returns their dstnat rules, a fixed number whatever the number of
+// forwards:
+//
+//  1. restricted forwards, per family and target map: `ip saddr . meta
+//     l4proto . th dport @fwd4_from dnat ip to meta l4proto . th dport map
+//     @fwd4` (an allowed source is translated by the shared target map);
+//  2. `meta l4proto . th dport @fwd_from_ports accept` (and one `meta
+//     l4proto gre accept` per portless protocol restricted): other sources
+//     on a restricted forward's ports get no NAT, the input chain decides,
+//     and they never reach the rules below or the DMZ;
+//  3. unrestricted forwards: `dnat ip to meta l4proto . th dport map @fwd4`.
+//
+// Forwards never share a proto/port (policy validation), so one target map
+// per family and shape serves both kinds; rule 2 keeps rule 3 from
+// translating a restricted forward's other sources. Port ranges are
+// intervals, never one element per port.
+func (c *compiler) forwards(t *ruleset.Table, prefix, wan string) []ruleset.Rule {
+	fams := [2]*fwdFamily{}
+	for i, f := range [2]struct{ nat, addr, m, mr, ml4, from, fromL4 string }{
+		{"ip", "ipv4_addr", MapFwd4, MapFwd4Range, MapFwd4L4, SetFrom4, SetFrom4L4},
+		{"ip6", "ipv6_addr", MapFwd6, MapFwd6Range, MapFwd6L4, SetFrom6, SetFrom6L4},
+	} {
+		fams[i] = &fwdFamily{
+			nat: f.nat, addrType: f.addr,
+			ports:  ruleset.Set{Name: prefix + f.m, KeyType: []string{"inet_proto", "inet_service"}, DataType: []string{f.addr, "inet_service"}},
+			ranges: ruleset.Set{Name: prefix + f.mr, KeyType: []string{"inet_proto", "inet_service"}, DataType: []string{f.addr}, Interval: true},
+			pl:     ruleset.Set{Name: prefix + f.ml4, KeyType: []string{"inet_proto"}, DataType: []string{f.addr}},
+			from:   ruleset.Set{Name: prefix + f.from, KeyType: []string{f.addr, "inet_proto", "inet_service"}, Interval: true},
+			fromL4: ruleset.Set{Name: prefix + f.fromL4, KeyType: []string{f.addr, "inet_proto"}, Interval: true},
+		}
+	}
+	fromPorts := ruleset.Set{Name: prefix + SetFromPorts, KeyType: []string{"inet_proto", "inet_service"}, Interval: true}
+	var fromL4s []string // portless protocols of restricted forwards
+
+	for _, f := range c.p.Forwards {
+		addr, toPort, _ := policy.ParseTarget(f.To)
+		fam := fams[0]
+		if !addr.Is4() {
+			fam = fams[1]
+		}
+		srcs := sources(f.From)
+		restricted := len(f.From) > 0
+		mark := func(k int) {
+			if restricted {
+				fam.limited[k] = true
+			} else {
+				fam.open[k] = true
+			}
+		}
+		for _, fl := range c.forwardFlows(f) {
+			if fl.port == "" {
+				fam.pl.Elements = append(fam.pl.Elements, ruleset.Element{Key: []string{fl.l4}, Value: []string{addr.String()}})
+				mark(2)
+				for _, s := range srcs {
+					fam.fromL4.Elements = append(fam.fromL4.Elements, ruleset.Element{Key: []string{s, fl.l4}})
+				}
+				if restricted && !slices.Contains(fromL4s, fl.l4) {
+					fromL4s = append(fromL4s, fl.l4)
+				}
+				continue
+			}
+			lo, hi, err := catalog.ParsePortRange(fl.port)
+			if err != nil {
+				continue // validated
+			}
+			port := strconv.Itoa(int(lo))
+			if lo == hi {
+				dst := port
+				if toPort != 0 {
+					dst = strconv.Itoa(int(toPort))
+				}
+				fam.ports.Elements = append(fam.ports.Elements, ruleset.Element{Key: []string{fl.l4, port}, Value: []string{addr.String(), dst}})
+				mark(0)
+			} else {
+				// A range keeps its ports (validation refuses a range
+				// sent to one port).
+				port += "-" + strconv.Itoa(int(hi))
+				fam.ranges.Elements = append(fam.ranges.Elements, ruleset.Element{Key: []string{fl.l4, port}, Value: []string{addr.String()}})
+				mark(1)
+			}
+			if restricted {
+				fromPorts.Elements = append(fromPorts.Elements, ruleset.Element{Key: []string{fl.l4, port}})
+				for _, s := range srcs {
+					fam.from.Elements = append(fam.from.Elements, ruleset.Element{Key: []string{s, fl.l4, port}})
+				}
+			}
+		}
+	}
+
+	var rules []ruleset.Rule
+	dnat := func(fam *fwdFamily, src *ruleset.SrcMatch, m ruleset.Set, key, cm string) ruleset.Rule {
+		return ruleset.Rule{IIFSet: wan, FibDaddrLocal: true, SrcSet: src,
+			NAT: &ruleset.NAT{Kind: "dnat", Family: fam.nat, Map: m.Name, MapKey: key}, Comment: cm}
+	}
+	keys := [3]string{ruleset.MapKeyProtoPort, ruleset.MapKeyProtoPortRange, ruleset.MapKeyProto}
+	for _, fam := range fams {
+		maps := [3]ruleset.Set{fam.ports, fam.ranges, fam.pl}
+		for k, m := range maps {
+			if !fam.limited[k] {
+				continue
+			}
+			src := &ruleset.SrcMatch{Family: fam.nat, Set: fam.from.Name, Port: true}
+			if k == 2 {
+				src = &ruleset.SrcMatch{Family: fam.nat, Set: fam.fromL4.Name}
+			}
+			rules = append(rules, dnat(fam, src, m, keys[k], "restricted forwards"))
+		}
+		if len(fam.from.Elements) > 0 {
+			t.Sets = append(t.Sets, fam.from)
+		}
+		if len(fam.fromL4.Elements) > 0 {
+			t.Sets = append(t.Sets, fam.fromL4)
+		}
+	}
+	if len(fromPorts.Elements) > 0 {
+		t.Sets = append(t.Sets, fromPorts)
+		rules = append(rules, ruleset.Rule{IIFSet: wan, FibDaddrLocal: true, ProtoPortSet: fromPorts.Name, ProtoPortRanges: true, Verdict: "accept",
+			Comment: "restricted forwards: other sources are not forwarded"})
+	}
+	slices.Sort(fromL4s)
+	for _, l4 := range fromL4s {
+		rules = append(rules, ruleset.Rule{IIFSet: wan, FibDaddrLocal: true, L4Proto: l4, Verdict: "accept",
+			Comment: "restricted forwards: other sources are not forwarded"})
+	}
+	for _, fam := range fams {
+		maps := [3]ruleset.Set{fam.ports, fam.ranges, fam.pl}
+		for k, m := range maps {
+			if fam.open[k] || fam.limited[k] {
+				t.Sets = append(t.Sets, m)
+			}
+			if fam.open[k] {
+				rules = append(rules, dnat(fam, nil, m, keys[k], "forwards"))
+			}
+		}
+	}
+	return rules
+}
+
+// sources returns a forward's allowed sources as set fields, without the
+// prefixes another one of them contains (pipapo elements must not
+// overlap). Two prefixes either nest or are disjoint, so sorted by address
+// and then length, a contained prefix follows its container with only
+// prefixes inside that container between them.
+func sources(from []string) []string {
+	var ps []netip.Prefix
+	for _, s := range from {
+		if p, err := policy.ParseSource(s); err == nil {
+			ps = append(ps, p.Masked())
+		}
+	}
+	slices.SortFunc(ps, func(a, b netip.Prefix) int {
+		if c := a.Addr().Compare(b.Addr()); c != 0 {
+			return c
+		}
+		return a.Bits() - b.Bits()
+	})
+	var out []string
+	var last netip.Prefix
+	for _, p := range ps {
+		if last.IsValid() && last.Contains(p.Addr()) {
+			continue
+		}
+		last = p
+		out = append(out, prefixString(p))
+	}
+	return out
+}
