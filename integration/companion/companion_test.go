@@ -329,7 +329,7 @@ func TestSnippet(t *testing.T) {
 			}
 			mustNFT(t, ns.Name, variants["before the closing brace"], "-f", "-")
 			listed := listTable(t, ns.Name, o.table, true)
-			for _, want := range []string{"chain nfpass_dstnat {", "type nat hook prerouting priority dstnat + 10; policy accept;", `comment "forward web: other sources are not forwarded"`} {
+			for _, want := range []string{"chain nfpass_dstnat {", "type nat hook prerouting priority dstnat + 10; policy accept;", `comment "restricted forwards: other sources are not forwarded"`} {
 				if !strings.Contains(listed, want) {
 					t.Errorf("table inet %s with the snippet lacks %q:\n%s", o.table, want, listed)
 				}
