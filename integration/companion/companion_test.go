@@ -305,7 +305,7 @@ func drained(s *tcpServer) int {
 func TestSnippet(t *testing.T) {
 	const cfg = "testdata/companion-forwards.yaml"
 	snippet := nfpass(t, "plan", "-c", cfg, "--companion-snippet")
-	for _, want := range []string{"chain nfpass_dstnat", "map nfpass_fwd4", "map nfpass_fwd6", `comment "forward web"`} {
+	for _, want := range []string{"chain nfpass_dstnat", "map nfpass_fwd4", "map nfpass_fwd6", "set nfpass_fwd4_from", `comment "restricted forwards"`} {
 		if !strings.Contains(snippet, want) {
 			t.Fatalf("snippet lacks %q:\n%s", want, snippet)
 		}
