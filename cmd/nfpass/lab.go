@@ -109,7 +109,7 @@ touched.`,
 
 // labPolicy loads the policy retargeted at the lab's interfaces.
 func (g *globals) labPolicy() (*policy.Policy, error) {
-	p, _, err := lab.CompileConfig(g.configPath, g.profile, nil)
+	p, _, err := lab.CompileWithProbe(g.configPath, g.profile)
 	if err != nil {
 		return nil, g.reportConfigError(err)
 	}
@@ -117,7 +117,7 @@ func (g *globals) labPolicy() (*policy.Policy, error) {
 }
 
 func (g *globals) labUp() (*lab.Lab, error) {
-	_, plan, err := lab.CompileConfig(g.configPath, g.profile, nil)
+	_, plan, err := lab.CompileWithProbe(g.configPath, g.profile)
 	if err != nil {
 		return nil, g.reportConfigError(err)
 	}

@@ -62,6 +62,7 @@ var Cases = []Case{
 	{"l2tp, two hosts", L2TP, func(l *Lab, on bool) Row { return L2TPTwoHosts(l).Row(on) }},
 	{"sip ALG, two hosts", SIP, func(l *Lab, on bool) Row { return SIPTwoHosts(l).Row(on) }},
 	{"tcp download over a 1400-byte WAN MTU", MSSClamp, func(l *Lab, on bool) Row { return MSSDownload(l).Row(on) }},
+	{"restricted forward, two sources", RestrictedFwd, RestrictedForward},
 }
 
 // RunMatrix runs every case against the lab, one after the other with the

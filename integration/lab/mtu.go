@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 
 	"github.com/nfpass/nfpass/integration/peers"
@@ -28,7 +29,7 @@ const NarrowMTU = 1400
 // Expectations are the matrix switches for a policy: its passthrough
 // toggles, and nat.mss_clamp under MSSClamp.
 func Expectations(p *policy.Policy) map[string]bool {
-	on := map[string]bool{MSSClamp: p.NAT.MSSClamp}
+	on := map[string]bool{MSSClamp: p.NAT.MSSClamp, RestrictedFwd: slices.ContainsFunc(p.Forwards, func(f policy.Forward) bool { return f.Name == ProbeName })}
 	for k, v := range p.Passthrough {
 		on[k] = v
 	}
