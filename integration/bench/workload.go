@@ -39,9 +39,10 @@ func base() *policy.Policy {
 	}
 }
 
-// ForwardsPolicy has n port forwards: nine in ten plain (elements of the
-// fwd4 map), one in ten restricted by `from:` (a rule plus a two-entry
-// source set each). The forward to FloodPrt comes last.
+// ForwardsPolicy has n port forwards: nine in ten plain, one in ten
+// restricted by `from:` (two sources each, elements of the fwd4_from set);
+// all targets are elements of the fwd4 map. The forward to FloodPrt comes
+// last.
 func ForwardsPolicy(n int, withFrom bool) *policy.Policy {
 	p := base()
 	for i := 0; i < n-1; i++ {
@@ -65,8 +66,8 @@ func ForwardsPolicy(n int, withFrom bool) *policy.Policy {
 	return p
 }
 
-// SetPolicy has one forward restricted to n source addresses: an interval
-// set of n elements (every other address of 10.0.0.0/8, so none merge).
+// SetPolicy has one forward restricted to n source addresses: n elements
+// of the fwd4_from set (every other address of 10.0.0.0/8).
 func SetPolicy(n int) *policy.Policy {
 	p := base()
 	f := policy.Forward{Name: "allow", Proto: "tcp", Ports: []string{"22"}, To: LANHost, From: make([]string, n)}
