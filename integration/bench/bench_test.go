@@ -80,7 +80,7 @@ func TestBench(t *testing.T) {
 		h.cgnatWorkload(250000)
 	}
 	if want("restricted") {
-		h.applyWorkload("apply a policy with 10,000 restricted forwards (one lookup: 20,001 fwd4_from + 10,001 fwd4 elements, 2 dstnat rules)", "restricted:10000", 1.0)
+		h.applyWorkload("apply a policy with 10,000 restricted forwards (one lookup: 20,001 fwd4_from, 10,001 fwd4 and 10,001 fwd_from_ports elements; 2 dstnat rules)", "restricted:10000", 1.0)
 	}
 	if want("pps") || want("restricted") {
 		h.ppsWorkload(want("pps"), want("restricted"))
@@ -402,7 +402,7 @@ func (h *harness) repairWorkload(name, spec string, target float64) {
 	h.run(ns, false, "", "nft", "-f", text)
 	set, elem := "fwd4", "{ tcp . 10000 : 192.168.2.1 . 10000 }"
 	if strings.HasPrefix(spec, "set:") {
-		set, elem = "fwd4_from", "{ 10.0.0.2 . tcp . 22 }"
+		set, elem = "from_0", "{ 10.0.0.2 }"
 	}
 	r := row{name: name, target: target, peerName: "nft add element"}
 	verified := map[string]int{}

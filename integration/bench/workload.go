@@ -66,8 +66,9 @@ func ForwardsPolicy(n int, withFrom bool) *policy.Policy {
 	return p
 }
 
-// SetPolicy has one forward restricted to n source addresses: n elements
-// of the fwd4_from set (every other address of 10.0.0.0/8).
+// SetPolicy has one forward restricted to n source addresses: above
+// compile.MaxLookupSources, an interval set of n elements of its own
+// (every other address of 10.0.0.0/8, so none merge).
 func SetPolicy(n int) *policy.Policy {
 	p := base()
 	f := policy.Forward{Name: "allow", Proto: "tcp", Ports: []string{"22"}, To: LANHost, From: make([]string, n)}

@@ -55,6 +55,50 @@ func TestRestrictedForwardsConstantRules(t *testing.T) {
 	}
 }
 
+// TestManySourcesOwnSet: a forward listing more than MaxLookupSources
+// sources keeps its own address interval set and rules (a tree, not the
+// linear-cost ranged lookup); one at the limit joins the lookup.
+func TestManySourcesOwnSet(t *testing.T) {
+	for _, n := range []int{compile.MaxLookupSources, compile.MaxLookupSources + 1} {
+		t.Run(fmt.Sprint(n, " sources"), func(t *testing.T) {
+			p := basePolicy()
+			f := policy.Forward{Name: "ssh", Proto: "tcp", Ports: []string{"2222"}, To: "192.168.77.30:22"}
+			for i := range n {
+				f.From = append(f.From, fmt.Sprintf("10.%d.%d.1", i/256, i%256))
+			}
+			p.Forwards = []policy.Forward{f, {Name: "web", Proto: "tcp", Ports: []string{"80"}, To: "192.168.77.10", From: []string{"198.51.100.0/24"}}}
+			plan, err := compile.Compile(p, catalog.Default())
+			if err != nil {
+				t.Fatal(err)
+			}
+			sets := map[string]int{}
+			for _, s := range plan.Table.Sets {
+				sets[s.Name] = len(s.Elements)
+			}
+			rules := ruleLines(chain(t, plan.Table, compile.ChainDstNAT))
+			own := []string{
+				`iifname @wan_if fib daddr type local ip saddr @from_0 tcp dport 2222 dnat ip to 192.168.77.30:22 comment "forward ssh"`,
+				`iifname @wan_if fib daddr type local tcp dport 2222 accept comment "forward ssh: other sources are not forwarded"`,
+			}
+			wantFrom := n + 1
+			if n > compile.MaxLookupSources {
+				wantFrom = 1
+				if d := cmp.Diff(own, rules[2:4]); d != "" {
+					t.Errorf("own rules after the shared ones (-want +got):\n%s\nall:\n%s", d, strings.Join(rules, "\n"))
+				}
+				if sets["from_0"] != n {
+					t.Errorf("from_0 has %d elements, want %d", sets["from_0"], n)
+				}
+			} else if strings.Contains(strings.Join(rules, "\n"), "@from_0") {
+				t.Errorf("a forward at the limit has its own rules:\n%s", strings.Join(rules, "\n"))
+			}
+			if sets[compile.SetFrom4] != wantFrom {
+				t.Errorf("%s has %d elements, want %d", compile.SetFrom4, sets[compile.SetFrom4], wantFrom)
+			}
+		})
+	}
+}
+
 // TestForwardShapes compiles forwards of every shape and checks the whole
 // dstnat chain and the forward sets and maps.
 func TestForwardShapes(t *testing.T) {
