@@ -22,7 +22,7 @@ const ppsIntro = "Three namespaces: a sender (10.1.0.1/16) – the router (wan0 
 const ppsRestrictedIntro = "The same lab and flood. The measured forward (udp 40000 → 192.168.1.10) is restricted to the " +
 	"sender's 10.1.0.0/16, and N other forwards are restricted too (tcp and udp in turn, ports from 10000, each allowing one " +
 	"host of 198.18.0.0/16 and one /24 of 203.0.0.0/16): nfpass compiles them to one lookup in a ranged set over " +
-	"`ip saddr . meta l4proto . th dport` (the kernel's pipapo type) plus the `fwd4` map, a fixed two dstnat rules; the peer " +
+	"`ip saddr . meta l4proto . th dport` (the kernel's pipapo type) plus the `fwd4_limited` map, a fixed two dstnat rules; the peer " +
 	"is how nfpass compiled them before, as a hand-written firewall does: per forward a source set, a dnat rule matching it " +
 	"and an accept for other sources, the measured forward last (applied with `nft -f`).\n\n"
 

@@ -132,7 +132,8 @@ const FloodNet = "10.1.0.0/16"
 // turn, each allowing its own host and a /24 of 203.0.0.0/16, with ports
 // from 10000 up) plus the measured forward (udp FloodPrt → LANHost)
 // restricted to FloodNet. nfpass compiles them to one lookup: elements of
-// the fwd4_from set and the fwd4 map, a fixed number of dstnat rules.
+// the fwd4_from set and the fwd4_limited map, a fixed number of dstnat
+// rules.
 func RestrictedPolicy(n int) *policy.Policy {
 	p := base()
 	for i := 0; i < n; i++ {
@@ -160,11 +161,8 @@ func LinearRestricted(p *policy.Policy, t *ruleset.Table) *ruleset.Table {
 	out.Sets = nil
 	for _, s := range t.Sets {
 		switch s.Name {
-		case compile.SetFrom4, compile.SetFromPorts:
-			continue
-		case compile.MapFwd4:
-			s.Elements = nil // the rules carry the targets
-			continue
+		case compile.SetFrom4, compile.SetFromPorts, compile.MapFwd4Limited:
+			continue // the rules carry the sources and targets
 		}
 		out.Sets = append(out.Sets, s)
 	}

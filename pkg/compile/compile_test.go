@@ -209,7 +209,7 @@ func TestCompileRules(t *testing.T) {
 			},
 			chain: compile.ChainDstNAT,
 			want: []string{
-				`iifname @wan_if fib daddr type local ip saddr . meta l4proto . th dport @fwd4_from dnat ip to meta l4proto . th dport map @fwd4 comment "restricted forwards"`,
+				`iifname @wan_if fib daddr type local ip saddr . meta l4proto . th dport @fwd4_from dnat ip to meta l4proto . th dport map @fwd4_limited comment "restricted forwards"`,
 				`iifname @wan_if fib daddr type local meta l4proto . th dport @fwd_from_ports accept comment "restricted forwards: other sources are not forwarded"`,
 			},
 		},

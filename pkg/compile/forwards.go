@@ -16,6 +16,16 @@ const (
 	// key proto . port range) to an address, keeping the port.
 	MapFwd4Range = "fwd4_range"
 	MapFwd6Range = "fwd6_range"
+	// MapFwd4Limited, ...Range, ...L4 (and the IPv6 ones) are the target
+	// maps of restricted forwards, of the same shapes as the open ones:
+	// kept apart so that every dnat rule says whom it translates on its
+	// own (NAT reflection copies the dnat rules, not the accepts).
+	MapFwd4Limited      = "fwd4_limited"
+	MapFwd6Limited      = "fwd6_limited"
+	MapFwd4LimitedRange = "fwd4_limited_range"
+	MapFwd6LimitedRange = "fwd6_limited_range"
+	MapFwd4LimitedL4    = "fwd4_limited_proto"
+	MapFwd6LimitedL4    = "fwd6_limited_proto"
 	// SetFrom4 and SetFrom6 hold the allowed (source . proto . port)
 	// ranges of restricted forwards (forwards with `from:`), SetFrom4L4
 	// and SetFrom6L4 the (source . proto) of their portless flows (gre,
@@ -32,12 +42,13 @@ const (
 
 // fwdFamily gathers one IP family's forward maps and source sets.
 type fwdFamily struct {
-	nat               string // "ip" or "ip6"
-	addrType          string
-	ports, ranges, pl ruleset.Set // target maps
-	from, fromL4      ruleset.Set // restricted sources
-	open              [3]bool     // ports, ranges, pl hold unrestricted forwards
-	limited           [3]bool     // ... hold restricted forwards
+	nat      string // "ip" or "ip6"
+	addrType string
+	// maps[open or limited][shape]: target maps of unrestricted (0) and
+	// restricted (1) forwards by shape: single ports (addr . port data),
+	// port ranges (ranged key, addr data), portless protocols.
+	maps         [2][3]ruleset.Set
+	from, fromL4 ruleset.Set // restricted sources
 }
 
 // forwards compiles the port forwards into maps and sets added to t and
@@ -46,33 +57,39 @@ type fwdFamily struct {
 //
 //  1. restricted forwards, per family and target map: `ip saddr . meta
 //     l4proto . th dport @fwd4_from dnat ip to meta l4proto . th dport map
-//     @fwd4` (an allowed source is translated by the shared target map);
+//     @fwd4_limited` (an allowed source is translated);
 //  2. `meta l4proto . th dport @fwd_from_ports accept` (and one `meta
 //     l4proto gre accept` per portless protocol restricted): other sources
 //     on a restricted forward's ports get no NAT, the input chain decides,
 //     and they never reach the rules below or the DMZ;
 //  3. unrestricted forwards: `dnat ip to meta l4proto . th dport map @fwd4`.
 //
-// Forwards never share a proto/port (policy validation), so one target map
-// per family and shape serves both kinds; rule 2 keeps rule 3 from
-// translating a restricted forward's other sources. Port ranges are
+// Forwards never share a proto/port (policy validation). Port ranges are
 // intervals, never one element per port. A forward with more than
 // MaxLookupSources sources is the one exception: its own set and rules
 // come between 2 and 3.
 func (c *compiler) forwards(t *ruleset.Table, prefix, wan string) []ruleset.Rule {
 	fams := [2]*fwdFamily{}
-	for i, f := range [2]struct{ nat, addr, m, mr, ml4, from, fromL4 string }{
-		{"ip", "ipv4_addr", MapFwd4, MapFwd4Range, MapFwd4L4, SetFrom4, SetFrom4L4},
-		{"ip6", "ipv6_addr", MapFwd6, MapFwd6Range, MapFwd6L4, SetFrom6, SetFrom6L4},
+	for i, f := range [2]struct {
+		nat, addr    string
+		maps         [2][3]string
+		from, fromL4 string
+	}{
+		{"ip", "ipv4_addr", [2][3]string{{MapFwd4, MapFwd4Range, MapFwd4L4}, {MapFwd4Limited, MapFwd4LimitedRange, MapFwd4LimitedL4}}, SetFrom4, SetFrom4L4},
+		{"ip6", "ipv6_addr", [2][3]string{{MapFwd6, MapFwd6Range, MapFwd6L4}, {MapFwd6Limited, MapFwd6LimitedRange, MapFwd6LimitedL4}}, SetFrom6, SetFrom6L4},
 	} {
-		fams[i] = &fwdFamily{
-			nat: f.nat, addrType: f.addr,
-			ports:  ruleset.Set{Name: prefix + f.m, KeyType: []string{"inet_proto", "inet_service"}, DataType: []string{f.addr, "inet_service"}},
-			ranges: ruleset.Set{Name: prefix + f.mr, KeyType: []string{"inet_proto", "inet_service"}, DataType: []string{f.addr}, Interval: true},
-			pl:     ruleset.Set{Name: prefix + f.ml4, KeyType: []string{"inet_proto"}, DataType: []string{f.addr}},
+		fam := &fwdFamily{nat: f.nat, addrType: f.addr,
 			from:   ruleset.Set{Name: prefix + f.from, KeyType: []string{f.addr, "inet_proto", "inet_service"}, Interval: true},
 			fromL4: ruleset.Set{Name: prefix + f.fromL4, KeyType: []string{f.addr, "inet_proto"}, Interval: true},
 		}
+		for r, names := range f.maps {
+			fam.maps[r] = [3]ruleset.Set{
+				{Name: prefix + names[0], KeyType: []string{"inet_proto", "inet_service"}, DataType: []string{f.addr, "inet_service"}},
+				{Name: prefix + names[1], KeyType: []string{"inet_proto", "inet_service"}, DataType: []string{f.addr}, Interval: true},
+				{Name: prefix + names[2], KeyType: []string{"inet_proto"}, DataType: []string{f.addr}},
+			}
+		}
+		fams[i] = fam
 	}
 	fromPorts := ruleset.Set{Name: prefix + SetFromPorts, KeyType: []string{"inet_proto", "inet_service"}, Interval: true}
 	var fromL4s []string // portless protocols of restricted forwards
@@ -90,17 +107,13 @@ func (c *compiler) forwards(t *ruleset.Table, prefix, wan string) []ruleset.Rule
 			continue
 		}
 		restricted := len(f.From) > 0
-		mark := func(k int) {
-			if restricted {
-				fam.limited[k] = true
-			} else {
-				fam.open[k] = true
-			}
+		maps := &fam.maps[0]
+		if restricted {
+			maps = &fam.maps[1]
 		}
 		for _, fl := range c.forwardFlows(f) {
 			if fl.port == "" {
-				fam.pl.Elements = append(fam.pl.Elements, ruleset.Element{Key: []string{fl.l4}, Value: []string{addr.String()}})
-				mark(2)
+				maps[2].Elements = append(maps[2].Elements, ruleset.Element{Key: []string{fl.l4}, Value: []string{addr.String()}})
 				for _, s := range srcs {
 					fam.fromL4.Elements = append(fam.fromL4.Elements, ruleset.Element{Key: []string{s, fl.l4}})
 				}
@@ -119,14 +132,12 @@ func (c *compiler) forwards(t *ruleset.Table, prefix, wan string) []ruleset.Rule
 				if toPort != 0 {
 					dst = strconv.Itoa(int(toPort))
 				}
-				fam.ports.Elements = append(fam.ports.Elements, ruleset.Element{Key: []string{fl.l4, port}, Value: []string{addr.String(), dst}})
-				mark(0)
+				maps[0].Elements = append(maps[0].Elements, ruleset.Element{Key: []string{fl.l4, port}, Value: []string{addr.String(), dst}})
 			} else {
 				// A range keeps its ports (validation refuses a range
 				// sent to one port).
 				port += "-" + strconv.Itoa(int(hi))
-				fam.ranges.Elements = append(fam.ranges.Elements, ruleset.Element{Key: []string{fl.l4, port}, Value: []string{addr.String()}})
-				mark(1)
+				maps[1].Elements = append(maps[1].Elements, ruleset.Element{Key: []string{fl.l4, port}, Value: []string{addr.String()}})
 			}
 			if restricted {
 				fromPorts.Elements = append(fromPorts.Elements, ruleset.Element{Key: []string{fl.l4, port}})
@@ -144,11 +155,11 @@ func (c *compiler) forwards(t *ruleset.Table, prefix, wan string) []ruleset.Rule
 	}
 	keys := [3]string{ruleset.MapKeyProtoPort, ruleset.MapKeyProtoPortRange, ruleset.MapKeyProto}
 	for _, fam := range fams {
-		maps := [3]ruleset.Set{fam.ports, fam.ranges, fam.pl}
-		for k, m := range maps {
-			if !fam.limited[k] {
+		for k, m := range fam.maps[1] {
+			if len(m.Elements) == 0 {
 				continue
 			}
+			t.Sets = append(t.Sets, m)
 			src := &ruleset.SrcMatch{Family: fam.nat, Set: fam.from.Name, Port: true}
 			if k == 2 {
 				src = &ruleset.SrcMatch{Family: fam.nat, Set: fam.fromL4.Name}
@@ -174,12 +185,9 @@ func (c *compiler) forwards(t *ruleset.Table, prefix, wan string) []ruleset.Rule
 	}
 	rules = append(rules, own...)
 	for _, fam := range fams {
-		maps := [3]ruleset.Set{fam.ports, fam.ranges, fam.pl}
-		for k, m := range maps {
-			if fam.open[k] || fam.limited[k] {
+		for k, m := range fam.maps[0] {
+			if len(m.Elements) > 0 {
 				t.Sets = append(t.Sets, m)
-			}
-			if fam.open[k] {
 				rules = append(rules, dnat(fam, nil, m, keys[k], "forwards"))
 			}
 		}
