@@ -438,9 +438,12 @@ func TestMatrixRunner(t *testing.T) {
 			t.Parallel()
 			on, tbl := allOn, lab.ReferenceTable(allOn, lab.ReferenceOptions{})
 			if name != "reference table" {
-				var p *policy.Policy
-				p, tbl = compiled(t, "", name, nil)
-				on = lab.Expectations(p)
+				// As `nfpass lab test` does: with the restricted probe forward.
+				p, plan, err := lab.CompileWithProbe("", name)
+				if err != nil {
+					t.Fatal(err)
+				}
+				tbl, on = plan.Table, lab.Expectations(p)
 			}
 			l := newLab(t, lab.Options{}, tbl)
 			rows := lab.RunMatrix(l, on)

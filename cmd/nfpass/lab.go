@@ -111,7 +111,7 @@ replaced by the lab's own. The host's own firewall is never touched.`,
 
 // labPolicy loads the policy retargeted at the lab's interfaces.
 func (g *globals) labPolicy() (*policy.Policy, error) {
-	p, _, err := lab.CompileZonesConfig(g.configPath, g.profile, nil)
+	p, _, err := lab.CompileWithProbe(g.configPath, g.profile)
 	if err != nil {
 		return nil, g.reportConfigError(err)
 	}
@@ -119,7 +119,7 @@ func (g *globals) labPolicy() (*policy.Policy, error) {
 }
 
 func (g *globals) labUp() (*lab.Lab, error) {
-	_, plan, err := lab.CompileZonesConfig(g.configPath, g.profile, nil)
+	_, plan, err := lab.CompileWithProbe(g.configPath, g.profile)
 	if err != nil {
 		return nil, g.reportConfigError(err)
 	}

@@ -2,6 +2,8 @@ package bench
 
 import (
 	"fmt"
+
+	"github.com/nfpass/nfpass/integration/netns"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -17,14 +19,57 @@ const ppsIntro = "Three namespaces: a sender (10.1.0.1/16) – the router (wan0 
 	"flushed before each run. pps = packets the router transmitted on lan0 / the sender's flood time; the sender shares the " +
 	"machine's two cores with the router's softirq work.\n\n"
 
+const ppsRestrictedIntro = "The same lab and flood. The measured forward (udp 40000 → 192.168.1.10) is restricted to the " +
+	"sender's 10.1.0.0/16, and N other forwards are restricted too (tcp and udp in turn, ports from 10000, each allowing one " +
+	"host of 198.18.0.0/16 and one /24 of 203.0.0.0/16): nfpass compiles them to one lookup in a ranged set over " +
+	"`ip saddr . meta l4proto . th dport` (the kernel's pipapo type) plus the `fwd4_limited` map, a fixed two dstnat rules; the peer " +
+	"is how nfpass compiled them before, as a hand-written firewall does: per forward a source set, a dnat rule matching it " +
+	"and an accept for other sources, the measured forward last (applied with `nft -f`).\n\n"
+
 type ppsRow struct {
 	n              int
 	nfpass, linear []float64
 }
 
 // ppsWorkload measures forwarded packets/s with 0, 1,000 and 10,000 other
-// forwards, nfpass's map against linear rules.
-func (h *harness) ppsWorkload() {
+// forwards, nfpass's map against linear rules; with restricted, the same
+// with restricted forwards (one lookup against two rules per forward).
+func (h *harness) ppsWorkload(plain, restricted bool) {
+	r, measure := h.ppsLab()
+	if plain {
+		h.pps = h.ppsRows(r, measure, "forwards-nofrom", "linear", 1)
+	}
+	if restricted {
+		h.ppsRestricted = h.ppsRows(r, measure, "restricted", "linear-restricted", 0)
+	}
+}
+
+// ppsRows measures nfpass's compilation of workload:N+extra against the
+// peer's linear rewrite for N = 0, 1,000 and 10,000 other forwards.
+func (h *harness) ppsRows(r netns.NS, measure func() float64, workload, linear string, extra int) []ppsRow {
+	// Runs are interleaved across all configurations so that machine noise
+	// spreads evenly over them.
+	ns := []int{0, 1000, 10000}
+	rows := make([]ppsRow, len(ns))
+	for i := 0; i < h.runs; i++ {
+		for j, n := range ns {
+			p := &rows[j]
+			p.n = n
+			h.must(r, "nft", "flush", "ruleset")
+			h.run(r, true, "", h.bin, "apply", fmt.Sprintf("%s:%d", workload, n+extra))
+			p.nfpass = append(p.nfpass, measure())
+			h.must(r, "nft", "flush", "ruleset")
+			h.run(r, false, "", "nft", "-f", h.render(fmt.Sprintf("%s:%d", linear, n+extra)))
+			p.linear = append(p.linear, measure())
+			h.progress("pps %s n=%d run %d: nfpass %.0f, linear %.0f", workload, n, i+1, p.nfpass[i], p.linear[i])
+		}
+	}
+	return rows
+}
+
+// ppsLab builds the sender – router – LAN host namespaces and returns the
+// router and the measurement: pps forwarded by the router in one flood.
+func (h *harness) ppsLab() (netns.NS, func() float64) {
 	s, r, l := h.ns("snd"), h.ns("rtr"), h.ns("lan")
 	ip := func(args ...string) {
 		h.t.Helper()
@@ -65,22 +110,5 @@ func (h *harness) ppsWorkload() {
 	// Warm up (neighbour resolution, caches) so the first run is not special.
 	h.run(r, true, "", h.bin, "apply", "forwards-nofrom:1")
 	h.run(s, true, "", h.bin, "flood", "10.1.0.254", strconv.Itoa(FloodPrt), "0.2")
-	// Runs are interleaved across all configurations so that machine noise
-	// spreads evenly over them.
-	ns := []int{0, 1000, 10000}
-	rows := make([]ppsRow, len(ns))
-	for i := 0; i < h.runs; i++ {
-		for j, n := range ns {
-			p := &rows[j]
-			p.n = n
-			h.must(r, "nft", "flush", "ruleset")
-			h.run(r, true, "", h.bin, "apply", fmt.Sprintf("forwards-nofrom:%d", n+1))
-			p.nfpass = append(p.nfpass, measure())
-			h.must(r, "nft", "flush", "ruleset")
-			h.run(r, false, "", "nft", "-f", h.render(fmt.Sprintf("linear:%d", n+1)))
-			p.linear = append(p.linear, measure())
-			h.progress("pps n=%d run %d: nfpass %.0f, linear %.0f", n, i+1, p.nfpass[i], p.linear[i])
-		}
-	}
-	h.pps = rows
+	return r, measure
 }

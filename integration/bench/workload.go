@@ -30,16 +30,19 @@ const (
 func base() *policy.Policy {
 	return &policy.Policy{
 		Table: policy.DefaultTable, Mode: policy.Standalone,
-		Interfaces:  policy.Interfaces{WAN: []string{WANIf}, LAN: []string{LANIf}},
+		// Forward targets spread over 192.168.2-41.x (and LANHost): all
+		// LAN hosts for the validation that every target is one.
+		Interfaces:  policy.Interfaces{WAN: []string{WANIf}, LAN: []string{LANIf}, LANNetworks: []string{"192.168.0.0/16"}},
 		Passthrough: map[string]bool{},
 		NAT:         policy.NAT{Masquerade: true},
 		Management:  []policy.Service{{Name: "ssh", Proto: "tcp", Ports: []string{"22"}, Zone: policy.ZoneLAN}},
 	}
 }
 
-// ForwardsPolicy has n port forwards: nine in ten plain (elements of the
-// fwd4 map), one in ten restricted by `from:` (a rule plus a two-entry
-// source set each). The forward to FloodPrt comes last.
+// ForwardsPolicy has n port forwards: nine in ten plain, one in ten
+// restricted by `from:` (two sources each, elements of the fwd4_from set);
+// all targets are elements of the fwd4 map. The forward to FloodPrt comes
+// last.
 func ForwardsPolicy(n int, withFrom bool) *policy.Policy {
 	p := base()
 	for i := 0; i < n-1; i++ {
@@ -63,8 +66,9 @@ func ForwardsPolicy(n int, withFrom bool) *policy.Policy {
 	return p
 }
 
-// SetPolicy has one forward restricted to n source addresses: an interval
-// set of n elements (every other address of 10.0.0.0/8, so none merge).
+// SetPolicy has one forward restricted to n source addresses: above
+// compile.MaxLookupSources, an interval set of n elements of its own
+// (every other address of 10.0.0.0/8, so none merge).
 func SetPolicy(n int) *policy.Policy {
 	p := base()
 	f := policy.Forward{Name: "allow", Proto: "tcp", Ports: []string{"22"}, To: LANHost, From: make([]string, n)}
@@ -117,5 +121,71 @@ func Linear(t *ruleset.Table) *ruleset.Table {
 		}
 		out.Chains = append(out.Chains, c)
 	}
+	return &out
+}
+
+// FloodNet is where the packet-rate sender's random source addresses come
+// from; the measured forward of RestrictedPolicy allows it.
+const FloodNet = "10.1.0.0/16"
+
+// RestrictedPolicy has n forwards restricted by `from:` (tcp and udp in
+// turn, each allowing its own host and a /24 of 203.0.0.0/16, with ports
+// from 10000 up) plus the measured forward (udp FloodPrt → LANHost)
+// restricted to FloodNet. nfpass compiles them to one lookup: elements of
+// the fwd4_from set and the fwd4_limited map, a fixed number of dstnat
+// rules.
+func RestrictedPolicy(n int) *policy.Policy {
+	p := base()
+	for i := 0; i < n; i++ {
+		f := policy.Forward{
+			Name:  "r" + strconv.Itoa(i),
+			Proto: "tcp", Ports: []string{strconv.Itoa(10000 + i)},
+			To:   fmt.Sprintf("192.168.%d.%d", 2+i/250, 1+i%250),
+			From: []string{netip.AddrFrom4([4]byte{198, 18, byte(i >> 8), byte(i)}).String(), fmt.Sprintf("203.0.%d.0/24", i%256)},
+		}
+		if i%2 == 1 {
+			f.Proto = "udp"
+		}
+		p.Forwards = append(p.Forwards, f)
+	}
+	p.Forwards = append(p.Forwards, policy.Forward{Name: "flood", Proto: "udp", Ports: []string{strconv.Itoa(FloodPrt)}, To: LANHost, From: []string{FloodNet}})
+	return p
+}
+
+// LinearRestricted rewrites a compiled RestrictedPolicy table the way
+// nfpass compiled restricted forwards before the lookup (and the way a
+// hand-written firewall does them): per forward, a source set, a dnat rule
+// matching it and an accept for other sources, in policy order.
+func LinearRestricted(p *policy.Policy, t *ruleset.Table) *ruleset.Table {
+	out := *t
+	out.Sets = nil
+	for _, s := range t.Sets {
+		switch s.Name {
+		case compile.SetFrom4, compile.SetFromPorts, compile.MapFwd4Limited:
+			continue // the rules carry the sources and targets
+		}
+		out.Sets = append(out.Sets, s)
+	}
+	var rules []ruleset.Rule
+	for i, f := range p.Forwards {
+		addr, _, _ := policy.ParseTarget(f.To)
+		set := ruleset.Set{Name: "from_" + strconv.Itoa(i), KeyType: []string{"ipv4_addr"}, Interval: true}
+		for _, s := range f.From {
+			set.Elements = append(set.Elements, ruleset.Element{Key: []string{s}})
+		}
+		out.Sets = append(out.Sets, set)
+		rules = append(rules,
+			ruleset.Rule{IIFSet: compile.SetWAN, FibDaddrLocal: true, SAddr: &ruleset.AddrMatch{Family: "ip", Set: set.Name}, L4Proto: f.Proto, DPort: f.Ports[0],
+				NAT: &ruleset.NAT{Kind: "dnat", Family: "ip", Addr: addr.String()}},
+			ruleset.Rule{IIFSet: compile.SetWAN, FibDaddrLocal: true, L4Proto: f.Proto, DPort: f.Ports[0], Verdict: "accept"})
+	}
+	out.Chains = nil
+	for _, c := range t.Chains {
+		if c.Name == compile.ChainDstNAT {
+			c.Rules = rules
+		}
+		out.Chains = append(out.Chains, c)
+	}
+	out.Canonicalize()
 	return &out
 }

@@ -305,7 +305,7 @@ func drained(s *tcpServer) int {
 func TestSnippet(t *testing.T) {
 	const cfg = "testdata/companion-forwards.yaml"
 	snippet := nfpass(t, "plan", "-c", cfg, "--companion-snippet")
-	for _, want := range []string{"chain nfpass_dstnat", "map nfpass_fwd4", `comment "forward web"`} {
+	for _, want := range []string{"chain nfpass_dstnat", "map nfpass_fwd4", "set nfpass_fwd4_from", `comment "restricted forwards"`} {
 		if !strings.Contains(snippet, want) {
 			t.Fatalf("snippet lacks %q:\n%s", want, snippet)
 		}
@@ -329,7 +329,7 @@ func TestSnippet(t *testing.T) {
 			}
 			mustNFT(t, ns.Name, variants["before the closing brace"], "-f", "-")
 			listed := listTable(t, ns.Name, o.table, true)
-			for _, want := range []string{"chain nfpass_dstnat {", "type nat hook prerouting priority dstnat + 10; policy accept;", `comment "forward web: other sources are not forwarded"`} {
+			for _, want := range []string{"chain nfpass_dstnat {", "type nat hook prerouting priority dstnat + 10; policy accept;", `comment "restricted forwards: other sources are not forwarded"`} {
 				if !strings.Contains(listed, want) {
 					t.Errorf("table inet %s with the snippet lacks %q:\n%s", o.table, want, listed)
 				}

@@ -13,6 +13,7 @@
 //	router br-lan 192.168.77.1/24 (ports lan1, lan2, srv)
 //	       wan0   203.0.113.1/24  default via 203.0.113.2
 //	wan    eth0   203.0.113.2/24  (the WAN server; no default route needed)
+//	              203.0.113.3/24  (added by the restricted-forward row: the allowed source)
 //
 // With Options.DoubleNAT the router's WAN moves into a carrier-grade NAT
 // segment (100.64.0.0/10, RFC 6598) and a second router "outer" owns the

@@ -65,6 +65,7 @@ var Cases = []Case{
 	{"nat reflection: lan1 to the wan address", Reflection, ReflectionRow},
 	{"ipv6 pinhole: wan to lan1's global address", IPv6, PinholeRow},
 	{"lan to lan, guest to wan only", Zones, ZonesRow},
+	{"restricted forward, two sources", RestrictedFwd, RestrictedForward},
 }
 
 // RunMatrix runs every case against the lab, one after the other with the

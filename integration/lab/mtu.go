@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 
 	"github.com/nfpass/nfpass/integration/peers"
@@ -29,7 +30,7 @@ const NarrowMTU = 1400
 // toggles, nat.mss_clamp under MSSClamp, and the standalone rows'
 // switches (Reflection, IPv6, Zones).
 func Expectations(p *policy.Policy) map[string]bool {
-	on := map[string]bool{MSSClamp: p.NAT.MSSClamp}
+	on := map[string]bool{MSSClamp: p.NAT.MSSClamp, RestrictedFwd: slices.ContainsFunc(p.Forwards, func(f policy.Forward) bool { return f.Name == ProbeName })}
 	for k, v := range p.Passthrough {
 		on[k] = v
 	}

@@ -4,7 +4,6 @@
 package compile
 
 import (
-	"fmt"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -443,82 +442,7 @@ func (c *compiler) nat(t *ruleset.Table, prefix string, active []activeProto) {
 	if prefix != "" {
 		t.Sets = append(t.Sets, ruleset.Set{Name: wan, KeyType: []string{"ifname"}, Elements: ifElements(p.Interfaces.WAN)})
 	}
-	var rules []ruleset.Rule
-	maps := map[string]*ruleset.Set{}
-	mapFor := func(v4 bool, byPort bool) *ruleset.Set {
-		name, addrType := MapFwd4, "ipv4_addr"
-		if !v4 {
-			name, addrType = MapFwd6, "ipv6_addr"
-		}
-		s := ruleset.Set{Name: prefix + name, KeyType: []string{"inet_proto", "inet_service"}, DataType: []string{addrType, "inet_service"}}
-		if !byPort {
-			s = ruleset.Set{Name: prefix + name + "_proto", KeyType: []string{"inet_proto"}, DataType: []string{addrType}}
-		}
-		if maps[s.Name] == nil {
-			maps[s.Name] = &s
-		}
-		return maps[s.Name]
-	}
-	for i, f := range p.Forwards {
-		addr, toPort, _ := policy.ParseTarget(f.To)
-		if isPinhole(addr) {
-			continue // pinholes.go: IPv6 is forwarded, not translated
-		}
-		fam := "ip"
-		if !addr.Is4() {
-			fam = "ip6"
-		}
-		flows := c.forwardFlows(f)
-		if len(f.From) > 0 {
-			src := c.sourceSet(t, prefix, i, f, addr.Is4())
-			for _, fl := range flows {
-				r := ruleset.Rule{IIFSet: wan, FibDaddrLocal: true, SAddr: &ruleset.AddrMatch{Family: fam, Set: src}, L4Proto: fl.l4, DPort: fl.port,
-					NAT: &ruleset.NAT{Kind: "dnat", Family: fam, Addr: addr.String()}, Comment: comment("forward " + f.Name)}
-				if toPort != 0 {
-					r.NAT.Port = strconv.Itoa(int(toPort))
-				}
-				rules = append(rules, r)
-			}
-			// Other sources on these ports are not forwarded, and must not
-			// fall through to the DMZ: accept here means "no NAT", and the
-			// input chain then decides.
-			for _, fl := range flows {
-				rules = append(rules, ruleset.Rule{IIFSet: wan, FibDaddrLocal: true, L4Proto: fl.l4, DPort: fl.port, Verdict: "accept",
-					Comment: comment("forward " + f.Name + ": other sources are not forwarded")})
-			}
-			continue
-		}
-		for _, fl := range flows {
-			if fl.port == "" {
-				m := mapFor(addr.Is4(), false)
-				m.Elements = append(m.Elements, ruleset.Element{Key: []string{fl.l4}, Value: []string{addr.String()}})
-				continue
-			}
-			m := mapFor(addr.Is4(), true)
-			for _, port := range expandPorts([]string{fl.port}) {
-				dst := port
-				if toPort != 0 {
-					dst = strconv.Itoa(int(toPort))
-				}
-				m.Elements = append(m.Elements, ruleset.Element{Key: []string{fl.l4, port}, Value: []string{addr.String(), dst}})
-			}
-		}
-	}
-	for _, name := range []string{MapFwd4, MapFwd4L4, MapFwd6, MapFwd6L4} {
-		m := maps[prefix+name]
-		if m == nil {
-			continue
-		}
-		t.Sets = append(t.Sets, *m)
-		fam, key := "ip", ruleset.MapKeyProtoPort
-		if name == MapFwd6 || name == MapFwd6L4 {
-			fam = "ip6"
-		}
-		if name == MapFwd4L4 || name == MapFwd6L4 {
-			key = ruleset.MapKeyProto
-		}
-		rules = append(rules, ruleset.Rule{IIFSet: wan, FibDaddrLocal: true, NAT: &ruleset.NAT{Kind: "dnat", Family: fam, Map: m.Name, MapKey: key}, Comment: "forwards"})
-	}
+	rules := c.forwards(t, prefix, wan)
 	rules = append(rules, c.reflect(rules, wan, prefix)...)
 	if p.NAT.DMZ != "" {
 		// Router access from WAN stays with the router, not the DMZ host.
@@ -604,20 +528,6 @@ func (c *compiler) forwardFlows(f policy.Forward) []flow {
 		}
 	}
 	return out
-}
-
-func (c *compiler) sourceSet(t *ruleset.Table, prefix string, i int, f policy.Forward, v4 bool) string {
-	typ := "ipv4_addr"
-	if !v4 {
-		typ = "ipv6_addr"
-	}
-	s := ruleset.Set{Name: fmt.Sprintf("%sfrom_%d", prefix, i), KeyType: []string{typ}, Interval: true}
-	for _, src := range f.From {
-		pfx, _ := policy.ParseSource(src)
-		s.Elements = append(s.Elements, ruleset.Element{Key: []string{prefixString(pfx)}})
-	}
-	t.Sets = append(t.Sets, s)
-	return s.Name
 }
 
 // prefixString prints a host prefix as a bare address, as nft does.

@@ -227,8 +227,8 @@ func TestCompileRules(t *testing.T) {
 			},
 			chain: compile.ChainDstNAT,
 			want: []string{
-				`iifname @wan_if fib daddr type local ip saddr @from_0 tcp dport 2222 dnat ip to 192.168.77.30:22 comment "forward ssh"`,
-				`iifname @wan_if fib daddr type local tcp dport 2222 accept comment "forward ssh: other sources are not forwarded"`,
+				`iifname @wan_if fib daddr type local ip saddr . meta l4proto . th dport @fwd4_from dnat ip to meta l4proto . th dport map @fwd4_limited comment "restricted forwards"`,
+				`iifname @wan_if fib daddr type local meta l4proto . th dport @fwd_from_ports accept comment "restricted forwards: other sources are not forwarded"`,
 			},
 		},
 		{

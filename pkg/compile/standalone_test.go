@@ -62,7 +62,9 @@ func TestStandaloneRules(t *testing.T) {
 				p.Forwards = []policy.Forward{{Name: "ssh", Proto: "tcp", Ports: []string{"2222"}, To: "192.168.77.30:22", From: []string{"198.51.100.0/24", "192.168.77.0/24"}}}
 			},
 			chain: compile.ChainDstNAT,
-			want:  []string{`iifname @lan_if fib daddr type local fib daddr . iif type != local ip saddr @from_0 tcp dport 2222 dnat ip to 192.168.77.30:22 comment "reflection: forward ssh"`}},
+			// The shared restricted lookup, copied for LAN clients: only a
+			// source the list holds (192.168.77.0/24 here) matches a key.
+			want: []string{`iifname @lan_if fib daddr type local fib daddr . iif type != local ip saddr . meta l4proto . th dport @fwd4_from dnat ip to meta l4proto . th dport map @fwd4_limited comment "reflection: restricted forwards"`}},
 		{name: "the dmz is not reflected",
 			modify: func(p *policy.Policy) { p.NAT.Reflection = true; p.NAT.DMZ = "192.168.77.50" },
 			chain:  compile.ChainDstNAT,

@@ -434,6 +434,10 @@ func matchRule(exprs []expr.Any) (ruleset.Rule, error) {
 					c.i, step = c.i+4, 5
 					continue
 				}
+				if m, n, ok := c.srcSet(d[0], p, 3); ok && step <= 4 {
+					r.SrcSet, c.i, step = m, c.i+n, 5
+					continue
+				}
 			}
 			if step > 3 {
 				return r, fmt.Errorf("nfproto match at %d", c.i)
@@ -480,6 +484,14 @@ func matchRule(exprs []expr.Any) (ruleset.Rule, error) {
 				if s, ok := c.lookupName(2); ok && step <= 6 {
 					r.ProtoPortSet, c.i, step = s, c.i+3, 7
 					continue
+				}
+			}
+			if isHton(c.peek(1), reg1) {
+				if p, ok := c.payload(2); ok && p.Base == expr.PayloadBaseTransportHeader && p.Offset == 2 && p.Len == 2 && p.DestRegister == reg32b {
+					if s, ok := c.lookupName(3); ok && step <= 6 {
+						r.ProtoPortSet, r.ProtoPortRanges, c.i, step = s, true, c.i+4, 7
+						continue
+					}
 				}
 			}
 			return r, fmt.Errorf("l4proto match at %d", c.i)
@@ -576,6 +588,9 @@ func tail(r *ruleset.Rule, c *exprCursor) (ruleset.Rule, error) {
 		if _, ok := c.peek(1).(*expr.Payload); ok {
 			key = ruleset.MapKeyProtoPort
 		}
+		if isHton(c.peek(1), reg1) {
+			key = ruleset.MapKeyProtoPortRange
+		}
 		return natMap(r, c, key)
 	}
 	switch e := c.peek(0).(type) {
@@ -638,8 +653,11 @@ func verdictTail(r *ruleset.Rule, c *exprCursor) (ruleset.Rule, error) {
 // natMap decodes `dnat FAMILY to meta l4proto [. th dport] map @m`.
 func natMap(r *ruleset.Rule, c *exprCursor, key string) (ruleset.Rule, error) {
 	n := 1
-	if key == ruleset.MapKeyProtoPort {
+	switch key {
+	case ruleset.MapKeyProtoPort:
 		n = 2
+	case ruleset.MapKeyProtoPortRange:
+		n = 3
 	}
 	l := c.peek(n).(*expr.Lookup)
 	nat, ok := c.peek(n + 1).(*expr.NAT)
@@ -669,6 +687,11 @@ func isNATMap(c *exprCursor) bool {
 	n := 1
 	if _, ok := c.payload(1); ok {
 		n = 2
+	} else if isHton(c.peek(1), reg1) {
+		if _, ok := c.payload(2); !ok {
+			return false
+		}
+		n = 3
 	}
 	l, ok := c.peek(n).(*expr.Lookup)
 	return ok && l.IsDestRegSet
@@ -900,8 +923,15 @@ func (r *elemReader) decodeSet(s *nftables.Set, headerOnly bool) (ruleset.Set, e
 	if s.HasTimeout || s.Dynamic || s.Constant || s.Counter || s.DataInterval {
 		odd = append(odd, "flags")
 	}
-	if s.Interval && (len(out.KeyType) != 1 || (out.KeyType[0] != "ipv4_addr" && out.KeyType[0] != "ipv6_addr") || s.IsMap) {
+	switch {
+	case s.Interval && len(out.KeyType) > 1:
+		if !s.Concatenation {
+			odd = append(odd, "interval")
+		}
+	case s.Interval && (len(out.KeyType) != 1 || (out.KeyType[0] != "ipv4_addr" && out.KeyType[0] != "ipv6_addr") || s.IsMap):
 		odd = append(odd, "interval")
+	case s.Concatenation:
+		odd = append(odd, "concat")
 	}
 	for _, t := range append(slices.Clone(out.KeyType), out.DataType...) {
 		if _, ok := dataTypes[t]; !ok {
@@ -919,6 +949,30 @@ func (r *elemReader) decodeSet(s *nftables.Set, headerOnly bool) (ruleset.Set, e
 		return out, nil
 	}
 	fam, tname := s.Table.Family, s.Table.Name
+	if out.IsRangedConcat() {
+		err := r.dumpElements(fam, tname, s.Name, func(e rawElem) error {
+			if e.odd || e.flags&unix.NFT_SET_ELEM_INTERVAL_END != 0 || e.keyEnd == nil {
+				out.Elements = append(out.Elements, ruleset.Element{Key: []string{Unrecognized + "element"}})
+				return nil
+			}
+			k, err := decodeRanged(out.KeyType, e.key, e.keyEnd)
+			if err != nil {
+				return fmt.Errorf("element key: %w", err)
+			}
+			el := ruleset.Element{Key: k}
+			if s.IsMap {
+				if el.Value, err = decodeTuple(out.DataType, e.val); err != nil {
+					return fmt.Errorf("element value: %w", err)
+				}
+			}
+			out.Elements = append(out.Elements, el)
+			return nil
+		})
+		if err != nil {
+			return out, fmt.Errorf("list elements: %w", err)
+		}
+		return out, nil
+	}
 	if s.Interval {
 		typ := out.KeyType[0]
 		var pts []ivPoint
@@ -942,7 +996,7 @@ func (r *elemReader) decodeSet(s *nftables.Set, headerOnly bool) (ruleset.Set, e
 		return out, err
 	}
 	err := r.dumpElements(fam, tname, s.Name, func(e rawElem) error {
-		if e.odd || e.flags&unix.NFT_SET_ELEM_INTERVAL_END != 0 {
+		if e.odd || e.flags&unix.NFT_SET_ELEM_INTERVAL_END != 0 || e.keyEnd != nil {
 			out.Elements = append(out.Elements, ruleset.Element{Key: []string{Unrecognized + "element"}})
 			return nil
 		}

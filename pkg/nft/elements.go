@@ -18,7 +18,9 @@ import (
 // receive buffer and are only valid during the callback.
 type rawElem struct {
 	key, val []byte
-	flags    uint32
+	// keyEnd is a ranged concatenation element's last key.
+	keyEnd []byte
+	flags  uint32
 	// odd is set when the element carries anything the IR cannot express
 	// (key end, timeout, expressions, a comment).
 	odd bool
@@ -65,14 +67,15 @@ func (r *elemReader) dumpElements(fam nftables.TableFamily, table, set string, f
 	}, fn)
 }
 
-// getElement asks the kernel for one element by its key (and interval-end
-// flag): a GETSETELEM request without the dump flag, which the kernel
+// getElement asks the kernel for one element by its key (and key end or
+// interval-end flag): a GETSETELEM request without the dump flag, which the kernel
 // answers with a set lookup instead of a walk. found is false when the
 // kernel has no such element (ENOENT).
-func (r *elemReader) getElement(fam nftables.TableFamily, table, set string, key []byte, end bool) (e rawElem, found bool, err error) {
-	err = r.lookupElements(fam, table, set, []nftables.SetElement{{Key: key, IntervalEnd: end}}, func(_ int, got rawElem) error {
+func (r *elemReader) getElement(fam nftables.TableFamily, table, set string, q nftables.SetElement) (e rawElem, found bool, err error) {
+	q = nftables.SetElement{Key: q.Key, KeyEnd: q.KeyEnd, IntervalEnd: q.IntervalEnd}
+	err = r.lookupElements(fam, table, set, []nftables.SetElement{q}, func(_ int, got rawElem) error {
 		e, found = got, true
-		e.key, e.val = slices.Clone(got.key), slices.Clone(got.val)
+		e.key, e.val, e.keyEnd = slices.Clone(got.key), slices.Clone(got.val), slices.Clone(got.keyEnd)
 		return nil
 	})
 	if errors.Is(err, unix.ENOENT) {
@@ -263,7 +266,9 @@ func parseElemList(b []byte, fn func(rawElem) error) error {
 					if f, ok := userdata.GetUint32(ad, userdata.NFTNL_UDATA_SET_ELEM_FLAGS); ok && f&userdata.NFTNL_UDATA_SET_ELEM_F_INTERVAL_OPEN != 0 {
 						e.open = true
 					}
-				case unix.NFTA_SET_ELEM_TIMEOUT, unix.NFTA_SET_ELEM_EXPR, nftaSetElemExpressions, nftaSetElemKeyEnd, unix.NFTA_SET_ELEM_OBJREF:
+				case nftaSetElemKeyEnd:
+					e.keyEnd, err = dataValue(ad)
+				case unix.NFTA_SET_ELEM_TIMEOUT, unix.NFTA_SET_ELEM_EXPR, nftaSetElemExpressions, unix.NFTA_SET_ELEM_OBJREF:
 					e.odd = true
 				}
 				return err

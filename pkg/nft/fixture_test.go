@@ -51,6 +51,24 @@ func fullTable(name string) *ruleset.Table {
 			{Name: "fwd6", KeyType: []string{"inet_proto", "inet_service"}, DataType: []string{"ipv6_addr", "inet_service"}, Elements: []ruleset.Element{
 				mel([]string{"tcp", "44552"}, []string{"2001:db8::20", "22"}),
 			}},
+			{Name: "from4", KeyType: []string{"ipv4_addr", "inet_proto", "inet_service"}, Interval: true, Elements: []ruleset.Element{
+				el("10.0.0.0/8", "tcp", "22"), el("198.51.100.7", "udp", "1000-2000"), el("192.0.2.1-192.0.2.5", "tcp", "8443"),
+			}},
+			{Name: "from6", KeyType: []string{"ipv6_addr", "inet_proto", "inet_service"}, Interval: true, Elements: []ruleset.Element{
+				el("2001:db8::/32", "tcp", "22"), el("2001:db8:1::7", "udp", "3000-3010"),
+			}},
+			{Name: "from4p", KeyType: []string{"ipv4_addr", "inet_proto"}, Interval: true, Elements: []ruleset.Element{el("10.0.0.0/8", "gre"), el("192.0.2.9", "esp")}},
+			{Name: "from6p", KeyType: []string{"ipv6_addr", "inet_proto"}, Interval: true, Elements: []ruleset.Element{el("2001:db8::/48", "gre")}},
+			{Name: "fromports", KeyType: []string{"inet_proto", "inet_service"}, Interval: true, Elements: []ruleset.Element{
+				el("tcp", "22"), el("udp", "1000-2000"), el("tcp", "8443"),
+			}},
+			{Name: "fwd4r", KeyType: []string{"inet_proto", "inet_service"}, DataType: []string{"ipv4_addr"}, Interval: true, Elements: []ruleset.Element{
+				mel([]string{"udp", "1000-2000"}, []string{"192.168.77.12"}),
+				mel([]string{"tcp", "3000"}, []string{"192.168.77.13"}),
+			}},
+			{Name: "fwd6r", KeyType: []string{"inet_proto", "inet_service"}, DataType: []string{"ipv6_addr"}, Interval: true, Elements: []ruleset.Element{
+				mel([]string{"udp", "3000-3010"}, []string{"2001:db8::30"}),
+			}},
 			{Name: "pm", KeyType: []string{"inet_proto"}, DataType: []string{"ipv4_addr"}, Elements: []ruleset.Element{
 				mel([]string{"gre"}, []string{"192.168.77.10"}),
 				mel([]string{"esp"}, []string{"192.168.77.11"}),
@@ -104,6 +122,14 @@ func fullTable(name string) *ruleset.Table {
 				{IIFSet: "wan_if", NAT: &ruleset.NAT{Kind: "dnat", Family: "ip", Map: "fwd4", MapKey: ruleset.MapKeyProtoPort}, Comment: "forwards"},
 				{IIFSet: "wan_if", NAT: &ruleset.NAT{Kind: "dnat", Family: "ip6", Map: "fwd6", MapKey: ruleset.MapKeyProtoPort}},
 				{IIFSet: "wan_if", NAT: &ruleset.NAT{Kind: "dnat", Family: "ip", Map: "pm", MapKey: ruleset.MapKeyProto}},
+				{IIFSet: "wan_if", FibDaddrLocal: true, SrcSet: &ruleset.SrcMatch{Family: "ip", Set: "from4", Port: true}, NAT: &ruleset.NAT{Kind: "dnat", Family: "ip", Map: "fwd4", MapKey: ruleset.MapKeyProtoPort}, Comment: "restricted forwards"},
+				{IIFSet: "wan_if", FibDaddrLocal: true, SrcSet: &ruleset.SrcMatch{Family: "ip", Set: "from4", Port: true}, NAT: &ruleset.NAT{Kind: "dnat", Family: "ip", Map: "fwd4r", MapKey: ruleset.MapKeyProtoPortRange}},
+				{IIFSet: "wan_if", SrcSet: &ruleset.SrcMatch{Family: "ip6", Set: "from6", Port: true}, NAT: &ruleset.NAT{Kind: "dnat", Family: "ip6", Map: "fwd6", MapKey: ruleset.MapKeyProtoPort}},
+				{IIFSet: "wan_if", SrcSet: &ruleset.SrcMatch{Family: "ip6", Set: "from6", Port: true}, NAT: &ruleset.NAT{Kind: "dnat", Family: "ip6", Map: "fwd6r", MapKey: ruleset.MapKeyProtoPortRange}},
+				{IIFSet: "wan_if", SrcSet: &ruleset.SrcMatch{Family: "ip", Set: "from4p"}, NAT: &ruleset.NAT{Kind: "dnat", Family: "ip", Map: "pm", MapKey: ruleset.MapKeyProto}},
+				{SrcSet: &ruleset.SrcMatch{Family: "ip6", Set: "from6p"}, Verdict: "accept"},
+				{IIFSet: "wan_if", FibDaddrLocal: true, ProtoPortSet: "fromports", ProtoPortRanges: true, Verdict: "accept"},
+				{NAT: &ruleset.NAT{Kind: "dnat", Family: "ip", Map: "fwd4r", MapKey: ruleset.MapKeyProtoPortRange}},
 				{IIFSet: "wan_if", FibDaddrLocal: true, NAT: &ruleset.NAT{Kind: "dnat", Family: "ip", Addr: "192.168.77.50"}, Comment: "dmz"},
 				{IIFSet: "lan_if", FibDaddrLocal: true, FibDaddrNotOnIIF: true, NAT: &ruleset.NAT{Kind: "dnat", Family: "ip", Map: "fwd4", MapKey: ruleset.MapKeyProtoPort}, Comment: "reflection"},
 				{IIFSet: "lan_if", FibDaddrLocal: true, FibDaddrNotOnIIF: true, SAddr: &ruleset.AddrMatch{Family: "ip", Set: "v4"}, L4Proto: "tcp", DPort: "2222", NAT: &ruleset.NAT{Kind: "dnat", Family: "ip", Addr: "192.168.77.50", Port: "22"}},

@@ -72,8 +72,8 @@ func (r *elemReader) lookupElements(fam nftables.TableFamily, table, set string,
 	return nil
 }
 
-// appendElemQuery appends one element of a lookup request: its key and,
-// for an interval end, the end flag.
+// appendElemQuery appends one element of a lookup request: its key, a
+// ranged element's key end and, for an interval end, the end flag.
 func appendElemQuery(b []byte, e nftables.SetElement) []byte {
 	item := len(b)
 	b = appendAttrHeader(b, 1|unix.NLA_F_NESTED)
@@ -81,6 +81,12 @@ func appendElemQuery(b []byte, e nftables.SetElement) []byte {
 	b = appendAttrHeader(b, unix.NFTA_SET_ELEM_KEY|unix.NLA_F_NESTED)
 	b = appendAttr(b, unix.NFTA_DATA_VALUE, e.Key)
 	b = closeAttr(b, key)
+	if len(e.KeyEnd) > 0 {
+		end := len(b)
+		b = appendAttrHeader(b, nftaSetElemKeyEnd|unix.NLA_F_NESTED)
+		b = appendAttr(b, unix.NFTA_DATA_VALUE, e.KeyEnd)
+		b = closeAttr(b, end)
+	}
 	if e.IntervalEnd {
 		b = appendAttr(b, unix.NFTA_SET_ELEM_FLAGS, binary.BigEndian.AppendUint32(nil, unix.NFT_SET_ELEM_INTERVAL_END))
 	}
@@ -129,7 +135,7 @@ func (c *Client) verifyByLookup(desired *ruleset.Table, lowered loweredElems, ow
 	var names []string
 	for _, s := range desired.Sets {
 		kernelElems := len(s.Elements)
-		if s.Interval {
+		if s.Interval && !s.IsRangedConcat() {
 			kernelElems *= 2
 		}
 		if c.opts.LookupVerifyMin > 0 && kernelElems >= c.opts.LookupVerifyMin {
@@ -164,7 +170,7 @@ func (c *Client) verifyByLookup(desired *ruleset.Table, lowered loweredElems, ow
 				return nil, "", err
 			}
 		}
-		if s.Interval {
+		if s.Interval && !s.IsRangedConcat() {
 			// The leading "0.0.0.0 end" element nft sends for a whole
 			// interval set is one the kernel does not answer a get for;
 			// it changes no match (nothing lies below address zero).
@@ -173,7 +179,7 @@ func (c *Client) verifyByLookup(desired *ruleset.Table, lowered loweredElems, ow
 		same := true
 		err = er.lookupElements(fam, desired.Name, s.Name, elems, func(i int, got rawElem) error {
 			e := elems[i]
-			same = same && !got.odd && got.open == e.IntervalOpen && bytes.Equal(got.key, e.Key) &&
+			same = same && !got.odd && got.open == e.IntervalOpen && bytes.Equal(got.key, e.Key) && bytes.Equal(got.keyEnd, e.KeyEnd) &&
 				(got.flags&unix.NFT_SET_ELEM_INTERVAL_END != 0) == e.IntervalEnd && bytes.Equal(got.val, e.Val)
 			return nil
 		})

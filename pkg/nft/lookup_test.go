@@ -13,8 +13,9 @@ import (
 // many lookup requests, small enough to be quick.
 const testLookupMin = 50_000
 
-// bigTable has an interval set and a map, each testLookupMin elements
-// big, and a small set, so Apply verifies the first two by lookup.
+// bigTable has an interval set, a map and a ranged concatenation, each
+// testLookupMin elements big, and a small set, so Apply verifies the first
+// three by lookup.
 func bigTable() *ruleset.Table {
 	tb := &ruleset.Table{Family: "inet", Name: "nfpass"}
 	block := ruleset.Set{Name: "block4", KeyType: []string{"ipv4_addr"}, Interval: true}
@@ -33,10 +34,18 @@ func bigTable() *ruleset.Table {
 			Value: []string{fmt.Sprintf("192.168.%d.%d", i/250%250, i%250+1), "22"},
 		})
 	}
+	src := ruleset.Set{Name: "src4", KeyType: []string{"ipv4_addr", "inet_proto", "inet_service"}, Interval: true}
+	for i := range testLookupMin {
+		n := uint32(172<<24|16<<16) + uint32(i)*4
+		src.Elements = append(src.Elements, ruleset.Element{Key: []string{fmt.Sprintf("%d.%d.%d.%d/30", n>>24, n>>16&255, n>>8&255, n&255), "tcp", fmt.Sprintf("%d-%d", 1000+i%100, 1010+i%100)}})
+	}
 	wan := ruleset.Set{Name: "wan_if", KeyType: []string{"ifname"}, Elements: []ruleset.Element{{Key: []string{"eth0"}}}}
-	tb.Sets = []ruleset.Set{block, fwd, wan}
+	tb.Sets = []ruleset.Set{block, fwd, src, wan}
 	tb.Chains = []ruleset.Chain{
-		{Name: "forward", Type: "filter", Hook: "forward", Policy: "accept", Rules: []ruleset.Rule{{SAddr: &ruleset.AddrMatch{Family: "ip", Set: "block4"}, Verdict: "drop"}}},
+		{Name: "forward", Type: "filter", Hook: "forward", Policy: "accept", Rules: []ruleset.Rule{
+			{SAddr: &ruleset.AddrMatch{Family: "ip", Set: "block4"}, Verdict: "drop"},
+			{SrcSet: &ruleset.SrcMatch{Family: "ip", Set: "src4", Port: true}, Verdict: "accept"},
+		}},
 		{Name: "dstnat", Type: "nat", Hook: "prerouting", Priority: ruleset.PriorityDstNAT, Policy: "accept", Rules: []ruleset.Rule{{IIFSet: "wan_if", NAT: &ruleset.NAT{Kind: "dnat", Family: "ip", Map: "fwd4", MapKey: ruleset.MapKeyProtoPort}}}},
 	}
 	tb.Canonicalize()
@@ -56,8 +65,8 @@ func TestApplyVerifiesBigSetsByLookup(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("verified: %s; commit %v, verify %v", res.VerifiedHow, res.Commit, res.Verify)
-	if !strings.Contains(res.VerifiedHow, "block4 (50000)") || !strings.Contains(res.VerifiedHow, "fwd4 (50000)") || strings.Contains(res.VerifiedHow, "wan_if") {
-		t.Errorf("VerifiedHow = %q, want the two big sets looked up", res.VerifiedHow)
+	if !strings.Contains(res.VerifiedHow, "block4 (50000)") || !strings.Contains(res.VerifiedHow, "fwd4 (50000)") || !strings.Contains(res.VerifiedHow, "src4 (50000)") || strings.Contains(res.VerifiedHow, "wan_if") {
+		t.Errorf("VerifiedHow = %q, want the three big sets looked up", res.VerifiedHow)
 	}
 	full, err := c.Read("inet", "nfpass")
 	if err != nil {
@@ -102,6 +111,15 @@ func TestVerifyByLookupDetects(t *testing.T) {
 		}},
 		{name: "map value differs", change: func(t *ruleset.Table) {
 			t.Sets[1].Elements[123].Value = []string{"192.168.99.99", "22"}
+		}},
+		{name: "ranged element not in the kernel", change: func(t *ruleset.Table) {
+			t.Sets[2].Elements = append(t.Sets[2].Elements, ruleset.Element{Key: []string{"192.0.2.1", "udp", "53"}})
+		}},
+		{name: "port range wider than in the kernel", change: func(t *ruleset.Table) {
+			t.Sets[2].Elements[77].Key[2] = "1077-1099"
+		}},
+		{name: "address range narrower than in the kernel", change: func(t *ruleset.Table) {
+			t.Sets[2].Elements[78].Key[0] = strings.Replace(t.Sets[2].Elements[78].Key[0], "/30", "/31", 1)
 		}},
 	}
 	for _, tc := range tests {

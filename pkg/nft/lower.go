@@ -237,9 +237,14 @@ func lowerSet(tbl *nftables.Table, s ruleset.Set) (*nftables.Set, []nftables.Set
 	if len(s.KeyType) == 1 && s.KeyType[0] == "ifname" && !s.Interval {
 		ns.KeyByteOrder = binaryutil.NativeEndian
 	}
+	if s.IsRangedConcat() {
+		ns.Concatenation = true
+		elems, err := rangedElements(s)
+		return ns, elems, err
+	}
 	if s.Interval {
 		if len(s.KeyType) != 1 || (s.KeyType[0] != "ipv4_addr" && s.KeyType[0] != "ipv6_addr") || s.IsMap() {
-			return nil, nil, fmt.Errorf("interval sets must be single-type address sets (ipv4_addr or ipv6_addr)")
+			return nil, nil, fmt.Errorf("interval sets must be single-type address sets (ipv4_addr or ipv6_addr) or concatenations")
 		}
 		elems, err := intervalElements(s.KeyType[0], s.Elements)
 		return ns, elems, err
@@ -462,6 +467,13 @@ func ruleExprs(r ruleset.Rule, sets map[string]*nftables.Set, chains map[string]
 		}
 		add(&expr.Payload{OperationType: expr.PayloadLoad, DestRegister: reg1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: ln}, l)
 	}
+	if r.SrcSet != nil {
+		e, err := srcSetExprs(*r.SrcSet, nfp, lookup)
+		if err != nil {
+			return nil, err
+		}
+		add(e...)
+	}
 	if r.L4Proto != "" {
 		p, err := protoNumber(r.L4Proto)
 		if err != nil {
@@ -496,7 +508,11 @@ func ruleExprs(r ruleset.Rule, sets map[string]*nftables.Set, chains map[string]
 		if err != nil {
 			return nil, err
 		}
-		add(&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg1}, thDport(reg32b), l)
+		if r.ProtoPortRanges {
+			add(&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg1}, l4protoHton(reg1), thDport(reg32b), l)
+		} else {
+			add(&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg1}, thDport(reg32b), l)
+		}
 	}
 	if len(r.CtState) > 0 {
 		var mask uint32
@@ -649,6 +665,12 @@ func natExprs(n ruleset.NAT, lookup func(string, uint32, *uint32) (expr.Any, err
 			nat.RegProtoMin = reg2
 		}
 		return []expr.Any{&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg1}, thDport(reg32b), l, nat}, nil
+	case n.Map != "" && n.MapKey == ruleset.MapKeyProtoPortRange:
+		l, err := lookup(n.Map, reg1, &dreg)
+		if err != nil {
+			return nil, err
+		}
+		return []expr.Any{&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg1}, l4protoHton(reg1), thDport(reg32b), l, nat}, nil
 	case n.Map != "" && n.MapKey == ruleset.MapKeyProto:
 		l, err := lookup(n.Map, reg1, &dreg)
 		if err != nil {

@@ -300,7 +300,7 @@ func lowerDelta(desired *ruleset.Table, add, del map[string][]ruleset.Element) (
 			if err != nil {
 				return nil, fmt.Errorf("%s %s: %w", setKind(s), s.Name, err)
 			}
-			if s.Interval {
+			if s.Interval && !s.IsRangedConcat() {
 				lowered = intervalDelta(lowered)
 			}
 			d.set, *part.dst = ns, lowered
@@ -347,12 +347,12 @@ func (c *Client) verifyDelta(desired *ruleset.Table, deltas []loweredDelta) (boo
 		added := map[k]bool{}
 		for _, e := range d.add {
 			added[k{string(e.Key), e.IntervalEnd}] = true
-			got, found, err := er.getElement(fam, desired.Name, d.set.Name, e.Key, e.IntervalEnd)
+			got, found, err := er.getElement(fam, desired.Name, d.set.Name, e)
 			if err != nil {
 				return false, err
 			}
 			gotEnd := got.flags&unix.NFT_SET_ELEM_INTERVAL_END != 0
-			if !found || got.odd || !bytes.Equal(got.key, e.Key) || gotEnd != e.IntervalEnd || !bytes.Equal(got.val, e.Val) {
+			if !found || got.odd || !bytes.Equal(got.key, e.Key) || !bytes.Equal(got.keyEnd, e.KeyEnd) || gotEnd != e.IntervalEnd || !bytes.Equal(got.val, e.Val) {
 				return false, nil
 			}
 		}
@@ -360,11 +360,11 @@ func (c *Client) verifyDelta(desired *ruleset.Table, deltas []loweredDelta) (boo
 			if added[k{string(e.Key), e.IntervalEnd}] {
 				continue // replaced: checked as an addition
 			}
-			got, found, err := er.getElement(fam, desired.Name, d.set.Name, e.Key, e.IntervalEnd)
+			got, found, err := er.getElement(fam, desired.Name, d.set.Name, e)
 			if err != nil {
 				return false, err
 			}
-			if found && bytes.Equal(got.key, e.Key) && (got.flags&unix.NFT_SET_ELEM_INTERVAL_END != 0) == e.IntervalEnd {
+			if found && bytes.Equal(got.key, e.Key) && bytes.Equal(got.keyEnd, e.KeyEnd) && (got.flags&unix.NFT_SET_ELEM_INTERVAL_END != 0) == e.IntervalEnd {
 				return false, nil
 			}
 		}

@@ -45,12 +45,17 @@ func TestRepairElements(t *testing.T) {
 	ns.MustExec(t, "nft", "add", "element", "inet", "nfpass", "fwd4", `{ tcp . 44552 : 192.168.77.99 . 22 }`)
 	ns.MustExec(t, "nft", "add", "element", "inet", "nfpass", "v4", `{ 172.16.0.0/12 }`)
 	ns.MustExec(t, "nft", "delete", "element", "inet", "nfpass", "v4", `{ 192.168.1.2 }`)
+	// Ranged concatenations: an element gone, one added, a range changed.
+	ns.MustExec(t, "nft", "delete", "element", "inet", "nfpass", "from4", `{ 10.0.0.0/8 . tcp . 22 }`)
+	ns.MustExec(t, "nft", "add", "element", "inet", "nfpass", "from6", `{ 2001:db8:9::/48 . udp . 53 }`)
+	ns.MustExec(t, "nft", "delete", "element", "inet", "nfpass", "fwd4r", `{ udp . 1000-2000 }`)
+	ns.MustExec(t, "nft", "add", "element", "inet", "nfpass", "fwd4r", `{ udp . 1000-1999 : 192.168.77.12 }`)
 	live, err := c.Read("inet", "nfpass")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d := ruleset.Diff(want, live); len(d) != 6 {
-		t.Fatalf("drift: want 6 differences, got %v", d)
+	if d := ruleset.Diff(want, live); len(d) != 10 {
+		t.Fatalf("drift: want 10 differences, got %v", d)
 	}
 
 	res, err = c.Repair(want)
@@ -64,8 +69,8 @@ func TestRepairElements(t *testing.T) {
 	if res.Verified != VerifiedLookup {
 		t.Errorf("verified by %q, want %q (no other writer was active)", res.Verified, VerifiedLookup)
 	}
-	if res.Elements != 6 || len(res.Diff) != 0 {
-		t.Errorf("Repair: %d elements, diff %v; want 6 elements and no diff", res.Elements, res.Diff)
+	if res.Elements != 10 || len(res.Diff) != 0 {
+		t.Errorf("Repair: %d elements, diff %v; want 10 elements and no diff", res.Elements, res.Diff)
 	}
 	live, err = c.Read("inet", "nfpass")
 	if err != nil {

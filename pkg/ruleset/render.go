@@ -172,6 +172,13 @@ func (r Rule) String() string {
 	if r.DAddr != nil {
 		p = append(p, fmt.Sprintf("%s daddr @%s", r.DAddr.Family, r.DAddr.Set))
 	}
+	if r.SrcSet != nil {
+		k := " . meta l4proto"
+		if r.SrcSet.Port {
+			k += " . th dport"
+		}
+		p = append(p, fmt.Sprintf("%s saddr%s @%s", r.SrcSet.Family, k, r.SrcSet.Set))
+	}
 	switch {
 	case r.DPort != "":
 		p = append(p, fmt.Sprintf("%s dport %s", r.L4Proto, r.DPort))
@@ -221,7 +228,7 @@ func (n NAT) String() string {
 		return "masquerade"
 	case n.Map != "" && n.MapKey == MapKeyProto:
 		return fmt.Sprintf("%s %s to meta l4proto map @%s", n.Kind, n.Family, n.Map)
-	case n.Map != "":
+	case n.Map != "": // MapKeyProtoPort, MapKeyProtoPortRange
 		return fmt.Sprintf("%s %s to meta l4proto . th dport map @%s", n.Kind, n.Family, n.Map)
 	}
 	addr := n.Addr

@@ -80,6 +80,12 @@ type Counter struct {
 //
 // Types are nft type names: ifname, ipv4_addr, ipv6_addr, inet_proto,
 // inet_service. A key or data with several types is a concatenation.
+//
+// Interval on a single address type is an address interval set (elements
+// are addresses and prefixes; nft merges them). Interval on a
+// concatenation is a ranged concatenation (the kernel's pipapo set type):
+// each element field is a value, an address prefix "10.0.0.0/8" or a port
+// range "1000-2000", and elements never overlap.
 type Set struct {
 	Name     string    `json:"name"`
 	KeyType  []string  `json:"key_type"`
@@ -90,6 +96,11 @@ type Set struct {
 
 // IsMap reports whether the set carries data (a map).
 func (s Set) IsMap() bool { return len(s.DataType) > 0 }
+
+// IsRangedConcat reports whether the set is an interval set over a
+// concatenation (nft's "flags interval" on a concatenated type, the
+// kernel's pipapo set): one element is one range per field.
+func (s Set) IsRangedConcat() bool { return s.Interval && len(s.KeyType) > 1 }
 
 // Element is one set element in canonical text form, one string per
 // concatenated type: "tcp", "1723", "eth0.10", "192.168.77.10",
@@ -127,7 +138,7 @@ const (
 //
 // Matches are always evaluated (and rendered, lowered) in this order:
 // IIF, IIFSet, OIFSet, FibDaddrLocal, FibDaddrNotOnIIF, NFProto, SAddr,
-// DAddr, L4Proto+DPort, ProtoPortSet, CtState, CtStatus.
+// DAddr, SrcSet, L4Proto+DPort, ProtoPortSet, CtState, CtStatus.
 type Rule struct {
 	IIFSet string `json:"iifname_set,omitempty"` // iifname @set
 	OIFSet string `json:"oifname_set,omitempty"` // oifname @set
@@ -146,12 +157,19 @@ type Rule struct {
 	// DAddr matches `ip daddr @set` / `ip6 daddr @set`; with SAddr both
 	// have the same family.
 	DAddr *AddrMatch `json:"daddr,omitempty"`
+	// SrcSet matches the source address, protocol and (Port) destination
+	// port against a ranged concatenation: `ip saddr . meta l4proto . th
+	// dport @set` or `ip saddr . meta l4proto @set`.
+	SrcSet *SrcMatch `json:"src_set,omitempty"`
 	// L4Proto is an nft protocol name: tcp, udp, gre, esp, ah, icmp, ipv6-icmp.
 	L4Proto string `json:"l4proto,omitempty"`
 	// DPort is "N" or "N-M"; it needs L4Proto tcp or udp.
 	DPort string `json:"dport,omitempty"`
 	// ProtoPortSet matches `meta l4proto . th dport @set`.
 	ProtoPortSet string `json:"proto_port_set,omitempty"`
+	// ProtoPortRanges says ProtoPortSet is a ranged concatenation
+	// (flags interval): nft then lowers the match with a byteorder step.
+	ProtoPortRanges bool `json:"proto_port_ranges,omitempty"`
 	// CtState holds states in nft's bit order: invalid, established, related, new.
 	CtState []string `json:"ct_state,omitempty"`
 	// CtStatus is a single ct status bit that must be set: "dnat".
@@ -192,13 +210,25 @@ type AddrMatch struct {
 	Set    string `json:"set"`
 }
 
+// SrcMatch is `ip saddr . meta l4proto . th dport @set` (Port true) or
+// `ip saddr . meta l4proto @set`; Family "ip" or "ip6". The set is always a
+// ranged concatenation.
+type SrcMatch struct {
+	Family string `json:"family"`
+	Set    string `json:"set"`
+	Port   bool   `json:"port,omitempty"`
+}
+
 // NAT is a nat statement.
 //
 //   - Kind "masquerade": no other field.
 //   - Kind "dnat" with Addr (and optional Port): `dnat ip to 192.0.2.1:80`.
 //   - Kind "dnat" with Map: `dnat ip to meta l4proto . th dport map @m` when
 //     MapKey is "l4proto.dport" (map data is addr . port), or
-//     `dnat ip to meta l4proto map @m` when MapKey is "l4proto" (data is addr).
+//     `dnat ip to meta l4proto map @m` when MapKey is "l4proto" (data is addr),
+//     or `dnat ip to meta l4proto . th dport map @m` over a ranged map
+//     whose data is the address only (the port is kept) when MapKey is
+//     "l4proto.dport-range".
 type NAT struct {
 	Kind   string `json:"kind"`
 	Family string `json:"family,omitempty"` // "ip" or "ip6" for dnat
@@ -212,6 +242,8 @@ type NAT struct {
 const (
 	MapKeyProtoPort = "l4proto.dport"
 	MapKeyProto     = "l4proto"
+	// MapKeyProtoPortRange: key l4proto . dport ranges, data addr only.
+	MapKeyProtoPortRange = "l4proto.dport-range"
 )
 
 // MaxCommentLen is the kernel's limit for a rule comment, less the NUL.

@@ -25,6 +25,10 @@ func sample() *Table {
 				{IIFSet: "wan_if", NAT: &NAT{Kind: "dnat", Family: "ip", Map: "fwd4", MapKey: MapKeyProtoPort}},
 				{IIFSet: "wan_if", SAddr: &AddrMatch{Family: "ip", Set: "from_0"}, L4Proto: "tcp", DPort: "2222", NAT: &NAT{Kind: "dnat", Family: "ip", Addr: "192.168.1.30", Port: "22"}},
 				{IIFSet: "wan_if", NAT: &NAT{Kind: "dnat", Family: "ip6", Addr: "fd00::5", Port: "443"}},
+				{SrcSet: &SrcMatch{Family: "ip", Set: "fwd4_from", Port: true}, NAT: &NAT{Kind: "dnat", Family: "ip", Map: "fwd4", MapKey: MapKeyProtoPort}},
+				{SrcSet: &SrcMatch{Family: "ip6", Set: "fwd6_from_proto"}, NAT: &NAT{Kind: "dnat", Family: "ip6", Map: "fwd6_proto", MapKey: MapKeyProto}},
+				{ProtoPortSet: "fwd_from_ports", ProtoPortRanges: true, Verdict: "accept"},
+				{NAT: &NAT{Kind: "dnat", Family: "ip", Map: "fwd4_range", MapKey: MapKeyProtoPortRange}},
 			}},
 		},
 	}
@@ -45,9 +49,28 @@ func TestRuleString(t *testing.T) {
 		"iifname @wan_if dnat ip to meta l4proto . th dport map @fwd4",
 		"iifname @wan_if ip saddr @from_0 tcp dport 2222 dnat ip to 192.168.1.30:22",
 		"iifname @wan_if dnat ip6 to [fd00::5]:443",
+		"ip saddr . meta l4proto . th dport @fwd4_from dnat ip to meta l4proto . th dport map @fwd4",
+		"ip6 saddr . meta l4proto @fwd6_from_proto dnat ip6 to meta l4proto map @fwd6_proto",
+		"meta l4proto . th dport @fwd_from_ports accept",
+		"dnat ip to meta l4proto . th dport map @fwd4_range",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("rules (-want +got):\n%s", diff)
+	}
+}
+
+// TestRangedSetRender: a ranged concatenation renders as nft lists it.
+func TestRangedSetRender(t *testing.T) {
+	s := Set{Name: "fwd4_from", KeyType: []string{"ipv4_addr", "inet_proto", "inet_service"}, Interval: true, Elements: []Element{
+		{Key: []string{"10.0.0.0/8", "tcp", "22"}}, {Key: []string{"198.51.100.7", "udp", "1000-2000"}},
+	}}
+	want := "\tset fwd4_from {\n\t\ttype ipv4_addr . inet_proto . inet_service\n\t\tflags interval\n" +
+		"\t\telements = { 10.0.0.0/8 . tcp . 22,\n\t\t\t     198.51.100.7 . udp . 1000-2000 }\n\t}\n"
+	if d := cmp.Diff(want, s.render()); d != "" {
+		t.Errorf("render (-want +got):\n%s", d)
+	}
+	if !s.IsRangedConcat() || (Set{KeyType: []string{"ipv4_addr"}, Interval: true}).IsRangedConcat() {
+		t.Errorf("IsRangedConcat: want true only for an interval concatenation")
 	}
 }
 

@@ -11,8 +11,9 @@
 //	nfpass-bench ctfill-cgnat N (setup: N entries, 3/4 IKE, NAT-T, L2TP from distinct hosts)
 //	nfpass-bench audit      (one audit of this namespace's conntrack table)
 //
-// WORKLOAD is forwards:N, forwards-nofrom:N or set:N (see bench.ForwardsPolicy
-// and bench.SetPolicy).
+// WORKLOAD is forwards:N, forwards-nofrom:N, linear:N, set:N, restricted:N
+// or linear-restricted:N (see bench.ForwardsPolicy, bench.SetPolicy and
+// bench.RestrictedPolicy).
 package main
 
 import (
@@ -77,6 +78,15 @@ func workload(spec string) (*ruleset.Table, error) {
 		return bench.Linear(t), nil
 	case "set":
 		return bench.Compile(bench.SetPolicy(n))
+	case "restricted":
+		return bench.Compile(bench.RestrictedPolicy(n))
+	case "linear-restricted":
+		p := bench.RestrictedPolicy(n)
+		t, err := bench.Compile(p)
+		if err != nil {
+			return nil, err
+		}
+		return bench.LinearRestricted(p, t), nil
 	}
 	return nil, fmt.Errorf("unknown workload %q", spec)
 }
