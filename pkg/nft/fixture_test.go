@@ -133,6 +133,9 @@ func fullTable(name string) *ruleset.Table {
 				{IIFSet: "wan_if", FibDaddrLocal: true, NAT: &ruleset.NAT{Kind: "dnat", Family: "ip", Addr: "192.168.77.50"}, Comment: "dmz"},
 				{IIFSet: "lan_if", FibDaddrLocal: true, FibDaddrNotOnIIF: true, NAT: &ruleset.NAT{Kind: "dnat", Family: "ip", Map: "fwd4", MapKey: ruleset.MapKeyProtoPort}, Comment: "reflection"},
 				{IIFSet: "lan_if", FibDaddrLocal: true, FibDaddrNotOnIIF: true, SAddr: &ruleset.AddrMatch{Family: "ip", Set: "v4"}, L4Proto: "tcp", DPort: "2222", NAT: &ruleset.NAT{Kind: "dnat", Family: "ip", Addr: "192.168.77.50", Port: "22"}},
+				// A reflected restricted lookup (reflection over the shared
+				// pipapo set).
+				{IIFSet: "lan_if", FibDaddrLocal: true, FibDaddrNotOnIIF: true, SrcSet: &ruleset.SrcMatch{Family: "ip", Set: "from4", Port: true}, NAT: &ruleset.NAT{Kind: "dnat", Family: "ip", Map: "fwd4", MapKey: ruleset.MapKeyProtoPort}, Comment: "reflection: restricted forwards"},
 				{IIFSet: "wan_if", FibDaddrLocal: true, NFProto: "ipv4", L4Proto: "udp", DPort: "500", Verdict: "accept"},
 				{IIFSet: "wan_if", L4Proto: "tcp", DPort: "8080", NAT: &ruleset.NAT{Kind: "dnat", Family: "ip", Addr: "192.168.77.10", Port: "80"}},
 				{L4Proto: "tcp", DPort: "8081", NAT: &ruleset.NAT{Kind: "dnat", Family: "ip", Addr: "192.168.77.10"}},
