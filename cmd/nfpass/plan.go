@@ -14,6 +14,7 @@ import (
 
 func newPlanCmd(g *globals) *cobra.Command {
 	var snippet, diff bool
+	var owner string
 	var k kernelFlags
 	cmd := &cobra.Command{
 		Use:   "plan",
@@ -26,18 +27,29 @@ input.
 With --diff (root) plan reads nfpass's live table and prints what 'nfpass
 apply' would change instead: "+" is added, "-" removed, "~" changed, and
 counts the live flows apply would reset ("3 live flows of sip will be
-reset"; see 'nfpass apply --help'). Nothing is applied or deleted.`,
+reset"; see 'nfpass apply --help'). Nothing is applied or deleted.
+
+In companion mode the warnings and --companion-snippet follow the firewall
+that owns the box: --owner auto (default) reads the kernel's tables (root;
+inet fw4 is fw4, inet firewalld is firewalld, else unknown). Beside fw4 the
+snippet is an include for fw4's table; beside firewalld it is a table of
+its own (inet nfpass_fwd) to load with nft -f.`,
 		Example: `  nfpass plan
   nfpass plan -c rules/examples/vpn-server.yaml
   nfpass plan -o json | jq '.modules'
   nfpass plan -c companion.yaml --companion-snippet > /etc/nftables.d/10-nfpass.nft
+  nfpass plan -c companion.yaml --companion-snippet --owner firewalld | nft -f -
   sudo nfpass plan --diff -c /etc/nfpass/nfpass.yaml   # what apply would change`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if snippet && diff {
 				return fmt.Errorf("--diff and --companion-snippet exclude each other")
 			}
-			plan, err := g.compile()
+			o, err := resolveOwner(owner, k.netns)
+			if err != nil {
+				return err
+			}
+			plan, _, err := g.compileOwned(o)
 			if err != nil {
 				return err
 			}
@@ -58,6 +70,7 @@ reset"; see 'nfpass apply --help'). Nothing is applied or deleted.`,
 		},
 	}
 	cmd.Flags().BoolVar(&snippet, "companion-snippet", false, "print only the include snippet for the firewall owning forwarding (companion mode)")
+	cmd.Flags().StringVar(&owner, "owner", ownerAuto, "companion mode: the owning firewall: auto, fw4, firewalld or unknown")
 	cmd.Flags().BoolVar(&diff, "diff", false, "show what apply would change, and the live flows it would reset (root)")
 	cmd.Flags().StringVar(&k.netns, "netns", "", "with --diff: read the live table inside this named network namespace (/run/netns/NAME)")
 	cmd.Flags().StringVar(&k.stateDir, "state-dir", reconcile.DefaultStateDir, "with --diff: the generations apply keeps")
@@ -125,11 +138,16 @@ func (g *globals) compile() (*compile.Plan, error) {
 // compileLoaded is compile, returning the loaded config too (its
 // warnings).
 func (g *globals) compileLoaded() (*compile.Plan, *config.Loaded, error) {
+	return g.compileOwned(compile.OwnerUnknown)
+}
+
+// compileOwned is compileLoaded beside a known owning firewall.
+func (g *globals) compileOwned(o compile.Owner) (*compile.Plan, *config.Loaded, error) {
 	l, cat, err := g.loadConfig(nil)
 	if err != nil {
 		return nil, nil, g.reportConfigError(err)
 	}
-	plan, err := compile.Compile(l.Policy, cat)
+	plan, err := compile.CompileWith(l.Policy, cat, compile.Options{Owner: o})
 	if err != nil {
 		return nil, nil, g.reportConfigError(err)
 	}
@@ -158,7 +176,11 @@ Run it on the router itself; on another machine use --skip-interfaces.`,
   nfpass check --skip-interfaces -c router.yaml   # on a laptop`,
 		Args: cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			plan, loaded, err := g.compileLoaded()
+			owner := compile.OwnerUnknown
+			if !skipIfaces {
+				owner, _ = detectOwner(netns)
+			}
+			plan, loaded, err := g.compileOwned(owner)
 			if err != nil {
 				return err
 			}
