@@ -117,8 +117,14 @@ func nfpass(t *testing.T, args ...string) string {
 // there.
 func upLab(t *testing.T, o owner) *lab.Lab {
 	t.Helper()
+	return upLabWith(t, o, lab.Options{})
+}
+
+// upLabWith is upLab with lab options (LANServer for forwards).
+func upLabWith(t *testing.T, o owner, opts lab.Options) *lab.Lab {
+	t.Helper()
 	netns.RequireRoot(t)
-	l, err := lab.Up(lab.Options{})
+	l, err := lab.Up(opts)
 	if err != nil {
 		t.Fatalf("lab up: %v", err)
 	}
@@ -304,7 +310,7 @@ func drained(s *tcpServer) int {
 // namespace has only lo, so no traffic moves a counter).
 func TestSnippet(t *testing.T) {
 	const cfg = "testdata/companion-forwards.yaml"
-	snippet := nfpass(t, "plan", "-c", cfg, "--companion-snippet")
+	snippet := nfpass(t, "plan", "-c", cfg, "--companion-snippet", "--owner", "fw4")
 	for _, want := range []string{"chain nfpass_dstnat", "map nfpass_fwd4", `comment "forward web"`} {
 		if !strings.Contains(snippet, want) {
 			t.Fatalf("snippet lacks %q:\n%s", want, snippet)
