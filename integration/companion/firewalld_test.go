@@ -20,10 +20,7 @@ import (
 // again replaces it (it deletes its table first).
 func TestFirewalldOwnTable(t *testing.T) {
 	const cfg = "testdata/companion-forward-open.yaml"
-	o := owners[1]
-	if o.name != "firewalld" {
-		t.Fatalf("owners[1] is %s", o.name)
-	}
+	o := ownerNamed(t, "firewalld")
 	snippet := nfpass(t, "plan", "-c", cfg, "--companion-snippet", "--owner", "firewalld")
 	for _, want := range []string{"table inet nfpass_fwd {", "delete table inet nfpass_fwd", "chain nfpass_dstnat"} {
 		if !strings.Contains(snippet, want) {
@@ -66,3 +63,15 @@ func TestFirewalldOwnTable(t *testing.T) {
 
 // tableHandle is the handle on a listing's first line.
 var tableHandle = regexp.MustCompile(`\A(table inet \S+ \{) # handle \d+`)
+
+// ownerNamed returns the fixture called name.
+func ownerNamed(t *testing.T, name string) owner {
+	t.Helper()
+	for _, o := range owners {
+		if o.name == name {
+			return o
+		}
+	}
+	t.Fatalf("no owner fixture %q", name)
+	return owner{}
+}
