@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -14,7 +16,7 @@ import (
 
 func newPlanCmd(g *globals) *cobra.Command {
 	var snippet, diff bool
-	var owner string
+	var owner, includes, fw4Zone string
 	var k kernelFlags
 	cmd := &cobra.Command{
 		Use:   "plan",
@@ -33,17 +35,24 @@ In companion mode the warnings and --companion-snippet follow the firewall
 that owns the box: --owner auto (default) reads the kernel's tables (root;
 inet fw4 is fw4, inet firewalld is firewalld, else unknown). Beside fw4 the
 snippet is an include for fw4's table; beside firewalld it is a table of
-its own (inet nfpass_fwd) to load with nft -f.`,
+its own (inet nfpass_fwd) to load with nft -f.
+
+--companion-includes DIR (fw4) writes the forwards into fw4's automatic
+include points under DIR (/usr/share/nftables.d): table-post/10-nfpass.nft
+holds the snippet (the DNAT), chain-pre/forward_wan/10-nfpass.nft accepts
+the connections it DNATs, which fw4's forward_wan otherwise accepts only
+when the wan zone has a redirect of its own. Then: fw4 check && fw4 reload.`,
 		Example: `  nfpass plan
   nfpass plan -c rules/examples/vpn-server.yaml
   nfpass plan -o json | jq '.modules'
   nfpass plan -c companion.yaml --companion-snippet > /etc/nftables.d/10-nfpass.nft
   nfpass plan -c companion.yaml --companion-snippet --owner firewalld | nft -f -
+  nfpass plan -c companion.yaml --companion-includes /usr/share/nftables.d
   sudo nfpass plan --diff -c /etc/nfpass/nfpass.yaml   # what apply would change`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if snippet && diff {
-				return fmt.Errorf("--diff and --companion-snippet exclude each other")
+			if n := btoi(snippet) + btoi(diff) + btoi(includes != ""); n > 1 {
+				return fmt.Errorf("--diff, --companion-snippet and --companion-includes exclude each other")
 			}
 			o, err := resolveOwner(owner, k.netns)
 			if err != nil {
@@ -56,6 +65,8 @@ its own (inet nfpass_fwd) to load with nft -f.`,
 			switch {
 			case diff:
 				return g.planDiff(cmd, plan, &k)
+			case includes != "":
+				return g.writeFW4Includes(plan, includes, fw4Zone)
 			case snippet:
 				if plan.Companion == nil {
 					return fmt.Errorf("--companion-snippet: nothing to include (mode %s, no forwards or DMZ)", plan.Mode)
@@ -71,6 +82,8 @@ its own (inet nfpass_fwd) to load with nft -f.`,
 	}
 	cmd.Flags().BoolVar(&snippet, "companion-snippet", false, "print only the include snippet for the firewall owning forwarding (companion mode)")
 	cmd.Flags().StringVar(&owner, "owner", ownerAuto, "companion mode: the owning firewall: auto, fw4, firewalld or unknown")
+	cmd.Flags().StringVar(&includes, "companion-includes", "", "fw4: write the forwards into fw4's include points under `DIR` (/usr/share/nftables.d)")
+	cmd.Flags().StringVar(&fw4Zone, "fw4-zone", compile.FW4WANZone, "with --companion-includes: fw4's WAN zone, whose forward chain gets the accept")
 	cmd.Flags().BoolVar(&diff, "diff", false, "show what apply would change, and the live flows it would reset (root)")
 	cmd.Flags().StringVar(&k.netns, "netns", "", "with --diff: read the live table inside this named network namespace (/run/netns/NAME)")
 	cmd.Flags().StringVar(&k.stateDir, "state-dir", reconcile.DefaultStateDir, "with --diff: the generations apply keeps")
@@ -226,4 +239,39 @@ func nonNilFlows(f []compile.FlowResetCount) []compile.FlowResetCount {
 		return []compile.FlowResetCount{}
 	}
 	return f
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// writeFW4Includes writes the plan's fw4 include files under dir and
+// names them (files only; fw4 reload is the user's).
+func (g *globals) writeFW4Includes(plan *compile.Plan, dir, zone string) error {
+	files := plan.FW4Includes(zone)
+	if files == nil {
+		return fmt.Errorf("--companion-includes: nothing to include (mode %s, no forwards)", plan.Mode)
+	}
+	var written []string
+	for _, f := range files {
+		p := filepath.Join(dir, f.Path)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return fmt.Errorf("--companion-includes: %w", err)
+		}
+		if err := os.WriteFile(p, []byte(f.Text), 0o644); err != nil {
+			return fmt.Errorf("--companion-includes: %w", err)
+		}
+		written = append(written, p)
+	}
+	if g.output == "json" {
+		return g.printJSON(map[string]any{"written": written})
+	}
+	for _, p := range written {
+		fmt.Fprintf(g.stdout, "wrote %s\n", p)
+	}
+	fmt.Fprintln(g.stdout, "then: fw4 check && fw4 reload")
+	return nil
 }

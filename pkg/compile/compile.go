@@ -37,6 +37,10 @@ type Plan struct {
 	// forwarding (companion mode only): sets and chains to place inside
 	// that firewall's table.
 	Companion *ruleset.Table `json:"companion_snippet,omitempty"`
+	// CompanionAccepts are the rules that accept the connections the
+	// snippet's forwards DNAT, for the owner's forward chain (fw4's
+	// forward_wan chain-pre include; see FW4Includes).
+	CompanionAccepts []string `json:"companion_accepts,omitempty"`
 	// Owner is the firewall owning the box in companion mode (fw4,
 	// firewalld, unknown); the warnings and SnippetText follow from it.
 	Owner Owner `json:"owner,omitempty"`
@@ -140,6 +144,7 @@ func (c *compiler) build() {
 		if len(snippet.Chains) > 0 {
 			c.plan.Companion = snippet
 			snippet.Canonicalize()
+			c.plan.CompanionAccepts = c.forwardAccepts()
 		}
 	}
 	c.sysctls()

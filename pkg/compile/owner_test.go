@@ -83,3 +83,43 @@ func TestOwnerWording(t *testing.T) {
 }
 
 func firstLine(s string) string { l, _, _ := strings.Cut(s, "\n"); return l }
+
+// TestFW4Includes: the forwards go into fw4's include points: the snippet
+// at table-post and, for forward_<zone>, one accept per forward target
+// after DNAT (ports mapped, port-less protocols by address), nothing else.
+func TestFW4Includes(t *testing.T) {
+	cat := catalog.Default()
+	cfg := []byte("mode: companion\ninterfaces: {wan: [wan0], lan: [br-lan], lan_networks: [192.168.77.0/24]}\nnat: {masquerade: false}\nforwards:\n" +
+		"  - {name: web, proto: tcp, port: 8443, to: \"192.168.77.20:443\", from: [198.51.100.0/24]}\n" +
+		"  - {name: games, proto: udp, port: \"27015-27016\", to: 192.168.77.22}\n" +
+		"  - {name: vpn, protocol: pptp, to: 192.168.77.21}\n")
+	l, err := config.Load(config.Options{Data: cfg, Explicit: true, Path: "c.yaml", Catalog: cat})
+	if err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	plan, err := compile.CompileWith(l.Policy, cat, compile.Options{Owner: compile.OwnerFW4})
+	if err != nil {
+		t.Fatalf("compile: %v", err)
+	}
+	files := plan.FW4Includes("")
+	var paths []string
+	for _, f := range files {
+		paths = append(paths, f.Path)
+	}
+	if diff := cmp.Diff([]string{"table-post/10-nfpass.nft", "chain-pre/forward_wan/10-nfpass.nft"}, paths); diff != "" {
+		t.Fatalf("paths (-want +got):\n%s", diff)
+	}
+	if !strings.Contains(files[0].Text, "chain nfpass_dstnat") {
+		t.Errorf("table-post file lacks the DNAT chain:\n%s", files[0].Text)
+	}
+	want := []string{
+		`ct status dnat meta l4proto . ip daddr . th dport { tcp . 192.168.77.20 . 443, tcp . 192.168.77.21 . 1723, udp . 192.168.77.22 . 27015, udp . 192.168.77.22 . 27016 } accept comment "nfpass: forwards"`,
+		`ct status dnat meta l4proto . ip daddr { gre . 192.168.77.21 } accept comment "nfpass: forwards"`,
+	}
+	if diff := cmp.Diff(want, plan.CompanionAccepts); diff != "" {
+		t.Errorf("accepts (-want +got):\n%s", diff)
+	}
+	if got := plan.FW4Includes("wan6")[1].Path; got != "chain-pre/forward_wan6/10-nfpass.nft" {
+		t.Errorf("zone wan6: path %q", got)
+	}
+}
