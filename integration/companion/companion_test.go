@@ -1,6 +1,9 @@
 // Package companion proves nfpass's companion mode beside the firewalls
 // that own a router: OpenWrt's fw4 and firewalld. testdata holds rulesets
-// shaped like what each generates (lab device names). In fresh network
+// shaped like what each generates (lab device names): fw4 built from
+// firewall4's own templates as on the stock image (fw4-stock), with the
+// helper kmods (fw4-helpers), with auto_helper off (fw4-auto-helper-off),
+// and with a redirect of its own (fw4); firewalld 1.x (firewalld). In fresh network
 // namespaces each test loads one, applies nfpass in companion mode with the
 // nfpass binary, and checks that the owning firewall's table is untouched
 // byte for byte, that nfpass's pptp helper attaches to PPTP flows crossing
@@ -59,6 +62,9 @@ var owners = []owner{
 	{name: "fw4-stock", file: "testdata/fw4-stock.nft", table: "fw4"},
 	// fw4 with kmod-nf-nathelper and kmod-nf-nathelper-extra, no redirect.
 	{name: "fw4-helpers", file: "testdata/fw4-helpers.nft", table: "fw4", pptp: true},
+	// fw4 with the helper kmods and auto_helper off: helpers defined,
+	// none assigned (as on a masquerading LAN zone).
+	{name: "fw4-auto-helper-off", file: "testdata/fw4-auto-helper-off.nft", table: "fw4"},
 	{name: "firewalld", file: "testdata/firewalld.nft", table: "firewalld", dnatForward: true},
 }
 
