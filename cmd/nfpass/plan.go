@@ -45,7 +45,6 @@ when the wan zone has a redirect of its own. Then: fw4 check && fw4 reload.`,
 		Example: `  nfpass plan
   nfpass plan -c rules/examples/vpn-server.yaml
   nfpass plan -o json | jq '.modules'
-  nfpass plan -c companion.yaml --companion-snippet > /etc/nftables.d/10-nfpass.nft
   nfpass plan -c companion.yaml --companion-snippet --owner firewalld | nft -f -
   nfpass plan -c companion.yaml --companion-includes /usr/share/nftables.d
   sudo nfpass plan --diff -c /etc/nfpass/nfpass.yaml   # what apply would change`,
@@ -81,11 +80,11 @@ when the wan zone has a redirect of its own. Then: fw4 check && fw4 reload.`,
 		},
 	}
 	cmd.Flags().BoolVar(&snippet, "companion-snippet", false, "print only the include snippet for the firewall owning forwarding (companion mode)")
-	cmd.Flags().StringVar(&owner, "owner", ownerAuto, "companion mode: the owning firewall: auto, fw4, firewalld or unknown")
-	cmd.Flags().StringVar(&includes, "companion-includes", "", "fw4: write the forwards into fw4's include points under `DIR` (/usr/share/nftables.d)")
-	cmd.Flags().StringVar(&fw4Zone, "fw4-zone", compile.FW4WANZone, "with --companion-includes: fw4's WAN zone, whose forward chain gets the accept")
+	cmd.Flags().StringVar(&owner, "owner", ownerAuto, "owning firewall: auto, fw4, firewalld, unknown")
+	cmd.Flags().StringVar(&includes, "companion-includes", "", "fw4: write forwards into its include points under `DIR`")
+	cmd.Flags().StringVar(&fw4Zone, "fw4-zone", compile.FW4WANZone, "fw4's WAN zone (forward_ZONE gets the accept)")
 	cmd.Flags().BoolVar(&diff, "diff", false, "show what apply would change, and the live flows it would reset (root)")
-	cmd.Flags().StringVar(&k.netns, "netns", "", "with --diff: read the live table inside this named network namespace (/run/netns/NAME)")
+	cmd.Flags().StringVar(&k.netns, "netns", "", "read the live table (--diff) and the owner (--owner auto) in this named netns")
 	cmd.Flags().StringVar(&k.stateDir, "state-dir", reconcile.DefaultStateDir, "with --diff: the generations apply keeps")
 	return cmd
 }
