@@ -93,3 +93,26 @@ func (o Owner) snippetWarning() string {
 	}
 	return "companion mode: forwards are not in nfpass's table, and the owning firewall is unknown (neither table inet fw4 nor inet firewalld): load `nfpass plan --companion-snippet --owner firewalld` as a table of its own, or include the snippet in the owning firewall's table"
 }
+
+// WarningsFor returns the plan's warnings worded for owner o: the
+// companion warnings that depend on the owning firewall are replaced by
+// o's, the rest kept. For a plan compiled without knowing the owner (the
+// one apply records), printed once the owner is known. Pure.
+func (p *Plan) WarningsFor(o Owner) []string {
+	from := p.Owner
+	if from == "" {
+		from = OwnerUnknown
+	}
+	if o == "" || o == from || p.Mode != policy.Companion {
+		return p.Warnings
+	}
+	swap := map[string]string{from.masqWarning(): o.masqWarning(), from.snippetWarning(): o.snippetWarning()}
+	out := make([]string, len(p.Warnings))
+	for i, w := range p.Warnings {
+		if r, ok := swap[w]; ok {
+			w = r
+		}
+		out[i] = w
+	}
+	return out
+}

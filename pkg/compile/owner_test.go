@@ -123,3 +123,29 @@ func TestFW4Includes(t *testing.T) {
 		t.Errorf("zone wan6: path %q", got)
 	}
 }
+
+// TestWarningsFor: a plan compiled without the owner (as apply records
+// it) is worded for the owner found at print time; nothing else changes.
+func TestWarningsFor(t *testing.T) {
+	cat := catalog.Default()
+	cfg := []byte("mode: companion\ninterfaces: {wan: [eth0], lan: [br-lan]}\nnat: {masquerade: true}\nforwards:\n  - {name: web, proto: tcp, port: 8080, to: 192.168.1.10}\n")
+	l, err := config.Load(config.Options{Data: cfg, Explicit: true, Path: "c.yaml", Catalog: cat})
+	if err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	unknown, err := compile.Compile(l.Policy, cat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range []compile.Owner{compile.OwnerFW4, compile.OwnerFirewalld, compile.OwnerUnknown} {
+		t.Run(string(o), func(t *testing.T) {
+			known, err := compile.CompileWith(l.Policy, cat, compile.Options{Owner: o})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(known.Warnings, unknown.WarningsFor(o)); diff != "" {
+				t.Errorf("WarningsFor(%s) (-compiled for it +reworded):\n%s", o, diff)
+			}
+		})
+	}
+}
