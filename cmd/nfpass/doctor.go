@@ -77,7 +77,7 @@ columns).
   firewalld              companion mode beside firewalld: warns when
                          /etc/firewalld/firewalld.conf has
                          StrictForwardPorts=yes (firewalld 2.3+), which
-                         drops the forwards of nfpass's snippet table
+                         rejects the forwards of nfpass's snippet table
 
 doctor is read-only: it changes nothing on the router. With --fix it loads
 the kernel modules of the policy's helpers that are missing (with modprobe,

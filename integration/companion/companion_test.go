@@ -3,7 +3,8 @@
 // shaped like what each generates (lab device names): fw4 built from
 // firewall4's own templates as on the stock image (fw4-stock), with the
 // helper kmods (fw4-helpers), with auto_helper off (fw4-auto-helper-off),
-// and with a redirect of its own (fw4); firewalld 1.x (firewalld). In fresh network
+// and with a redirect of its own (fw4); firewalld 1.3 (firewalld-1.3) and
+// a later dispatch (firewalld). In fresh network
 // namespaces each test loads one, applies nfpass in companion mode with the
 // nfpass binary, and checks that the owning firewall's table is untouched
 // byte for byte, that nfpass's pptp helper attaches to PPTP flows crossing
@@ -65,7 +66,10 @@ var owners = []owner{
 	// fw4 with the helper kmods and auto_helper off: helpers defined,
 	// none assigned (as on a masquerading LAN zone).
 	{name: "fw4-auto-helper-off", file: "testdata/fw4-auto-helper-off.nft", table: "fw4"},
+	// firewalld 2.x's single policy dispatch chain, with a forward-port.
 	{name: "firewalld", file: "testdata/firewalld.nft", table: "firewalld", dnatForward: true},
+	// firewalld 1.3's zone dispatch (Debian 12), no forward-port.
+	{name: "firewalld-1.3", file: "testdata/firewalld-1.3.nft", table: "firewalld", dnatForward: true},
 }
 
 // isFW4 says the owner is one of the fw4 fixtures.

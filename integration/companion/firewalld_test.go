@@ -20,8 +20,17 @@ import (
 // again replaces it (it deletes its table first).
 func TestFirewalldOwnTable(t *testing.T) {
 	const cfg = "testdata/companion-forward-open.yaml"
-	o := ownerNamed(t, "firewalld")
 	snippet := nfpass(t, "plan", "-c", cfg, "--companion-snippet", "--owner", "firewalld")
+	for _, o := range owners {
+		if o.table == "firewalld" {
+			t.Run(o.name, func(t *testing.T) { firewalldOwnTable(t, o, snippet) })
+		}
+	}
+}
+
+// firewalldOwnTable is TestFirewalldOwnTable beside one firewalld fixture.
+func firewalldOwnTable(t *testing.T, o owner, snippet string) {
+	const cfg = "testdata/companion-forward-open.yaml"
 	for _, want := range []string{"table inet nfpass_fwd {", "delete table inet nfpass_fwd", "chain nfpass_dstnat"} {
 		if !strings.Contains(snippet, want) {
 			t.Fatalf("firewalld snippet lacks %q:\n%s", want, snippet)

@@ -14,7 +14,7 @@ const FirewalldConfPath = "/etc/firewalld/firewalld.conf"
 
 // StrictForwardPorts reports whether firewalld.conf text sets
 // StrictForwardPorts=yes (firewalld 2.3+, firewalld/firewalld#1394): then
-// firewalld drops forwarded connections DNATed by anything but its own
+// firewalld rejects forwarded connections DNATed by anything but its own
 // forward-ports, nfpass's companion forwards included. Pure.
 func StrictForwardPorts(conf string) bool {
 	strict := false
@@ -39,7 +39,7 @@ func StrictForwardPorts(conf string) bool {
 
 // CheckFirewalld: in companion mode beside firewalld (table inet
 // firewalld), warn when firewalld.conf has StrictForwardPorts=yes, which
-// drops the DNAT of nfpass's companion forwards (table inet nfpass_fwd).
+// rejects the forwards of nfpass's companion forwards (table inet nfpass_fwd).
 // Nothing when firewalld does not own the box or the ruleset could not be
 // read; info when its configuration could not be read.
 func CheckFirewalld(in DoctorInput) []Check {
@@ -61,7 +61,7 @@ func CheckFirewalld(in DoctorInput) []Check {
 		c.Result, c.Detail = CheckInfo, "cannot read "+FirewalldConfPath+": "+in.FirewalldConfErr+"; StrictForwardPorts unknown"
 	case StrictForwardPorts(in.FirewalldConf):
 		c.Result = CheckWarn
-		c.Detail = "firewalld owns the box with StrictForwardPorts=yes (" + FirewalldConfPath + "): it drops connections DNATed by other tables, so nfpass's forwards (table inet nfpass_fwd) do not cross"
+		c.Detail = "firewalld owns the box with StrictForwardPorts=yes (" + FirewalldConfPath + "): it rejects connections DNATed by other tables, so nfpass's forwards (table inet nfpass_fwd) do not cross"
 		c.Fix = "set StrictForwardPorts=no and run firewall-cmd --reload, or express the forwards with firewall-cmd --add-forward-port"
 	default:
 		c.Result, c.Detail = CheckOK, "firewalld owns the box; StrictForwardPorts is off, so forwards DNATed by nfpass's snippet table cross"
