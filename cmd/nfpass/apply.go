@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nfpass/nfpass/pkg/compile"
+	"github.com/nfpass/nfpass/pkg/policy"
 	"github.com/nfpass/nfpass/pkg/reconcile"
 	"github.com/nfpass/nfpass/pkg/ruleset"
 )
@@ -106,7 +107,12 @@ On a remote router, always apply with --confirm.`,
 				}
 				return g.printJSON(res)
 			}
-			for _, w := range append(plan.Warnings, res.Warnings...) {
+			warnings := plan.Warnings
+			if plan.Mode == policy.Companion {
+				o, _ := detectOwner(k.netns) // unknown when it cannot read
+				warnings = plan.WarningsFor(o)
+			}
+			for _, w := range append(warnings, res.Warnings...) {
 				fmt.Fprintf(g.stderr, "warning: %s\n", w)
 			}
 			for _, s := range res.Sysctls {

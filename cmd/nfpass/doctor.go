@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"errors"
+	"io/fs"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -72,6 +74,10 @@ columns).
   flow offloading        a flowtable (fw4 flow_offloading): offloaded flows
                          skip the forward hook, so a passthrough switched
                          off applies to new flows only
+  firewalld              companion mode beside firewalld: warns when
+                         /etc/firewalld/firewalld.conf has
+                         StrictForwardPorts=yes (firewalld 2.3+), which
+                         rejects the forwards of nfpass's snippet table
 
 doctor is read-only: it changes nothing on the router. With --fix it loads
 the kernel modules of the policy's helpers that are missing (with modprobe,
@@ -125,6 +131,12 @@ configuration is a fail (2).`,
 // nothing).
 func gatherDoctor(ctx context.Context, k *kernelFlags, p *policy.Policy, plan *compile.Plan, cat audit.Catalog, pol audit.Policy) audit.DoctorInput {
 	in := doctor.Gather(ctx, doctor.Options{NetNS: k.netns, Differ: k.reconciler(), Policy: p, Plan: plan, Catalog: cat, View: pol})
+	// firewalld's StrictForwardPorts (read only; absent is fine).
+	if b, err := os.ReadFile(audit.FirewalldConfPath); err == nil {
+		in.FirewalldConf = string(b)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		in.FirewalldConfErr = err.Error()
+	}
 	// What the policy's named counters dropped (blocked by policy).
 	in.Cat = cat
 	if b, err := reconcile.ReadBlocked(k.netns, plan.Table.Family, plan.Table.Name); err != nil {

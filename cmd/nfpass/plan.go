@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -14,6 +16,7 @@ import (
 
 func newPlanCmd(g *globals) *cobra.Command {
 	var snippet, diff bool
+	var owner, includes, fw4Zone string
 	var k kernelFlags
 	cmd := &cobra.Command{
 		Use:   "plan",
@@ -26,24 +29,43 @@ input.
 With --diff (root) plan reads nfpass's live table and prints what 'nfpass
 apply' would change instead: "+" is added, "-" removed, "~" changed, and
 counts the live flows apply would reset ("3 live flows of sip will be
-reset"; see 'nfpass apply --help'). Nothing is applied or deleted.`,
+reset"; see 'nfpass apply --help'). Nothing is applied or deleted.
+
+In companion mode the warnings and --companion-snippet follow the firewall
+that owns the box: --owner auto (default) reads the kernel's tables (root;
+inet fw4 is fw4, inet firewalld is firewalld, else unknown). Beside fw4 the
+snippet is an include for fw4's table; beside firewalld it is a table of
+its own (inet nfpass_fwd) to load with nft -f.
+
+--companion-includes DIR (fw4) writes the forwards into fw4's automatic
+include points under DIR (/usr/share/nftables.d): table-post/10-nfpass.nft
+holds the snippet (the DNAT), chain-pre/forward_wan/10-nfpass.nft accepts
+the connections it DNATs, which fw4's forward_wan otherwise accepts only
+when the wan zone has a redirect of its own. Then: fw4 check && fw4 reload.`,
 		Example: `  nfpass plan
   nfpass plan -c rules/examples/vpn-server.yaml
   nfpass plan -o json | jq '.modules'
-  nfpass plan -c companion.yaml --companion-snippet > /etc/nftables.d/10-nfpass.nft
+  nfpass plan -c companion.yaml --companion-snippet --owner firewalld | nft -f -
+  nfpass plan -c companion.yaml --companion-includes /usr/share/nftables.d
   sudo nfpass plan --diff -c /etc/nfpass/nfpass.yaml   # what apply would change`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if snippet && diff {
-				return fmt.Errorf("--diff and --companion-snippet exclude each other")
+			if n := btoi(snippet) + btoi(diff) + btoi(includes != ""); n > 1 {
+				return fmt.Errorf("--diff, --companion-snippet and --companion-includes exclude each other")
 			}
-			plan, err := g.compile()
+			o, err := resolveOwner(owner, k.netns)
+			if err != nil {
+				return err
+			}
+			plan, _, err := g.compileOwned(o)
 			if err != nil {
 				return err
 			}
 			switch {
 			case diff:
 				return g.planDiff(cmd, plan, &k)
+			case includes != "":
+				return g.writeFW4Includes(plan, includes, fw4Zone)
 			case snippet:
 				if plan.Companion == nil {
 					return fmt.Errorf("--companion-snippet: nothing to include (mode %s, no forwards or DMZ)", plan.Mode)
@@ -58,8 +80,11 @@ reset"; see 'nfpass apply --help'). Nothing is applied or deleted.`,
 		},
 	}
 	cmd.Flags().BoolVar(&snippet, "companion-snippet", false, "print only the include snippet for the firewall owning forwarding (companion mode)")
+	cmd.Flags().StringVar(&owner, "owner", ownerAuto, "owning firewall: auto, fw4, firewalld, unknown")
+	cmd.Flags().StringVar(&includes, "companion-includes", "", "fw4: write forwards into its include points under `DIR`")
+	cmd.Flags().StringVar(&fw4Zone, "fw4-zone", compile.FW4WANZone, "fw4's WAN zone (forward_ZONE gets the accept)")
 	cmd.Flags().BoolVar(&diff, "diff", false, "show what apply would change, and the live flows it would reset (root)")
-	cmd.Flags().StringVar(&k.netns, "netns", "", "with --diff: read the live table inside this named network namespace (/run/netns/NAME)")
+	cmd.Flags().StringVar(&k.netns, "netns", "", "read the live table (--diff) and the owner (--owner auto) in this named netns")
 	cmd.Flags().StringVar(&k.stateDir, "state-dir", reconcile.DefaultStateDir, "with --diff: the generations apply keeps")
 	return cmd
 }
@@ -125,11 +150,16 @@ func (g *globals) compile() (*compile.Plan, error) {
 // compileLoaded is compile, returning the loaded config too (its
 // warnings).
 func (g *globals) compileLoaded() (*compile.Plan, *config.Loaded, error) {
+	return g.compileOwned(compile.OwnerUnknown)
+}
+
+// compileOwned is compileLoaded beside a known owning firewall.
+func (g *globals) compileOwned(o compile.Owner) (*compile.Plan, *config.Loaded, error) {
 	l, cat, err := g.loadConfig(nil)
 	if err != nil {
 		return nil, nil, g.reportConfigError(err)
 	}
-	plan, err := compile.Compile(l.Policy, cat)
+	plan, err := compile.CompileWith(l.Policy, cat, compile.Options{Owner: o})
 	if err != nil {
 		return nil, nil, g.reportConfigError(err)
 	}
@@ -158,7 +188,11 @@ Run it on the router itself; on another machine use --skip-interfaces.`,
   nfpass check --skip-interfaces -c router.yaml   # on a laptop`,
 		Args: cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			plan, loaded, err := g.compileLoaded()
+			owner := compile.OwnerUnknown
+			if !skipIfaces {
+				owner, _ = detectOwner(netns)
+			}
+			plan, loaded, err := g.compileOwned(owner)
 			if err != nil {
 				return err
 			}
@@ -204,4 +238,39 @@ func nonNilFlows(f []compile.FlowResetCount) []compile.FlowResetCount {
 		return []compile.FlowResetCount{}
 	}
 	return f
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// writeFW4Includes writes the plan's fw4 include files under dir and
+// names them (files only; fw4 reload is the user's).
+func (g *globals) writeFW4Includes(plan *compile.Plan, dir, zone string) error {
+	files := plan.FW4Includes(zone)
+	if files == nil {
+		return fmt.Errorf("--companion-includes: nothing to include (mode %s, no forwards)", plan.Mode)
+	}
+	var written []string
+	for _, f := range files {
+		p := filepath.Join(dir, f.Path)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return fmt.Errorf("--companion-includes: %w", err)
+		}
+		if err := os.WriteFile(p, []byte(f.Text), 0o644); err != nil {
+			return fmt.Errorf("--companion-includes: %w", err)
+		}
+		written = append(written, p)
+	}
+	if g.output == "json" {
+		return g.printJSON(map[string]any{"written": written})
+	}
+	for _, p := range written {
+		fmt.Fprintf(g.stdout, "wrote %s\n", p)
+	}
+	fmt.Fprintln(g.stdout, "then: fw4 check && fw4 reload")
+	return nil
 }

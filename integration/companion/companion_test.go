@@ -1,6 +1,10 @@
 // Package companion proves nfpass's companion mode beside the firewalls
 // that own a router: OpenWrt's fw4 and firewalld. testdata holds rulesets
-// shaped like what each generates (lab device names). In fresh network
+// shaped like what each generates (lab device names): fw4 built from
+// firewall4's own templates as on the stock image (fw4-stock), with the
+// helper kmods (fw4-helpers), with auto_helper off (fw4-auto-helper-off),
+// and with a redirect of its own (fw4); firewalld 1.3 (firewalld-1.3) and
+// a later dispatch (firewalld). In fresh network
 // namespaces each test loads one, applies nfpass in companion mode with the
 // nfpass binary, and checks that the owning firewall's table is untouched
 // byte for byte, that nfpass's pptp helper attaches to PPTP flows crossing
@@ -43,12 +47,33 @@ type owner struct {
 	name  string // test name
 	file  string // testdata ruleset
 	table string // its table in family inet
+	// pptp: the owner alone assigns the pptp helper to LAN clients (fw4
+	// with kmod-nf-nathelper-extra), so PPTP from two LAN hosts passes
+	// without nfpass.
+	pptp bool
+	// dnatForward: the owner's forward chain accepts connections DNATed by
+	// another table (fw4 only when the wan zone has a redirect).
+	dnatForward bool
 }
 
 var owners = []owner{
-	{"fw4", "testdata/fw4.nft", "fw4"},
-	{"firewalld", "testdata/firewalld.nft", "firewalld"},
+	// fw4 with a port forward of its own and only the ftp helper.
+	{name: "fw4", file: "testdata/fw4.nft", table: "fw4", dnatForward: true},
+	// fw4 as on the stock image: no helper module, no redirect.
+	{name: "fw4-stock", file: "testdata/fw4-stock.nft", table: "fw4"},
+	// fw4 with kmod-nf-nathelper and kmod-nf-nathelper-extra, no redirect.
+	{name: "fw4-helpers", file: "testdata/fw4-helpers.nft", table: "fw4", pptp: true},
+	// fw4 with the helper kmods and auto_helper off: helpers defined,
+	// none assigned (as on a masquerading LAN zone).
+	{name: "fw4-auto-helper-off", file: "testdata/fw4-auto-helper-off.nft", table: "fw4"},
+	// firewalld 2.x's single policy dispatch chain, with a forward-port.
+	{name: "firewalld", file: "testdata/firewalld.nft", table: "firewalld", dnatForward: true},
+	// firewalld 1.3's zone dispatch (Debian 12), no forward-port.
+	{name: "firewalld-1.3", file: "testdata/firewalld-1.3.nft", table: "firewalld", dnatForward: true},
 }
+
+// isFW4 says the owner is one of the fw4 fixtures.
+func (o owner) isFW4() bool { return o.table == "fw4" }
 
 // includeLine is where fw4 includes /etc/nftables.d/*.nft inside its table.
 var includeLine = regexp.MustCompile(`(?m)^\s*include "/etc/nftables\.d/\*\.nft"\n`)
@@ -117,8 +142,14 @@ func nfpass(t *testing.T, args ...string) string {
 // there.
 func upLab(t *testing.T, o owner) *lab.Lab {
 	t.Helper()
+	return upLabWith(t, o, lab.Options{})
+}
+
+// upLabWith is upLab with lab options (LANServer for forwards).
+func upLabWith(t *testing.T, o owner, opts lab.Options) *lab.Lab {
+	t.Helper()
 	netns.RequireRoot(t)
-	l, err := lab.Up(lab.Options{})
+	l, err := lab.Up(opts)
 	if err != nil {
 		t.Fatalf("lab up: %v", err)
 	}
@@ -199,16 +230,31 @@ func TestBeside(t *testing.T) {
 			srv := listen(t, l.WAN, wanPPTP)
 
 			// Baseline, owner alone: LAN to WAN TCP 1723 crosses (the owner
-			// accepts lan -> wan) and no helper is attached to it.
+			// accepts lan -> wan); a helper is attached only where the owner
+			// assigns pptp itself (fw4 with the helper kmods).
 			if err := dial(t, l.LAN1, wanPPTP); err != nil {
 				t.Fatalf("%s alone: LAN to WAN TCP 1723 does not cross: %v", o.name, err)
 			}
-			for _, f := range pptpControlFlows(t, l) {
-				if f.Helper != "" {
-					t.Errorf("%s alone: helper %q already attached: %s", o.name, f.Helper, f)
+			wantHelper := map[bool]string{true: "pptp"}[o.pptp]
+			flows := pptpControlFlows(t, l)
+			if len(flows) == 0 {
+				t.Errorf("%s alone: no TCP 1723 flow in conntrack", o.name)
+			}
+			for _, f := range flows {
+				if f.Helper != wantHelper {
+					t.Errorf("%s alone: helper %q attached, want %q: %s", o.name, f.Helper, wantHelper, f)
 				}
 			}
 			srv.ln.Close() // the PPTP server below listens there
+			if err := l.FlushConntrack(); err != nil {
+				t.Fatal(err)
+			}
+			// PPTP from two LAN hosts with the owner alone: 2/2 only where
+			// the owner assigns the helper.
+			alone := lab.PPTPTwoHosts(l).Row(true)
+			if alone.OK() != o.pptp {
+				t.Errorf("PPTP two hosts through %s alone: observed %s (ok %v), want ok %v: %s", o.name, alone.Observed, alone.OK(), o.pptp, alone.Reason)
+			}
 			if err := l.FlushConntrack(); err != nil {
 				t.Fatal(err)
 			}
@@ -304,7 +350,7 @@ func drained(s *tcpServer) int {
 // namespace has only lo, so no traffic moves a counter).
 func TestSnippet(t *testing.T) {
 	const cfg = "testdata/companion-forwards.yaml"
-	snippet := nfpass(t, "plan", "-c", cfg, "--companion-snippet")
+	snippet := nfpass(t, "plan", "-c", cfg, "--companion-snippet", "--owner", "fw4")
 	for _, want := range []string{"chain nfpass_dstnat", "map nfpass_fwd4", "set nfpass_fwd4_from", `comment "restricted forwards"`} {
 		if !strings.Contains(snippet, want) {
 			t.Fatalf("snippet lacks %q:\n%s", want, snippet)
@@ -316,7 +362,7 @@ func TestSnippet(t *testing.T) {
 			variants := map[string]string{
 				"before the closing brace": beforeClosingBrace(t, o.ruleset(t, ""), snippet),
 			}
-			if o.name == "fw4" {
+			if o.isFW4() {
 				variants["at fw4's include"] = o.ruleset(t, snippet)
 			}
 			// Or in a table of its own (the snippet is self-contained), for

@@ -176,6 +176,11 @@ type DoctorInput struct {
 	// Tables is the namespace's whole ruleset (every family and owner).
 	Tables    []RulesetTable
 	TablesErr string
+
+	// FirewalldConf is firewalld.conf's text (empty when absent);
+	// FirewalldConfErr says why it could not be read.
+	FirewalldConf    string
+	FirewalldConfErr string
 }
 
 // SysctlState is a setting the plan needs and what the kernel has.
@@ -314,6 +319,7 @@ var doctorChecks = []func(in DoctorInput) []Check{
 		return []Check{CheckOtherTables(in.Table.Family, in.Table.Name, in.Mode, in.Tables, in.TablesErr)}
 	},
 	func(in DoctorInput) []Check { return CheckOffload(in) },
+	func(in DoctorInput) []Check { return CheckFirewalld(in) },
 }
 
 // Diagnose runs every check on the gathered facts.

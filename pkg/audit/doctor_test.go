@@ -488,3 +488,55 @@ func TestDiagnosisTextFits80Columns(t *testing.T) {
 		t.Logf("output:\n%s", b.String())
 	}
 }
+
+func TestStrictForwardPorts(t *testing.T) {
+	for _, tc := range []struct {
+		name, conf string
+		want       bool
+	}{
+		{"absent", "", false},
+		{"default file", "# StrictForwardPorts\n# Default: no\nStrictForwardPorts=no\n", false},
+		{"yes", "FirewallBackend=nftables\nStrictForwardPorts=yes\n", true},
+		{"commented yes", "#StrictForwardPorts=yes\n", false},
+		{"spaces, quotes", "  StrictForwardPorts = \"yes\"  \n", true},
+		{"last wins", "StrictForwardPorts=yes\nStrictForwardPorts=no\n", false},
+		{"other key", "StrictForwardPortsX=yes\n", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := StrictForwardPorts(tc.conf); got != tc.want {
+				t.Errorf("StrictForwardPorts(%q) = %v, want %v", tc.conf, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestCheckFirewalld(t *testing.T) {
+	fwd := []RulesetTable{{Family: "inet", Name: "firewalld"}, {Family: "inet", Name: "nfpass"}}
+	for _, tc := range []struct {
+		name   string
+		in     DoctorInput
+		want   []CheckResult
+		detail string
+	}{
+		{"strict beside firewalld", DoctorInput{Mode: policy.Companion, Tables: fwd, FirewalldConf: "StrictForwardPorts=yes\n"}, []CheckResult{CheckWarn}, "StrictForwardPorts=yes"},
+		{"not strict", DoctorInput{Mode: policy.Companion, Tables: fwd, FirewalldConf: "StrictForwardPorts=no\n"}, []CheckResult{CheckOK}, "StrictForwardPorts is off"},
+		{"unreadable", DoctorInput{Mode: policy.Companion, Tables: fwd, FirewalldConfErr: "permission denied"}, []CheckResult{CheckInfo}, "permission denied"},
+		{"beside fw4: no check", DoctorInput{Mode: policy.Companion, Tables: []RulesetTable{{Family: "inet", Name: "fw4"}}, FirewalldConf: "StrictForwardPorts=yes\n"}, nil, ""},
+		{"standalone: no check", DoctorInput{Mode: policy.Standalone, Tables: fwd, FirewalldConf: "StrictForwardPorts=yes\n"}, nil, ""},
+		{"ruleset unreadable: no check", DoctorInput{Mode: policy.Companion, TablesErr: "EPERM", FirewalldConf: "StrictForwardPorts=yes\n"}, nil, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := CheckFirewalld(tc.in)
+			var results []CheckResult
+			for _, c := range got {
+				results = append(results, c.Result)
+			}
+			if diff := cmp.Diff(tc.want, results); diff != "" {
+				t.Errorf("results (-want +got):\n%s", diff)
+			}
+			if tc.detail != "" && (len(got) == 0 || !strings.Contains(got[0].Detail, tc.detail)) {
+				t.Errorf("detail %v lacks %q", got, tc.detail)
+			}
+		})
+	}
+}

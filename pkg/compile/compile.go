@@ -36,6 +36,13 @@ type Plan struct {
 	// forwarding (companion mode only): sets and chains to place inside
 	// that firewall's table.
 	Companion *ruleset.Table `json:"companion_snippet,omitempty"`
+	// CompanionAccepts are the rules that accept the connections the
+	// snippet's forwards DNAT, for the owner's forward chain (fw4's
+	// forward_wan chain-pre include; see FW4Includes).
+	CompanionAccepts []string `json:"companion_accepts,omitempty"`
+	// Owner is the firewall owning the box in companion mode (fw4,
+	// firewalld, unknown); the warnings and SnippetText follow from it.
+	Owner Owner `json:"owner,omitempty"`
 	// Access is what the plan means for reaching the router (mode,
 	// interfaces by role, management), for the lockout preflight. Plans
 	// recorded before it existed lack it: see AccessOf.
@@ -89,17 +96,29 @@ func Compile(p *policy.Policy, cat Catalog) (*Plan, error) {
 }
 
 // build compiles a validated policy.
-func build(p *policy.Policy, cat Catalog) *Plan {
-	c := &compiler{p: p, cat: cat, plan: &Plan{Source: p.Source, Mode: p.Mode, Access: accessOf(p)}}
+func build(p *policy.Policy, cat Catalog) *Plan { return buildWith(p, cat, Options{}) }
+
+// buildWith compiles a validated policy with options.
+func buildWith(p *policy.Policy, cat Catalog, opts Options) *Plan {
+	owner := opts.Owner
+	if owner == "" {
+		owner = OwnerUnknown
+	}
+	plan := &Plan{Source: p.Source, Mode: p.Mode, Access: accessOf(p)}
+	if p.Mode == policy.Companion {
+		plan.Owner = owner
+	}
+	c := &compiler{p: p, cat: cat, plan: plan, owner: owner}
 	c.build()
 	return c.plan
 }
 
 type compiler struct {
-	p    *policy.Policy
-	cat  Catalog
-	plan *Plan
-	t    *ruleset.Table
+	p     *policy.Policy
+	cat   Catalog
+	plan  *Plan
+	t     *ruleset.Table
+	owner Owner
 }
 
 func (c *compiler) build() {
@@ -124,6 +143,7 @@ func (c *compiler) build() {
 		if len(snippet.Chains) > 0 {
 			c.plan.Companion = snippet
 			snippet.Canonicalize()
+			c.plan.CompanionAccepts = c.forwardAccepts()
 		}
 	}
 	c.sysctls()

@@ -47,9 +47,9 @@ func (c *compiler) warnings(active []activeProto) {
 		c.plan.Warnings = append(c.plan.Warnings, "IPv6 forwarding is on: a WAN interface that learns its default route from router advertisements needs net.ipv6.conf.<wan>.accept_ra=2 (the owning firewall's job in companion mode)")
 	}
 	if c.p.Mode == policy.Companion && c.p.NAT.Masquerade {
-		c.plan.Warnings = append(c.plan.Warnings, "companion mode: nat.masquerade is left to the owning firewall (fw4: masq on the wan zone)")
+		c.plan.Warnings = append(c.plan.Warnings, c.owner.masqWarning())
 	}
 	if c.p.Mode == policy.Companion && c.plan.Companion != nil {
-		c.plan.Warnings = append(c.plan.Warnings, "companion mode: forwards and the DMZ are not in nfpass's table; include `nfpass plan --companion-snippet` in the owning firewall's table")
+		c.plan.Warnings = append(c.plan.Warnings, c.owner.snippetWarning())
 	}
 }

@@ -29,12 +29,22 @@ func (p *Plan) Text() string {
 	return b.String()
 }
 
-// SnippetText renders the companion include snippet: sets and chains to
-// place inside the owning firewall's table (e.g. fw4's
-// /etc/nftables.d/10-nfpass.nft). Empty when there is nothing to include.
+// SnippetText renders the companion snippet for the owning firewall.
+// Beside fw4 (and an unknown owner) it is an include body: sets and
+// chains to place inside the owning firewall's table (fw4's
+// /etc/nftables.d/10-nfpass.nft). Beside firewalld, which has no include
+// point, it is a table of its own (inet nfpass_fwd), re-created on every
+// load with `nft -f`. Empty when there is nothing to include.
 func (p *Plan) SnippetText() string {
 	if p.Companion == nil {
 		return ""
+	}
+	if p.Owner == OwnerFirewalld {
+		name := "inet " + FirewalldSnippetTable
+		return "# nfpass companion snippet for firewalld: its own table; load with nft -f\n" +
+			"# (firewall-cmd --reload leaves it alone)\n" +
+			"table " + name + "\ndelete table " + name + "\n" +
+			"table " + name + " {\n" + p.Companion.RenderBody() + "}\n"
 	}
 	return "# nfpass companion snippet: include inside the owning firewall's table\n" + p.Companion.RenderBody()
 }
