@@ -111,7 +111,8 @@ func uciWords(data []byte) ([]uciStmt, *readProblem) {
 					break
 				}
 				if d == '\n' {
-					line++
+					// libuci ends a quoted value at the line's end.
+					return nil, uciProblem(start, "unterminated %c quote: close the value with %c on the same line (a backslash at the end continues it)", c, c)
 				}
 				if c == '"' && d == '\\' && i+1 < len(s) {
 					i++
@@ -263,6 +264,11 @@ func fromUCI(secs []uciSection) (*uciTree, *readProblem) {
 			}
 		case sec.typ == uciMain:
 			n, obj = sch, t.tree
+			for _, o := range sec.opts {
+				if c := sch.fields[strings.ToLower(o.args[0])]; c != nil && (c.kind == kObject || c.kind == kToggles || c.kind == kObjects) {
+					return nil, uciProblem(o.line, "%s is a section, not an option of config %s: write config %s", o.args[0], uciMain, uciSectionOf(o.args[0]))
+				}
+			}
 		default:
 			base, n = sec.typ, sch.fields[sec.typ]
 			if prev, dup := seen[sec.typ]; dup {
@@ -318,6 +324,15 @@ func fromUCI(secs []uciSection) (*uciTree, *readProblem) {
 		}
 	}
 	return t, nil
+}
+
+// uciSectionOf names the section type that fills a top-level key.
+func uciSectionOf(key string) string {
+	switch strings.ToLower(key) {
+	case "forwards":
+		return "forward"
+	}
+	return strings.ToLower(key)
 }
 
 // uciValue converts one value for the schema node it fills.
