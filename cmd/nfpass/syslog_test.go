@@ -10,7 +10,7 @@ import (
 
 type fakeSyslog struct{ got []string }
 
-func (f *fakeSyslog) add(p, m string) error { f.got = append(f.got, p+" "+m); return nil }
+func (f *fakeSyslog) add(p, m string) error  { f.got = append(f.got, p+" "+m); return nil }
 func (f *fakeSyslog) Debug(m string) error   { return f.add("debug", m) }
 func (f *fakeSyslog) Info(m string) error    { return f.add("info", m) }
 func (f *fakeSyslog) Warning(m string) error { return f.add("warning", m) }
