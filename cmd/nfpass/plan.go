@@ -60,7 +60,7 @@ reset"; see 'nfpass apply --help'). Nothing is applied or deleted.`,
 	cmd.Flags().BoolVar(&snippet, "companion-snippet", false, "print only the include snippet for the firewall owning forwarding (companion mode)")
 	cmd.Flags().BoolVar(&diff, "diff", false, "show what apply would change, and the live flows it would reset (root)")
 	cmd.Flags().StringVar(&k.netns, "netns", "", "with --diff: read the live table inside this named network namespace (/run/netns/NAME)")
-	cmd.Flags().StringVar(&k.stateDir, "state-dir", reconcile.DefaultStateDir, "with --diff: the generations apply keeps")
+	cmd.Flags().StringVar(&k.stateDir, "state-dir", reconcile.HostStateDir, "with --diff: the generations apply keeps")
 	return cmd
 }
 
