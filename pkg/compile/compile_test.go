@@ -581,3 +581,14 @@ func TestUCIExamples(t *testing.T) {
 		})
 	}
 }
+
+// TestPackagedUCIConfig: the ipk's /etc/config/nfpass compiles to the
+// table of the OpenWrt YAML config it stands for.
+func TestPackagedUCIConfig(t *testing.T) {
+	const dir = "../../rules/packaging/openwrt/"
+	want := compileCase(t, goldenCase{name: "openwrt", path: dir + "nfpass.yaml"}).Text()
+	got := compileCase(t, goldenCase{name: "openwrt", path: dir + "nfpass.uci"}).Text()
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("nfpass.uci vs nfpass.yaml (-want +got):\n%s", diff)
+	}
+}
