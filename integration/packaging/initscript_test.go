@@ -88,8 +88,7 @@ func TestInitScript(t *testing.T) {
 	t.Run("triggers", func(t *testing.T) {
 		want := []string{
 			"reload_trigger nfpass",
-			"raw_trigger interface.*.up 2000 /etc/init.d/nfpass reload",
-			"raw_trigger interface.*.down 2000 /etc/init.d/nfpass reload",
+			"raw_trigger interface.* 2000 /etc/init.d/nfpass reload",
 		}
 		if diff := cmp.Diff(want, runInit(t, env, "service_triggers")); diff != "" {
 			t.Errorf("service_triggers (-want +got):\n%s", diff)
