@@ -82,7 +82,7 @@ func (k *kernelFlags) inputs(g *globals) reconcile.Inputs {
 	}
 	path := g.configPath
 	if path == "" {
-		path = config.DefaultPath
+		path = config.HostDefaultPath()
 	}
 	if fi, err := os.Stat(path); err == nil && !fi.IsDir() {
 		in.ConfigPath = path

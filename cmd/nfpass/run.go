@@ -101,7 +101,7 @@ does a full check; SIGTERM/SIGINT exit, leaving the table in place.`,
 			}
 			cfgPath := g.configPath
 			if cfgPath == "" {
-				cfgPath = config.DefaultPath
+				cfgPath = config.HostDefaultPath()
 			}
 			// One daemon per state dir; CLI writers see this lock and refuse.
 			dlock, err := reconcile.AcquireDaemonLock(k.runtimeRoot, k.stateDir, cfgPath)

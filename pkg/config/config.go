@@ -78,6 +78,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -91,8 +92,30 @@ import (
 	"github.com/nfpass/nfpass/pkg/policy"
 )
 
-// DefaultPath is the config file used when Options.Path is empty.
+// DefaultPath is the config file used when Options.Path is empty (but see
+// HostDefaultPath: OpenWrt's UCI file comes first there).
 const DefaultPath = "/etc/nfpass/nfpass.yaml"
+
+// UCIPath is nfpass's config file in OpenWrt's UCI (/etc/config/*).
+const UCIPath = "/etc/config/nfpass"
+
+// openWrtRelease marks an OpenWrt system.
+const openWrtRelease = "/etc/openwrt_release"
+
+// HostDefaultPath is the config file used when none is named: UCIPath on
+// OpenWrt when it exists (the package installs it), DefaultPath otherwise.
+// It stats two files.
+func HostDefaultPath() string { return defaultPathFor(openWrtRelease, UCIPath) }
+
+func defaultPathFor(release, uci string) string {
+	if fi, err := os.Stat(release); err != nil || !fi.Mode().IsRegular() {
+		return DefaultPath
+	}
+	if _, err := os.Lstat(uci); err == nil {
+		return uci
+	}
+	return DefaultPath
+}
 
 // DefaultProfile is the profile used when nothing names one.
 const DefaultProfile = "home"
@@ -130,7 +153,7 @@ type Loaded struct {
 
 // Options says where Load reads from.
 type Options struct {
-	// Path is the config file; "" means DefaultPath.
+	// Path is the config file; "" means HostDefaultPath().
 	Path string
 	// Explicit: the user named the file (-c), so a missing file is an
 	// error. Otherwise a missing file means "the profile alone".
@@ -307,7 +330,7 @@ func Load(opts Options) (*Loaded, error) {
 	}
 	path := opts.Path
 	if path == "" {
-		path = DefaultPath
+		path = HostDefaultPath()
 	}
 	maxDepth := opts.MaxDepth
 	if maxDepth <= 0 {

@@ -188,3 +188,24 @@ func FuzzUCI(f *testing.F) {
 		_, _ = fromUCI(secs)
 	})
 }
+
+func TestDefaultPathFor(t *testing.T) {
+	dir := t.TempDir()
+	release := writeConfig(t, "openwrt_release", "DISTRIB_ID='OpenWrt'\n")
+	uci := writeConfig(t, "nfpass", "config nfpass 'main'\n")
+	absent := dir + "/absent"
+	tests := []struct {
+		name, release, uci, want string
+	}{
+		{"openwrt with /etc/config/nfpass", release, uci, uci},
+		{"openwrt without it: the YAML file", release, absent, DefaultPath},
+		{"not openwrt", absent, uci, DefaultPath},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := defaultPathFor(tt.release, tt.uci); got != tt.want {
+				t.Errorf("defaultPathFor = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
