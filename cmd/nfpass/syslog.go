@@ -76,8 +76,12 @@ func (s *syslogHandler) WithGroup(name string) slog.Handler {
 
 // dialSyslog connects to the local syslog socket (/dev/log) as the
 // daemon facility, tag nfpass.
-func dialSyslog() (prioWriter, error) {
-	w, err := syslog.New(syslog.LOG_DAEMON|syslog.LOG_INFO, "nfpass")
+func dialSyslog() (prioWriter, error) { return dialSyslogAt("", "") }
+
+// dialSyslogAt connects to a syslog at network and addr ("" and "": the
+// local socket).
+func dialSyslogAt(network, addr string) (prioWriter, error) {
+	w, err := syslog.Dial(network, addr, syslog.LOG_DAEMON|syslog.LOG_INFO, "nfpass")
 	if err != nil {
 		return nil, fmt.Errorf("--log-format syslog: no local syslog (/dev/log): %w", err)
 	}

@@ -3,7 +3,11 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"net"
+	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -45,5 +49,43 @@ func TestSyslogHandlerLevel(t *testing.T) {
 	log.Warn("loud")
 	if diff := cmp.Diff([]string{"warning level=WARN msg=loud"}, f.got); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
+// TestSyslogWire: through a real datagram socket (as OpenWrt's logd
+// reads /dev/log), each line carries the daemon facility and its level's
+// priority: <27> err, <28> warning, <30> info, <31> debug.
+func TestSyslogWire(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "log")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	w, err := dialSyslogAt("unixgram", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(newSyslogHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	log.Error("e")
+	log.Warn("w")
+	log.Info("i")
+	log.Debug("d")
+	var got []string
+	buf := make([]byte, 4096)
+	for range 4 {
+		_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		n, err := conn.Read(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		line := string(buf[:n])
+		pri, _, _ := strings.Cut(line, ">")
+		_, msg, _ := strings.Cut(line, "]: ")
+		got = append(got, pri+"> "+strings.TrimSpace(msg))
+	}
+	want := []string{"<27> level=ERROR msg=e", "<28> level=WARN msg=w", "<30> level=INFO msg=i", "<31> level=DEBUG msg=d"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("datagrams (-want +got):\n%s", diff)
 	}
 }
