@@ -19,7 +19,8 @@ import (
 //	config forward ['NAME']       # one item of forwards
 //	config management ['NAME']    # one item of management
 //
-// Booleans are 0/1 (or the words YAML takes). An option of a list key may
+// Booleans are 0/1 (or the words YAML takes). As in fw4, a forward or
+// management section with option enabled '0' is left out. An option of a list key may
 // hold several values separated by spaces, as fw4 reads them. The file is
 // converted into the same tree the other formats give, with each key
 // path's UCI line, so the one strict schema walker and policy.Validate
@@ -248,6 +249,13 @@ func fromUCI(secs []uciSection) (*uciTree, *readProblem) {
 		label := uciLabel(sec, 0)
 		switch key, isList := lists[sec.typ]; {
 		case isList:
+			on, prob := uciEnabled(&sec)
+			if prob != nil {
+				return nil, prob
+			}
+			if !on {
+				continue // fw4's option enabled '0': the section is off
+			}
 			n = sch.fields[key]
 			items, _ := t.tree[key].([]any)
 			base = fmt.Sprintf("%s[%d]", key, len(items))
@@ -324,6 +332,26 @@ func fromUCI(secs []uciSection) (*uciTree, *readProblem) {
 		}
 	}
 	return t, nil
+}
+
+// uciEnabled reads and removes a forward or management section's
+// "option enabled" (fw4's switch: 0 turns the section off; default on).
+func uciEnabled(sec *uciSection) (bool, *readProblem) {
+	on := true
+	opts := sec.opts[:0:0]
+	for _, o := range sec.opts {
+		if strings.ToLower(o.args[0]) != "enabled" {
+			opts = append(opts, o)
+			continue
+		}
+		b, ok := parseBool(uciValue(&node{kind: kBool}, o.args[1]))
+		if !ok || o.kind != "option" {
+			return false, uciProblem(o.line, "enabled must be one option, 0 or 1, not %s %q", o.kind, o.args[1])
+		}
+		on = b
+	}
+	sec.opts = opts
+	return on, nil
 }
 
 // uciSectionOf names the section type that fills a top-level key.

@@ -209,3 +209,41 @@ func TestDefaultPathFor(t *testing.T) {
 		})
 	}
 }
+
+// TestUCIEnabled: option enabled '0' leaves a forward or management
+// section out (fw4's convention); '1' or none keeps it; anything else is
+// an error at its line.
+func TestUCIEnabled(t *testing.T) {
+	base := "config interfaces\n\tlist wan 'eth0'\n\tlist lan 'br-lan'\n\tlist lan_networks '192.168.1.0/24'\n\n"
+	tests := []struct {
+		name, in string
+		want     []string // forward names
+		errLine  int
+	}{
+		{"off", base + "config forward 'a'\n\toption enabled '0'\n\toption protocol 'ipsec'\n\toption to '192.168.1.2'\nconfig forward 'b'\n\toption enabled 1\n\toption protocol 'l2tp'\n\toption to '192.168.1.3'\n", []string{"b"}, 0},
+		{"bad value", base + "config forward 'a'\n\toption enabled 'maybe'\n", nil, 7},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := writeConfig(t, "x.uci", tt.in)
+			l, err := Load(Options{Path: p, Explicit: true})
+			if tt.errLine > 0 {
+				es := Errors(err)
+				if len(es) != 1 || es[0].Line != tt.errLine || !strings.Contains(es[0].Msg, "enabled") {
+					t.Fatalf("want one error at line %d about enabled, got %v", tt.errLine, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, f := range l.Policy.Forwards {
+				got = append(got, f.Name)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("forwards (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
