@@ -549,7 +549,7 @@ func unsupported(path string) string {
 // without extension outside /etc/config gives "" and true: the content
 // decides (UCI or unsupported).
 func formatOf(path string) (string, bool) {
-	if isUCIPath(path) {
+	if IsUCIPath(path) {
 		return "uci", true
 	}
 	switch strings.ToLower(filepath.Ext(path)) {

@@ -396,9 +396,10 @@ func uciOption(n *node, s string) any {
 	return uciValue(n, s)
 }
 
-// isUCIPath reports whether a path names a UCI file: *.uci, or a file
+// IsUCIPath reports whether a path names a UCI file: *.uci, or a file
 // without extension in an etc/config directory (OpenWrt's /etc/config).
-func isUCIPath(path string) bool {
+// A file without extension elsewhere is UCI only if its content says so.
+func IsUCIPath(path string) bool {
 	if strings.EqualFold(filepath.Ext(path), ".uci") {
 		return true
 	}
