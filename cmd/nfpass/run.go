@@ -318,7 +318,11 @@ func newLogger(w interface{ Write([]byte) (int, error) }, format, level string) 
 	case "syslog":
 		sw, err := dialSyslog()
 		if err != nil {
-			return nil, err
+			// No syslog (logd not up yet): log to stderr rather than
+			// not run; procd still files those lines in logread.
+			log := slog.New(slog.NewTextHandler(w, opts))
+			log.Warn("logging to stderr", "err", err)
+			return log, nil
 		}
 		return slog.New(newSyslogHandler(sw, opts)), nil
 	}

@@ -89,3 +89,22 @@ func TestSyslogWire(t *testing.T) {
 		t.Errorf("datagrams (-want +got):\n%s", diff)
 	}
 }
+
+// TestSyslogMissingFallsBack: without a syslog the daemon still runs,
+// logging to stderr and saying why (a respawn loop would leave the router
+// without its daemon).
+func TestSyslogMissingFallsBack(t *testing.T) {
+	old := dialSyslog
+	t.Cleanup(func() { dialSyslog = old })
+	dialSyslog = func() (prioWriter, error) { return nil, fmt.Errorf("--log-format syslog: no local syslog (/dev/log): refused") }
+	var buf strings.Builder
+	log, err := newLogger(&buf, "syslog", "info")
+	if err != nil {
+		t.Fatalf("newLogger: %v", err)
+	}
+	log.Info("applied")
+	out := buf.String()
+	if !strings.Contains(out, "level=WARN msg=\"logging to stderr\"") || !strings.Contains(out, "no local syslog") || !strings.Contains(out, "msg=applied") {
+		t.Errorf("stderr:\n%s", out)
+	}
+}
