@@ -96,7 +96,9 @@ func TestSyslogWire(t *testing.T) {
 func TestSyslogMissingFallsBack(t *testing.T) {
 	old := dialSyslog
 	t.Cleanup(func() { dialSyslog = old })
-	dialSyslog = func() (prioWriter, error) { return nil, fmt.Errorf("--log-format syslog: no local syslog (/dev/log): refused") }
+	dialSyslog = func() (prioWriter, error) {
+		return nil, fmt.Errorf("--log-format syslog: no local syslog (/dev/log): refused")
+	}
 	var buf strings.Builder
 	log, err := newLogger(&buf, "syslog", "info")
 	if err != nil {
