@@ -371,6 +371,10 @@ func Load(opts Options) (*Loaded, error) {
 			}
 			if format == "" {
 				// No known extension: UCI if the content says so.
+				if len(bytes.TrimSpace(fd.data)) == 0 {
+					fileProblem(emptyProblem("", opts.Explicit))
+					break
+				}
 				if !looksUCI(fd.data) {
 					fileProblem(&readProblem{msg: unsupported(path), err: ErrUnsupportedFormat})
 					break

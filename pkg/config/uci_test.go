@@ -2,7 +2,9 @@ package config
 
 import (
 	"errors"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -243,6 +245,46 @@ func TestUCIEnabled(t *testing.T) {
 			}
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("forwards (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestUCILimits: the loader's limits hold for UCI as for the other
+// formats: size, regular files only, empty files; and an extensionless
+// file that is not UCI stays an unsupported format.
+func TestUCILimits(t *testing.T) {
+	dir := t.TempDir()
+	big := "config nfpass 'main'\n" + strings.Repeat("# padding padding padding padding padding padding\n", 22000)
+	fifo := dir + "/fifo.uci"
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(dir+"/dir.uci", 0o700); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, path string
+		is         error
+	}{
+		{"over 1 MiB", writeConfig(t, "big.uci", big), ErrTooLarge},
+		{"a FIFO", fifo, ErrNotRegular},
+		{"a directory", dir + "/dir.uci", ErrNotRegular},
+		{"empty", writeConfig(t, "empty.uci", ""), ErrEmpty},
+		{"blank", writeConfig(t, "blank.uci", " \n\t\n"), ErrEmpty},
+		{"comments only", writeConfig(t, "c.uci", "# package nfpass\n"), ErrEmpty},
+		{"package only", writeConfig(t, "p.uci", "package nfpass\n"), ErrEmpty},
+		{"no extension, not UCI", writeConfig(t, "nfpass", "mode: companion\n"), ErrUnsupportedFormat},
+		{"no extension, empty", writeConfig(t, "nfpass", "\n"), ErrEmpty},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Load(Options{Path: tt.path, Explicit: true})
+			if !errors.Is(err, tt.is) {
+				t.Errorf("Load: %v; want %v", err, tt.is)
+			}
+			if err != nil && !strings.Contains(err.Error(), tt.path+": ") {
+				t.Errorf("the error does not name the file: %v", err)
 			}
 		})
 	}
