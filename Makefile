@@ -6,7 +6,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 PKGS     := ./...
 
-.PHONY: all deps build test unit lint fmt vet staticcheck bench clean lab deb release tools
+.PHONY: all deps build test unit lint fmt vet staticcheck bench clean lab deb release tools ipk ipks
 
 # Packaging. nfpm runs from the module proxy (not a go.mod dependency);
 # v2.45.2 is the newest whose dependencies the proxy serves in full.
@@ -18,6 +18,14 @@ DEB_VERSION ?= $(shell v=$$(git describe --tags --exact-match 2>/dev/null); \
 	if [ -n "$$v" ]; then echo "$${v\#v}"; else echo "0.0.0~git$$(git rev-parse --short HEAD 2>/dev/null || echo 0)"; fi)
 DEB         ?= dist/nfpass_$(DEB_VERSION)_$(DEB_ARCH).deb
 PKG_STAGE   ?= dist/pkg
+# The .ipk (OpenWrt, opkg): one Go target and its OpenWrt architecture;
+# `make ipks` builds one per release target (IPK_ARCHS, in the same order).
+IPK_TARGET  ?= linux/amd64
+IPK_ARCH    ?= x86_64
+IPK_VERSION ?= $(DEB_VERSION)
+IPK         ?= dist/nfpass_$(IPK_VERSION)_$(IPK_ARCH).ipk
+IPK_STAGE   ?= dist/ipk-stage
+IPK_ARCHS   := mipsel_24kc mips_24kc arm_cortex-a7_neon-vfpv4 aarch64_cortex-a53 x86_64
 # Router targets for `make release`: GOOS/GOARCH[/variant].
 RELEASE_TARGETS := linux/mipsle/softfloat linux/mips/softfloat linux/arm/7 linux/arm64 linux/amd64
 
@@ -85,6 +93,21 @@ deb:
 	@mkdir -p $(dir $(DEB))
 	PKG_STAGE=$(PKG_STAGE) DEB_ARCH=$(DEB_ARCH) DEB_VERSION=$(DEB_VERSION) $(NFPM) package --config rules/packaging/nfpm.yaml --packager deb --target $(DEB)
 	@ls -l $(DEB)
+
+# OpenWrt package: /usr/sbin/nfpass, /etc/init.d/nfpass (procd) and
+# /etc/config/nfpass (UCI, a conffile); Depends on the kmods the catalog
+# names. The binary is built as `make release` builds it (the 32-bit
+# workaround included). Output: $(IPK).
+ipk:
+	rm -rf $(IPK_STAGE) && mkdir -p $(IPK_STAGE) $(dir $(IPK))
+	GO='$(GO)' LDFLAGS='$(LDFLAGS)' OUT=$(IPK_STAGE)/nfpass sh rules/packaging/release.sh $(IPK_TARGET)
+	IPK_STAGE=$(IPK_STAGE) IPK_ARCH=$(IPK_ARCH) IPK_VERSION=$(IPK_VERSION) $(NFPM) package --config rules/packaging/nfpm-ipk.yaml --packager ipk --target $(IPK)
+	@ls -l $(IPK)
+
+ipks:
+	@set -e; set -- $(IPK_ARCHS); for t in $(RELEASE_TARGETS); do \
+		$(MAKE) --no-print-directory ipk IPK_TARGET=$$t IPK_ARCH=$$1 IPK=dist/nfpass_$(IPK_VERSION)_$$1.ipk; shift; \
+	done
 
 # Static (CGO_ENABLED=0) cross builds for common router targets into dist/,
 # with sizes; see rules/packaging/release.sh (and its 32-bit note).

@@ -173,7 +173,7 @@ is fail. 2 on errors (invalid configuration, no such namespace, netlink).`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&netns, "netns", "", "audit inside this named network namespace (/run/netns/NAME)")
-	f.StringVar(&stateDir, "state-dir", reconcile.DefaultStateDir, "judge the last generation applied here (unless -c)")
+	f.StringVar(&stateDir, "state-dir", reconcile.HostStateDir, "judge the last generation applied here (unless -c)")
 	f.IntVar(&maxFlows, "max-flows", 20, "flows sampled per protocol (-1: all)")
 	f.IntVar(&top, "top", 20, "hosts listed per protocol, busiest first (-1: all)")
 	f.StringArrayVar(&protos, "proto", nil, "only this catalog protocol (repeatable, or comma-separated)")
@@ -272,6 +272,6 @@ With -o json every event is one JSON object on its own line:
 	}
 	cmd.Flags().StringVar(&netns, "netns", "", "watch inside this named network namespace (/run/netns/NAME)")
 	cmd.Flags().BoolVar(&all, "all", false, "report every flow's events, not only passthrough-relevant ones")
-	cmd.Flags().StringVar(&stateDir, "state-dir", reconcile.DefaultStateDir, "judge the last generation applied here (unless -c)")
+	cmd.Flags().StringVar(&stateDir, "state-dir", reconcile.HostStateDir, "judge the last generation applied here (unless -c)")
 	return cmd
 }

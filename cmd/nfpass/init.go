@@ -61,6 +61,9 @@ new ssh session sudo nfpass confirm. Never a plain apply on a remote router.`,
 			if path == "" {
 				path = config.DefaultPath
 			}
+			if config.IsUCIPath(path) {
+				return fmt.Errorf("init: %s is a UCI file and init writes YAML: write it to %s (-c), or edit %s (the OpenWrt package installs it; rules/packaging/openwrt/nfpass.uci)", path, config.DefaultPath, config.UCIPath)
+			}
 			st, err := guessStarter(netns, wanIfs, lanIfs)
 			if err != nil {
 				return fmt.Errorf("init: %w", err)

@@ -34,10 +34,10 @@ type kernelFlags struct {
 }
 
 func (k *kernelFlags) bind(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&k.stateDir, "state-dir", reconcile.DefaultStateDir, "where applied generations are kept (root-owned, not writable by others)")
+	cmd.Flags().StringVar(&k.stateDir, "state-dir", reconcile.HostStateDir, "where applied generations are kept (root-owned, not writable by others)")
 	cmd.Flags().StringVar(&k.runtimeRoot, "runtime-dir", "", "where the writer lock, the daemon lock and the sysctl journal are kept (default "+reconcile.DefaultRuntimeRoot+")")
 	cmd.Flags().StringVar(&k.netns, "netns", "", "act inside this named network namespace (/run/netns/NAME)")
-	cmd.Flags().IntVar(&k.keep, "keep", reconcile.DefaultKeep, "generations to keep for rollback")
+	cmd.Flags().IntVar(&k.keep, "keep", reconcile.HostKeep, "generations to keep for rollback")
 }
 
 // bindKeepFlows adds --keep-flows (apply, rollback, run).
@@ -82,7 +82,7 @@ func (k *kernelFlags) inputs(g *globals) reconcile.Inputs {
 	}
 	path := g.configPath
 	if path == "" {
-		path = config.DefaultPath
+		path = config.HostDefaultPath()
 	}
 	if fi, err := os.Stat(path); err == nil && !fi.IsDir() {
 		in.ConfigPath = path

@@ -85,7 +85,7 @@ when the wan zone has a redirect of its own. Then: fw4 check && fw4 reload.`,
 	cmd.Flags().StringVar(&fw4Zone, "fw4-zone", compile.FW4WANZone, "fw4's WAN zone (forward_ZONE gets the accept)")
 	cmd.Flags().BoolVar(&diff, "diff", false, "show what apply would change, and the live flows it would reset (root)")
 	cmd.Flags().StringVar(&k.netns, "netns", "", "read the live table (--diff) and the owner (--owner auto) in this named netns")
-	cmd.Flags().StringVar(&k.stateDir, "state-dir", reconcile.DefaultStateDir, "with --diff: the generations apply keeps")
+	cmd.Flags().StringVar(&k.stateDir, "state-dir", reconcile.HostStateDir, "with --diff: the generations apply keeps")
 	return cmd
 }
 

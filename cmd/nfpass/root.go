@@ -53,7 +53,7 @@ conntrack to show what really passes.`,
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	pf := root.PersistentFlags()
-	pf.StringVarP(&g.configPath, "config", "c", "", "config file (default "+config.DefaultPath+"; only if no file is there: the embedded profile home)")
+	pf.StringVarP(&g.configPath, "config", "c", "", "config file (default "+config.DefaultPath+", or "+config.UCIPath+" on OpenWrt when it exists; only if no file is there: the embedded profile home)")
 	g.maxConfig = config.DefaultMaxSize
 	pf.Var(&g.maxConfig, "max-config-size", "largest config file read, e.g. 4MiB (a policy with thousands of forwards may need more)")
 	pf.StringVarP(&g.output, "output", "o", "text", "output format: text or json")

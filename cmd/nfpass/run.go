@@ -108,7 +108,7 @@ does a full check; SIGTERM/SIGINT exit, leaving the table in place.`,
 			}
 			cfgPath := g.configPath
 			if cfgPath == "" {
-				cfgPath = config.DefaultPath
+				cfgPath = config.HostDefaultPath()
 			}
 			// One daemon per state dir; CLI writers see this lock and refuse.
 			dlock, err := reconcile.AcquireDaemonLock(k.runtimeRoot, k.stateDir, cfgPath)
@@ -257,7 +257,7 @@ does a full check; SIGTERM/SIGINT exit, leaving the table in place.`,
 	f.DurationVar(&confirmWindow, "confirm-window", 0, "put config edits on trial for this window (e.g. 2m; 0: apply at once)")
 	f.DurationVar(&fullRead, "full-read-interval", time.Hour, "longest time a check trusts an unchanged ruleset generation id instead of reading the table back")
 	f.StringVar(&metricsAddr, "metrics-addr", "", "serve Prometheus metrics on this address (/metrics), e.g. 127.0.0.1:9742")
-	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	f.StringVar(&logFormat, "log-format", "text", "log format: text, json or syslog (to /dev/log at each level's priority: OpenWrt's logd)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.DurationVar(&debounce, "debounce", 100*time.Millisecond, "coalesce bursts of events for this long before a check")
 	f.DurationVar(&maxBackoff, "max-backoff", 5*time.Minute, "longest delay between retries after a failure")
@@ -265,7 +265,7 @@ does a full check; SIGTERM/SIGINT exit, leaving the table in place.`,
 	f.BoolVar(&withoutConntrk, "no-conntrack-metrics", false, "do not read conntrack for the metrics")
 	f.BoolVar(&ownTable, "own-table", true, "hold the table while running (Linux 6.9+): others cannot flush or change it")
 	_ = f.MarkHidden("monitor-buffer")
-	_ = cmd.RegisterFlagCompletionFunc("log-format", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("log-format", cobra.FixedCompletions([]string{"text", "json", "syslog"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
 
@@ -322,8 +322,18 @@ func newLogger(w interface{ Write([]byte) (int, error) }, format, level string) 
 		return slog.New(slog.NewTextHandler(w, opts)), nil
 	case "json":
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case "syslog":
+		sw, err := dialSyslog()
+		if err != nil {
+			// No syslog (logd not up yet): log to stderr rather than
+			// not run; procd still files those lines in logread.
+			log := slog.New(slog.NewTextHandler(w, opts))
+			log.Warn("logging to stderr", "err", err)
+			return log, nil
+		}
+		return slog.New(newSyslogHandler(sw, opts)), nil
 	}
-	return nil, fmt.Errorf("--log-format: %q is not text or json", format)
+	return nil, fmt.Errorf("--log-format: %q is not text, json or syslog", format)
 }
 
 // nftSource adapts the nftables monitor to a daemon event source: the

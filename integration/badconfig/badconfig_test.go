@@ -27,6 +27,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/nfpass/nfpass/integration/netns"
 	"github.com/nfpass/nfpass/integration/nfpassbin"
 	"github.com/nfpass/nfpass/pkg/config"
@@ -113,6 +115,23 @@ func TestGoodConfigLoads(t *testing.T) {
 	}
 	if len(l.Policy.Forwards) != 2 || l.Policy.NAT.DMZ == "" {
 		t.Errorf("good.yaml lost its forwards or DMZ: %+v", l.Policy)
+	}
+}
+
+// TestGoodUCIMatches: good.uci, the start of the UCI mutants, loads to the
+// policy of good.yaml.
+func TestGoodUCIMatches(t *testing.T) {
+	want, err := config.Load(config.Options{Path: "good.yaml", Explicit: true, RouterAddrs: routerAddrs})
+	if err != nil {
+		t.Fatalf("good.yaml: %v", err)
+	}
+	got, err := config.Load(config.Options{Path: "good.uci", Explicit: true, RouterAddrs: routerAddrs})
+	if err != nil {
+		t.Fatalf("good.uci: %v", err)
+	}
+	want.Policy.Source, got.Policy.Source = "", ""
+	if diff := cmp.Diff(want.Policy, got.Policy); diff != "" {
+		t.Errorf("good.uci vs good.yaml (-want +got):\n%s", diff)
 	}
 }
 

@@ -559,3 +559,36 @@ func TestLoggingBlocked(t *testing.T) {
 		t.Errorf("bad logging.rate: err %v, want one naming logging.rate", err)
 	}
 }
+
+// TestUCIExamples: each rules/examples/NAME.uci compiles to the table of
+// NAME.yaml, byte for byte: the golden file testdata/example-NAME.nft.
+func TestUCIExamples(t *testing.T) {
+	files, err := filepath.Glob("../../rules/examples/*.uci")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no UCI examples found: %v", err)
+	}
+	for _, f := range files {
+		name := "example-" + strings.TrimSuffix(filepath.Base(f), ".uci")
+		t.Run(name, func(t *testing.T) {
+			plan := compileCase(t, goldenCase{name: name, path: f})
+			want, err := os.ReadFile(filepath.Join("testdata", name+".nft"))
+			if err != nil {
+				t.Fatalf("%v (the UCI example needs its YAML twin)", err)
+			}
+			if diff := cmp.Diff(string(want), plan.Text()); diff != "" {
+				t.Errorf("%s vs the YAML example's table (-want +got):\n%s", f, diff)
+			}
+		})
+	}
+}
+
+// TestPackagedUCIConfig: the ipk's /etc/config/nfpass compiles to the
+// table of the OpenWrt YAML config it stands for.
+func TestPackagedUCIConfig(t *testing.T) {
+	const dir = "../../rules/packaging/openwrt/"
+	want := compileCase(t, goldenCase{name: "openwrt", path: dir + "nfpass.yaml"}).Text()
+	got := compileCase(t, goldenCase{name: "openwrt", path: dir + "nfpass.uci"}).Text()
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("nfpass.uci vs nfpass.yaml (-want +got):\n%s", diff)
+	}
+}

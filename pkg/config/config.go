@@ -78,6 +78,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -91,8 +92,30 @@ import (
 	"github.com/nfpass/nfpass/pkg/policy"
 )
 
-// DefaultPath is the config file used when Options.Path is empty.
+// DefaultPath is the config file used when Options.Path is empty (but see
+// HostDefaultPath: OpenWrt's UCI file comes first there).
 const DefaultPath = "/etc/nfpass/nfpass.yaml"
+
+// UCIPath is nfpass's config file in OpenWrt's UCI (/etc/config/*).
+const UCIPath = "/etc/config/nfpass"
+
+// openWrtRelease marks an OpenWrt system.
+const openWrtRelease = "/etc/openwrt_release"
+
+// HostDefaultPath is the config file used when none is named: UCIPath on
+// OpenWrt when it exists (the package installs it), DefaultPath otherwise.
+// It stats two files.
+func HostDefaultPath() string { return defaultPathFor(openWrtRelease, UCIPath) }
+
+func defaultPathFor(release, uci string) string {
+	if fi, err := os.Stat(release); err != nil || !fi.Mode().IsRegular() {
+		return DefaultPath
+	}
+	if _, err := os.Lstat(uci); err == nil {
+		return uci
+	}
+	return DefaultPath
+}
 
 // DefaultProfile is the profile used when nothing names one.
 const DefaultProfile = "home"
@@ -130,7 +153,7 @@ type Loaded struct {
 
 // Options says where Load reads from.
 type Options struct {
-	// Path is the config file; "" means DefaultPath.
+	// Path is the config file; "" means HostDefaultPath().
 	Path string
 	// Explicit: the user named the file (-c), so a missing file is an
 	// error. Otherwise a missing file means "the profile alone".
@@ -183,12 +206,15 @@ type source struct {
 	yaml  []byte     // the YAML text, for line numbers; nil otherwise
 	doc   *yaml.Node // the parsed YAML document, when there is one
 	lines map[string]int
+	// where names the UCI section and option of a key path, for a UCI
+	// file; nil otherwise.
+	where map[string]string
 }
 
 // line returns the line of path or of its nearest ancestor, or 0. The
 // line index is built on first use: only when there is a problem.
 func (s *source) line(path string) int {
-	if s.yaml == nil && s.doc == nil {
+	if s.yaml == nil && s.doc == nil && s.lines == nil {
 		return 0
 	}
 	if s.lines == nil {
@@ -207,6 +233,17 @@ func (s *source) line(path string) int {
 		}
 	}
 	return 0
+}
+
+// uciPlace names the UCI section and option of path or of its nearest
+// ancestor, or "".
+func (s *source) uciPlace(path string) string {
+	for p := path; p != "" && s.where != nil; p = parent(p) {
+		if w, ok := s.where[p]; ok {
+			return w
+		}
+	}
+	return ""
 }
 
 // parent strips the last segment of a key path: a.b[2].c -> a.b[2] -> a.b.
@@ -240,6 +277,9 @@ type loader struct {
 }
 
 func (ld *loader) add(src *source, path, msg string, err error) {
+	if w := src.uciPlace(path); w != "" {
+		msg += " (UCI " + w + ")"
+	}
 	ld.problems = append(ld.problems, problem{src.rank, &Error{File: src.label, Line: src.line(path), Path: path, Msg: msg, Err: err}})
 }
 
@@ -290,7 +330,7 @@ func Load(opts Options) (*Loaded, error) {
 	}
 	path := opts.Path
 	if path == "" {
-		path = DefaultPath
+		path = HostDefaultPath()
 	}
 	maxDepth := opts.MaxDepth
 	if maxDepth <= 0 {
@@ -310,7 +350,7 @@ func Load(opts Options) (*Loaded, error) {
 	format, ok := formatOf(path)
 	if !ok {
 		fileBroken = true
-		ld.add(fileSrc, "", fmt.Sprintf("unsupported file format %q; use .yaml, .yml, .toml or .json", filepath.Ext(path)), ErrUnsupportedFormat)
+		ld.add(fileSrc, "", unsupported(path), ErrUnsupportedFormat)
 	} else {
 		var fd *fileData
 		var prob *readProblem
@@ -328,6 +368,32 @@ func Load(opts Options) (*Loaded, error) {
 			out.Path, out.Bytes = path, fd.data
 			if fd.info != nil {
 				out.Warnings = ownership(path, fd.info)
+			}
+			if format == "" {
+				// No known extension: UCI if the content says so.
+				if len(bytes.TrimSpace(fd.data)) == 0 {
+					fileProblem(emptyProblem("", opts.Explicit))
+					break
+				}
+				if !looksUCI(fd.data) {
+					fileProblem(&readProblem{msg: unsupported(path), err: ErrUnsupportedFormat})
+					break
+				}
+				format = "uci"
+			}
+			if format == "uci" {
+				if len(bytes.TrimSpace(fd.data)) == 0 {
+					fileProblem(emptyProblem("", opts.Explicit))
+					break
+				}
+				ut, prob := parseUCIFile(fd.data, opts.Explicit)
+				if prob != nil {
+					fileProblem(prob)
+					break
+				}
+				fileSrc.lines, fileSrc.where = ut.lines, ut.where
+				fileTree = ld.cleanTop(fileSrc, ut.tree)
+				break
 			}
 			tree, doc, prob := parse(format, fd.data, maxDepth, opts.Explicit)
 			if prob != nil {
@@ -478,9 +544,21 @@ func Load(opts Options) (*Loaded, error) {
 	return nil, errors.Join(errs...)
 }
 
-// formatOf maps a file's extension to a viper config type.
+// unsupported is the message for a file whose format nfpass cannot tell.
+func unsupported(path string) string {
+	return fmt.Sprintf("unsupported file format %q; use .yaml, .yml, .toml, .json or .uci (UCI: /etc/config/nfpass, or a file starting with config)", filepath.Ext(path))
+}
+
+// formatOf maps a file's path to a viper config type, or "uci". A path
+// without extension outside /etc/config gives "" and true: the content
+// decides (UCI or unsupported).
 func formatOf(path string) (string, bool) {
+	if IsUCIPath(path) {
+		return "uci", true
+	}
 	switch strings.ToLower(filepath.Ext(path)) {
+	case "":
+		return "", true
 	case ".yaml", ".yml":
 		return "yaml", true
 	case ".toml":

@@ -183,7 +183,7 @@ func TestFormatsAgree(t *testing.T) {
 	if !want.Passthrough["sip"] || !want.Passthrough["h323"] || !want.Passthrough["tftp"] || want.Passthrough["pptp"] {
 		t.Errorf("YAML passthrough = %v", want.Passthrough)
 	}
-	for _, path := range []string{"testdata/equiv.toml", "testdata/equiv.json"} {
+	for _, path := range []string{"testdata/equiv.toml", "testdata/equiv.json", "testdata/equiv.uci"} {
 		t.Run(filepath.Ext(path), func(t *testing.T) {
 			got, err := load(Options{Path: path, Explicit: true})
 			if err != nil {

@@ -16,13 +16,7 @@ import (
 // the settings, keys lowercased, and for YAML the parsed document (for
 // line numbers). explicit words the empty-file advice (-c given or not).
 func parse(format string, data []byte, maxDepth int, explicit bool) (map[string]any, *yaml.Node, *readProblem) {
-	empty := func(what string) *readProblem {
-		advice := "write a config (nfpass init) or remove the file to use the embedded profile"
-		if explicit {
-			advice = "write a config (nfpass init)"
-		}
-		return &readProblem{msg: "the file is empty" + what + ": " + advice, err: ErrEmpty}
-	}
+	empty := func(what string) *readProblem { return emptyProblem(what, explicit) }
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, nil, empty("")
 	}
@@ -80,6 +74,16 @@ func parse(format string, data []byte, maxDepth int, explicit bool) (map[string]
 		return nil, nil, parseFailure(format, data, err)
 	}
 	return tree, &doc, nil
+}
+
+// emptyProblem is the problem of an empty file; what says how it is
+// empty, explicit words the advice (-c given or not).
+func emptyProblem(what string, explicit bool) *readProblem {
+	advice := "write a config (nfpass init) or remove the file to use the embedded profile"
+	if explicit {
+		advice = "write a config (nfpass init)"
+	}
+	return &readProblem{msg: "the file is empty" + what + ": " + advice, err: ErrEmpty}
 }
 
 // docLine is the line where a document's content starts (the --- is one

@@ -62,7 +62,7 @@ func DaemonLockPath(runDir, stateDir string) string {
 	if err != nil {
 		abs = stateDir
 	}
-	if abs == DefaultStateDir {
+	if abs == DefaultStateDir || abs == HostStateDir {
 		return filepath.Join(runDir, "daemon.lock")
 	}
 	h := sha256.Sum256([]byte(abs))

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Static cross builds for router targets: `make release` runs this from the
 # repository root. Arguments: GOOS/GOARCH[/variant] (variant: GOMIPS for
-# mips/mipsle, GOARM for arm). Binaries go to dist/, with their sizes.
+# mips/mipsle, GOARM for arm). Binaries go to dist/, with their sizes; with
+# OUT set (one target), to that path instead, without SHA256SUMS.
 #
 # 32-bit targets (mips, mipsle, arm) build with the workaround of
 # nftables-32bit.sh: an alternate go.mod in dist/ (-modfile); the repository's
@@ -23,7 +24,7 @@ for t in "$@"; do
 	arch=${rest%%/*}
 	variant=""
 	[ "$rest" = "$arch" ] || variant=${rest#*/}
-	out=dist/nfpass-$os-$arch${variant:+-$variant}
+	out=${OUT:-dist/nfpass-$os-$arch${variant:+-$variant}}
 	modflag=""
 	case $arch in
 	mips | mipsle | arm | 386)
@@ -39,5 +40,6 @@ for t in "$@"; do
 	size=$(stat -c %s "$out")
 	awk -v f="$out" -v s="$size" 'BEGIN { printf "%-36s %9d bytes  %5.1f MiB\n", f, s, s / 1048576 }'
 done
+[ -n "${OUT:-}" ] && exit 0
 (cd dist && sha256sum nfpass-*-* > SHA256SUMS)
 echo "dist/SHA256SUMS written"
