@@ -9,7 +9,8 @@ import (
 // TestRouterBinaryDeps lists the packages the router binary links (go list
 // -deps, default build tags) and fails for any that belongs in the build or
 // the lab, not on the router: integration/ (lab, peers, namespaces), the
-// man-page generator (cobra/doc, go-md2man). The same listing with -tags
+// man-page generator (cobra/doc, go-md2man), client_golang and protobuf
+// (the daemon's /metrics is written as text). The same listing with -tags
 // lab must contain integration/lab, so the check is known to see it.
 func TestRouterBinaryDeps(t *testing.T) {
 	goBin, err := exec.LookPath("go")
@@ -28,6 +29,8 @@ func TestRouterBinaryDeps(t *testing.T) {
 		"github.com/nfpass/nfpass/integration/",
 		"github.com/spf13/cobra/doc",
 		"github.com/cpuguy83/go-md2man",
+		"github.com/prometheus/", // /metrics is text: VictoriaMetrics/metrics
+		"google.golang.org/protobuf",
 	}
 	for _, tc := range []struct {
 		tags string

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -14,6 +15,26 @@ func scrape(t *testing.T, m *Metrics) string {
 	rec := httptest.NewRecorder()
 	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	return rec.Body.String()
+}
+
+// sample parses the /metrics text and returns the value of one series
+// (name with its labels, as printed); the test fails when it is absent.
+func sample(t *testing.T, m *Metrics, series string) float64 {
+	t.Helper()
+	out := scrape(t, m)
+	for _, line := range strings.Split(out, "\n") {
+		name, value, ok := strings.Cut(line, " ")
+		if !ok || name != series {
+			continue
+		}
+		v, err := strconv.ParseFloat(value, 64)
+		if err != nil {
+			t.Fatalf("%s: %v", line, err)
+		}
+		return v
+	}
+	t.Fatalf("/metrics has no %s:\n%s", series, out)
+	return 0
 }
 
 func TestBlockedMetrics(t *testing.T) {
