@@ -191,7 +191,9 @@ func (m *Metrics) WritePrometheus(w io.Writer) {
 	for _, wr := range writers {
 		wr(&b)
 	}
-	metrics.WriteProcessMetrics(&b)
+	metrics.WriteGoMetrics(&b)
+	metrics.WriteProcMetrics(&b)
+	metrics.WriteFDMetrics(&b)
 	_, _ = w.Write(b.Bytes())
 }
 

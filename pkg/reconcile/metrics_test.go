@@ -110,7 +110,7 @@ func TestMetricsExposition(t *testing.T) {
 			t.Errorf("# TYPE %s: %q, want %q", name, types[name], typ)
 		}
 	}
-	for _, s := range []string{"go_goroutines", "go_memstats_alloc_bytes", "process_resident_memory_bytes", "process_cpu_seconds_total"} {
+	for _, s := range []string{"go_goroutines", "go_memstats_alloc_bytes", "go_gc_duration_seconds_count", "go_threads", "process_resident_memory_bytes", "process_cpu_seconds_total", "process_open_fds", "process_max_fds"} {
 		if _, ok := got[s]; !ok {
 			t.Errorf("no %s", s)
 		}
