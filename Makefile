@@ -2,11 +2,14 @@
 # tests create their own network namespaces and tear them down.
 GO       ?= go
 BIN      ?= bin/nfpass
+# The lab: the same command tree built with -tags lab (it imports
+# integration/, which the router binary never links).
+LAB_BIN  ?= bin/nfpass-lab
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 PKGS     := ./...
 
-.PHONY: all deps build test unit lint fmt vet staticcheck bench clean lab deb release tools ipk ipks
+.PHONY: all deps build build-lab test unit lint fmt vet staticcheck bench clean lab deb release tools ipk ipks
 
 # Packaging. nfpm runs from the module proxy (not a go.mod dependency);
 # v2.45.2 is the newest whose dependencies the proxy serves in full.
@@ -47,6 +50,9 @@ deps:
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/nfpass
 
+build-lab:
+	CGO_ENABLED=0 $(GO) build -tags lab -trimpath -ldflags '$(LDFLAGS)' -o $(LAB_BIN) ./cmd/nfpass
+
 # Go tools run from the module proxy, built once into the build cache (nfpm
 # takes about two minutes to compile cold; integration/packaging runs it).
 tools:
@@ -54,12 +60,14 @@ tools:
 
 # Unit and kernel tests (root). -p 2: kernel tests use namespaces, each its own.
 # integration/packaging builds and installs the .deb (dpkg) and purges it.
+# cmd/nfpass runs once more with the lab and the generator built in.
 test: deps build tools
 	$(GO) test -count=1 -timeout 30m -p 2 $(PKGS)
+	$(GO) test -count=1 -tags lab,gen ./cmd/nfpass/
 
 # Pure tests only (no root needed).
 unit:
-	$(GO) test -count=1 -short ./pkg/catalog/ ./pkg/policy/ ./pkg/ruleset/ ./pkg/compile/ ./pkg/config/ ./integration/badconfig/ ./pkg/sdnotify/
+	$(GO) test -count=1 -short ./pkg/catalog/ ./pkg/policy/ ./pkg/ruleset/ ./pkg/compile/ ./pkg/config/ ./integration/badconfig/ ./pkg/sdnotify/ ./pkg/textserve/
 
 lint: fmt vet staticcheck
 
@@ -68,6 +76,7 @@ fmt:
 
 vet:
 	$(GO) vet $(PKGS)
+	$(GO) vet -tags lab,gen ./cmd/nfpass/
 
 staticcheck:
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 $(PKGS)
@@ -77,18 +86,19 @@ bench: deps build
 	NFPASS_BENCH=1 $(GO) test -count=1 -v -timeout 90m -run '^TestBench$$' ./integration/bench/
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./pkg/... ./integration/...
 
-lab: deps build
-	$(BIN) lab run
+lab: deps build-lab
+	$(LAB_BIN) lab run
 
 # The Debian package: binary, systemd unit, /etc/nfpass/nfpass.yaml
 # (conffile), man pages and bash/zsh/fish completions generated from the
-# commands themselves. Output: $(DEB).
+# commands themselves (the generator is built only with -tags gen, so
+# cobra/doc stays out of the binary). Output: $(DEB).
 deb:
 	rm -rf $(PKG_STAGE) && mkdir -p $(PKG_STAGE)
 	CGO_ENABLED=0 GOOS=linux GOARCH=$(DEB_ARCH) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(PKG_STAGE)/nfpass ./cmd/nfpass
-	$(GO) run -ldflags '$(LDFLAGS)' ./cmd/nfpass gen man $(PKG_STAGE)/man
+	$(GO) run -tags gen -ldflags '$(LDFLAGS)' ./cmd/nfpass gen man $(PKG_STAGE)/man
 	gzip -9n $(PKG_STAGE)/man/*.8
-	$(GO) run ./cmd/nfpass gen completion $(PKG_STAGE)/completions
+	$(GO) run -tags gen ./cmd/nfpass gen completion $(PKG_STAGE)/completions
 	cp rules/service/nfpass.service $(PKG_STAGE)/nfpass.service
 	@mkdir -p $(dir $(DEB))
 	PKG_STAGE=$(PKG_STAGE) DEB_ARCH=$(DEB_ARCH) DEB_VERSION=$(DEB_VERSION) $(NFPM) package --config rules/packaging/nfpm.yaml --packager deb --target $(DEB)

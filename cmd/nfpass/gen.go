@@ -1,3 +1,9 @@
+//go:build gen
+
+// The generator is built only with -tags gen (`make deb` runs
+// `go run -tags gen ./cmd/nfpass gen ...`): cobra/doc and go-md2man stay
+// out of the router binary.
+
 package main
 
 import (

@@ -2,8 +2,6 @@ package main
 
 import (
 	"bytes"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -89,29 +87,5 @@ func TestCompletion(t *testing.T) {
 	}
 	if got := complete(t, ""); slices.Contains(got, "gen") || slices.Contains(got, "confirm-guard") {
 		t.Errorf("hidden commands offered: %q", got)
-	}
-}
-
-func TestGen(t *testing.T) {
-	dir := t.TempDir()
-	for _, args := range [][]string{{"gen", "man", filepath.Join(dir, "man")}, {"gen", "completion", filepath.Join(dir, "comp")}} {
-		root := newRootCmd(&bytes.Buffer{}, &bytes.Buffer{})
-		root.SetArgs(args)
-		if err := root.Execute(); err != nil {
-			t.Fatalf("%v: %v", args, err)
-		}
-	}
-	for _, f := range []string{"man/nfpass.8", "man/nfpass-apply.8", "man/nfpass-lab-run.8", "comp/nfpass", "comp/_nfpass", "comp/nfpass.fish"} {
-		data, err := os.ReadFile(filepath.Join(dir, f))
-		if err != nil || len(data) == 0 {
-			t.Errorf("%s: %v (%d bytes)", f, err, len(data))
-		}
-	}
-	if _, err := os.Stat(filepath.Join(dir, "man", "nfpass-gen.8")); err == nil {
-		t.Error("man page for the hidden gen command")
-	}
-	page, _ := os.ReadFile(filepath.Join(dir, "man", "nfpass-apply.8"))
-	if !strings.Contains(string(page), "EXAMPLE") || !strings.Contains(string(page), "confirm 60s") {
-		t.Errorf("nfpass-apply.8 lacks the examples:\n%s", page)
 	}
 }

@@ -1,3 +1,9 @@
+//go:build lab
+
+// The lab is built only with -tags lab (`make lab` builds bin/nfpass-lab):
+// it imports integration/ (the lab, the protocol peers, the namespaces),
+// which the router binary must not carry.
+
 package main
 
 import (
@@ -44,14 +50,16 @@ and the LAN zones (LAN to LAN, guest to WAN only). The policy's interfaces
 are retargeted to the lab's (wan0; LAN br-lan and lan78; guest guest0;
 192.168.77.0/24, 192.168.78.0/25, 2001:db8:77::/64) and its forwards
 replaced by the lab's own. The host's own firewall is never touched.`,
-		Example: `  sudo nfpass lab run                       # up, test, down: the matrix for the default policy
-  sudo nfpass lab run --profile consumer-defaults
-  sudo nfpass lab up -c my.yaml && sudo nfpass lab test -c my.yaml && sudo nfpass lab down`,
+		Example: `  make lab                                  # builds bin/nfpass-lab (-tags lab), runs lab run
+  sudo bin/nfpass-lab lab run               # up, test, down: the matrix for the default policy
+  sudo bin/nfpass-lab lab run --profile consumer-defaults
+  sudo bin/nfpass-lab lab up -c my.yaml && sudo bin/nfpass-lab lab test -c my.yaml
+  sudo bin/nfpass-lab lab down`,
 	}
 	cmd.AddCommand(
 		&cobra.Command{
 			Use: "up", Short: "Build the lab and apply the policy to its router", Args: cobra.NoArgs,
-			Example: "  sudo nfpass lab up --profile legacy-vpn",
+			Example: "  sudo bin/nfpass-lab lab up --profile legacy-vpn",
 			RunE: func(*cobra.Command, []string) error {
 				_, err := g.labUp()
 				return err
@@ -59,7 +67,7 @@ replaced by the lab's own. The host's own firewall is never touched.`,
 		},
 		&cobra.Command{
 			Use: "test", Short: "Run every peer through the lab router and print the matrix", Args: cobra.NoArgs,
-			Example: "  sudo nfpass lab test\n  sudo nfpass lab test -o json",
+			Example: "  sudo bin/nfpass-lab lab test\n  sudo bin/nfpass-lab lab test -o json",
 			RunE: func(*cobra.Command, []string) error {
 				l, err := lab.Attach(labPrefix, netlinkLabApplier{})
 				if err != nil {
@@ -74,7 +82,7 @@ replaced by the lab's own. The host's own firewall is never touched.`,
 		},
 		&cobra.Command{
 			Use: "down", Short: "Remove every lab namespace", Args: cobra.NoArgs,
-			Example: "  sudo nfpass lab down",
+			Example: "  sudo bin/nfpass-lab lab down",
 			RunE: func(*cobra.Command, []string) error {
 				if err := lab.Sweep(labPrefix); err != nil {
 					return fmt.Errorf("lab down: %w", err)
@@ -85,7 +93,7 @@ replaced by the lab's own. The host's own firewall is never touched.`,
 		},
 		&cobra.Command{
 			Use: "run", Short: "up, test and down in one go; leaves nothing behind", Args: cobra.NoArgs,
-			Example: "  sudo nfpass lab run\n  sudo nfpass lab run --profile lockdown -o json",
+			Example: "  sudo bin/nfpass-lab lab run\n  sudo bin/nfpass-lab lab run --profile lockdown -o json",
 			RunE: func(*cobra.Command, []string) error {
 				stop := lab.TeardownOnSignal()
 				defer stop()

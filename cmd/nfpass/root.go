@@ -46,7 +46,7 @@ conntrack to show what really passes.`,
   nfpass check -c /etc/nfpass/nfpass.yaml
   nfpass check -c big.yaml --max-config-size 4MiB
   nfpass apply --confirm 60s        # applies, rolls back unless confirmed
-  nfpass lab run                    # see it work in throwaway namespaces`,
+  nfpass audit                      # what live conntrack shows passing`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -90,7 +90,7 @@ func builtinCommands(root *cobra.Command) {
 	root.InitDefaultHelpCmd()
 	root.InitDefaultCompletionCmd()
 	examples := map[string]string{
-		"help":       "  nfpass help apply\n  nfpass help lab run",
+		"help":       "  nfpass help apply\n  nfpass help audit",
 		"completion": "  nfpass completion bash > /etc/bash_completion.d/nfpass\n  nfpass completion fish > ~/.config/fish/completions/nfpass.fish",
 		"bash":       "  source <(nfpass completion bash)\n  nfpass completion bash > /etc/bash_completion.d/nfpass",
 		"zsh":        "  nfpass completion zsh > \"${fpath[1]}/_nfpass\"",

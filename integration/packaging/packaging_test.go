@@ -26,13 +26,13 @@ var wantFiles = []string{
 	"/usr/share/zsh/vendor-completions/_nfpass",
 }
 
-// One man page per visible command (hidden ones: none).
+// One man page per visible command (hidden ones: none; the lab is not in
+// the packaged binary, so neither are its pages).
 var wantMan = []string{
 	"nfpass", "nfpass-apply", "nfpass-audit", "nfpass-check", "nfpass-completion",
 	"nfpass-completion-bash", "nfpass-completion-fish", "nfpass-completion-powershell",
 	"nfpass-completion-zsh", "nfpass-confirm", "nfpass-destroy", "nfpass-diff",
-	"nfpass-doctor", "nfpass-history", "nfpass-init", "nfpass-lab", "nfpass-lab-down", "nfpass-lab-run",
-	"nfpass-lab-test", "nfpass-lab-up", "nfpass-plan", "nfpass-profiles",
+	"nfpass-doctor", "nfpass-history", "nfpass-init", "nfpass-plan", "nfpass-profiles",
 	"nfpass-protocols", "nfpass-rollback", "nfpass-run", "nfpass-version", "nfpass-watch",
 }
 

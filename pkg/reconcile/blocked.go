@@ -4,10 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/nfpass/nfpass/pkg/compile"
 	"github.com/nfpass/nfpass/pkg/nft"
@@ -67,12 +66,8 @@ func (f BlockedReaderFunc) ReadBlocked(ctx context.Context) ([]BlockedCount, err
 // afresh (a Prometheus counter reset, which rate() handles).
 func (m *Metrics) SetBlockedReader(r BlockedReader) {
 	m.blockedOnce.Do(func() {
-		m.blocked = &blockedCollector{
-			packets: prometheus.NewDesc("nfpass_blocked_packets_total", "Packets dropped by the policy, from the table's named counters: protocol is a passthrough switched off (its off-drops) or \"any\" (the chain's policy drop).", []string{"protocol", "chain"}, nil),
-			bytes:   prometheus.NewDesc("nfpass_blocked_bytes_total", "Bytes dropped by the policy, as nfpass_blocked_packets_total.", []string{"protocol", "chain"}, nil),
-			errs:    prometheus.NewDesc("nfpass_blocked_scrape_error", "1 when reading the table's counters for this scrape failed (0 when the table is absent).", nil, nil),
-		}
-		m.Registry.MustRegister(m.blocked)
+		m.blocked = &blockedCollector{}
+		m.addWriter(m.blocked.write)
 	})
 	m.blocked.mu.Lock()
 	m.blocked.reader = r
@@ -80,21 +75,13 @@ func (m *Metrics) SetBlockedReader(r BlockedReader) {
 }
 
 type blockedCollector struct {
-	packets, bytes, errs *prometheus.Desc
-
 	mu     sync.Mutex
 	reader BlockedReader
 }
 
-func (c *blockedCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- c.packets
-	ch <- c.bytes
-	ch <- c.errs
-}
-
-// Collect reads the counters at each scrape: one netlink dump of the
+// write reads the counters at each scrape: one netlink dump of the
 // table's objects, cheap enough not to cache.
-func (c *blockedCollector) Collect(ch chan<- prometheus.Metric) {
+func (c *blockedCollector) write(w io.Writer) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.reader == nil {
@@ -103,18 +90,30 @@ func (c *blockedCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	counts, err := c.reader.ReadBlocked(ctx)
+	writeHeader(w, "nfpass_blocked_scrape_error", "gauge", "1 when reading the table's counters for this scrape failed (0 when the table is absent).")
 	if err != nil && !errors.Is(err, nft.ErrNotFound) {
-		ch <- prometheus.MustNewConstMetric(c.errs, prometheus.GaugeValue, 1)
+		writeValue(w, "nfpass_blocked_scrape_error", 1)
 		return
 	}
-	ch <- prometheus.MustNewConstMetric(c.errs, prometheus.GaugeValue, 0)
-	for _, b := range counts {
-		proto := b.Protocol
-		if proto == "" {
-			proto = "any"
+	writeValue(w, "nfpass_blocked_scrape_error", 0)
+	if len(counts) == 0 {
+		return
+	}
+	for _, f := range []struct {
+		name, help string
+		value      func(BlockedCount) uint64
+	}{
+		{"nfpass_blocked_packets_total", "Packets dropped by the policy, from the table's named counters: protocol is a passthrough switched off (its off-drops) or \"any\" (the chain's policy drop).", func(b BlockedCount) uint64 { return b.Packets }},
+		{"nfpass_blocked_bytes_total", "Bytes dropped by the policy, as nfpass_blocked_packets_total.", func(b BlockedCount) uint64 { return b.Bytes }},
+	} {
+		writeHeader(w, f.name, "counter", f.help)
+		for _, b := range counts {
+			proto := b.Protocol
+			if proto == "" {
+				proto = "any"
+			}
+			fmt.Fprintf(w, "%s %d\n", series(f.name, "chain", b.Chain, "protocol", proto), f.value(b))
 		}
-		ch <- prometheus.MustNewConstMetric(c.packets, prometheus.CounterValue, float64(b.Packets), proto, b.Chain)
-		ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.CounterValue, float64(b.Bytes), proto, b.Chain)
 	}
 }
 

@@ -3,7 +3,7 @@ package reconcile
 import (
 	"context"
 	"errors"
-	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -11,9 +11,29 @@ import (
 // scrape returns the /metrics text.
 func scrape(t *testing.T, m *Metrics) string {
 	t.Helper()
-	rec := httptest.NewRecorder()
-	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
-	return rec.Body.String()
+	var b strings.Builder
+	m.WritePrometheus(&b)
+	return b.String()
+}
+
+// sample parses the /metrics text and returns the value of one series
+// (name with its labels, as printed); the test fails when it is absent.
+func sample(t *testing.T, m *Metrics, series string) float64 {
+	t.Helper()
+	out := scrape(t, m)
+	for _, line := range strings.Split(out, "\n") {
+		name, value, ok := strings.Cut(line, " ")
+		if !ok || name != series {
+			continue
+		}
+		v, err := strconv.ParseFloat(value, 64)
+		if err != nil {
+			t.Fatalf("%s: %v", line, err)
+		}
+		return v
+	}
+	t.Fatalf("/metrics has no %s:\n%s", series, out)
+	return 0
 }
 
 func TestBlockedMetrics(t *testing.T) {

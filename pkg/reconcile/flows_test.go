@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	dto "github.com/prometheus/client_model/go"
 
 	"github.com/nfpass/nfpass/pkg/compile"
 )
@@ -84,11 +83,7 @@ func TestApplyResetsFlows(t *testing.T) {
 	if diff := cmp.Diff(want, res.FlowsReset); diff != "" {
 		t.Errorf("Result.FlowsReset (-want +got):\n%s", diff)
 	}
-	var d dto.Metric
-	if err := m.flowResets.WithLabelValues("pptp").Write(&d); err != nil {
-		t.Fatal(err)
-	}
-	if got := d.GetCounter().GetValue(); got != 6 {
+	if got := sample(t, m, `nfpass_conntrack_flows_reset_total{protocol="pptp"}`); got != 6 {
 		t.Errorf("nfpass_conntrack_flows_reset_total{protocol=pptp} = %v, want 6", got)
 	}
 	// The same plan again: nothing changed, nothing reset.
@@ -186,11 +181,7 @@ func TestDaemonResetsFlows(t *testing.T) {
 	if diff := cmp.Diff([]compile.FlowReset{pptpGone}, ff.resets[0]); diff != "" {
 		t.Errorf("resets (-want +got):\n%s", diff)
 	}
-	var d dto.Metric
-	if err := m.flowResets.WithLabelValues("pptp").Write(&d); err != nil {
-		t.Fatal(err)
-	}
-	if got := d.GetCounter().GetValue(); got != 3 {
+	if got := sample(t, m, `nfpass_conntrack_flows_reset_total{protocol="pptp"}`); got != 3 {
 		t.Errorf("nfpass_conntrack_flows_reset_total{protocol=pptp} = %v, want 3", got)
 	}
 }

@@ -1,14 +1,19 @@
 package reconcile
 
 import (
+	"bytes"
 	"context"
-	"net/http"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/nfpass/nfpass/pkg/compile"
 )
@@ -36,18 +41,24 @@ type FlowCounterFunc func(ctx context.Context) (FlowCounts, error)
 // CountFlows calls f.
 func (f FlowCounterFunc) CountFlows(ctx context.Context) (FlowCounts, error) { return f(ctx) }
 
-// Metrics are the daemon's Prometheus metrics, on their own registry.
+// Metrics are the daemon's Prometheus metrics, written in the text
+// exposition format (github.com/VictoriaMetrics/metrics: no protobuf, no
+// client_golang on the router). Series with labels are named with their
+// labels in alphabetical order, as Prometheus clients print them.
 type Metrics struct {
-	Registry *prometheus.Registry
+	applies        *family // nfpass_applies_total{reason,result}: success|failure, start|drift|config|resync|restore
+	drift          *metrics.Counter
+	lastSuccess    *metrics.Gauge
+	configReloads  *family // result=applied|rejected
+	monitorResyncs *metrics.Counter
+	checks         *family // method=generation|read
+	inSync         *metrics.Gauge
+	flowResets     *family // protocol
 
-	applies        *prometheus.CounterVec // result=success|failure, reason=start|drift|config|resync|restore
-	drift          prometheus.Counter
-	lastSuccess    prometheus.Gauge
-	configReloads  *prometheus.CounterVec // result=applied|rejected
-	monitorResyncs prometheus.Counter
-	checks         *prometheus.CounterVec
-	inSync         prometheus.Gauge
-	flowResets     *prometheus.CounterVec // protocol
+	families []*family
+
+	mu      sync.Mutex
+	writers []func(io.Writer) // scrape-time series (conntrack, blocked)
 
 	flows *flowCollector
 
@@ -55,56 +66,95 @@ type Metrics struct {
 	blocked     *blockedCollector
 }
 
-// NewMetrics registers the metrics. counter may be nil (the conntrack
+// family is one metric name, its help and type, and its series.
+type family struct {
+	name, help, typ string
+	set             *metrics.Set
+}
+
+func newFamily(name, typ, help string) *family {
+	return &family{name: name, help: help, typ: typ, set: metrics.NewSet()}
+}
+
+// series names one series: name{k1="v1",...} with the keys sorted;
+// labels alternate key and value.
+func series(name string, labels ...string) string {
+	if len(labels) == 0 {
+		return name
+	}
+	type kv struct{ k, v string }
+	var kvs []kv
+	for i := 0; i+1 < len(labels); i += 2 {
+		kvs = append(kvs, kv{labels[i], labels[i+1]})
+	}
+	sort.Slice(kvs, func(i, j int) bool { return kvs[i].k < kvs[j].k })
+	var b strings.Builder
+	b.WriteString(name)
+	b.WriteByte('{')
+	for i, l := range kvs {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(l.k)
+		b.WriteString(`="`)
+		b.WriteString(labelEscaper.Replace(l.v))
+		b.WriteByte('"')
+	}
+	b.WriteByte('}')
+	return b.String()
+}
+
+var labelEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
+
+// counter returns the family's series for the labels, created at zero.
+func (f *family) counter(labels ...string) *metrics.Counter {
+	return f.set.GetOrCreateCounter(series(f.name, labels...))
+}
+
+// writeHeader writes the family's # HELP and # TYPE lines.
+func writeHeader(w io.Writer, name, typ, help string) {
+	fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
+}
+
+// writeValue writes one sample, integers without an exponent.
+func writeValue(w io.Writer, name string, v float64) {
+	if v == math.Trunc(v) && math.Abs(v) < 1e15 {
+		fmt.Fprintf(w, "%s %d\n", name, int64(v))
+		return
+	}
+	fmt.Fprintf(w, "%s %s\n", name, strconv.FormatFloat(v, 'g', -1, 64))
+}
+
+// NewMetrics creates the metrics. counter may be nil (the conntrack
 // series are then absent); it can be set later with SetFlowCounter.
 func NewMetrics(counter FlowCounter) *Metrics {
-	reg := prometheus.NewRegistry()
 	m := &Metrics{
-		Registry: reg,
-		applies: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "nfpass_applies_total", Help: "Applies of the table by the daemon, by result (success, failure) and reason.",
-		}, []string{"result", "reason"}),
-		drift: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "nfpass_drift_events_total", Help: "Times the live table was found to differ from the policy.",
-		}),
-		lastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "nfpass_last_successful_apply_timestamp_seconds", Help: "Unix time of the last successful apply or verified check.",
-		}),
-		configReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "nfpass_config_reloads_total", Help: "Config reloads, by result (applied, rejected).",
-		}, []string{"result"}),
-		monitorResyncs: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "nfpass_monitor_resyncs_total", Help: "Full resyncs after the nftables monitor lost events or closed.",
-		}),
-		checks: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "nfpass_checks_total", Help: "Checks of the kernel against the policy, by method: generation (the ruleset generation id had not moved since a verified read) or read (the table was read back and diffed).",
-		}, []string{"method"}),
-		inSync: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "nfpass_table_in_sync", Help: "1 when the last check found the kernel holding exactly the policy.",
-		}),
-		flowResets: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "nfpass_conntrack_flows_reset_total", Help: "Live conntrack entries deleted by applies because the policy changed how they are classified, by protocol.",
-		}, []string{"protocol"}),
+		applies:       newFamily("nfpass_applies_total", "counter", "Applies of the table by the daemon, by result (success, failure) and reason."),
+		configReloads: newFamily("nfpass_config_reloads_total", "counter", "Config reloads, by result (applied, rejected)."),
+		checks:        newFamily("nfpass_checks_total", "counter", "Checks of the kernel against the policy, by method: generation (the ruleset generation id had not moved since a verified read) or read (the table was read back and diffed)."),
+		flowResets:    newFamily("nfpass_conntrack_flows_reset_total", "counter", "Live conntrack entries deleted by applies because the policy changed how they are classified, by protocol."),
 		flows: &flowCollector{
-			perProto: prometheus.NewDesc("nfpass_conntrack_entries", "Conntrack entries per passthrough protocol.", []string{"protocol"}, nil),
-			helper:   prometheus.NewDesc("nfpass_conntrack_helper_flows", "Flows that need a conntrack helper, by state (attached, missing).", []string{"state"}, nil),
-			fill:     prometheus.NewDesc("nfpass_conntrack_fill_ratio", "Conntrack table fill ratio (entries / nf_conntrack_max).", nil, nil),
-			entries:  prometheus.NewDesc("nfpass_conntrack_table_entries", "Conntrack table entries.", nil, nil),
-			max:      prometheus.NewDesc("nfpass_conntrack_table_max", "Conntrack table limit (nf_conntrack_max).", nil, nil),
-			errs:     prometheus.NewDesc("nfpass_conntrack_scrape_error", "1 when reading conntrack for this scrape failed.", nil, nil),
 			counter:  counter,
 			cacheFor: 5 * time.Second,
 		},
 	}
+	drift := newFamily("nfpass_drift_events_total", "counter", "Times the live table was found to differ from the policy.")
+	m.drift = drift.counter()
+	lastSuccess := newFamily("nfpass_last_successful_apply_timestamp_seconds", "gauge", "Unix time of the last successful apply or verified check.")
+	m.lastSuccess = lastSuccess.set.NewGauge(lastSuccess.name, nil)
+	resyncs := newFamily("nfpass_monitor_resyncs_total", "counter", "Full resyncs after the nftables monitor lost events or closed.")
+	m.monitorResyncs = resyncs.counter()
+	inSync := newFamily("nfpass_table_in_sync", "gauge", "1 when the last check found the kernel holding exactly the policy.")
+	m.inSync = inSync.set.NewGauge(inSync.name, nil)
+	m.families = []*family{m.applies, drift, lastSuccess, m.configReloads, resyncs, m.checks, inSync, m.flowResets}
 	for _, l := range []string{"success", "failure"} {
-		m.applies.WithLabelValues(l, "start")
+		m.applies.counter("result", l, "reason", "start")
 	}
-	m.configReloads.WithLabelValues("applied")
-	m.checks.WithLabelValues("generation")
-	m.checks.WithLabelValues("read")
-	m.configReloads.WithLabelValues("rejected")
-	reg.MustRegister(m.applies, m.drift, m.lastSuccess, m.configReloads, m.monitorResyncs, m.checks, m.inSync, m.flowResets, m.flows,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.configReloads.counter("result", "applied")
+	m.configReloads.counter("result", "rejected")
+	m.checks.counter("method", "generation")
+	m.checks.counter("method", "read")
+	m.writers = append(m.writers, m.flows.write)
 	return m
 }
 
@@ -115,9 +165,36 @@ func (m *Metrics) SetFlowCounter(c FlowCounter) {
 	m.flows.mu.Unlock()
 }
 
-// Handler serves the metrics in the Prometheus exposition format.
-func (m *Metrics) Handler() http.Handler {
-	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry})
+// addWriter adds series written at each scrape.
+func (m *Metrics) addWriter(w func(io.Writer)) {
+	m.mu.Lock()
+	m.writers = append(m.writers, w)
+	m.mu.Unlock()
+}
+
+// WritePrometheus writes every series in the text exposition format: the
+// daemon's own, then the Go runtime's and the process's (go_*, process_*).
+func (m *Metrics) WritePrometheus(w io.Writer) {
+	var b bytes.Buffer
+	for _, f := range m.families {
+		var series bytes.Buffer
+		f.set.WritePrometheus(&series)
+		if series.Len() == 0 {
+			continue
+		}
+		writeHeader(&b, f.name, f.typ, f.help)
+		b.Write(series.Bytes())
+	}
+	m.mu.Lock()
+	writers := slices.Clone(m.writers)
+	m.mu.Unlock()
+	for _, wr := range writers {
+		wr(&b)
+	}
+	metrics.WriteGoMetrics(&b)
+	metrics.WriteProcMetrics(&b)
+	metrics.WriteFDMetrics(&b)
+	_, _ = w.Write(b.Bytes())
 }
 
 // The methods below are nil-safe so the daemon can run without metrics.
@@ -127,11 +204,11 @@ func (m *Metrics) applied(reason string, err error) {
 		return
 	}
 	if err != nil {
-		m.applies.WithLabelValues("failure", reason).Inc()
+		m.applies.counter("result", "failure", "reason", reason).Inc()
 		return
 	}
-	m.applies.WithLabelValues("success", reason).Inc()
-	m.lastSuccess.SetToCurrentTime()
+	m.applies.counter("result", "success", "reason", reason).Inc()
+	m.lastSuccess.Set(now())
 }
 
 func (m *Metrics) verified(ok bool) {
@@ -140,7 +217,7 @@ func (m *Metrics) verified(ok bool) {
 	}
 	if ok {
 		m.inSync.Set(1)
-		m.lastSuccess.SetToCurrentTime()
+		m.lastSuccess.Set(now())
 	} else {
 		m.inSync.Set(0)
 	}
@@ -148,7 +225,7 @@ func (m *Metrics) verified(ok bool) {
 
 func (m *Metrics) checked(method string) {
 	if m != nil {
-		m.checks.WithLabelValues(method).Inc()
+		m.checks.counter("method", method).Inc()
 	}
 }
 
@@ -163,9 +240,9 @@ func (m *Metrics) reload(ok bool) {
 		return
 	}
 	if ok {
-		m.configReloads.WithLabelValues("applied").Inc()
+		m.configReloads.counter("result", "applied").Inc()
 	} else {
-		m.configReloads.WithLabelValues("rejected").Inc()
+		m.configReloads.counter("result", "rejected").Inc()
 	}
 }
 
@@ -175,7 +252,7 @@ func (m *Metrics) flowsReset(counts []compile.FlowResetCount) {
 	}
 	for _, c := range counts {
 		if c.Count > 0 {
-			m.flowResets.WithLabelValues(c.Protocol).Add(float64(c.Count))
+			m.flowResets.counter("protocol", c.Protocol).Add(c.Count)
 		}
 	}
 }
@@ -186,10 +263,11 @@ func (m *Metrics) resync() {
 	}
 }
 
+// now is the Unix time in seconds, with its fraction.
+func now() float64 { return float64(time.Now().UnixNano()) / 1e9 }
+
 // flowCollector reads conntrack at scrape time, at most once per cacheFor.
 type flowCollector struct {
-	perProto, helper, fill, entries, max, errs *prometheus.Desc
-
 	mu       sync.Mutex
 	counter  FlowCounter
 	cacheFor time.Duration
@@ -198,13 +276,8 @@ type flowCollector struct {
 	lastErr  error
 }
 
-func (c *flowCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.perProto, c.helper, c.fill, c.entries, c.max, c.errs} {
-		ch <- d
-	}
-}
-
-func (c *flowCollector) Collect(ch chan<- prometheus.Metric) {
+// write writes the conntrack series (none without a counter).
+func (c *flowCollector) write(w io.Writer) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.counter == nil {
@@ -216,19 +289,32 @@ func (c *flowCollector) Collect(ch chan<- prometheus.Metric) {
 		cancel()
 		c.at = time.Now()
 	}
+	writeHeader(w, "nfpass_conntrack_scrape_error", "gauge", "1 when reading conntrack for this scrape failed.")
 	if c.lastErr != nil {
-		ch <- prometheus.MustNewConstMetric(c.errs, prometheus.GaugeValue, 1)
+		writeValue(w, "nfpass_conntrack_scrape_error", 1)
 		return
 	}
-	ch <- prometheus.MustNewConstMetric(c.errs, prometheus.GaugeValue, 0)
-	for p, n := range c.last.ByProtocol {
-		ch <- prometheus.MustNewConstMetric(c.perProto, prometheus.GaugeValue, float64(n), p)
+	writeValue(w, "nfpass_conntrack_scrape_error", 0)
+	if len(c.last.ByProtocol) > 0 {
+		writeHeader(w, "nfpass_conntrack_entries", "gauge", "Conntrack entries per passthrough protocol.")
+		protos := make([]string, 0, len(c.last.ByProtocol))
+		for p := range c.last.ByProtocol {
+			protos = append(protos, p)
+		}
+		sort.Strings(protos)
+		for _, p := range protos {
+			writeValue(w, series("nfpass_conntrack_entries", "protocol", p), float64(c.last.ByProtocol[p]))
+		}
 	}
-	ch <- prometheus.MustNewConstMetric(c.helper, prometheus.GaugeValue, float64(c.last.HelperAttached), "attached")
-	ch <- prometheus.MustNewConstMetric(c.helper, prometheus.GaugeValue, float64(c.last.HelperMissing), "missing")
-	ch <- prometheus.MustNewConstMetric(c.entries, prometheus.GaugeValue, float64(c.last.Entries))
-	ch <- prometheus.MustNewConstMetric(c.max, prometheus.GaugeValue, float64(c.last.Max))
+	writeHeader(w, "nfpass_conntrack_helper_flows", "gauge", "Flows that need a conntrack helper, by state (attached, missing).")
+	writeValue(w, series("nfpass_conntrack_helper_flows", "state", "attached"), float64(c.last.HelperAttached))
+	writeValue(w, series("nfpass_conntrack_helper_flows", "state", "missing"), float64(c.last.HelperMissing))
+	writeHeader(w, "nfpass_conntrack_table_entries", "gauge", "Conntrack table entries.")
+	writeValue(w, "nfpass_conntrack_table_entries", float64(c.last.Entries))
+	writeHeader(w, "nfpass_conntrack_table_max", "gauge", "Conntrack table limit (nf_conntrack_max).")
+	writeValue(w, "nfpass_conntrack_table_max", float64(c.last.Max))
 	if c.last.Max > 0 {
-		ch <- prometheus.MustNewConstMetric(c.fill, prometheus.GaugeValue, float64(c.last.Entries)/float64(c.last.Max))
+		writeHeader(w, "nfpass_conntrack_fill_ratio", "gauge", "Conntrack table fill ratio (entries / nf_conntrack_max).")
+		writeValue(w, "nfpass_conntrack_fill_ratio", float64(c.last.Entries)/float64(c.last.Max))
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	dto "github.com/prometheus/client_model/go"
 
 	"github.com/nfpass/nfpass/pkg/compile"
 	"github.com/nfpass/nfpass/pkg/ruleset"
@@ -50,11 +49,7 @@ func masqPlan(wan string, masq bool) *compile.Plan {
 
 func counter(t *testing.T, m *Metrics, proto string) float64 {
 	t.Helper()
-	var d dto.Metric
-	if err := m.flowResets.WithLabelValues(proto).Write(&d); err != nil {
-		t.Fatal(err)
-	}
-	return d.GetCounter().GetValue()
+	return float64(m.flowResets.counter("protocol", proto).Get())
 }
 
 // TestGhostStates: the apply that makes a masquerading table appear where
