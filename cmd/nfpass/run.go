@@ -1,12 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -24,7 +24,6 @@ import (
 	"github.com/nfpass/nfpass/pkg/reconcile"
 	"github.com/nfpass/nfpass/pkg/ruleset"
 	"github.com/nfpass/nfpass/pkg/sdnotify"
-	"github.com/nfpass/nfpass/pkg/textserve"
 )
 
 func init() {
@@ -183,29 +182,26 @@ does a full check; SIGTERM/SIGINT exit, leaving the table in place.`,
 				if err != nil {
 					return fmt.Errorf("--metrics-addr: %w", err)
 				}
-				srv := &textserve.Server{Routes: map[string]textserve.Route{
-					"/metrics": func() textserve.Response {
-						var b bytes.Buffer
-						metrics.WritePrometheus(&b)
-						return textserve.Response{ContentType: "text/plain; version=0.0.4; charset=utf-8", Body: b.Bytes()}
-					},
-					"/healthz": func() textserve.Response {
-						ok, state, reason := health.Get()
-						if !ok {
-							if reason == "" {
-								reason = "no verified ruleset yet"
-							}
-							return textserve.Response{Status: 503, Body: fmt.Appendf(nil, "unhealthy (%s): %s\n", state, reason)}
+				mux := http.NewServeMux()
+				mux.Handle("/metrics", metrics.Handler())
+				mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+					ok, state, reason := health.Get()
+					if !ok {
+						if reason == "" {
+							reason = "no verified ruleset yet"
 						}
-						return textserve.Response{Body: fmt.Appendf(nil, "ok (%s)\n", state)}
-					},
-				}}
+						http.Error(w, fmt.Sprintf("unhealthy (%s): %s", state, reason), http.StatusServiceUnavailable)
+						return
+					}
+					fmt.Fprintf(w, "ok (%s)\n", state)
+				})
+				srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 				go func() {
-					if err := srv.Serve(ln); err != nil {
+					if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 						log.Error("metrics server", "err", err)
 					}
 				}()
-				defer ln.Close()
+				defer srv.Close()
 				log.Info("metrics listening", "addr", ln.Addr().String())
 			}
 

@@ -3,6 +3,7 @@ package reconcile
 import (
 	"context"
 	"errors"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -11,9 +12,9 @@ import (
 // scrape returns the /metrics text.
 func scrape(t *testing.T, m *Metrics) string {
 	t.Helper()
-	var b strings.Builder
-	m.WritePrometheus(&b)
-	return b.String()
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	return rec.Body.String()
 }
 
 // sample parses the /metrics text and returns the value of one series
