@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
-	"time"
 
-	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/nfpass/nfpass/pkg/compile"
@@ -177,57 +175,16 @@ func InterfacePrefixes(ctx context.Context, opts Options, names []string) ([]net
 // interfacePrefixes lists the IPv4 networks of the addresses whose label
 // (interface name, or name:alias) keep selects.
 func interfacePrefixes(ctx context.Context, opts Options, keep func(label string) bool) ([]netip.Prefix, error) {
-	cfg, release, err := netlinkConfig(opts, 0)
-	if err != nil {
-		return nil, err
-	}
-	c, err := netlink.Dial(unix.NETLINK_ROUTE, cfg)
-	release()
-	if err != nil {
-		return nil, fmt.Errorf("open rtnetlink socket: %w", err)
-	}
-	defer c.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		_ = c.SetDeadline(dl)
-	} else {
-		_ = c.SetDeadline(time.Now().Add(opts.timeout()))
-	}
-	req := make([]byte, unix.SizeofIfAddrmsg)
-	req[0] = unix.AF_INET
-	msgs, err := c.Execute(netlink.Message{
-		Header: netlink.Header{Type: unix.RTM_GETADDR, Flags: netlink.Request | netlink.Dump},
-		Data:   req,
-	})
+	addrs, err := dumpAddrs(ctx, opts, unix.AF_INET)
 	if err != nil {
 		return nil, fmt.Errorf("list addresses: %w", err)
 	}
 	var out []netip.Prefix
-	for _, m := range msgs {
-		if len(m.Data) < unix.SizeofIfAddrmsg || m.Data[0] != unix.AF_INET {
+	for _, a := range addrs {
+		if !keep(a.label) || a.local.IsLoopback() {
 			continue
 		}
-		bits := int(m.Data[1])
-		var addr netip.Addr
-		label := ""
-		_ = attrs(m.Data[unix.SizeofIfAddrmsg:], func(typ uint16, data []byte) error {
-			switch typ {
-			case unix.IFA_LOCAL:
-				if a, err := decodeAddr(data); err == nil {
-					addr = a
-				}
-			case unix.IFA_ADDRESS:
-				if a, err := decodeAddr(data); err == nil && !addr.IsValid() {
-					addr = a
-				}
-			case unix.IFA_LABEL:
-				label = strings.TrimRight(string(data), "\x00")
-			}
-			return nil
-		})
-		if !addr.IsValid() || !keep(label) {
-			continue
-		}
-		if p, err := addr.Prefix(bits); err == nil && !addr.IsLoopback() {
+		if p, err := a.local.Prefix(a.bits); err == nil {
 			out = append(out, p)
 		}
 	}

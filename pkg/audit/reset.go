@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/mdlayher/netlink"
@@ -382,6 +383,32 @@ func encodeTuple(ae *netlink.AttributeEncoder, t Tuple) {
 // LocalAddrs lists the addresses of the namespace's interfaces (an
 // RTM_GETADDR dump over rtnetlink). Touches the kernel (read-only).
 func LocalAddrs(ctx context.Context, opts Options) (map[netip.Addr]bool, error) {
+	addrs, err := dumpAddrs(ctx, opts, unix.AF_UNSPEC)
+	if err != nil {
+		return nil, fmt.Errorf("list local addresses: %w", err)
+	}
+	out := map[netip.Addr]bool{}
+	for _, a := range addrs {
+		out[a.local] = true
+		if a.peer.IsValid() {
+			out[a.peer] = true
+		}
+	}
+	return out, nil
+}
+
+// ifAddr is one address of an RTM_GETADDR dump: IFA_LOCAL (or IFA_ADDRESS
+// when there is none), the peer IFA_ADDRESS of a point-to-point link when
+// it differs, the prefix length and the label (name, or name:alias).
+type ifAddr struct {
+	local, peer netip.Addr
+	bits        int
+	label       string
+}
+
+// dumpAddrs dumps the namespace's addresses of family (AF_UNSPEC: all)
+// over rtnetlink. Touches the kernel (read-only).
+func dumpAddrs(ctx context.Context, opts Options, family byte) ([]ifAddr, error) {
 	cfg, release, err := netlinkConfig(opts, 0)
 	if err != nil {
 		return nil, err
@@ -397,26 +424,46 @@ func LocalAddrs(ctx context.Context, opts Options) (map[netip.Addr]bool, error) 
 	} else {
 		_ = c.SetDeadline(time.Now().Add(opts.timeout()))
 	}
+	req := make([]byte, unix.SizeofIfAddrmsg)
+	req[0] = family
 	msgs, err := c.Execute(netlink.Message{
 		Header: netlink.Header{Type: unix.RTM_GETADDR, Flags: netlink.Request | netlink.Dump},
-		Data:   make([]byte, unix.SizeofIfAddrmsg), // family AF_UNSPEC: both
+		Data:   req,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("list local addresses: %w", err)
+		return nil, err
 	}
-	out := map[netip.Addr]bool{}
+	var out []ifAddr
 	for _, m := range msgs {
-		if len(m.Data) < unix.SizeofIfAddrmsg {
+		if len(m.Data) < unix.SizeofIfAddrmsg || (family != unix.AF_UNSPEC && m.Data[0] != family) {
 			continue
 		}
+		a := ifAddr{bits: int(m.Data[1])}
+		var address netip.Addr
 		_ = attrs(m.Data[unix.SizeofIfAddrmsg:], func(typ uint16, data []byte) error {
-			if typ == unix.IFA_ADDRESS || typ == unix.IFA_LOCAL {
-				if a, err := decodeAddr(data); err == nil {
-					out[a] = true
+			switch typ {
+			case unix.IFA_LOCAL:
+				if v, err := decodeAddr(data); err == nil {
+					a.local = v
 				}
+			case unix.IFA_ADDRESS:
+				if v, err := decodeAddr(data); err == nil {
+					address = v
+				}
+			case unix.IFA_LABEL:
+				a.label = strings.TrimRight(string(data), "\x00")
 			}
 			return nil
 		})
+		switch {
+		case !a.local.IsValid():
+			a.local = address
+		case address != a.local:
+			a.peer = address
+		}
+		if a.local.IsValid() {
+			out = append(out, a)
+		}
 	}
 	return out, nil
 }
