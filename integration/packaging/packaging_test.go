@@ -17,11 +17,13 @@ import (
 
 // The package's files (directories aside), exactly.
 var wantFiles = []string{
+	"/etc/default/nfpass",
 	"/etc/nfpass/nfpass.yaml",
 	"/usr/bin/nfpass",
 	"/usr/lib/systemd/system/nfpass.service",
 	"/usr/share/bash-completion/completions/nfpass",
 	"/usr/share/doc/nfpass/README.md",
+	"/usr/share/doc/nfpass/copyright",
 	"/usr/share/fish/vendor_completions.d/nfpass.fish",
 	"/usr/share/zsh/vendor-completions/_nfpass",
 }
@@ -105,8 +107,17 @@ func TestDeb(t *testing.T) {
 	if st := run(t, tmp, "dpkg-query", "-W", "-f=${db:Status-Status} ${Version}", "nfpass"); st != "installed "+testVersion {
 		t.Errorf("dpkg-query: %q", st)
 	}
-	if cf := run(t, tmp, "dpkg-query", "-W", "-f=${Conffiles}", "nfpass"); !strings.Contains(cf, "/etc/nfpass/nfpass.yaml") {
-		t.Errorf("/etc/nfpass/nfpass.yaml is not a conffile: %q", cf)
+	cf := run(t, tmp, "dpkg-query", "-W", "-f=${Conffiles}", "nfpass")
+	for _, f := range []string{"/etc/nfpass/nfpass.yaml", "/etc/default/nfpass"} {
+		if !strings.Contains(cf, f+" ") {
+			t.Errorf("%s is not a conffile: %q", f, cf)
+		}
+	}
+	// A .deb's control has no license field: Debian's place for it is the
+	// machine-readable copyright file.
+	if out := run(t, tmp, "cat", "/usr/share/doc/nfpass/copyright"); !strings.HasPrefix(out, "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n") ||
+		!strings.Contains(out, "\nFiles: *\nCopyright: 2026 nfpass authors\nLicense: Apache-2.0\n") {
+		t.Errorf("copyright is not machine-readable with nfpass under Apache-2.0:\n%.400s", out)
 	}
 	for _, f := range want {
 		if _, err := os.Stat(f); err != nil {
