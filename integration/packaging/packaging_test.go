@@ -25,6 +25,7 @@ var wantFiles = []string{
 	"/usr/share/doc/nfpass/README.md",
 	"/usr/share/doc/nfpass/copyright",
 	"/usr/share/fish/vendor_completions.d/nfpass.fish",
+	"/usr/share/man/man5/nfpass.yaml.5.gz",
 	"/usr/share/zsh/vendor-completions/_nfpass",
 }
 
@@ -133,6 +134,10 @@ func TestDeb(t *testing.T) {
 	}
 	if out := run(t, tmp, "sh", "-c", "gzip -dc /usr/share/man/man8/nfpass-apply.8.gz"); !strings.Contains(out, "nfpass apply") {
 		t.Errorf("man page nfpass-apply.8 looks wrong:\n%.300s", out)
+	}
+	// nfpass.yaml(5): the config keys of README's table, rendered.
+	if out := run(t, tmp, "sh", "-c", "MANWIDTH=80 man -l /usr/share/man/man5/nfpass.yaml.5.gz"); !strings.Contains(out, "nat.masquerade (bool)") || !strings.Contains(out, "NFPASS_TABLE") {
+		t.Errorf("man page nfpass.yaml.5 looks wrong:\n%.300s", out)
 	}
 	if out := run(t, tmp, "bash", "-c", "source /usr/share/bash-completion/completions/nfpass && type __start_nfpass"); !strings.Contains(out, "function") {
 		t.Errorf("bash completion does not define __start_nfpass: %q", out)
