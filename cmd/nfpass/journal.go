@@ -44,3 +44,14 @@ func onJournal(w io.Writer, env string) bool {
 	}
 	return fmt.Sprint(uint64(st.Dev)) == dev && fmt.Sprint(uint64(st.Ino)) == ino
 }
+
+// runLogFormat is the daemon's log format: the --log-format flag when
+// given (set is whether it was), else journal when stderr is the journal
+// stream systemd connected (levels become journald priorities), else the
+// flag's default.
+func runLogFormat(flag string, set bool, stderr io.Writer, journalStream string) string {
+	if !set && onJournal(stderr, journalStream) {
+		return "journal"
+	}
+	return flag
+}

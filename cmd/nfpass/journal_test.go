@@ -71,3 +71,36 @@ func TestOnJournal(t *testing.T) {
 		})
 	}
 }
+
+// TestRunLogFormat: under systemd (stderr is JOURNAL_STREAM) the daemon
+// logs journal lines unless --log-format says otherwise.
+func TestRunLogFormat(t *testing.T) {
+	f, err := os.Create(filepath.Join(t.TempDir(), "stderr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
+		t.Fatal(err)
+	}
+	journal := fmt.Sprintf("%d:%d", st.Dev, st.Ino)
+	for _, tc := range []struct {
+		name, flag string
+		set        bool
+		env        string
+		want       string
+	}{
+		{"journal stream, default", "text", false, journal, "journal"},
+		{"journal stream, --log-format text", "text", true, journal, "text"},
+		{"journal stream, --log-format json", "json", true, journal, "json"},
+		{"not under systemd", "text", false, "", "text"},
+		{"inherited variable", "text", false, fmt.Sprintf("%d:%d", st.Dev, st.Ino+1), "text"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := runLogFormat(tc.flag, tc.set, f, tc.env); got != tc.want {
+				t.Errorf("runLogFormat = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}

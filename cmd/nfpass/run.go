@@ -102,10 +102,7 @@ does a full check; SIGTERM/SIGINT exit, leaving the table in place.`,
 			if confirmWindow < 0 {
 				return fmt.Errorf("run: --confirm-window %s: must be a positive duration such as 2m, or 0 to apply config changes directly", confirmWindow)
 			}
-			format := logFormat
-			if !cmd.Flags().Changed("log-format") && onJournal(g.stderr, os.Getenv("JOURNAL_STREAM")) {
-				format = "journal" // started by systemd: levels as journald priorities
-			}
+			format := runLogFormat(logFormat, cmd.Flags().Changed("log-format"), g.stderr, os.Getenv("JOURNAL_STREAM"))
 			log, err := newLogger(g.stderr, format, logLevel)
 			if err != nil {
 				return err
