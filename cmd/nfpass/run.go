@@ -258,7 +258,7 @@ does a full check; SIGTERM/SIGINT exit, leaving the table in place.`,
 	f.DurationVar(&confirmWindow, "confirm-window", 0, "put config edits on trial for this window (e.g. 2m; 0: apply at once)")
 	f.DurationVar(&fullRead, "full-read-interval", time.Hour, "longest time a check trusts an unchanged ruleset generation id instead of reading the table back")
 	f.StringVar(&metricsAddr, "metrics-addr", "", "serve Prometheus metrics on this address (/metrics), e.g. 127.0.0.1:9742")
-	f.StringVar(&logFormat, "log-format", "text", "log format: text, json, syslog (to /dev/log at each level's priority: OpenWrt's logd) or journal (stderr with sd-daemon <N> priority prefixes; the default when stderr is systemd's journal stream)")
+	f.StringVar(&logFormat, "log-format", "text", "log format: text, json, syslog (/dev/log: OpenWrt) or journal (levels as journald priorities; default under systemd)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.DurationVar(&debounce, "debounce", 100*time.Millisecond, "coalesce bursts of events for this long before a check")
 	f.DurationVar(&maxBackoff, "max-backoff", 5*time.Minute, "longest delay between retries after a failure")
