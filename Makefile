@@ -97,7 +97,7 @@ deb:
 	rm -rf $(PKG_STAGE) && mkdir -p $(PKG_STAGE)
 	CGO_ENABLED=0 GOOS=linux GOARCH=$(DEB_ARCH) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(PKG_STAGE)/nfpass ./cmd/nfpass
 	$(GO) run -tags gen -ldflags '$(LDFLAGS)' ./cmd/nfpass gen man $(PKG_STAGE)/man
-	gzip -9n $(PKG_STAGE)/man/*.8
+	gzip -9n $(PKG_STAGE)/man/*.8 $(PKG_STAGE)/man/*.5
 	$(GO) run -tags gen ./cmd/nfpass gen completion $(PKG_STAGE)/completions
 	cp rules/service/nfpass.service $(PKG_STAGE)/nfpass.service
 	@mkdir -p $(dir $(DEB))

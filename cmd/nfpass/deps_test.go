@@ -10,7 +10,8 @@ import (
 // -deps, default build tags) and fails for any that belongs in the build or
 // the lab, not on the router: integration/ (lab, peers, namespaces), the
 // man-page generator (cobra/doc, go-md2man), client_golang and protobuf
-// (the daemon's /metrics is written as text). The same listing with -tags
+// (the daemon's /metrics is written as text), and a second YAML library
+// (gopkg.in/yaml.v3 beside viper's go.yaml.in/yaml/v3). The same listing with -tags
 // lab must contain integration/lab, so the check is known to see it.
 func TestRouterBinaryDeps(t *testing.T) {
 	goBin, err := exec.LookPath("go")
@@ -31,13 +32,14 @@ func TestRouterBinaryDeps(t *testing.T) {
 		"github.com/cpuguy83/go-md2man",
 		"github.com/prometheus/", // /metrics is text: VictoriaMetrics/metrics
 		"google.golang.org/protobuf",
+		"gopkg.in/yaml.v3", // one YAML library: viper's go.yaml.in/yaml/v3
 	}
 	for _, tc := range []struct {
 		tags string
 		want []string // substrings that must be present
 		ban  []string // substrings that must be absent
 	}{
-		{tags: "", ban: banned},
+		{tags: "", ban: banned, want: []string{"go.yaml.in/yaml/v3"}},
 		{tags: "lab", want: []string{"github.com/nfpass/nfpass/integration/lab"}},
 		{tags: "gen", want: []string{"github.com/spf13/cobra/doc"}},
 	} {

@@ -31,7 +31,7 @@ func newGenCmd(*globals) *cobra.Command {
 	}
 	gen.AddCommand(&cobra.Command{
 		Use:     "man DIR",
-		Short:   "Write one man page (section 8) per command into DIR",
+		Short:   "Write one man page (section 8) per command, and nfpass.yaml(5), into DIR",
 		Example: "  nfpass gen man dist/man",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -40,12 +40,20 @@ func newGenCmd(*globals) *cobra.Command {
 			}
 			root := cmd.Root()
 			root.DisableAutoGenTag = true // reproducible: no generation date
-			return doc.GenManTree(root, &doc.GenManHeader{
+			if err := doc.GenManTree(root, &doc.GenManHeader{
 				Title:   "NFPASS",
 				Section: "8",
 				Source:  "nfpass " + version,
 				Manual:  "nfpass manual",
-			}, args[0])
+			}, args[0]); err != nil {
+				return err
+			}
+			// The config file's page, from the source of README's table.
+			page, err := configManPage(configKeysMD, version)
+			if err != nil {
+				return err
+			}
+			return os.WriteFile(filepath.Join(args[0], "nfpass.yaml.5"), []byte(page), 0o644)
 		},
 	})
 	gen.AddCommand(&cobra.Command{

@@ -19,7 +19,7 @@ func TestGen(t *testing.T) {
 			t.Fatalf("%v: %v", args, err)
 		}
 	}
-	for _, f := range []string{"man/nfpass.8", "man/nfpass-apply.8", "comp/nfpass", "comp/_nfpass", "comp/nfpass.fish"} {
+	for _, f := range []string{"man/nfpass.8", "man/nfpass-apply.8", "man/nfpass.yaml.5", "comp/nfpass", "comp/_nfpass", "comp/nfpass.fish"} {
 		data, err := os.ReadFile(filepath.Join(dir, f))
 		if err != nil || len(data) == 0 {
 			t.Errorf("%s: %v (%d bytes)", f, err, len(data))

@@ -102,7 +102,8 @@ does a full check; SIGTERM/SIGINT exit, leaving the table in place.`,
 			if confirmWindow < 0 {
 				return fmt.Errorf("run: --confirm-window %s: must be a positive duration such as 2m, or 0 to apply config changes directly", confirmWindow)
 			}
-			log, err := newLogger(g.stderr, logFormat, logLevel)
+			format := runLogFormat(logFormat, cmd.Flags().Changed("log-format"), g.stderr, os.Getenv("JOURNAL_STREAM"))
+			log, err := newLogger(g.stderr, format, logLevel)
 			if err != nil {
 				return err
 			}
@@ -257,7 +258,7 @@ does a full check; SIGTERM/SIGINT exit, leaving the table in place.`,
 	f.DurationVar(&confirmWindow, "confirm-window", 0, "put config edits on trial for this window (e.g. 2m; 0: apply at once)")
 	f.DurationVar(&fullRead, "full-read-interval", time.Hour, "longest time a check trusts an unchanged ruleset generation id instead of reading the table back")
 	f.StringVar(&metricsAddr, "metrics-addr", "", "serve Prometheus metrics on this address (/metrics), e.g. 127.0.0.1:9742")
-	f.StringVar(&logFormat, "log-format", "text", "log format: text, json or syslog (to /dev/log at each level's priority: OpenWrt's logd)")
+	f.StringVar(&logFormat, "log-format", "text", "log format: text, json, syslog (/dev/log: OpenWrt) or journal (levels as journald priorities; default under systemd)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.DurationVar(&debounce, "debounce", 100*time.Millisecond, "coalesce bursts of events for this long before a check")
 	f.DurationVar(&maxBackoff, "max-backoff", 5*time.Minute, "longest delay between retries after a failure")
@@ -265,7 +266,7 @@ does a full check; SIGTERM/SIGINT exit, leaving the table in place.`,
 	f.BoolVar(&withoutConntrk, "no-conntrack-metrics", false, "do not read conntrack for the metrics")
 	f.BoolVar(&ownTable, "own-table", true, "hold the table while running (Linux 6.9+): others cannot flush or change it")
 	_ = f.MarkHidden("monitor-buffer")
-	_ = cmd.RegisterFlagCompletionFunc("log-format", cobra.FixedCompletions([]string{"text", "json", "syslog"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("log-format", cobra.FixedCompletions([]string{"text", "json", "syslog", "journal"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
 
@@ -332,8 +333,10 @@ func newLogger(w interface{ Write([]byte) (int, error) }, format, level string) 
 			return log, nil
 		}
 		return slog.New(newSyslogHandler(sw, opts)), nil
+	case "journal":
+		return slog.New(newSyslogHandler(journalWriter{w}, opts)), nil
 	}
-	return nil, fmt.Errorf("--log-format: %q is not text, json or syslog", format)
+	return nil, fmt.Errorf("--log-format: %q is not text, json, syslog or journal", format)
 }
 
 // nftSource adapts the nftables monitor to a daemon event source: the

@@ -17,12 +17,15 @@ import (
 
 // The package's files (directories aside), exactly.
 var wantFiles = []string{
+	"/etc/default/nfpass",
 	"/etc/nfpass/nfpass.yaml",
 	"/usr/bin/nfpass",
 	"/usr/lib/systemd/system/nfpass.service",
 	"/usr/share/bash-completion/completions/nfpass",
 	"/usr/share/doc/nfpass/README.md",
+	"/usr/share/doc/nfpass/copyright",
 	"/usr/share/fish/vendor_completions.d/nfpass.fish",
+	"/usr/share/man/man5/nfpass.yaml.5.gz",
 	"/usr/share/zsh/vendor-completions/_nfpass",
 }
 
@@ -105,8 +108,17 @@ func TestDeb(t *testing.T) {
 	if st := run(t, tmp, "dpkg-query", "-W", "-f=${db:Status-Status} ${Version}", "nfpass"); st != "installed "+testVersion {
 		t.Errorf("dpkg-query: %q", st)
 	}
-	if cf := run(t, tmp, "dpkg-query", "-W", "-f=${Conffiles}", "nfpass"); !strings.Contains(cf, "/etc/nfpass/nfpass.yaml") {
-		t.Errorf("/etc/nfpass/nfpass.yaml is not a conffile: %q", cf)
+	cf := run(t, tmp, "dpkg-query", "-W", "-f=${Conffiles}", "nfpass")
+	for _, f := range []string{"/etc/nfpass/nfpass.yaml", "/etc/default/nfpass"} {
+		if !strings.Contains(cf, f+" ") {
+			t.Errorf("%s is not a conffile: %q", f, cf)
+		}
+	}
+	// A .deb's control has no license field: Debian's place for it is the
+	// machine-readable copyright file.
+	if out := run(t, tmp, "cat", "/usr/share/doc/nfpass/copyright"); !strings.HasPrefix(out, "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n") ||
+		!strings.Contains(out, "\nFiles: *\nCopyright: 2026 nfpass authors\nLicense: Apache-2.0\n") {
+		t.Errorf("copyright is not machine-readable with nfpass under Apache-2.0:\n%.400s", out)
 	}
 	for _, f := range want {
 		if _, err := os.Stat(f); err != nil {
@@ -122,6 +134,10 @@ func TestDeb(t *testing.T) {
 	}
 	if out := run(t, tmp, "sh", "-c", "gzip -dc /usr/share/man/man8/nfpass-apply.8.gz"); !strings.Contains(out, "nfpass apply") {
 		t.Errorf("man page nfpass-apply.8 looks wrong:\n%.300s", out)
+	}
+	// nfpass.yaml(5): the config keys of README's table, rendered.
+	if out := run(t, tmp, "sh", "-c", "MANWIDTH=80 man -l /usr/share/man/man5/nfpass.yaml.5.gz"); !strings.Contains(out, "nat.masquerade (bool)") || !strings.Contains(out, "NFPASS_TABLE") {
+		t.Errorf("man page nfpass.yaml.5 looks wrong:\n%.300s", out)
 	}
 	if out := run(t, tmp, "bash", "-c", "source /usr/share/bash-completion/completions/nfpass && type __start_nfpass"); !strings.Contains(out, "function") {
 		t.Errorf("bash completion does not define __start_nfpass: %q", out)

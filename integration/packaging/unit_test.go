@@ -12,7 +12,8 @@ import (
 
 // TestSystemdUnit: the unit is Type=notify with a watchdog (the daemon
 // sends READY=1 and WATCHDOG=1), keeps its runtime dir (the daemon lock),
-// and systemd-analyze verify has nothing to say about it.
+// reads its extra flags from /etc/default/nfpass, logs with journald
+// priorities, and systemd-analyze verify has nothing to say about it.
 func TestSystemdUnit(t *testing.T) {
 	b, err := os.ReadFile("../../rules/service/nfpass.service")
 	if err != nil {
@@ -31,11 +32,20 @@ func TestSystemdUnit(t *testing.T) {
 		"KillMode":                 "mixed",
 		"RuntimeDirectory":         "nfpass",
 		"RuntimeDirectoryPreserve": "yes",
+		"EnvironmentFile":          "-/etc/default/nfpass",
 	}
 	for k, v := range want {
 		if d := cmp.Diff(v, got[k]); d != "" {
 			t.Errorf("%s (-want +got):\n%s", k, d)
 		}
+	}
+	// Flags from /etc/default/nfpass come last (they win), and lines carry
+	// journald priorities.
+	if exec := got["ExecStart"]; !strings.HasSuffix(exec, " --log-format journal $NFPASS_RUN_ARGS") {
+		t.Errorf("ExecStart = %q, want it to end in --log-format journal $NFPASS_RUN_ARGS", exec)
+	}
+	if b, err := os.ReadFile("../../rules/packaging/debian/default"); err != nil || !strings.Contains(string(b), "\nNFPASS_RUN_ARGS=\"\"\n") {
+		t.Errorf("rules/packaging/debian/default does not set NFPASS_RUN_ARGS=\"\" (%v)", err)
 	}
 	if _, err := exec.LookPath("systemd-analyze"); err != nil {
 		t.Log("systemd-analyze not installed: verify skipped")

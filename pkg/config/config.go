@@ -86,7 +86,7 @@ import (
 
 	"github.com/pelletier/go-toml/v2"
 	"github.com/spf13/viper"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/nfpass/nfpass/pkg/catalog"
 	"github.com/nfpass/nfpass/pkg/policy"
