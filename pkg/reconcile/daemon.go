@@ -665,7 +665,7 @@ func (d *daemon) noteOwner(ctx context.Context, gen uint32, genErr error) {
 func (d *daemon) logOwnerWarnings(ws []string) {
 	d.owner.warnings = strings.Join(ws, "\n")
 	for _, w := range ws {
-		d.log.Warn("companion", "warning", w)
+		d.log.Warn("policy warning", "warning", w)
 	}
 }
 
