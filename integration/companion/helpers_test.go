@@ -84,6 +84,7 @@ func TestBesideHelpers(t *testing.T) {
 				}
 				ok, ev := activeFTP(l)
 				t.Logf("%s: active FTP: %s", phase.name, ev)
+				helperOn(t, l, "tcp", "21", "ftp", phase.ftp, o.name+", "+phase.name)
 				if ok != phase.ftp {
 					t.Errorf("%s, %s: active FTP data connection arrived %v, want %v: %s", o.name, phase.name, ok, phase.ftp, ev)
 				}
@@ -92,6 +93,7 @@ func TestBesideHelpers(t *testing.T) {
 				}
 				n, ev := sipMedia(t, l)
 				t.Logf("%s: SIP media: %s", phase.name, ev)
+				helperOn(t, l, "udp", "5060", "sip", phase.sip, o.name+", "+phase.name)
 				if got, want := n == rtpPackets, phase.sip; got != want {
 					t.Errorf("%s, %s: all RTP at the phone %v, want %v: %s", o.name, phase.name, got, want, ev)
 				}
@@ -103,5 +105,26 @@ func TestBesideHelpers(t *testing.T) {
 				t.Errorf("table inet %s changed (-before +after):\n%s", o.table, cmp.Diff(before, after))
 			}
 		})
+	}
+}
+
+// helperOn checks the reason for a row in the router's conntrack: lan1's
+// control flow to port dport carries helper want exactly when on.
+func helperOn(t *testing.T, l *lab.Lab, proto, dport, want string, on bool, where string) {
+	t.Helper()
+	flows, err := l.Conntrack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	flows = lab.Filter(flows, func(f lab.Flow) bool {
+		return f.Proto == proto && f.Orig["dport"] == dport && f.Orig["src"] == lab.LAN1Addr.String()
+	})
+	if len(flows) == 0 {
+		t.Errorf("%s: no %s %s flow from lan1 in conntrack", where, proto, dport)
+	}
+	for _, f := range flows {
+		if (f.Helper == want) != on {
+			t.Errorf("%s: helper %q on %s, want %s attached: %v", where, f.Helper, f, want, on)
+		}
 	}
 }
