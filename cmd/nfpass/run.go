@@ -87,6 +87,11 @@ gets the new address; and when the daemon creates a masquerading table where
 none was (at boot), the LAN-to-WAN entries created meanwhile without NAT are
 deleted. Each is logged and counted in nfpass_conntrack_flows_reset_total.
 
+In companion mode it names the firewall that owns the box (table inet fw4:
+fw4, inet firewalld: firewalld, else unknown) at start and again when one of
+those tables appears or goes: one line "companion beside fw4", then the
+companion warnings worded for that owner, as 'nfpass apply' prints them.
+
 Under systemd (Type=notify) it sends READY=1 once the kernel holds a verified
 ruleset, and WATCHDOG=1 from its loop when WatchdogSec= is set. /healthz
 (with --metrics-addr) answers 503 while the table is not as it should be.
@@ -210,7 +215,10 @@ does a full check; SIGTERM/SIGINT exit, leaving the table in place.`,
 			sources := []reconcile.EventSource{
 				{Name: "nftables", Open: func(ctx context.Context) (<-chan reconcile.Event, error) {
 					fam, name := tableOf()
-					return nftSource(ctx, nftOpts, nft.MonitorOptions{Family: fam, Table: name, IgnorePID: os.Getpid(), ReadBuffer: monitorBuffer})
+					// The owning firewalls' tables coming and going too
+					// (companion mode logs the owner; see Owner below).
+					return nftSource(ctx, nftOpts, nft.MonitorOptions{Family: fam, Table: name, IgnorePID: os.Getpid(), ReadBuffer: monitorBuffer,
+						Tables: []string{"inet " + string(compile.OwnerFW4), "inet " + string(compile.OwnerFirewalld)}})
 				}},
 				{Name: "link", Open: func(ctx context.Context) (<-chan reconcile.Event, error) {
 					return linkSource(ctx, nftOpts)
@@ -237,6 +245,9 @@ does a full check; SIGTERM/SIGINT exit, leaving the table in place.`,
 				Log:              log,
 				Metrics:          metrics,
 				Health:           health,
+				Owner: func(context.Context) (compile.Owner, error) {
+					return detectOwner(k.netns)
+				},
 				Ready: func() {
 					if err := notifier.Notify(sdnotify.Ready + "\nSTATUS=the kernel holds a verified ruleset"); err != nil {
 						log.Warn("systemd notify", "err", err)

@@ -9,7 +9,9 @@
 // nfpass binary, and checks that the owning firewall's table is untouched
 // byte for byte, that nfpass's pptp helper attaches to PPTP flows crossing
 // both tables, that a passthrough switched off in nfpass drops traffic the
-// owning firewall would accept, and that the include snippet nfpass prints
+// owning firewall would accept, that active FTP and SIP media work with
+// nfpass's ftp helper and SIP ALG where the owner alone assigns neither
+// (TestBesideHelpers), and that the include snippet nfpass prints
 // loads inside the owning firewall's table. Needs root.
 package companion
 
@@ -51,6 +53,10 @@ type owner struct {
 	// with kmod-nf-nathelper-extra), so PPTP from two LAN hosts passes
 	// without nfpass.
 	pptp bool
+	// ftp, sip: the owner alone assigns the ftp helper / the SIP ALG to
+	// LAN clients (fw4 with kmod-nf-nathelper / -extra), so active FTP and
+	// SIP media work without nfpass.
+	ftp, sip bool
 	// dnatForward: the owner's forward chain accepts connections DNATed by
 	// another table (fw4 only when the wan zone has a redirect).
 	dnatForward bool
@@ -58,11 +64,11 @@ type owner struct {
 
 var owners = []owner{
 	// fw4 with a port forward of its own and only the ftp helper.
-	{name: "fw4", file: "testdata/fw4.nft", table: "fw4", dnatForward: true},
+	{name: "fw4", file: "testdata/fw4.nft", table: "fw4", ftp: true, dnatForward: true},
 	// fw4 as on the stock image: no helper module, no redirect.
 	{name: "fw4-stock", file: "testdata/fw4-stock.nft", table: "fw4"},
 	// fw4 with kmod-nf-nathelper and kmod-nf-nathelper-extra, no redirect.
-	{name: "fw4-helpers", file: "testdata/fw4-helpers.nft", table: "fw4", pptp: true},
+	{name: "fw4-helpers", file: "testdata/fw4-helpers.nft", table: "fw4", pptp: true, ftp: true, sip: true},
 	// fw4 with the helper kmods and auto_helper off: helpers defined,
 	// none assigned (as on a masquerading LAN zone).
 	{name: "fw4-auto-helper-off", file: "testdata/fw4-auto-helper-off.nft", table: "fw4"},

@@ -8,6 +8,7 @@ import (
 	"os"
 	"reflect"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/google/nftables"
@@ -40,6 +41,10 @@ type MonitorOptions struct {
 	// threads; a daemon passes its own pid so its own applies are not
 	// reported back).
 	IgnorePID int
+	// Tables are other tables ("inet fw4") whose creation or deletion is
+	// reported too, as "add table inet fw4" (not their contents): the
+	// owning firewalls' tables in companion mode.
+	Tables []string
 	// ReadBuffer is the socket receive buffer in bytes; 0 means 4 MiB
 	// (forced past rmem_max when allowed). Tests use a small value to
 	// provoke ENOBUFS.
@@ -65,6 +70,10 @@ type Monitor struct {
 // should do a full check and start a new Monitor.
 func (c *Client) Monitor(opts MonitorOptions) (*Monitor, error) {
 	fam, err := family(opts.Family)
+	if err != nil {
+		return nil, err
+	}
+	watched, err := watchedTables(opts.Tables)
 	if err != nil {
 		return nil, err
 	}
@@ -108,7 +117,7 @@ func (c *Client) Monitor(opts MonitorOptions) (*Monitor, error) {
 		return nil, fmt.Errorf("nftables monitor: %w", err)
 	}
 	m := &Monitor{out: make(chan Change, 16), mon: mon, done: make(chan struct{})}
-	go m.run(in, fam, opts)
+	go m.run(in, fam, opts, watched)
 	return m, nil
 }
 
@@ -133,7 +142,7 @@ func (m *Monitor) send(c Change) {
 	}
 }
 
-func (m *Monitor) run(in chan *nftables.MonitorEvents, fam nftables.TableFamily, opts MonitorOptions) {
+func (m *Monitor) run(in chan *nftables.MonitorEvents, fam nftables.TableFamily, opts MonitorOptions, watched map[watchedTable]string) {
 	defer close(m.out)
 	// Drain to the end even after Close, so the library's goroutine never
 	// blocks on its channel.
@@ -159,6 +168,8 @@ func (m *Monitor) run(in chan *nftables.MonitorEvents, fam nftables.TableFamily,
 		kinds := map[string]bool{}
 		for _, ev := range evs.Changes {
 			if kind, ours := classify(ev, fam, opts.Table); ours {
+				kinds[kind] = true
+			} else if kind, ok := tableAddDel(ev, watched); ok {
 				kinds[kind] = true
 			}
 		}
@@ -218,6 +229,46 @@ func classify(ev *nftables.MonitorEvent, fam nftables.TableFamily, table string)
 		return "", false
 	}
 	return verb + " " + obj, true
+}
+
+// watchedTable is a table MonitorOptions.Tables names.
+type watchedTable struct {
+	fam  nftables.TableFamily
+	name string
+}
+
+// watchedTables parses MonitorOptions.Tables ("inet fw4").
+func watchedTables(tables []string) (map[watchedTable]string, error) {
+	out := make(map[watchedTable]string, len(tables))
+	for _, t := range tables {
+		f, n, ok := strings.Cut(strings.TrimSpace(t), " ")
+		if !ok || strings.TrimSpace(n) == "" {
+			return nil, fmt.Errorf("monitor: table %q: want \"family name\"", t)
+		}
+		fam, err := family(f)
+		if err != nil {
+			return nil, fmt.Errorf("monitor: table %q: %w", t, err)
+		}
+		n = strings.TrimSpace(n)
+		out[watchedTable{fam, n}] = f + " " + n
+	}
+	return out, nil
+}
+
+// tableAddDel names the creation or deletion of a watched table.
+func tableAddDel(ev *nftables.MonitorEvent, watched map[watchedTable]string) (string, bool) {
+	if len(watched) == 0 || (ev.Type != nftables.MonitorEventTypeNewTable && ev.Type != nftables.MonitorEventTypeDelTable) {
+		return "", false
+	}
+	t, ok := ev.Data.(*nftables.Table)
+	if !ok || t == nil {
+		return "", false
+	}
+	name, ok := watched[watchedTable{t.Family, t.Name}]
+	if !ok {
+		return "", false
+	}
+	return eventKinds[ev.Type][0] + " table " + name, true
 }
 
 // tableOf finds the table an event's decoded object belongs to.

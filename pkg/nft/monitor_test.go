@@ -187,3 +187,46 @@ func TestWatchLinksDeleted(t *testing.T) {
 		}
 	}
 }
+
+// TestMonitorWatchedTables: with Tables, the creation and deletion of an
+// owning firewall's table is reported (its rules are not), and a table of
+// the same name in another family is not.
+func TestMonitorWatchedTables(t *testing.T) {
+	requireNft(t)
+	ns, c := newNS(t, "monown")
+	if _, err := c.Apply(fullTable("nfpass")); err != nil {
+		t.Fatal(err)
+	}
+	m, err := c.Monitor(MonitorOptions{Family: "inet", Table: "nfpass", IgnorePID: os.Getpid(), Tables: []string{"inet fw4", "inet firewalld"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		m.Close()
+		for range m.Changes() {
+		}
+	}()
+	for _, step := range []struct{ script, want string }{
+		{"add table ip fw4", ""},
+		{"add table inet fw4", "add table inet fw4"},
+		{"add chain inet fw4 c; add rule inet fw4 c accept", ""},
+		{"delete table inet fw4", "delete table inet fw4"},
+		{"add table inet firewalld", "add table inet firewalld"},
+	} {
+		ns.MustExec(t, "nft", step.script)
+		select {
+		case ch, ok := <-m.Changes():
+			got := strings.Join(ch.Events, ",")
+			if !ok || got != step.want {
+				t.Errorf("after %q: change %q (open %v), want %q", step.script, got, ok, step.want)
+			}
+		case <-time.After(300 * time.Millisecond):
+			if step.want != "" {
+				t.Errorf("after %q: no change, want %q", step.script, step.want)
+			}
+		}
+	}
+	if _, err := c.Monitor(MonitorOptions{Family: "inet", Table: "nfpass", Tables: []string{"fw4"}}); err == nil {
+		t.Error(`Tables: []string{"fw4"} accepted, want an error (no family)`)
+	}
+}

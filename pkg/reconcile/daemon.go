@@ -14,6 +14,7 @@ import (
 	"github.com/fsnotify/fsnotify"
 
 	"github.com/nfpass/nfpass/pkg/compile"
+	"github.com/nfpass/nfpass/pkg/policy"
 	"github.com/nfpass/nfpass/pkg/ruleset"
 )
 
@@ -100,6 +101,21 @@ type DaemonOptions struct {
 	WatchdogInterval time.Duration
 	// Health, if set, is kept up to date for /healthz.
 	Health *Health
+	// Owner, if set, names the firewall owning the box (it lists the
+	// kernel's tables: compile.DetectOwner). In companion mode the daemon
+	// asks at start and again on a check once the ruleset generation has
+	// moved (an owner's table created or deleted bumps it); it logs
+	// "companion beside <owner>" when the owner changes, followed by the
+	// plan's warnings worded for it (Plan.WarningsFor) when they change.
+	Owner func(ctx context.Context) (compile.Owner, error)
+}
+
+// ownerSeen is what the daemon last logged about the owning firewall.
+type ownerSeen struct {
+	asked    bool
+	gen      uint32 // ruleset generation when last asked
+	owner    compile.Owner
+	warnings string // the warnings logged for it, joined
 }
 
 // generationReader is implemented by Appliers that can tell the ruleset
@@ -149,6 +165,7 @@ type daemon struct {
 	unrecorded bool
 	ready      bool
 	pendingErr string // the last failure to settle a pending trial (logged once)
+	owner      ownerSeen
 
 	kickMu sync.Mutex
 	kick   chan struct{}
@@ -468,6 +485,7 @@ func (d *daemon) doCheck(ctx context.Context, reason string) (bool, error) {
 	}
 	t := d.desired.Table
 	gen, genErr := d.generation(ctx)
+	d.noteOwner(ctx, gen, genErr)
 	if genErr == nil && !d.forceRead && d.verified.plan == d.desired && d.verified.gen == gen &&
 		time.Since(d.verified.at) < d.o.FullReadInterval {
 		d.o.Metrics.checked("generation")
@@ -601,6 +619,54 @@ func (d *daemon) apply(ctx context.Context, reason string) (bool, error) {
 	}
 	d.log.Info("applied and verified", "table", d.desired.Table.Family+" "+d.desired.Table.Name, "generation", res.Generation.ID, "recorded", res.Recorded)
 	return true, nil
+}
+
+// noteOwner asks DaemonOptions.Owner who owns the box, in companion mode,
+// at the first check and whenever the ruleset generation has moved (or
+// cannot be read), and logs the owner when it changes and the plan's
+// warnings worded for it when they change. A failure to ask keeps what
+// was known (logged at debug level).
+func (d *daemon) noteOwner(ctx context.Context, gen uint32, genErr error) {
+	if d.o.Owner == nil || d.desired == nil || d.desired.Mode != policy.Companion {
+		return
+	}
+	if d.owner.asked && genErr == nil && gen == d.owner.gen {
+		ws := d.desired.WarningsFor(d.owner.owner)
+		if strings.Join(ws, "\n") != d.owner.warnings {
+			d.logOwnerWarnings(ws)
+		}
+		return
+	}
+	o, err := d.o.Owner(ctx)
+	if err != nil {
+		d.log.Debug("cannot tell the owning firewall", "err", oneLine(err))
+		if d.owner.asked {
+			return
+		}
+		o = compile.OwnerUnknown
+	}
+	first := !d.owner.asked
+	d.owner.asked, d.owner.gen = true, gen
+	if first || o != d.owner.owner {
+		d.owner.owner = o
+		switch o {
+		case compile.OwnerUnknown:
+			d.log.Info("companion beside an unknown firewall (neither table inet fw4 nor inet firewalld)")
+		default:
+			d.log.Info("companion beside " + string(o))
+		}
+		d.owner.warnings = "" // worded for the new owner: log them again
+	}
+	if ws := d.desired.WarningsFor(o); strings.Join(ws, "\n") != d.owner.warnings {
+		d.logOwnerWarnings(ws)
+	}
+}
+
+func (d *daemon) logOwnerWarnings(ws []string) {
+	d.owner.warnings = strings.Join(ws, "\n")
+	for _, w := range ws {
+		d.log.Warn("policy warning", "warning", w)
+	}
 }
 
 // addrChanged repairs the live flows an address change on a WAN interface

@@ -60,6 +60,12 @@ type daemonRig struct {
 
 func startDaemon(t *testing.T, a Applier, plan *compile.Plan) *daemonRig {
 	t.Helper()
+	return startDaemonWith(t, a, plan, nil)
+}
+
+// startDaemonWith is startDaemon with tweak applied to the options.
+func startDaemonWith(t *testing.T, a Applier, plan *compile.Plan, tweak func(*DaemonOptions)) *daemonRig {
+	t.Helper()
 	r := New(a, Options{StateDir: t.TempDir(), Prober: okProber{}, Loader: fakeLoader{}, Sysctls: &fakeSysctls{}})
 	rig := &daemonRig{events: make(chan Event), checks: make(chan bool, 16)}
 	src := EventSource{Name: "test", Open: func(ctx context.Context) (<-chan Event, error) {
@@ -86,15 +92,17 @@ func startDaemon(t *testing.T, a Applier, plan *compile.Plan) *daemonRig {
 	}}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() {
-		done <- r.Run(ctx, DaemonOptions{
-			Load:           func() (*compile.Plan, []byte, error) { return plan, []byte("config"), nil },
-			Sources:        []EventSource{src},
-			ResyncInterval: time.Hour,
-			Debounce:       time.Millisecond,
-			OnCheck:        func(inSync bool, _ error) { rig.checks <- inSync },
-		})
-	}()
+	o := DaemonOptions{
+		Load:           func() (*compile.Plan, []byte, error) { return plan, []byte("config"), nil },
+		Sources:        []EventSource{src},
+		ResyncInterval: time.Hour,
+		Debounce:       time.Millisecond,
+		OnCheck:        func(inSync bool, _ error) { rig.checks <- inSync },
+	}
+	if tweak != nil {
+		tweak(&o)
+	}
+	go func() { done <- r.Run(ctx, o) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
