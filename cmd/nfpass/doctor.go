@@ -132,8 +132,8 @@ configuration is a fail (2).`,
 	k.bind(cmd)
 	cmd.Flags().DurationVar(&timeout, "timeout", time.Minute, "give up on the kernel queries after this long")
 	cmd.Flags().BoolVar(&fix, "fix", false, "load missing helper modules (else only report)")
-	cmd.Flags().StringVar(&fw4Dir, "fw4-includes-dir", audit.FW4IncludesDir, "fw4's include `DIR` to compare with the plan (read only)")
-	cmd.Flags().StringVar(&fw4Zone, "fw4-zone", compile.FW4WANZone, "fw4's WAN zone (as for plan --companion-includes)")
+	cmd.Flags().StringVar(&fw4Dir, "fw4-includes-dir", audit.FW4IncludesDir, "fw4 include `DIR` (read only)")
+	cmd.Flags().StringVar(&fw4Zone, "fw4-zone", compile.FW4WANZone, "fw4 WAN zone of the include check")
 	return cmd
 }
 

@@ -8,8 +8,10 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/nfpass/nfpass/integration/netns"
 	"github.com/nfpass/nfpass/pkg/audit"
 	"github.com/nfpass/nfpass/pkg/compile"
+	"github.com/nfpass/nfpass/pkg/policy"
 )
 
 // TestFW4IncludesReads: files are read as they are; a missing one is
@@ -65,5 +67,49 @@ func TestFW4IncludesReads(t *testing.T) {
 		if (sub == "") != (errs[i] == "") || !strings.Contains(errs[i], sub) {
 			t.Errorf("%s: error %q, want one containing %q", want[i].Path, errs[i], sub)
 		}
+	}
+}
+
+// TestFW4IncludesLoaded: in a fresh namespace, fw4's table as fw4
+// reload leaves it with the table-post include (the snippet's
+// nfpass_dstnat base chain) reaches the fw4 include check through Ruleset
+// as loaded (ok); the same table without it (files written, fw4 not
+// reloaded) is a warn to run fw4 reload.
+func TestFW4IncludesLoaded(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kernel test (-short)")
+	}
+	netns.RequireRoot(t)
+	const snippet = `	chain nfpass_dstnat {
+		type nat hook prerouting priority filter - 90; policy accept;
+		iifname "wan0" fib daddr type local tcp dport 8443 dnat ip to 192.168.77.20:443 comment "forwards"
+	}
+`
+	const fw4 = "table inet fw4 {\n\tchain forward_wan {\n\t\tct status dnat accept\n\t}\n"
+	files := audit.FW4IncludesInput{Dir: "/d", Files: []audit.FW4IncludeState{{Path: "table-post/10-nfpass.nft", Want: snippet, Got: snippet}}}
+	for _, tc := range []struct {
+		name   string
+		table  string
+		result audit.CheckResult
+	}{
+		{"reloaded", fw4 + snippet + "}\n", audit.CheckOK},
+		{"not reloaded", fw4 + "}\n", audit.CheckWarn},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ns := netns.New(t, "fw4inc")
+			f := filepath.Join(t.TempDir(), "fw4.nft")
+			if err := os.WriteFile(f, []byte(tc.table), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			ns.MustExec(t, "nft", "-f", f)
+			tables, errText := Ruleset(ns.Name)
+			if errText != "" {
+				t.Fatal(errText)
+			}
+			got := audit.CheckFW4Includes(audit.DoctorInput{Mode: policy.Companion, Tables: tables, FW4Includes: files})
+			if len(got) != 1 || got[0].Result != tc.result {
+				t.Errorf("fw4 includes: %+v, want one %s (tables %+v)", got, tc.result, tables)
+			}
+		})
 	}
 }
