@@ -9,7 +9,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 PKGS     := ./...
 
-.PHONY: all deps build build-lab test unit lint fmt vet staticcheck bench clean lab deb release tools ipk ipks
+.PHONY: all deps build build-lab test unit lint fmt vet staticcheck bench clean lab deb release tools ipk ipks cross
 
 # Packaging. nfpm runs from the module proxy (not a go.mod dependency);
 # v2.45.2 is the newest whose dependencies the proxy serves in full.
@@ -124,6 +124,15 @@ ipks:
 # with sizes; see rules/packaging/release.sh (and its 32-bit note).
 release:
 	GO='$(GO)' LDFLAGS='$(LDFLAGS)' sh rules/packaging/release.sh $(RELEASE_TARGETS)
+
+# One static cross build exactly as `make release` builds it (release.sh,
+# the 32-bit workaround included): CROSS_TARGET to CROSS_OUT.
+# integration/packaging (TestCross32) runs it for linux/arm/7.
+CROSS_TARGET ?= linux/arm/7
+CROSS_OUT    ?= dist/nfpass-cross
+cross:
+	@mkdir -p $(dir $(CROSS_OUT))
+	GO='$(GO)' LDFLAGS='$(LDFLAGS)' OUT=$(CROSS_OUT) sh rules/packaging/release.sh $(CROSS_TARGET)
 
 clean:
 	rm -rf bin dist

@@ -37,6 +37,8 @@ func newDoctorCmdWith(g *globals, deps doctorDeps) *cobra.Command {
 		k       kernelFlags
 		timeout time.Duration
 		fix     bool
+		fw4Dir  string
+		fw4Zone string
 	)
 	cmd := &cobra.Command{
 		Use:   "doctor",
@@ -78,6 +80,11 @@ columns).
                          /etc/firewalld/firewalld.conf has
                          StrictForwardPorts=yes (firewalld 2.3+), which
                          rejects the forwards of nfpass's snippet table
+  fw4 includes           companion mode beside fw4 with forwards: warns when
+                         the files plan --companion-includes writes in
+                         /usr/share/nftables.d (--fw4-includes-dir) are
+                         missing or differ from the plan (stale), or fw4's
+                         table lacks their DNAT chain (not reloaded)
 
 doctor is read-only: it changes nothing on the router. With --fix it loads
 the kernel modules of the policy's helpers that are missing (with modprobe,
@@ -105,6 +112,7 @@ configuration is a fail (2).`,
 			defer cancel()
 			in := deps.gather(ctx, &k, j.policy, j.plan, j.cat, j.view)
 			in.Judged = &j.about
+			in.FW4Includes = fw4Includes(j, fw4Dir, fw4Zone)
 			doctor.Helpers(ctx, &in, j.plan, helpers.Options{Loader: deps.loader, Prober: deps.prober, ReadOnly: !fix})
 			d := audit.Diagnose(in)
 			if g.output == "json" {
@@ -124,6 +132,8 @@ configuration is a fail (2).`,
 	k.bind(cmd)
 	cmd.Flags().DurationVar(&timeout, "timeout", time.Minute, "give up on the kernel queries after this long")
 	cmd.Flags().BoolVar(&fix, "fix", false, "load missing helper modules (else only report)")
+	cmd.Flags().StringVar(&fw4Dir, "fw4-includes-dir", audit.FW4IncludesDir, "fw4 include `DIR` (read only)")
+	cmd.Flags().StringVar(&fw4Zone, "fw4-zone", compile.FW4WANZone, "fw4 WAN zone of the include check")
 	return cmd
 }
 
@@ -147,6 +157,21 @@ func gatherDoctor(ctx context.Context, k *kernelFlags, p *policy.Policy, plan *c
 		in.Blocked = blockedOf(b)
 	}
 	return in
+}
+
+// fw4Includes reads fw4's include files under dir and pairs them with
+// what `plan --companion-includes` would write beside fw4 for the judged
+// policy (files only; the check runs only when fw4 owns the box). Empty
+// when the policy is not companion or includes nothing.
+func fw4Includes(j *judged, dir, zone string) audit.FW4IncludesInput {
+	if j.policy == nil || j.policy.Mode != policy.Companion {
+		return audit.FW4IncludesInput{Dir: dir}
+	}
+	plan, err := compile.CompileWith(j.policy, j.cat, compile.Options{Owner: compile.OwnerFW4})
+	if err != nil {
+		plan = j.plan // the judged plan's snippet is the same include body
+	}
+	return doctor.FW4Includes(dir, plan.FW4Includes(zone))
 }
 
 // blockedOf converts the table's blocked counts for the audit and doctor.

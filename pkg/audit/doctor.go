@@ -181,6 +181,10 @@ type DoctorInput struct {
 	// FirewalldConfErr says why it could not be read.
 	FirewalldConf    string
 	FirewalldConfErr string
+
+	// FW4Includes are fw4's include files the plan would write and what
+	// is on disk (empty when the plan includes nothing).
+	FW4Includes FW4IncludesInput
 }
 
 // SysctlState is a setting the plan needs and what the kernel has.
@@ -320,6 +324,7 @@ var doctorChecks = []func(in DoctorInput) []Check{
 	},
 	func(in DoctorInput) []Check { return CheckOffload(in) },
 	func(in DoctorInput) []Check { return CheckFirewalld(in) },
+	func(in DoctorInput) []Check { return CheckFW4Includes(in) },
 }
 
 // Diagnose runs every check on the gathered facts.
