@@ -69,12 +69,43 @@ func (p Preflight) Box() (compile.Box, error) {
 		// The input chain matches the interface packets arrive on: the
 		// route back to the client (symmetric routing), not necessarily
 		// the interface holding the server address.
-		if name, err := RouteTo(p.NetNS, ssh.Client.Addr().WithZone("")); err == nil {
+		// A link-local client is the exception: every link has a
+		// fe80::/64 route, so the lookup would name whichever comes first.
+		// Its link is the zone SSH_CONNECTION gives, or else the interface
+		// holding the server's (link-local) address.
+		if client := ssh.Client.Addr(); client.IsLinkLocalUnicast() {
+			ssh.Ingress = linkLocalIngress(box, ssh)
+		} else if name, err := RouteTo(p.NetNS, client.WithZone("")); err == nil {
 			ssh.Ingress = name
 		}
 		box.SSH = ssh
 	}
 	return box, nil
+}
+
+// linkLocalIngress names the link of a session between link-local
+// addresses: the client's or the server's zone, else the one interface of
+// box that holds the server address ("" when none or several do: then the
+// session is not to this box's one link, and the check cannot place it).
+func linkLocalIngress(box compile.Box, ssh *compile.SSHConn) string {
+	for _, z := range []string{ssh.Client.Addr().Zone(), ssh.Server.Addr().Zone()} {
+		if z != "" {
+			return z
+		}
+	}
+	server := ssh.Server.Addr().WithZone("")
+	holder := ""
+	for _, i := range box.Interfaces {
+		for _, a := range i.Addrs {
+			if a.Addr() == server {
+				if holder != "" && holder != i.Name {
+					return ""
+				}
+				holder = i.Name
+			}
+		}
+	}
+	return holder
 }
 
 // Check implements the reconciler's preflight (see compile.Decide): live

@@ -101,6 +101,27 @@ func TestLinksRoutesPreflight(t *testing.T) {
 	if _, err := pf.Check(context.Background(), plan("br-lan"), nil, nil); !errors.Is(err, helpers.ErrLockout) {
 		t.Errorf("ssh from the WAN with ssh on lan only: err = %v, want ErrLockout", err)
 	}
+	// Link-local sessions: every link has a fe80::/64 route, so the
+	// session's link comes from its zone or from the interface holding the
+	// server address, never from a route lookup.
+	ns.MustExec(t, "ip", "-6", "addr", "add", "fe80::77:1/64", "dev", "br-lan", "nodad")
+	ns.MustExec(t, "ip", "-6", "addr", "add", "fe80::113:1/64", "dev", "eth0", "nodad")
+	for _, c := range []struct {
+		conn string
+		cut  bool
+	}{
+		{"fe80::10 50000 fe80::77:1 22", false},               // held by br-lan: LAN
+		{"fe80::10 50000 fe80::113:1 22", true},               // held by eth0: WAN
+		{"fe80::10%br-lan 50000 fe80::77:1%br-lan 22", false}, // zone: LAN
+		{"fe80::10%eth0 50000 fe80::113:1%eth0 22", true},     // zone: WAN
+		{"fe80::10%eth0 50000 fe80::113:1 22", true},          // the client's zone
+	} {
+		pf.SSHConnection = c.conn
+		_, err := pf.Check(context.Background(), plan("br-lan"), nil, nil)
+		if got := errors.Is(err, helpers.ErrLockout); got != c.cut {
+			t.Errorf("SSH_CONNECTION %q (ssh on lan only): err = %v, want cut %v", c.conn, err, c.cut)
+		}
+	}
 	pf.SSHConnection = "garbage"
 	if _, err := pf.Check(context.Background(), plan("br-lan"), nil, nil); err == nil {
 		t.Error("malformed SSH_CONNECTION: want an error (fail closed)")
