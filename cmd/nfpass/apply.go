@@ -209,13 +209,20 @@ func newDestroyCmd(g *globals) *cobra.Command {
 first, if nfpass switched it on), then deletes nfpass's table. Only a table
 nfpass owns is deleted: one recorded in the state directory's history, or
 one equal to what the policy compiles to. Any other table is refused, even
-if its name starts with nfpass. History is kept for rollback.`,
+if its name starts with nfpass. History is kept for rollback. While a change
+is on trial (apply --confirm), destroy is refused: confirm it or let it
+revert first.`,
 		Example: `  sudo nfpass destroy
   sudo nfpass destroy --table nfpass_test
   sudo nfpass destroy -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := reconcile.RefuseIfDaemon(k.runtimeRoot, k.stateDir, "destroy"); err != nil {
+				return fmt.Errorf("destroy: %w", err)
+			}
+			// A trial whose guard died is settled first; a live trial
+			// refuses the destroy (its guard would undo it).
+			if _, err := g.settlePending(cmd.Context(), &k); err != nil {
 				return fmt.Errorf("destroy: %w", err)
 			}
 			r := k.reconciler()

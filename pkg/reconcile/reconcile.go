@@ -515,6 +515,13 @@ func (r *Reconciler) Destroy(ctx context.Context, family, name string, desired *
 	if err != nil {
 		return nil, fmt.Errorf("%w (nothing was changed)", err)
 	}
+	// A trial's guard would put its previous generation back at the
+	// deadline and undo the destroy: settle the trial first.
+	if p, err := r.Pending(); err != nil {
+		return nil, fmt.Errorf("%w (nothing was changed)", err)
+	} else if p != nil {
+		return nil, &PendingError{Pending: *p}
+	}
 	live, err := r.applier.Read(ctx, family, name)
 	if err != nil {
 		return nil, fmt.Errorf("read table %s %s: %w", family, name, err)

@@ -510,3 +510,32 @@ func TestGuardDefersToDaemon(t *testing.T) {
 		t.Errorf("WAN after the revert = %s, want eth1", got)
 	}
 }
+
+// TestDestroyRefusedDuringTrial: a destroy while a trial is pending is
+// refused with nothing changed (the guard would otherwise put the previous
+// generation back at the deadline and undo it); once confirmed, it works.
+func TestDestroyRefusedDuringTrial(t *testing.T) {
+	e := newTrialEnv(t)
+	ctx := context.Background()
+	if _, err := e.r.Apply(ctx, testPlan("eth1"), []byte("wan: eth1\n")); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := e.r.ApplyConfirm(ctx, testPlan("eth2"), []byte("wan: eth2\n"), time.Hour, e.starter()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.r.Destroy(ctx, "inet", "nfpass", nil); !errors.Is(err, ErrPending) {
+		t.Fatalf("destroy during a trial: err = %v, want ErrPending", err)
+	}
+	if got := e.wan(t); got != "eth2" {
+		t.Fatalf("a refused destroy changed the table: wan %s, want eth2", got)
+	}
+	if _, err := e.r.Confirm(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.r.Destroy(ctx, "inet", "nfpass", nil); err != nil {
+		t.Fatalf("destroy after confirm: %v", err)
+	}
+	if got := e.wan(t); got != "<absent>" {
+		t.Fatalf("after destroy the table is %s, want absent", got)
+	}
+}
