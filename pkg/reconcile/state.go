@@ -144,6 +144,12 @@ func (s Store) List() ([]Generation, error) {
 			continue
 		}
 		dir := filepath.Join(root, e.Name())
+		// A generation others can write (its directory, or a file in it:
+		// readStateFile checks) is not nfpass's record any more: it is
+		// left out, like a broken one, so the rest of history still works.
+		if err := checkDir("generation", dir, true); err != nil {
+			continue
+		}
 		b, err := readStateFile(filepath.Join(dir, FileMeta))
 		if err != nil {
 			continue

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -195,6 +196,18 @@ func openStateFile(path string, flag int, perm os.FileMode) (*os.File, error) {
 		f.Close()
 		return nil, &UntrustedError{What: "state file", Path: path, Reason: "not a regular file (" + fi.Mode().Type().String() + ")",
 			Fix: "remove " + path}
+	}
+	// Whoever can write a state file decides what nfpass applies next
+	// (a recorded config is compiled again): only its owner may.
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && !trustedOwner(st.Uid) {
+		f.Close()
+		return nil, &UntrustedError{What: "state file", Path: path, Reason: fmt.Sprintf("owned by uid %d, not root", st.Uid),
+			Fix: fmt.Sprintf("remove %s, or chown root:root it if you trust its contents", path)}
+	}
+	if perm := fi.Mode().Perm(); perm&0o022 != 0 {
+		f.Close()
+		return nil, &UntrustedError{What: "state file", Path: path, Reason: fmt.Sprintf("writable by group or others (mode %04o)", perm),
+			Fix: fmt.Sprintf("chmod go-w %s, if you trust its contents", path)}
 	}
 	// Back to blocking mode for regular I/O (harmless for regular files).
 	if err := unix.SetNonblock(int(f.Fd()), false); err != nil {

@@ -643,3 +643,51 @@ func mkdir(t *testing.T, p string) string {
 	}
 	return p
 }
+
+// TestWritableGenerationRefused: a generation others can write (its
+// directory, or its config file) is not nfpass's record: a rollback to it
+// is refused and the kernel is not touched, even when the writer recomputed
+// every checksum (a config compiled again would otherwise be theirs).
+func TestWritableGenerationRefused(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range []struct {
+		name  string
+		craft func(t *testing.T, gen string)
+	}{
+		{"directory writable by others", func(t *testing.T, gen string) {
+			if err := os.Chmod(gen, 0o777); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"config writable by others", func(t *testing.T, gen string) {
+			if err := os.Chmod(filepath.Join(gen, FileConfig), 0o666); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"meta owned by another user", func(t *testing.T, gen string) {
+			if err := os.Chown(filepath.Join(gen, FileMeta), 65534, 65534); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			netns.RequireRoot(t)
+			e := newEnv(t, Options{})
+			for _, wan := range []string{"a", "b"} {
+				if _, err := e.r.Apply(ctx, testPlan(wan), []byte(wan)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			c.craft(t, filepath.Join(e.dir, "gen-000001"))
+			calls := e.a.calls()
+			if _, err := e.r.Rollback(ctx, 1); err == nil {
+				t.Fatal("rollback to a generation others can write: applied, want refused")
+			} else if !errors.Is(err, ErrUntrusted) && !errors.Is(err, ErrNoGeneration) {
+				t.Fatalf("rollback: %v, want ErrUntrusted or ErrNoGeneration", err)
+			}
+			if e.a.calls() != calls {
+				t.Errorf("the applier was called")
+			}
+		})
+	}
+}
