@@ -126,6 +126,13 @@ func (r *Reconciler) Pending() (*Pending, error) {
 	if p.Family == "" || p.Table == "" || p.Deadline.IsZero() || p.Generation < 0 || p.Restore < 0 {
 		return nil, &CorruptPendingError{Path: r.pendingPath(), Err: errors.New("family, table or deadline missing")}
 	}
+	// The trial names its own recorded generation (0 until it is
+	// recorded): one that history does not hold cannot be confirmed.
+	if p.Generation != 0 {
+		if _, err := r.store.Get(p.Generation); errors.Is(err, ErrNoGeneration) {
+			return nil, &CorruptPendingError{Path: r.pendingPath(), Err: fmt.Errorf("its generation %d is not recorded", p.Generation)}
+		}
+	}
 	return &p, nil
 }
 

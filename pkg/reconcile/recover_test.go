@@ -3,6 +3,7 @@ package reconcile
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -537,5 +538,39 @@ func TestDestroyRefusedDuringTrial(t *testing.T) {
 	}
 	if got := e.wan(t); got != "<absent>" {
 		t.Fatalf("after destroy the table is %s, want absent", got)
+	}
+}
+
+// TestPendingNamesUnknownGeneration: a pending record naming a generation
+// history does not hold is corrupt (it could otherwise be "confirmed"
+// while the live trial is something else): Pending says so, and confirm
+// reverts instead of keeping it.
+func TestPendingNamesUnknownGeneration(t *testing.T) {
+	e := newTrialEnv(t)
+	ctx := context.Background()
+	if _, err := e.r.Apply(ctx, testPlan("eth1"), []byte("wan: eth1\n")); err != nil {
+		t.Fatal(err)
+	}
+	// A trial (generation 2) whose guard is gone, its record edited to
+	// name generation 998.
+	_, p, err := e.r.ApplyConfirm(ctx, testPlan("eth2"), []byte("wan: eth2\n"), time.Hour, e.starter())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.killGuards()
+	p.Generation = 998
+	b, _ := json.Marshal(p)
+	if err := os.WriteFile(filepath.Join(e.dir, FilePending), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var ce *CorruptPendingError
+	if _, err := e.r.Pending(); !errors.As(err, &ce) || !strings.Contains(err.Error(), "generation 998 is not recorded") {
+		t.Fatalf("Pending: %v, want a corrupt record naming generation 998", err)
+	}
+	if _, err := e.r.Confirm(ctx); !errors.Is(err, ErrConfirmTooLate) {
+		t.Fatalf("Confirm: %v, want ErrConfirmTooLate (reverted)", err)
+	}
+	if got := e.wan(t); got != "eth1" {
+		t.Fatalf("after the revert wan %s, want eth1", got)
 	}
 }
