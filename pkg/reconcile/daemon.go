@@ -14,6 +14,7 @@ import (
 	"github.com/fsnotify/fsnotify"
 
 	"github.com/nfpass/nfpass/pkg/compile"
+	"github.com/nfpass/nfpass/pkg/helpers"
 	"github.com/nfpass/nfpass/pkg/policy"
 	"github.com/nfpass/nfpass/pkg/ruleset"
 )
@@ -586,7 +587,13 @@ func (d *daemon) apply(ctx context.Context, reason string) (bool, error) {
 		d.o.Metrics.applied(reason, err)
 	}
 	if err != nil {
-		d.log.Error("apply failed", "reason", reason, "err", oneLine(err), "retry_in", d.backoff.String())
+		if errors.Is(err, helpers.ErrLockout) {
+			// Nothing was applied: the policy would cut the admin off here
+			// (an interface missing, for now or for good).
+			d.log.Error("config refused by the lockout preflight; nothing applied", "trigger", reason, "err", oneLine(err), "retry_in", d.backoff.String())
+		} else {
+			d.log.Error("apply failed", "reason", reason, "err", oneLine(err), "retry_in", d.backoff.String())
+		}
 		d.health(false, "apply failed: "+oneLine(err))
 		if d.lastGood != nil && d.lastGood != d.desired {
 			if diff, derr := d.r.Diff(ctx, d.lastGood.Table); derr == nil && diff.InSync() {
