@@ -29,16 +29,9 @@ func (c *Client) Counters(famName, name string) ([]CounterValue, error) {
 	if err != nil {
 		return nil, err
 	}
-	conn, err := c.conn()
+	conn, tbl, err := c.table(famName, name, fam)
 	if err != nil {
 		return nil, err
-	}
-	tbl, err := conn.ListTableOfFamily(name, fam)
-	if err != nil {
-		if errors.Is(err, unix.ENOENT) {
-			return nil, ErrNotFound
-		}
-		return nil, fmt.Errorf("list table %s %s: %w", famName, name, err)
 	}
 	objs, err := conn.GetNamedObjects(tbl)
 	if err != nil {

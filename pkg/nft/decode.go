@@ -734,22 +734,32 @@ func bitNames(bits map[string]uint32, mask uint32) []string {
 	return out
 }
 
+// table looks the table up on the client's connection: ErrNotFound when it
+// does not exist. It touches the kernel.
+func (c *Client) table(famName, name string, fam nftables.TableFamily) (*nftables.Conn, *nftables.Table, error) {
+	conn, err := c.conn()
+	if err != nil {
+		return nil, nil, err
+	}
+	tbl, err := conn.ListTableOfFamily(name, fam)
+	if err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return nil, nil, ErrNotFound
+		}
+		return nil, nil, fmt.Errorf("list table %s %s: %w", famName, name, err)
+	}
+	return conn, tbl, nil
+}
+
 // readOnce reads the table once, without a consistency check.
 func (c *Client) readOnce(famName, name string, headersOnly map[string]bool) (*ruleset.Table, error) {
 	fam, err := family(famName)
 	if err != nil {
 		return nil, err
 	}
-	conn, err := c.conn()
+	conn, tbl, err := c.table(famName, name, fam)
 	if err != nil {
 		return nil, err
-	}
-	tbl, err := conn.ListTableOfFamily(name, fam)
-	if err != nil {
-		if errors.Is(err, unix.ENOENT) {
-			return nil, ErrNotFound
-		}
-		return nil, fmt.Errorf("list table %s %s: %w", famName, name, err)
 	}
 	out := &ruleset.Table{Family: famName, Name: name, Flags: bitNames(tableFlagBits, uint32(tbl.Flags))}
 
@@ -949,31 +959,7 @@ func (r *elemReader) decodeSet(s *nftables.Set, headerOnly bool) (ruleset.Set, e
 		return out, nil
 	}
 	fam, tname := s.Table.Family, s.Table.Name
-	if out.IsRangedConcat() {
-		err := r.dumpElements(fam, tname, s.Name, func(e rawElem) error {
-			if e.odd || e.flags&unix.NFT_SET_ELEM_INTERVAL_END != 0 || e.keyEnd == nil {
-				out.Elements = append(out.Elements, ruleset.Element{Key: []string{Unrecognized + "element"}})
-				return nil
-			}
-			k, err := decodeRanged(out.KeyType, e.key, e.keyEnd)
-			if err != nil {
-				return fmt.Errorf("element key: %w", err)
-			}
-			el := ruleset.Element{Key: k}
-			if s.IsMap {
-				if el.Value, err = decodeTuple(out.DataType, e.val); err != nil {
-					return fmt.Errorf("element value: %w", err)
-				}
-			}
-			out.Elements = append(out.Elements, el)
-			return nil
-		})
-		if err != nil {
-			return out, fmt.Errorf("list elements: %w", err)
-		}
-		return out, nil
-	}
-	if s.Interval {
+	if s.Interval && !out.IsRangedConcat() {
 		typ := out.KeyType[0]
 		var pts []ivPoint
 		var odd bool
@@ -995,12 +981,21 @@ func (r *elemReader) decodeSet(s *nftables.Set, headerOnly bool) (ruleset.Set, e
 		}
 		return out, err
 	}
+	// A ranged concatenation's element carries its key's end; any other
+	// element must not.
+	ranged := out.IsRangedConcat()
 	err := r.dumpElements(fam, tname, s.Name, func(e rawElem) error {
-		if e.odd || e.flags&unix.NFT_SET_ELEM_INTERVAL_END != 0 || e.keyEnd != nil {
+		if e.odd || e.flags&unix.NFT_SET_ELEM_INTERVAL_END != 0 || (e.keyEnd != nil) != ranged {
 			out.Elements = append(out.Elements, ruleset.Element{Key: []string{Unrecognized + "element"}})
 			return nil
 		}
-		k, err := decodeTuple(out.KeyType, e.key)
+		var k []string
+		var err error
+		if ranged {
+			k, err = decodeRanged(out.KeyType, e.key, e.keyEnd)
+		} else {
+			k, err = decodeTuple(out.KeyType, e.key)
+		}
 		if err != nil {
 			return fmt.Errorf("element key: %w", err)
 		}
