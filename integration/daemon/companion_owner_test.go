@@ -2,8 +2,6 @@ package daemon
 
 import (
 	"os"
-	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -20,13 +18,7 @@ func TestDaemonCompanionOwner(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fw4, err := os.ReadFile(fw4Stock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	script := filepath.Join(t.TempDir(), "fw4.nft")
-	include := regexp.MustCompile(`(?m)^\s*include "/etc/nftables\.d/\*\.nft"\n`)
-	writeFile(t, script, include.ReplaceAllString(string(fw4), ""))
+	script := fw4StockScript(t)
 	// Masquerade on: the policy's one owner-worded warning says where
 	// masquerading belongs.
 	masq := strings.Replace(string(cfg), "masquerade: false", "masquerade: true", 1)

@@ -479,22 +479,7 @@ func TestDaemonConfigOnTrial(t *testing.T) {
 	if confirmed == orig {
 		t.Fatal("example has no pptp: false")
 	}
-	want := filepath.Join(t.TempDir(), "confirmed.yaml")
-	writeFile(t, want, confirmed)
-	mark = d.log.len()
-	writeFile(t, d.cfg, confirmed)
-	d.waitLog(mark, 5*time.Second, "applied on trial")
-	if out, err := nfpassbin.Command(binary, append([]string{"confirm"}, d.k()...)...).CombinedOutput(); err != nil {
-		t.Fatalf("nfpass confirm: %v\n%s", err, out)
-	}
-	d.waitLog(mark, 10*time.Second, "config change confirmed")
-	time.Sleep(2500 * time.Millisecond) // past the window: nothing reverts it
-	if d.diff(want) != 0 {
-		t.Error("the confirmed config is not in the kernel after its window")
-	}
-	if m, _ := d.log.find(mark, "was not confirmed"); m != nil {
-		t.Errorf("a confirmed change was reverted: %v", m)
-	}
+	d.confirmTrial(confirmed)
 }
 
 // TestDaemonSIGTERMKeepsTable: SIGTERM exits 0 and leaves the table.
@@ -600,4 +585,28 @@ func grepLines(text, prefix string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// confirmTrial writes config to the daemon's file, waits for it to go on
+// trial, confirms it with `nfpass confirm`, and checks that it stays past
+// the window (the tests use windows under 2.5 s).
+func (d *daemon) confirmTrial(config string) {
+	t := d.t
+	t.Helper()
+	want := filepath.Join(t.TempDir(), "confirmed.yaml")
+	writeFile(t, want, config)
+	mark := d.log.len()
+	writeFile(t, d.cfg, config)
+	d.waitLog(mark, 5*time.Second, "applied on trial")
+	if out, err := nfpassbin.Command(binary, append([]string{"confirm"}, d.k()...)...).CombinedOutput(); err != nil {
+		t.Fatalf("nfpass confirm: %v\n%s", err, out)
+	}
+	d.waitLog(mark, 10*time.Second, "config change confirmed")
+	time.Sleep(2500 * time.Millisecond) // past the window: nothing reverts it
+	if d.diff(want) != 0 {
+		t.Error("the confirmed config is not in the kernel after its window")
+	}
+	if m, _ := d.log.find(mark, "was not confirmed"); m != nil {
+		t.Errorf("a confirmed change was reverted: %v", m)
+	}
 }

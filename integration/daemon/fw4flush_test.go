@@ -46,13 +46,7 @@ func TestDaemonFW4Flush(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fw4, err := os.ReadFile(fw4Stock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	script := filepath.Join(t.TempDir(), "fw4.nft")
-	include := regexp.MustCompile(`(?m)^\s*include "/etc/nftables\.d/\*\.nft"\n`)
-	writeFile(t, script, include.ReplaceAllString(string(fw4), ""))
+	script := fw4StockScript(t)
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -96,4 +90,18 @@ func TestDaemonFW4Flush(t *testing.T) {
 			}
 		})
 	}
+}
+
+// fw4StockScript writes fw4's stock ruleset fixture, without its
+// /etc/nftables.d include, to a file nft -f can load.
+func fw4StockScript(t *testing.T) string {
+	t.Helper()
+	fw4, err := os.ReadFile(fw4Stock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := filepath.Join(t.TempDir(), "fw4.nft")
+	include := regexp.MustCompile(`(?m)^\s*include "/etc/nftables\.d/\*\.nft"\n`)
+	writeFile(t, script, include.ReplaceAllString(string(fw4), ""))
+	return script
 }

@@ -215,22 +215,7 @@ func TestDaemonTrialHeldTable(t *testing.T) {
 
 	// Confirmed within the window: kept.
 	confirmed := strings.Replace(orig, "pptp: false", "pptp: true ", 1)
-	want := filepath.Join(t.TempDir(), "confirmed.yaml")
-	writeFile(t, want, confirmed)
-	mark = d.log.len()
-	writeFile(t, d.cfg, confirmed)
-	d.waitLog(mark, 5*time.Second, "applied on trial")
-	if out, err := nfpassbin.Command(binary, append([]string{"confirm"}, d.k()...)...).CombinedOutput(); err != nil {
-		t.Fatalf("nfpass confirm: %v\n%s", err, out)
-	}
-	d.waitLog(mark, 10*time.Second, "config change confirmed")
-	time.Sleep(2500 * time.Millisecond) // past the window: nothing reverts it
-	if d.diff(want) != 0 {
-		t.Error("the confirmed config is not in the kernel after its window")
-	}
-	if m, _ := d.log.find(mark, "was not confirmed"); m != nil {
-		t.Errorf("a confirmed change was reverted: %v", m)
-	}
+	d.confirmTrial(confirmed)
 	if got := d.tableFlags(); !owned(got) {
 		t.Errorf("flags after the confirmed trial: %q, want owner", got)
 	}
