@@ -3,10 +3,9 @@ package reconcile
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
-
-	"github.com/google/go-cmp/cmp"
 
 	"github.com/nfpass/nfpass/pkg/compile"
 	"github.com/nfpass/nfpass/pkg/policy"
@@ -146,10 +145,10 @@ func planDiff(a, b *compile.Plan) string {
 	if a.Mode != b.Mode {
 		out = append(out, fmt.Sprintf("mode %q, compiles to %q", a.Mode, b.Mode))
 	}
-	if !cmp.Equal(a.Sysctls, b.Sysctls) {
+	if !slices.Equal(a.Sysctls, b.Sysctls) {
 		out = append(out, "sysctls")
 	}
-	if !cmp.Equal(a.Helpers, b.Helpers) || !cmp.Equal(a.Modules, b.Modules) {
+	if !reflect.DeepEqual(a.Helpers, b.Helpers) || !slices.Equal(a.Modules, b.Modules) {
 		out = append(out, "helpers or modules")
 	}
 	return strings.Join(out, "; ")
