@@ -43,6 +43,8 @@ deps:
 	command -v unshare >/dev/null 2>&1 || missing="$$missing util-linux"; \
 	command -v strace >/dev/null 2>&1 || missing="$$missing strace"; \
 	command -v man >/dev/null 2>&1 || missing="$$missing man-db"; \
+	command -v curl >/dev/null 2>&1 || missing="$$missing curl"; \
+	command -v wget >/dev/null 2>&1 || missing="$$missing wget"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \

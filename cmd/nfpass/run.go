@@ -1,12 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -24,6 +24,7 @@ import (
 	"github.com/nfpass/nfpass/pkg/reconcile"
 	"github.com/nfpass/nfpass/pkg/ruleset"
 	"github.com/nfpass/nfpass/pkg/sdnotify"
+	"github.com/nfpass/nfpass/pkg/statushttp"
 )
 
 func init() {
@@ -188,22 +189,25 @@ does a full check; SIGTERM/SIGINT exit, leaving the table in place.`,
 				if err != nil {
 					return fmt.Errorf("--metrics-addr: %w", err)
 				}
-				mux := http.NewServeMux()
-				mux.Handle("/metrics", metrics.Handler())
-				mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
-					ok, state, reason := health.Get()
-					if !ok {
-						if reason == "" {
-							reason = "no verified ruleset yet"
+				srv := statushttp.New(statushttp.Options{Routes: map[string]statushttp.Handler{
+					"/metrics": func() statushttp.Response {
+						var b bytes.Buffer
+						metrics.WritePrometheus(&b)
+						return statushttp.Response{ContentType: "text/plain; version=0.0.4; charset=utf-8", Body: b.Bytes()}
+					},
+					"/healthz": func() statushttp.Response {
+						ok, state, reason := health.Get()
+						if !ok {
+							if reason == "" {
+								reason = "no verified ruleset yet"
+							}
+							return statushttp.Response{Status: 503, Body: fmt.Appendf(nil, "unhealthy (%s): %s\n", state, reason)}
 						}
-						http.Error(w, fmt.Sprintf("unhealthy (%s): %s", state, reason), http.StatusServiceUnavailable)
-						return
-					}
-					fmt.Fprintf(w, "ok (%s)\n", state)
-				})
-				srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+						return statushttp.Response{Body: fmt.Appendf(nil, "ok (%s)\n", state)}
+					},
+				}})
 				go func() {
-					if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+					if err := srv.Serve(ln); err != nil && !errors.Is(err, statushttp.ErrClosed) {
 						log.Error("metrics server", "err", err)
 					}
 				}()

@@ -557,6 +557,30 @@ func TestMetrics(t *testing.T) {
 	check(`nfpass_conntrack_table_max`, func(v float64) bool { return v > 0 }, "> 0")
 	check(`nfpass_conntrack_fill_ratio`, func(v float64) bool { return v > 0 && v < 1 }, "in (0, 1)")
 	check(`nfpass_conntrack_scrape_error`, func(v float64) bool { return v == 0 }, "0")
+
+	// The endpoint is nfpass's own small HTTP server (pkg/statushttp), so
+	// scrape it with other clients too: curl, wget, and HEAD.
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"curl", []string{"curl", "-sS", "--fail", "--max-time", "5", "http://" + addr + "/metrics"}},
+		{"wget", []string{"wget", "-q", "-T", "5", "-O", "-", "http://" + addr + "/metrics"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := exec.Command(tc.args[0], tc.args[1:]...).Output()
+			if err != nil {
+				t.Fatalf("%s: %v", strings.Join(tc.args, " "), err)
+			}
+			if _, ok := parseMetrics(string(out))["nfpass_table_in_sync"]; !ok {
+				t.Errorf("%s: no nfpass_table_in_sync in:\n%s", tc.name, out)
+			}
+		})
+	}
+	head, err := exec.Command("curl", "-sS", "--head", "--max-time", "5", "http://"+addr+"/healthz").Output()
+	if err != nil || !strings.HasPrefix(string(head), "HTTP/1.1 200 OK\r\n") || !strings.Contains(string(head), "Content-Type: text/plain") {
+		t.Errorf("curl --head /healthz: %v\n%s", err, head)
+	}
 }
 
 func parseMetrics(text string) map[string]float64 {

@@ -3,7 +3,6 @@ package reconcile
 import (
 	"context"
 	"errors"
-	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -12,9 +11,9 @@ import (
 // scrape returns the /metrics text.
 func scrape(t *testing.T, m *Metrics) string {
 	t.Helper()
-	rec := httptest.NewRecorder()
-	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
-	return rec.Body.String()
+	var b strings.Builder
+	m.WritePrometheus(&b)
+	return b.String()
 }
 
 // sample parses the /metrics text and returns the value of one series

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net/http"
 	"slices"
 	"sort"
 	"strconv"
@@ -196,14 +195,6 @@ func (m *Metrics) WritePrometheus(w io.Writer) {
 	metrics.WriteProcMetrics(&b)
 	metrics.WriteFDMetrics(&b)
 	_, _ = w.Write(b.Bytes())
-}
-
-// Handler serves the metrics in the Prometheus exposition format.
-func (m *Metrics) Handler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-		m.WritePrometheus(w)
-	})
 }
 
 // The methods below are nil-safe so the daemon can run without metrics.
