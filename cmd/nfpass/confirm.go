@@ -170,7 +170,7 @@ reverted.
 
 --recover only enforces the deadline, for a timer or cron job (the Debian
 package's nfpass-recover.timer runs it every 30 s): it reverts a trial whose
-window has closed (or that a reboot interrupted) when its guard is gone, and
+window has closed (its guard was killed) or that a reboot interrupted, and
 does nothing else. It starts no guard, leaves an open window alone, leaves
 the running daemon's own trial to the daemon, and prints nothing (exit 0)
 when there is nothing to do.`,
@@ -215,7 +215,7 @@ when there is nothing to do.`,
 	}
 	k.bind(cmd)
 	cmd.Flags().BoolVar(&status, "status", false, "show what is pending instead of confirming it")
-	cmd.Flags().BoolVar(&recoverOnly, "recover", false, "only revert an expired trial nobody guards (for timers)")
+	cmd.Flags().BoolVar(&recoverOnly, "recover", false, "only revert a trial whose window closed (for timers)")
 	cmd.MarkFlagsMutuallyExclusive("status", "recover")
 	return cmd
 }
