@@ -138,15 +138,15 @@ func (g *globals) recoverExpired(ctx context.Context, k *kernelFlags) error {
 	if g.output == "json" {
 		return g.printJSON(rec)
 	}
+	what := "the pending trial"
+	if rec.Pending != nil && rec.Pending.Generation != 0 {
+		what = fmt.Sprintf("the trial of generation %d", rec.Pending.Generation)
+	}
 	switch rec.Action {
 	case reconcile.RecoveryReverted:
-		what := "the pending trial"
-		if rec.Pending != nil && rec.Pending.Generation != 0 {
-			what = fmt.Sprintf("the trial of generation %d", rec.Pending.Generation)
-		}
 		fmt.Fprintf(g.stderr, "nfpass: reverted %s: %s; %s\n", what, rec.Why, rec.Outcome)
 	case reconcile.RecoveryUnguarded:
-		fmt.Fprintf(g.stderr, "nfpass: warning: generation %d is on trial and %s\n", rec.Pending.Generation, rec.Why)
+		fmt.Fprintf(g.stderr, "nfpass: warning: %s: %s\n", what, rec.Why)
 	}
 	return nil
 }
