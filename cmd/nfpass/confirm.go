@@ -16,6 +16,7 @@ import (
 
 	"github.com/nfpass/nfpass/pkg/compile"
 	"github.com/nfpass/nfpass/pkg/config"
+	"github.com/nfpass/nfpass/pkg/helpers"
 	"github.com/nfpass/nfpass/pkg/policy"
 	"github.com/nfpass/nfpass/pkg/reconcile"
 )
@@ -124,9 +125,35 @@ func (g *globals) settlePending(ctx context.Context, k *kernelFlags) (*reconcile
 	return rec, nil
 }
 
+// recoverExpired is `confirm --recover`: the backstop (the Debian
+// package's systemd timer) that enforces the deadline of a trial whose
+// guard was killed while no other nfpass runs. It starts no process (see
+// reconcile.RecoverExpired) and says nothing when there is nothing to do,
+// so a timer every 30 s leaves the journal quiet.
+func (g *globals) recoverExpired(ctx context.Context, k *kernelFlags) error {
+	rec, err := k.reconciler().RecoverExpired(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("confirm --recover: %w", err)
+	}
+	if g.output == "json" {
+		return g.printJSON(rec)
+	}
+	what := "the pending trial"
+	if rec.Pending != nil && rec.Pending.Generation != 0 {
+		what = fmt.Sprintf("the trial of generation %d", rec.Pending.Generation)
+	}
+	switch rec.Action {
+	case reconcile.RecoveryReverted:
+		fmt.Fprintf(g.stderr, "nfpass: reverted %s: %s; %s\n", what, rec.Why, rec.Outcome)
+	case reconcile.RecoveryUnguarded:
+		fmt.Fprintf(g.stderr, "nfpass: warning: %s: %s\n", what, rec.Why)
+	}
+	return nil
+}
+
 func newConfirmCmd(g *globals) *cobra.Command {
 	var k kernelFlags
-	var status bool
+	var status, recoverOnly bool
 	cmd := &cobra.Command{
 		Use:   "confirm",
 		Short: "Keep the change applied with `apply --confirm`, before its window closes",
@@ -139,11 +166,22 @@ daemon) reverts the expired trial itself and says so.
 
 Only one change can be on trial at a time: while one is pending, another
 'apply' (with or without --confirm) is refused until it is confirmed or
-reverted.`,
+reverted.
+
+--recover only enforces the deadline, for a timer or cron job (the Debian
+package's nfpass-recover.timer runs it every 30 s): it reverts a trial whose
+window has closed (its guard was killed) or that a reboot interrupted, and
+does nothing else. It starts no guard, leaves an open window alone, leaves
+the running daemon's own trial to the daemon, and prints nothing (exit 0)
+when there is nothing to do.`,
 		Example: `  sudo nfpass apply --confirm 60s && sudo nfpass confirm
-  nfpass confirm --status`,
+  nfpass confirm --status
+  nfpass confirm --recover --state-dir /var/lib/nfpass -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if recoverOnly {
+				return g.recoverExpired(cmd.Context(), &k)
+			}
 			r := k.reconciler()
 			if status {
 				if _, err := g.settlePending(cmd.Context(), &k); err != nil {
@@ -177,6 +215,8 @@ reverted.`,
 	}
 	k.bind(cmd)
 	cmd.Flags().BoolVar(&status, "status", false, "show what is pending instead of confirming it")
+	cmd.Flags().BoolVar(&recoverOnly, "recover", false, "only revert a trial whose window closed (for timers)")
+	cmd.MarkFlagsMutuallyExclusive("status", "recover")
 	return cmd
 }
 
@@ -198,6 +238,11 @@ func newConfirmGuardCmd(*globals) *cobra.Command {
 			if err == nil {
 				defer f.Close()
 				log = slog.New(slog.NewTextHandler(f, nil)).With("guard", os.Getpid())
+			}
+			// The guard is tiny and it is the admin's way back in: the
+			// OOM killer takes anything else first.
+			if err := helpers.ProtectFromOOM(); err != nil && log != nil {
+				log.Warn("the OOM killer may kill this guard; a later nfpass command or the nfpass-recover timer then enforces the deadline", "err", err)
 			}
 			return k.reconciler().Guard(context.Background(), log)
 		},

@@ -23,6 +23,8 @@ procd_send_signal() { log send_signal "$@"; }
 procd_add_reload_trigger() { log reload_trigger "$@"; }
 procd_add_raw_trigger() { log raw_trigger "$@"; }
 procd_add_interface_trigger() { log interface_trigger "$@"; }
+start() { log start "$@"; }
+logger() { while IFS= read -r l; do log logger "$@" "| $l"; done; }
 `
 
 // runInit sources rules/service/nfpass.init (with /bin/sh, as rc.common
@@ -47,9 +49,11 @@ func runInit(t *testing.T, env []string, fns ...string) []string {
 	return strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
 }
 
-// TestInitScript: the procd service respawns the daemon with the history
-// on flash, the runtime files in /var/run and syslog logging; reloads on
-// `uci commit nfpass` and on interface up/down; reload is a SIGHUP.
+// TestInitScript: boot first reverts a commit-confirm trial the reboot
+// interrupted (confirm --recover, its words to syslog); the procd service
+// respawns the daemon with the history on flash, the runtime files in
+// /var/run and syslog logging; reloads on `uci commit nfpass` and on
+// interface up/down; reload is a SIGHUP.
 func TestInitScript(t *testing.T) {
 	dir := t.TempDir()
 	state := filepath.Join(dir, "state")
@@ -99,6 +103,24 @@ func TestInitScript(t *testing.T) {
 			t.Errorf("reload_service (-want +got):\n%s", diff)
 		}
 	})
+	t.Run("boot settles an interrupted trial, then starts", func(t *testing.T) {
+		// A stand-in nfpass that says what the real one says after
+		// reverting a trial the reboot interrupted.
+		prog := filepath.Join(dir, "nfpass")
+		stub := "#!/bin/sh\nprintf 'nfpass %s\\n' \"$*\" >> \"$CALLS\"\n" +
+			"echo 'nfpass: reverted the trial of generation 2: the machine restarted during the trial' >&2\n"
+		if err := os.WriteFile(prog, []byte(stub), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		want := []string{
+			"nfpass confirm --recover --state-dir " + state + " --runtime-dir /var/run/nfpass",
+			"logger -t nfpass -p daemon.warn | nfpass: reverted the trial of generation 2: the machine restarted during the trial",
+			"start",
+		}
+		if diff := cmp.Diff(want, runInit(t, env, "PROG="+prog, "boot")); diff != "" {
+			t.Errorf("boot (-want +got):\n%s", diff)
+		}
+	})
 	t.Run("flags exist", func(t *testing.T) {
 		// Every flag the script passes is one `nfpass run` takes.
 		if testing.Short() {
@@ -120,6 +142,16 @@ func TestInitScript(t *testing.T) {
 		}
 		if !strings.Contains(string(out), "syslog") {
 			t.Errorf("--log-format does not offer syslog")
+		}
+		// boot's recovery command.
+		out, err = exec.Command(bin, "confirm", "--help").CombinedOutput()
+		if err != nil {
+			t.Fatalf("confirm --help: %v\n%s", err, out)
+		}
+		for _, f := range []string{"--recover", "--state-dir", "--runtime-dir"} {
+			if !strings.Contains(string(out), f+" ") {
+				t.Errorf("nfpass confirm has no %s", f)
+			}
 		}
 	})
 }

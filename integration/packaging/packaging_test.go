@@ -20,6 +20,8 @@ var wantFiles = []string{
 	"/etc/default/nfpass",
 	"/etc/nfpass/nfpass.yaml",
 	"/usr/bin/nfpass",
+	"/usr/lib/systemd/system/nfpass-recover.service",
+	"/usr/lib/systemd/system/nfpass-recover.timer",
 	"/usr/lib/systemd/system/nfpass.service",
 	"/usr/share/bash-completion/completions/nfpass",
 	"/usr/share/doc/nfpass/README.md",
@@ -40,6 +42,9 @@ var wantMan = []string{
 }
 
 const testVersion = "0.0.0~test1"
+
+// recoverTimerLink is what enabling nfpass-recover.timer creates.
+const recoverTimerLink = "/etc/systemd/system/timers.target.wants/nfpass-recover.timer"
 
 func run(t *testing.T, dir, name string, args ...string) string {
 	t.Helper()
@@ -125,6 +130,15 @@ func TestDeb(t *testing.T) {
 			t.Errorf("installed file: %v", err)
 		}
 	}
+	// The commit-confirm backstop is enabled (the daemon is not).
+	// (deb-systemd-helper links to /lib/systemd/system: /lib is /usr/lib.)
+	target, err := filepath.EvalSymlinks(recoverTimerLink)
+	if unit, _ := filepath.EvalSymlinks("/usr/lib/systemd/system/nfpass-recover.timer"); err != nil || target != unit {
+		t.Errorf("nfpass-recover.timer is not enabled: %s -> %q (%v)", recoverTimerLink, target, err)
+	}
+	if _, err := os.Lstat("/etc/systemd/system/multi-user.target.wants/nfpass.service"); err == nil {
+		t.Error("the package enabled nfpass.service")
+	}
 	if out := run(t, tmp, "/usr/bin/nfpass", "version"); !strings.HasPrefix(out, "nfpass ") {
 		t.Errorf("nfpass version: %q", out)
 	}
@@ -145,7 +159,7 @@ func TestDeb(t *testing.T) {
 
 	run(t, tmp, "dpkg", "--purge", "nfpass")
 	purged = true
-	for _, f := range append(want, "/etc/nfpass") {
+	for _, f := range append(want, "/etc/nfpass", recoverTimerLink, "/etc/systemd/system/nfpass-recover.timer") {
 		if _, err := os.Lstat(f); err == nil {
 			t.Errorf("%s is still there after purge", f)
 		}

@@ -34,6 +34,11 @@ import (
 //     or, when that one is missing or broken, to the newest confirmed
 //     generation.
 //
+// Where no nfpass process runs (standalone CLI use, no daemon), a backstop
+// calls RecoverExpired now and then (the Debian package's systemd timer
+// runs `nfpass confirm --recover`): it enforces the deadline of a trial
+// whose guard was killed, without starting a process of its own.
+//
 // A generation is confirmed when it was not applied on trial, or when
 // `nfpass confirm` kept it: Confirm writes its id to FileConfirmed (a
 // watermark: trials are one at a time and ids only grow).
@@ -51,6 +56,9 @@ const (
 	RecoveryGuarded  RecoveryAction = "guarded"  // pending, its guard alive, window open
 	RecoveryRearmed  RecoveryAction = "rearmed"  // the guard was gone; a new one was started
 	RecoveryReverted RecoveryAction = "reverted" // the trial was reverted now
+	// RecoveryUnguarded (RecoverExpired only): the guard is gone, the
+	// window still open; left as it is until its deadline.
+	RecoveryUnguarded RecoveryAction = "unguarded"
 )
 
 // Recovery reports RecoverPending.
@@ -305,6 +313,26 @@ func (r *Reconciler) revertPending(ctx context.Context, log *slog.Logger, force 
 // changing anything when there is nothing to do. It touches the kernel
 // when it reverts (root).
 func (r *Reconciler) RecoverPending(ctx context.Context, start GuardStarter, log *slog.Logger) (*Recovery, error) {
+	return r.recoverPending(ctx, start, false, log)
+}
+
+// RecoverExpired is RecoverPending for a backstop that runs now and then
+// and must leave no process behind (a systemd timer's oneshot service,
+// whose cgroup would take a re-armed guard with it): it starts no guard
+// and never cuts an open window short. A trial whose guard is gone is
+// left until its deadline (RecoveryUnguarded: a later call reverts it);
+// one whose window closed, that a reboot interrupted, whose table is gone
+// or whose state is corrupt is reverted at once, as RecoverPending does.
+// With nothing pending it returns RecoveryNone and touches nothing (not
+// the kernel either). A running daemon's own trial is left to it. It
+// touches the kernel when it reverts (root).
+func (r *Reconciler) RecoverExpired(ctx context.Context, log *slog.Logger) (*Recovery, error) {
+	return r.recoverPending(ctx, nil, true, log)
+}
+
+// recoverPending is RecoverPending; with leaveOpen (RecoverExpired) an
+// unguarded trial inside its window is left alone instead of re-armed.
+func (r *Reconciler) recoverPending(ctx context.Context, start GuardStarter, leaveOpen bool, log *slog.Logger) (*Recovery, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -345,6 +373,9 @@ func (r *Reconciler) RecoverPending(ctx context.Context, start GuardStarter, log
 			return &Recovery{Action: RecoveryGuarded, Pending: p}, nil
 		case p.Generation != 0 && r.tableGone(ctx, p):
 			why = fmt.Sprintf("table %s %s on trial is gone from the kernel, and %s", p.Family, p.Table, gone)
+		case leaveOpen:
+			return &Recovery{Action: RecoveryUnguarded, Pending: p,
+				Why: fmt.Sprintf("%s; the trial is reverted by the first recovery after the window closes at %s", gone, deadline)}, nil
 		case start == nil:
 			why = gone + " and none can be started here"
 		default:

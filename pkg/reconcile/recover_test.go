@@ -102,6 +102,7 @@ func TestRecoverPending(t *testing.T) {
 		confirmed  bool // a confirmed trial (eth2) sits between gen 1 and the trial
 		mutate     func(t *testing.T, e *trialEnv)
 		noStarter  bool
+		backstop   bool // RecoverExpired instead of RecoverPending
 		want       RecoveryAction
 		wantWAN    string
 		wantWhy    string
@@ -114,6 +115,21 @@ func TestRecoverPending(t *testing.T) {
 			want: RecoveryRearmed, wantWAN: "eth9", wantWhy: "is gone", pending: true},
 		{name: "guard dead, window open, no guard can start", mutate: func(_ *testing.T, e *trialEnv) { e.killGuards() }, noStarter: true,
 			want: RecoveryReverted, wantWAN: "eth1", wantWhy: "none can be started"},
+		{name: "backstop: guard dead, window open: left to its deadline", mutate: func(_ *testing.T, e *trialEnv) { e.killGuards() }, backstop: true,
+			want: RecoveryUnguarded, wantWAN: "eth9", wantWhy: "reverted by the first recovery after the window closes", pending: true},
+		{name: "backstop: guard alive, window open", backstop: true, want: RecoveryGuarded, wantWAN: "eth9", pending: true},
+		{name: "backstop: guard dead, window closed", mutate: func(_ *testing.T, e *trialEnv) { e.killGuards(); e.offset.Store(int64(2 * time.Hour)) },
+			backstop: true, want: RecoveryReverted, wantWAN: "eth1", wantWhy: "pid 4242) is gone"},
+		{name: "backstop: rebooted inside the window", mutate: func(_ *testing.T, e *trialEnv) {
+			e.killGuards()
+			readBootID = func() string { return "another-boot" }
+		}, backstop: true, want: RecoveryReverted, wantWAN: "eth1", wantWhy: "machine restarted"},
+		{name: "backstop: corrupt pending.json", mutate: func(t *testing.T, e *trialEnv) {
+			e.killGuards()
+			if err := os.WriteFile(filepath.Join(e.dir, FilePending), []byte("{garbage"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, backstop: true, want: RecoveryReverted, wantWAN: "eth1", wantWhy: "corrupt"},
 		{name: "guard dead, window closed", mutate: func(_ *testing.T, e *trialEnv) { e.killGuards(); e.offset.Store(int64(2 * time.Hour)) },
 			want: RecoveryReverted, wantWAN: "eth1", wantWhy: "pid 4242) is gone"},
 		{name: "rebooted inside the window", mutate: func(_ *testing.T, e *trialEnv) {
@@ -189,10 +205,23 @@ func TestRecoverPending(t *testing.T) {
 			if c.noStarter {
 				start = nil
 			}
-			rec, err := e.r.RecoverPending(ctx, start, nil)
+			e.mu.Lock()
+			starts := e.starts
+			e.mu.Unlock()
+			var rec *Recovery
+			if c.backstop {
+				rec, err = e.r.RecoverExpired(ctx, nil)
+			} else {
+				rec, err = e.r.RecoverPending(ctx, start, nil)
+			}
 			if err != nil {
 				t.Fatal(err)
 			}
+			e.mu.Lock()
+			if c.backstop && e.starts != starts {
+				t.Errorf("RecoverExpired started %d guards, want none", e.starts-starts)
+			}
+			e.mu.Unlock()
 			if rec.Action != c.want {
 				t.Errorf("action = %s, want %s (why %q)", rec.Action, c.want, rec.Why)
 			}
@@ -406,9 +435,13 @@ func TestRecoverPendingDaemonTrial(t *testing.T) {
 		daemon  bool // a daemon holds the daemon lock
 		self    bool // ... and it is this process
 		late    time.Duration
+		expired bool // RecoverExpired (the backstop timer)
 		want    RecoveryAction
 		wantWAN string
 	}{
+		{name: "backstop, daemon running, window open: left to it", owner: "daemon", daemon: true, late: -30 * time.Second, expired: true, want: RecoveryGuarded, wantWAN: "eth9"},
+		{name: "backstop, daemon running, just past the deadline: left to it", owner: "daemon", daemon: true, late: time.Second, expired: true, want: RecoveryGuarded, wantWAN: "eth9"},
+		{name: "backstop, daemon gone: reverted", owner: "daemon", late: time.Second, expired: true, want: RecoveryReverted, wantWAN: "eth1"},
 		{name: "daemon running, just past the deadline: left to it", owner: "daemon", daemon: true, late: time.Second, want: RecoveryGuarded, wantWAN: "eth9"},
 		{name: "daemon running, past the grace: reverted", owner: "daemon", daemon: true, late: DaemonRevertGrace + time.Second, want: RecoveryReverted, wantWAN: "eth1"},
 		{name: "the daemon itself reverts", owner: "daemon", daemon: true, self: true, late: time.Second, want: RecoveryReverted, wantWAN: "eth1"},
@@ -442,7 +475,11 @@ func TestRecoverPendingDaemonTrial(t *testing.T) {
 				selfPID = os.Getpid
 			}
 			e.offset.Store(int64(time.Until(p.Deadline) + c.late))
-			rec, err := e.r.RecoverPending(ctx, nil, nil)
+			recover := func() (*Recovery, error) { return e.r.RecoverPending(ctx, nil, nil) }
+			if c.expired {
+				recover = func() (*Recovery, error) { return e.r.RecoverExpired(ctx, nil) }
+			}
+			rec, err := recover()
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -458,6 +495,9 @@ func TestRecoverPendingDaemonTrial(t *testing.T) {
 			if c.want == RecoveryGuarded {
 				if !strings.Contains(rec.Why, "running daemon") {
 					t.Errorf("why = %q", rec.Why)
+				}
+				if c.late < 0 {
+					return // inside the window: confirm would keep it
 				}
 				if _, err := e.r.Confirm(ctx); !errors.Is(err, ErrConfirmTooLate) || !strings.Contains(err.Error(), "running daemon") {
 					t.Errorf("Confirm after the deadline: %v; want too late, the daemon reverts", err)
