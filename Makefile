@@ -9,7 +9,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 PKGS     := ./...
 
-.PHONY: all deps build build-lab test unit lint fmt vet staticcheck bench clean lab deb release tools ipk ipks cross
+.PHONY: all deps build build-lab test unit lint fmt vet staticcheck bench clean lab deb release tools ipk ipks cross openwrt-hash
 
 # Packaging. nfpm runs from the module proxy (not a go.mod dependency);
 # v2.45.2 is the newest whose dependencies the proxy serves in full.
@@ -34,7 +34,8 @@ RELEASE_TARGETS := linux/mipsle/softfloat linux/mips/softfloat linux/arm/7 linux
 
 all: build
 
-# System tools the kernel tests and the lab use as oracles (Debian/Ubuntu).
+# System tools the kernel tests and the lab use as oracles (Debian/Ubuntu),
+# and zstd for the OpenWrt source tarball (integration/packaging).
 deps:
 	@missing=""; \
 	command -v nft >/dev/null 2>&1 || missing="$$missing nftables"; \
@@ -45,10 +46,15 @@ deps:
 	command -v man >/dev/null 2>&1 || missing="$$missing man-db"; \
 	command -v curl >/dev/null 2>&1 || missing="$$missing curl"; \
 	command -v wget >/dev/null 2>&1 || missing="$$missing wget"; \
+	command -v zstd >/dev/null 2>&1 || missing="$$missing zstd"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
+	@# zstd of the OpenWrt SDK's version, for `make openwrt-hash` and its
+	@# test (Debian 12's zstd is older and compresses differently); without
+	@# it only that test fails, saying so.
+	@rules/packaging/openwrt/sdk-zstd.sh >/dev/null || echo "warning: no zstd of the OpenWrt SDK's version (see above)"
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/nfpass
@@ -121,6 +127,12 @@ ipks:
 	@set -e; set -- $(IPK_ARCHS); for t in $(RELEASE_TARGETS); do \
 		$(MAKE) --no-print-directory ipk IPK_TARGET=$$t IPK_ARCH=$$1 IPK=dist/nfpass_$(IPK_VERSION)_$$1.ipk; shift; \
 	done
+
+# The OpenWrt feed package's pin (rules/packaging/openwrt/Makefile): the
+# PKG_SOURCE_DATE/VERSION/MIRROR_HASH lines for COMMIT (default: the pinned
+# one), packed the way the OpenWrt SDK packs it; see mirror-hash.sh.
+openwrt-hash:
+	@rules/packaging/openwrt/mirror-hash.sh $(COMMIT)
 
 # Static (CGO_ENABLED=0) cross builds for common router targets into dist/,
 # with sizes; see rules/packaging/release.sh (and its 32-bit note).
