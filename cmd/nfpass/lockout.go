@@ -9,6 +9,7 @@ import (
 
 	"github.com/nfpass/nfpass/pkg/compile"
 	"github.com/nfpass/nfpass/pkg/helpers"
+	"github.com/nfpass/nfpass/pkg/textwrap"
 )
 
 // reportLockout prints a refusal of the lockout preflight, one finding per
@@ -24,7 +25,7 @@ func (g *globals) reportLockout(what string, err error) error {
 	} else {
 		fmt.Fprintf(g.stderr, "nfpass: refusing to %s: it would cut the admin off; nothing was changed:\n", what)
 		for _, f := range le.Findings {
-			fmt.Fprintln(g.stderr, wrap(f.String(), "  ", "    ", 80))
+			fmt.Fprintln(g.stderr, textwrap.Wrap(f.String(), "  ", "    ", 80))
 		}
 	}
 	return &exitError{code: 1, err: err, reported: true}
@@ -95,28 +96,6 @@ func (r *boxReport) print(w io.Writer) {
 		fmt.Fprintln(w, "every interface of the policy exists here")
 	}
 	for _, f := range r.Findings {
-		fmt.Fprintln(w, wrap(f.Level+": "+f.String(), "", "  ", 80))
+		fmt.Fprintln(w, textwrap.Wrap(f.Level+": "+f.String(), "", "  ", 80))
 	}
-}
-
-// wrap breaks s into lines of at most width columns at spaces, the first
-// prefixed with first, the others with rest (a word longer than a line
-// stays whole).
-func wrap(s, first, rest string, width int) string {
-	var b strings.Builder
-	line := first
-	empty := true
-	for _, word := range strings.Fields(s) {
-		if !empty && len(line)+1+len(word) > width {
-			b.WriteString(line + "\n")
-			line, empty = rest, true
-		}
-		if !empty {
-			line += " "
-		}
-		line += word
-		empty = false
-	}
-	b.WriteString(line)
-	return b.String()
 }

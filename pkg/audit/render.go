@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/nfpass/nfpass/pkg/textwrap"
 )
 
 // Filter narrows a report to some protocols and/or hosts. Empty lists
@@ -257,21 +259,7 @@ func or(s, def string) string {
 // wrap writes text after prefix, broken at spaces so that lines fit width;
 // continuation lines are indented like the first line's text.
 func wrap(b *strings.Builder, prefix, text string, width int) {
-	indent := strings.Repeat(" ", len(prefix))
-	line := prefix
-	empty := true
-	for _, w := range strings.Fields(text) {
-		if !empty && len(line)+1+len(w) > width {
-			b.WriteString(line + "\n")
-			line, empty = indent, true
-		}
-		if !empty {
-			line += " "
-		}
-		line += w
-		empty = false
-	}
-	b.WriteString(line + "\n")
+	b.WriteString(textwrap.Hanging(prefix, text, width) + "\n")
 }
 
 // table is rows aligned in columns, each followed by optional detail
