@@ -46,6 +46,7 @@ deps:
 	command -v man >/dev/null 2>&1 || missing="$$missing man-db"; \
 	command -v curl >/dev/null 2>&1 || missing="$$missing curl"; \
 	command -v wget >/dev/null 2>&1 || missing="$$missing wget"; \
+	command -v busybox >/dev/null 2>&1 || missing="$$missing busybox"; \
 	command -v zstd >/dev/null 2>&1 || missing="$$missing zstd"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \

@@ -6,6 +6,7 @@ package daemon
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -559,16 +560,22 @@ func TestMetrics(t *testing.T) {
 	check(`nfpass_conntrack_scrape_error`, func(v float64) bool { return v == 0 }, "0")
 
 	// The endpoint is nfpass's own small HTTP server (pkg/statushttp), so
-	// scrape it with other clients too: curl, wget, and HEAD.
+	// scrape it with other clients too: curl, wget, busybox's wget (what an
+	// OpenWrt box has), and HEAD.
 	for _, tc := range []struct {
 		name string
 		args []string
 	}{
 		{"curl", []string{"curl", "-sS", "--fail", "--max-time", "5", "http://" + addr + "/metrics"}},
 		{"wget", []string{"wget", "-q", "-T", "5", "-O", "-", "http://" + addr + "/metrics"}},
+		// OpenWrt's. No -T: Debian's busybox 1.35 wget crashes with it
+		// (against any server); the context below bounds it instead.
+		{"busybox wget", []string{"busybox", "wget", "-q", "-O", "-", "http://" + addr + "/metrics"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			out, err := exec.Command(tc.args[0], tc.args[1:]...).Output()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			out, err := exec.CommandContext(ctx, tc.args[0], tc.args[1:]...).Output()
 			if err != nil {
 				t.Fatalf("%s: %v", strings.Join(tc.args, " "), err)
 			}
