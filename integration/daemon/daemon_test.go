@@ -23,6 +23,10 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
 	"github.com/nfpass/nfpass/integration/netns"
 	"github.com/nfpass/nfpass/integration/nfpassbin"
 )
@@ -532,6 +536,31 @@ func TestMetrics(t *testing.T) {
 	}
 	m := parseMetrics(string(body))
 	t.Logf("nfpass series:\n%s", grepLines(string(body), "nfpass_"))
+	// Prometheus's own parser (prometheus/common/expfmt, what the server
+	// scrapes with) takes the whole page, and every nfpass family has
+	// the type it is documented with.
+	parser := expfmt.NewTextParser(model.LegacyValidation)
+	families, err := parser.TextToMetricFamilies(bytes.NewReader(body))
+	if err != nil {
+		t.Fatalf("/metrics is not valid Prometheus text: %v", err)
+	}
+	for name, typ := range map[string]dto.MetricType{
+		"nfpass_applies_total":                           dto.MetricType_COUNTER,
+		"nfpass_drift_events_total":                      dto.MetricType_COUNTER,
+		"nfpass_table_in_sync":                           dto.MetricType_GAUGE,
+		"nfpass_last_successful_apply_timestamp_seconds": dto.MetricType_GAUGE,
+		"nfpass_conntrack_entries":                       dto.MetricType_GAUGE,
+		"go_goroutines":                                  dto.MetricType_GAUGE,
+	} {
+		f, ok := families[name]
+		if !ok {
+			t.Errorf("expfmt: no family %s", name)
+			continue
+		}
+		if f.GetType() != typ {
+			t.Errorf("expfmt: %s is %v, want %v", name, f.GetType(), typ)
+		}
+	}
 	check := func(series string, ok func(float64) bool, what string) {
 		t.Helper()
 		v, found := m[series]

@@ -175,6 +175,10 @@ func (m *Metrics) addWriter(w func(io.Writer)) {
 // WritePrometheus writes every series in the text exposition format: the
 // daemon's own, then the Go runtime's and the process's (go_*, process_*).
 func (m *Metrics) WritePrometheus(w io.Writer) {
+	// One scrape at a time: writeRuntimeMetrics flips a global switch
+	// that would add a second # TYPE line to the families below.
+	scrapeMu.Lock()
+	defer scrapeMu.Unlock()
 	var b bytes.Buffer
 	for _, f := range m.families {
 		var series bytes.Buffer
@@ -191,10 +195,25 @@ func (m *Metrics) WritePrometheus(w io.Writer) {
 	for _, wr := range writers {
 		wr(&b)
 	}
-	metrics.WriteGoMetrics(&b)
-	metrics.WriteProcMetrics(&b)
-	metrics.WriteFDMetrics(&b)
+	writeRuntimeMetrics(&b)
 	_, _ = w.Write(b.Bytes())
+}
+
+// scrapeMu serialises scrapes: metadata exposition is a global switch of
+// VictoriaMetrics/metrics.
+var scrapeMu sync.Mutex
+
+// writeRuntimeMetrics writes the Go runtime's and the process's series
+// (go_*, process_*) with their # TYPE lines, as client_golang did: the
+// library writes them only with its global metadata switch on, which
+// stays off for the daemon's own families (they carry their own help).
+// Callers hold scrapeMu.
+func writeRuntimeMetrics(w io.Writer) {
+	metrics.ExposeMetadata(true)
+	defer metrics.ExposeMetadata(false)
+	metrics.WriteGoMetrics(w)
+	metrics.WriteProcMetrics(w)
+	metrics.WriteFDMetrics(w)
 }
 
 // The methods below are nil-safe so the daemon can run without metrics.

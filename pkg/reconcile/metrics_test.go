@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -115,4 +116,33 @@ func TestMetricsExposition(t *testing.T) {
 			t.Errorf("no %s", s)
 		}
 	}
+	// The runtime's families are typed too (as client_golang typed them).
+	for name, typ := range map[string]string{
+		"go_goroutines": "gauge", "go_gc_duration_seconds": "summary",
+		"process_resident_memory_bytes": "gauge", "process_cpu_seconds_total": "counter",
+	} {
+		if types[name] != typ {
+			t.Errorf("# TYPE %s: %q, want %q", name, types[name], typ)
+		}
+	}
+
+	// Concurrent scrapes: the runtime series' metadata switch is global
+	// in VictoriaMetrics/metrics; it must never leak into the other
+	// scrape's nfpass families (a second # TYPE line).
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 25 {
+				var b strings.Builder
+				m.WritePrometheus(&b)
+				if n := strings.Count(b.String(), "# TYPE nfpass_applies_total "); n != 1 {
+					t.Errorf("a concurrent scrape has %d # TYPE lines for nfpass_applies_total", n)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }
