@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"testing"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -458,4 +459,17 @@ func thousands(n int) string {
 		s = s[:i] + "," + s[i:]
 	}
 	return s
+}
+
+func TestThousands(t *testing.T) {
+	for _, tc := range []struct {
+		n    int
+		want string
+	}{{0, "0"}, {999, "999"}, {1000, "1,000"}, {20000, "20,000"}, {250000, "250,000"}, {1000000, "1,000,000"}} {
+		t.Run(tc.want, func(t *testing.T) {
+			if got := thousands(tc.n); got != tc.want {
+				t.Errorf("thousands(%d) = %q, want %q", tc.n, got, tc.want)
+			}
+		})
+	}
 }
