@@ -51,11 +51,18 @@ const idleIntro = "The router binary built as `make build` builds it (`CGO_ENABL
 	"conntrack collector, cached for 5 s, reads the table a second time), `nft monitor` is started in the same namespace (a " +
 	"long-lived netfilter listener holding the same ruleset in its cache), both stay idle 15 s, then VmRSS, RssAnon, RssFile " +
 	"and VmHWM (peak) are read from /proc/PID/status (`ip netns exec` execs the tool in place: PID and comm are checked). " +
-	"The daemon then gets SIGTERM and must exit cleanly. Ratio = nfpass median VmRSS / `nft monitor` median VmRSS.\n\n"
+	"The daemon then gets SIGTERM and must exit cleanly. Ratio = nfpass median VmRSS / `nft monitor` median VmRSS. " +
+	"RssAnon is the Go heap, goroutine stacks and runtime; RssFile is almost all the daemon's own executable (text, read-only " +
+	"data and data mapped from the file, clean pages shared with any other process running it and reclaimable under pressure; " +
+	"the lines below give how much of it is resident), so the binary's size is what moves it. `nft monitor` maps its code " +
+	"from shared libraries (libnftables, libc, ...) instead.\n\n"
 
-// idleSample is one process's memory from /proc/PID/status, in KiB.
+// idleSample is one process's memory from /proc/PID/status, in KiB, and
+// from /proc/PID/smaps the mappings of its own executable: their size and
+// the part resident.
 type idleSample struct {
 	rss, anon, file, hwm int64
+	exeSize, exeRss      int64
 }
 
 type idleRow struct {
@@ -354,7 +361,43 @@ func (h *harness) status(pid int, comm string) idleSample {
 	if len(fields) > 0 || s.rss == 0 {
 		h.t.Fatalf("/proc/%d/status: missing %v\n%s", pid, fields, b)
 	}
+	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	sm, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps", pid))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	s.exeSize, s.exeRss = exeMapped(string(sm), exe)
+	if s.exeSize == 0 {
+		h.t.Fatalf("/proc/%d/smaps: no mapping of %s", pid, exe)
+	}
 	return s
+}
+
+// exeMapped sums Size and Rss (KiB) over the smaps entries that map the
+// file exe.
+func exeMapped(smaps, exe string) (size, rss int64) {
+	in := false
+	for _, l := range strings.Split(smaps, "\n") {
+		f := strings.Fields(l)
+		if len(f) >= 5 && strings.Contains(f[0], "-") && !strings.HasSuffix(f[0], ":") {
+			in = len(f) >= 6 && f[5] == exe
+			continue
+		}
+		if !in || len(f) != 3 || f[2] != "kB" {
+			continue
+		}
+		v, _ := strconv.ParseInt(f[1], 10, 64)
+		switch f[0] {
+		case "Size:":
+			size += v
+		case "Rss:":
+			rss += v
+		}
+	}
+	return size, rss
 }
 
 // idleWorkload measures the idle daemon: the small row runs the example
@@ -443,8 +486,11 @@ func (h *harness) idleReport(b *strings.Builder) {
 	}
 	b.WriteString("\n")
 	for _, r := range h.idle {
-		fmt.Fprintf(b, "- %s: %s. `nft monitor` RssAnon %s, RssFile %s MiB. Load average (1, 5, 15 min) when each run's RSS was read: %s.\n",
+		fmt.Fprintf(b, "- %s: %s. nfpass's executable: %s of its %s MiB mapped from the file resident. `nft monitor` RssAnon %s, RssFile %s MiB. "+
+			"Load average (1, 5, 15 min) when each run's RSS was read: %s.\n",
 			r.name, r.shape,
+			idleFig(r.nfpass, func(s idleSample) int64 { return s.exeRss }),
+			num(median(r.nfpass, idleMiB(func(s idleSample) int64 { return s.exeSize }))),
 			idleFig(r.peer, func(s idleSample) int64 { return s.anon }),
 			idleFig(r.peer, func(s idleSample) int64 { return s.file }),
 			strings.Join(r.loads, "; "))
@@ -469,6 +515,35 @@ func TestThousands(t *testing.T) {
 		t.Run(tc.want, func(t *testing.T) {
 			if got := thousands(tc.n); got != tc.want {
 				t.Errorf("thousands(%d) = %q, want %q", tc.n, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestExeMapped(t *testing.T) {
+	const smaps = `00400000-00854000 r-xp 00000000 fe:00 10142260                           /x/nfpass
+Size:               4432 kB
+Rss:                4368 kB
+Pss:                4368 kB
+00854000-00cab000 r--p 00454000 fe:00 10142260                           /x/nfpass
+Size:               4444 kB
+Rss:                4060 kB
+VmFlags: rd mr mw me sd
+3477d6000000-3477d6c00000 rw-p 00000000 00:00 0 
+Size:              12288 kB
+Rss:                2576 kB
+7f7d5e004000-7f7d5e08a000 r--p 00000000 fe:00 1 /x/nfpass-other
+Size:                536 kB
+Rss:                 352 kB
+`
+	for _, tc := range []struct {
+		exe             string
+		wantSize, wantR int64
+	}{{"/x/nfpass", 4432 + 4444, 4368 + 4060}, {"/x/nfpass-other", 536, 352}, {"/y", 0, 0}} {
+		t.Run(tc.exe, func(t *testing.T) {
+			size, rss := exeMapped(smaps, tc.exe)
+			if size != tc.wantSize || rss != tc.wantR {
+				t.Errorf("exeMapped(%s) = %d, %d; want %d, %d", tc.exe, size, rss, tc.wantSize, tc.wantR)
 			}
 		})
 	}
