@@ -70,6 +70,9 @@ type idleRow struct {
 	target       float64 // MiB; 0: none
 	nfpass, peer []idleSample
 	loads        []string // load average when each run's RSS was read
+	// failed are the daemon's "apply failed" lines before its first
+	// verified apply, per run (it retries them after a second).
+	failed [][]string
 }
 
 func idleMiB(f func(idleSample) int64) func(idleSample) float64 {
@@ -259,22 +262,27 @@ func (h *harness) stop(p *proc, what string, killed bool) {
 var metricsAddrRE = regexp.MustCompile(`msg="metrics listening" addr=(\S+)`)
 
 // awaitVerified waits (at most 60 s) for the daemon's "applied and
-// verified" line and returns the metrics address it logged before.
-func (h *harness) awaitVerified(p *proc) string {
+// verified" line and returns the metrics address it logged before, and
+// the "apply failed" lines before it (the daemon retries those; they are
+// reported, not hidden).
+func (h *harness) awaitVerified(p *proc) (addr string, failed []string) {
 	h.t.Helper()
 	deadline := time.After(60 * time.Second)
-	addr := ""
 	for {
 		select {
 		case l := <-p.line:
 			if m := metricsAddrRE.FindStringSubmatch(l); m != nil {
 				addr = m[1]
 			}
+			if strings.Contains(l, `msg="apply failed"`) {
+				failed = append(failed, l)
+				continue
+			}
 			if strings.Contains(l, `msg="applied and verified"`) {
 				if addr == "" {
 					h.t.Fatalf("verified before logging the metrics address\n%s", p.logText())
 				}
-				return addr
+				return addr, failed
 			}
 			if strings.Contains(l, "level=ERROR") {
 				h.t.Fatalf("daemon error before its first verified apply\n%s", p.logText())
@@ -422,7 +430,11 @@ func (h *harness) idleWorkload(name, shape, cfg string, entries int, target floa
 			h.t.Fatal(err)
 		}
 		d := h.start(ns, bin, "run", "-c", cfg, "--state-dir", state, "--runtime-dir", runtimeDir, "--metrics-addr", "127.0.0.1:0")
-		addr := h.awaitVerified(d)
+		addr, failed := h.awaitVerified(d)
+		r.failed = append(r.failed, failed)
+		for _, l := range failed {
+			h.progress("%s run %d: the daemon's apply failed before its verified one (it retries): %.400s", name, i+1, l)
+		}
 		body := h.scrape(ns, addr)
 		if entries > 0 {
 			time.Sleep(idleScrapeGap)
@@ -494,6 +506,24 @@ func (h *harness) idleReport(b *strings.Builder) {
 			idleFig(r.peer, func(s idleSample) int64 { return s.anon }),
 			idleFig(r.peer, func(s idleSample) int64 { return s.file }),
 			strings.Join(r.loads, "; "))
+		runs, lines := 0, 0
+		first := ""
+		for _, f := range r.failed {
+			if len(f) > 0 {
+				runs++
+				lines += len(f)
+				if first == "" {
+					first = f[0]
+				}
+			}
+		}
+		if runs > 0 {
+			if len(first) > 400 {
+				first = first[:400] + "…"
+			}
+			fmt.Fprintf(b, "  In %d of %d runs the daemon's first apply failed (%d \"apply failed\" lines) and its retry a second later was "+
+				"applied and verified; the figures are after that. First: `%s`\n", runs, len(r.failed), lines, first)
+		}
 	}
 	b.WriteString("\n")
 }
