@@ -578,3 +578,43 @@ Rss:                 352 kB
 		})
 	}
 }
+
+// TestIdleReport: the target verdict follows the median VmRSS, the ratio
+// is against the peer's median, and failed first applies are reported.
+func TestIdleReport(t *testing.T) {
+	mib := func(v float64) idleSample {
+		k := int64(v * 1024)
+		return idleSample{rss: k, anon: k / 2, file: k / 2, hwm: k, exeSize: 9 * 1024, exeRss: 8 * 1024}
+	}
+	peer := []idleSample{mib(4), mib(4), mib(4)}
+	for _, tc := range []struct {
+		name   string
+		row    idleRow
+		want   []string
+		absent []string
+	}{
+		{"met", idleRow{name: "small", target: 16, nfpass: []idleSample{mib(13), mib(15), mib(17)}, peer: peer, loads: []string{"a", "b", "c"}},
+			[]string{"| small | 15.0 (13.0–17.0) |", "| **3.75** | ≤ 16.0 MiB (met) |", "a; b; c"}, []string{"first apply failed"}},
+		{"missed", idleRow{name: "small", target: 16, nfpass: []idleSample{mib(16.5), mib(16.5), mib(12)}, peer: peer, loads: []string{"a", "b", "c"}},
+			[]string{"≤ 16.0 MiB (**missed**)"}, nil},
+		{"no target, failed apply", idleRow{name: "large", nfpass: []idleSample{mib(14), mib(14), mib(14)}, peer: peer, loads: []string{"a", "b", "c"},
+			failed: [][]string{nil, {`msg="apply failed" x`, "y"}, nil}},
+			[]string{"| – |", "In 1 of 3 runs the daemon's first apply failed (2 \"apply failed\" lines)", "First: `msg=\"apply failed\" x`"}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := &harness{idle: []idleRow{tc.row}}
+			var b strings.Builder
+			h.idleReport(&b)
+			for _, w := range tc.want {
+				if !strings.Contains(b.String(), w) {
+					t.Errorf("report lacks %q:\n%s", w, b.String())
+				}
+			}
+			for _, w := range tc.absent {
+				if strings.Contains(b.String(), w) {
+					t.Errorf("report has %q:\n%s", w, b.String())
+				}
+			}
+		})
+	}
+}
