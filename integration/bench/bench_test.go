@@ -50,8 +50,8 @@ func TestBench(t *testing.T) {
 	h.load0 = loadavg()
 	start := time.Now()
 
-	// NFPASS_BENCH_ONLY=apply,reconcile,repair,pps,restricted picks workloads (all by
-	// default), for working on one of them.
+	// NFPASS_BENCH_ONLY=apply,reconcile,repair,pps,restricted,idle picks workloads
+	// (all by default), for working on one of them.
 	only := os.Getenv("NFPASS_BENCH_ONLY")
 	want := func(w string) bool { return only == "" || slices.Contains(strings.Split(only, ","), w) }
 	if want("apply") {
@@ -86,6 +86,19 @@ func TestBench(t *testing.T) {
 		h.ppsWorkload(want("pps"), want("restricted"))
 	}
 
+	if want("idle") {
+		h.idleWorkload("idle, `rules/examples/vpn-server.yaml`", "the example config as it is (3 forwards: ipsec, a restricted tcp forward, a udp range; "+
+			"5 management services; SIP on, PPTP off; masquerade, DMZ, MSS clamp), the namespace's conntrack table empty, /metrics scraped once",
+			idleExample, 0, idleTarget)
+		cfg, shape := h.idleConfig250(idleForwards)
+		h.idleWorkload(fmt.Sprintf("idle, %d forwards, %s conntrack entries", idleForwards, thousands(idleEntries)),
+			fmt.Sprintf("%s; %s conntrack entries in the namespace before the daemon starts (`nfpass-bench ctfill`: one in ten IKE udp/500, "+
+				"the rest other UDP, replied and assured; all still there after the idle wait); /metrics scraped twice, %d s apart, "+
+				"each scrape reading the whole conntrack table (nfpass_conntrack_entries{protocol=\"ipsec\"} = %s checked)",
+				shape, thousands(idleEntries), int(idleScrapeGap.Seconds()), thousands(idleEntries/10)),
+			cfg, idleEntries, 0)
+	}
+
 	h.elapsed = time.Since(start)
 	h.load1 = loadavg()
 	if err := os.WriteFile(out, []byte(h.report()), 0o644); err != nil {
@@ -105,6 +118,7 @@ type harness struct {
 	ppsRestricted []ppsRow
 	notes         []string
 	allocs        []string
+	idle          []idleRow
 	load0, load1  string
 	elapsed       time.Duration
 }
@@ -592,6 +606,7 @@ func (h *harness) report() string {
 		}
 		fmt.Fprintf(&b, "\npps(%d)/pps(%d): nfpass **%.2f** (target ≥ 0.9: %s); two rules per forward %.2f.\n\n", top.n, base.n, rn, verdict, rl)
 	}
+	h.idleReport(&b)
 	b.WriteString("## Allocations per set element and per conntrack entry (nfpass, in-process, during the operation)\n\n")
 	for _, a := range h.allocs {
 		b.WriteString("- " + a + "\n")
