@@ -574,38 +574,10 @@ func (h *harness) report() string {
 		"\"op ratio\" = nfpass op median / peer median wall (the peer has no such split: its whole process is the operation). " +
 		"The target verdict is on the process ratio, except where the row says it is on the op ratio: the daemon's check, " +
 		"whose process also builds, compiles and reads the table once before the timed checks.\n\n")
-	if len(h.pps) > 0 {
-		b.WriteString("## Forwarded packets per second\n\n")
-		b.WriteString(ppsIntro)
-		b.WriteString("| forwards besides the measured one | nfpass (one map lookup) kpps | linear rules (one rule per forward) kpps |\n|---|---|---|\n")
-		for _, p := range h.pps {
-			fmt.Fprintf(&b, "| %d | %s | %s |\n", p.n, ppsFig(p.nfpass), ppsFig(p.linear))
-		}
-		base, top := h.pps[0], h.pps[len(h.pps)-1]
-		rn := median(top.nfpass, id) / median(base.nfpass, id)
-		rl := median(top.linear, id) / median(base.linear, id)
-		verdict := "met"
-		if rn < 0.9 {
-			verdict = "**missed**"
-		}
-		fmt.Fprintf(&b, "\npps(%d)/pps(%d): nfpass **%.2f** (target ≥ 0.9: %s); linear rules %.2f.\n\n", top.n, base.n, rn, verdict, rl)
-	}
-	if len(h.ppsRestricted) > 0 {
-		b.WriteString("## Forwarded packets per second, restricted forwards\n\n")
-		b.WriteString(ppsRestrictedIntro)
-		b.WriteString("| restricted forwards besides the measured one | nfpass (one ranged-set lookup) kpps | two rules per forward kpps |\n|---|---|---|\n")
-		for _, p := range h.ppsRestricted {
-			fmt.Fprintf(&b, "| %d | %s | %s |\n", p.n, ppsFig(p.nfpass), ppsFig(p.linear))
-		}
-		base, top := h.ppsRestricted[0], h.ppsRestricted[len(h.ppsRestricted)-1]
-		rn := median(top.nfpass, id) / median(base.nfpass, id)
-		rl := median(top.linear, id) / median(base.linear, id)
-		verdict := "met"
-		if rn < 0.9 {
-			verdict = "**missed**"
-		}
-		fmt.Fprintf(&b, "\npps(%d)/pps(%d): nfpass **%.2f** (target ≥ 0.9: %s); two rules per forward %.2f.\n\n", top.n, base.n, rn, verdict, rl)
-	}
+	writePPS(&b, h.pps, "## Forwarded packets per second\n\n", ppsIntro,
+		"| forwards besides the measured one | nfpass (one map lookup) kpps | linear rules (one rule per forward) kpps |", "linear rules")
+	writePPS(&b, h.ppsRestricted, "## Forwarded packets per second, restricted forwards\n\n", ppsRestrictedIntro,
+		"| restricted forwards besides the measured one | nfpass (one ranged-set lookup) kpps | two rules per forward kpps |", "two rules per forward")
 	h.idleReport(&b)
 	b.WriteString("## Allocations per set element and per conntrack entry (nfpass, in-process, during the operation)\n\n")
 	for _, a := range h.allocs {
@@ -623,6 +595,28 @@ func (h *harness) report() string {
 }
 
 func id(v float64) float64 { return v }
+
+// writePPS writes one packets-per-second section: its rows, then the
+// ratio of the largest row to the smallest against the 0.9 target.
+func writePPS(b *strings.Builder, rows []ppsRow, title, intro, header, linearName string) {
+	if len(rows) == 0 {
+		return
+	}
+	b.WriteString(title)
+	b.WriteString(intro)
+	b.WriteString(header + "\n|---|---|---|\n")
+	for _, p := range rows {
+		fmt.Fprintf(b, "| %d | %s | %s |\n", p.n, ppsFig(p.nfpass), ppsFig(p.linear))
+	}
+	base, top := rows[0], rows[len(rows)-1]
+	rn := median(top.nfpass, id) / median(base.nfpass, id)
+	rl := median(top.linear, id) / median(base.linear, id)
+	verdict := "met"
+	if rn < 0.9 {
+		verdict = "**missed**"
+	}
+	fmt.Fprintf(b, "\npps(%d)/pps(%d): nfpass **%.2f** (target ≥ 0.9: %s); %s %.2f.\n\n", top.n, base.n, rn, verdict, linearName, rl)
+}
 
 func ppsFig(xs []float64) string {
 	lo, hi := minMax(xs, id)
