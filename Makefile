@@ -47,6 +47,7 @@ deps:
 	command -v curl >/dev/null 2>&1 || missing="$$missing curl"; \
 	command -v wget >/dev/null 2>&1 || missing="$$missing wget"; \
 	command -v busybox >/dev/null 2>&1 || missing="$$missing busybox"; \
+	command -v qemu-mipsel >/dev/null 2>&1 || missing="$$missing qemu-user"; \
 	command -v zstd >/dev/null 2>&1 || missing="$$missing zstd"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \

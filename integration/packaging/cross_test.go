@@ -34,8 +34,7 @@ func TestCross32(t *testing.T) {
 		return b
 	}
 	gomod, gosum := read("go.mod"), read("go.sum")
-	out := filepath.Join(t.TempDir(), "nfpass-linux-arm-7")
-	run(t, root, "make", "--no-print-directory", "cross", "CROSS_TARGET=linux/arm/7", "CROSS_OUT="+out)
+	out := crossBin(t, "linux/arm/7")
 
 	f, err := elf.Open(out)
 	if err != nil {
