@@ -520,7 +520,7 @@ func matchRule(exprs []expr.Any) (ruleset.Rule, error) {
 				if !ok1 || !ok2 || len(b.Mask) != 4 || cm.Op != expr.CmpOpNeq {
 					return r, fmt.Errorf("ct match at %d", c.i)
 				}
-				mask := binary.LittleEndian.Uint32(b.Mask)
+				mask := binaryutil.NativeEndian.Uint32(b.Mask) // host order, as ctBits writes it
 				switch {
 				case ct.Key == expr.CtKeySTATE && step <= 7:
 					r.CtState = bitNames(ctStateBits, mask)

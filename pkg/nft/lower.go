@@ -620,15 +620,16 @@ func portRange(s string) (lo, hi uint16, err error) {
 	return uint16(x), uint16(y), nil
 }
 
-func le32(v uint32) []byte { return []byte{byte(v), byte(v >> 8), byte(v >> 16), byte(v >> 24)} }
-
 // ctBits is `ct KEY BIT[,BIT]`: load, mask, compare with zero. ct state and
-// status are host-order 32-bit values.
+// status are host-order 32-bit values: the mask is in the CPU's byte
+// order, not little-endian (on a big-endian MIPS router, ath79, a
+// little-endian mask never matches and `ct state established,related
+// accept` lets no reply in). TestHostOrderFields runs on mips under qemu.
 func ctBits(key expr.CtKey, mask uint32) []expr.Any {
 	return []expr.Any{
 		&expr.Ct{Register: reg1, Key: key},
-		&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 4, Mask: le32(mask), Xor: le32(0)},
-		&expr.Cmp{Op: expr.CmpOpNeq, Register: reg1, Data: le32(0)},
+		&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 4, Mask: binaryutil.NativeEndian.PutUint32(mask), Xor: make([]byte, 4)},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: reg1, Data: make([]byte, 4)},
 	}
 }
 
