@@ -128,7 +128,8 @@ func TestCrossBinariesRun(t *testing.T) {
 // TestCrossUnitTests runs the pure packages' unit tests as big-endian
 // 32-bit MIPS code (linux/mips softfloat, ath79 and other big-endian
 // routers) under qemu-mips: the compiler's goldens, the config reader
-// (YAML, TOML, JSON, UCI), the IR, and pkg/nft's host-byte-order fields
+// (YAML, TOML, JSON, UCI), the IR, the audit's findings and reports
+// (kernel counters past 2^31 on a 32-bit int), and pkg/nft's host-byte-order fields
 // (TestHostOrderFields: ct state masks once were little-endian, so on a
 // big-endian router `ct state established,related accept` matched
 // nothing) and its dump checks. pkg/nft's kernel tests cannot run
@@ -164,6 +165,7 @@ func TestCrossUnitTests(t *testing.T) {
 	}
 	for _, tc := range []struct{ pkg, run string }{
 		{"pkg/nft", "TestHostOrderFields|TestElemSeen"},
+		{"pkg/audit", ""},
 		{"pkg/compile", ""},
 		{"pkg/config", ""},
 		{"pkg/policy", ""},

@@ -41,7 +41,7 @@ func SortBlocked(b []Blocked) {
 // blockedMessage is the one-line story of a protocol's blocked packets.
 func blockedMessage(b Blocked) string {
 	return fmt.Sprintf("%s: blocked by policy — %s dropped (connection attempts and their retries)",
-		b.Protocol, plural(int(min(b.Packets, 1<<31)), "packet", "packets"))
+		b.Protocol, plural(b.Packets, "packet", "packets"))
 }
 
 // blockedFix says how to let the protocol through, with the catalog's
@@ -70,7 +70,7 @@ func (r *Report) AddBlocked(b []Blocked, cat Catalog) {
 		}
 		f := newFinding(FindingBlocked, "")
 		f.Protocol = x.Protocol
-		f.Count = int(min(x.Packets, 1<<31))
+		f.Count = findingCount(x.Packets)
 		f.Message = blockedMessage(x)
 		f.Fix = blockedFix(x.Protocol, cat)
 		r.Findings = append(r.Findings, f)
@@ -82,7 +82,7 @@ func blockedProtocols(b []Blocked) []string {
 	var out []string
 	for _, x := range b {
 		if x.Protocol != "" && x.Packets > 0 {
-			out = append(out, fmt.Sprintf("%s %s", x.Protocol, plural(int(min(x.Packets, 1<<31)), "packet", "packets")))
+			out = append(out, fmt.Sprintf("%s %s", x.Protocol, plural(x.Packets, "packet", "packets")))
 		}
 	}
 	return out
@@ -94,7 +94,7 @@ func policyDropLine(b []Blocked) string {
 	var parts []string
 	for _, x := range b {
 		if x.Protocol == "" {
-			parts = append(parts, fmt.Sprintf("%s %s", x.Chain, plural(int(min(x.Packets, 1<<31)), "packet", "packets")))
+			parts = append(parts, fmt.Sprintf("%s %s", x.Chain, plural(x.Packets, "packet", "packets")))
 		}
 	}
 	if len(parts) == 0 {

@@ -165,3 +165,33 @@ func TestCheckBlocked(t *testing.T) {
 		t.Errorf("Diagnose does not carry the blocked checks: %+v", d.Checks)
 	}
 }
+
+// TestBlockedLargeCounts: kernel counters past 2^31 (a WAN input drop
+// after weeks) are printed whole, and a finding's Count stays positive
+// where int is 32 bits (it is capped at the largest int32; the unit tests
+// also run as 32-bit mips code under qemu: integration/packaging).
+func TestBlockedLargeCounts(t *testing.T) {
+	const n = 3_000_000_000
+	in := []Blocked{{Chain: "input", Packets: n}, {Protocol: "pptp", Chain: "forward", Packets: n}}
+	r := Analyze(testCatalog, nil, nil, nil, pptpOff)
+	r.AddBlocked(in, testCatalog)
+	var found bool
+	for _, f := range r.Findings {
+		if f.ID != FindingBlocked {
+			continue
+		}
+		found = true
+		if f.Count != 1<<31-1 {
+			t.Errorf("Count = %d, want %d (capped, positive)", f.Count, 1<<31-1)
+		}
+		if !strings.Contains(f.Message, "3000000000 packets") {
+			t.Errorf("message %q does not give the whole count", f.Message)
+		}
+	}
+	if !found {
+		t.Fatal("no blocked-by-policy finding")
+	}
+	if got := policyDropLine(in); !strings.Contains(got, "input 3000000000 packets") {
+		t.Errorf("policy drop line %q does not give the whole count", got)
+	}
+}

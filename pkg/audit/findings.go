@@ -3,6 +3,7 @@ package audit
 import (
 	"cmp"
 	"fmt"
+	"math"
 	"maps"
 	"net/netip"
 	"slices"
@@ -120,12 +121,17 @@ func (r *Report) Worst() Severity {
 	return w
 }
 
-func plural(n int, one, many string) string {
+func plural[N int | uint64](n N, one, many string) string {
 	if n == 1 {
 		return fmt.Sprintf("%d %s", n, one)
 	}
 	return fmt.Sprintf("%d %s", n, many)
 }
+
+// findingCount is a kernel counter as a Finding's Count: capped at the
+// largest int32, so that it stays positive where int is 32 bits (mips,
+// arm routers).
+func findingCount(n uint64) int { return int(min(n, math.MaxInt32)) }
 
 // isAre is "is" for one, "are" otherwise.
 func isAre(n int) string {
@@ -508,7 +514,7 @@ func (a *Analyzer) tableFindings() []Finding {
 	}
 	if n := s.InsertFailed + s.Drop + s.EarlyDrop; n > 0 {
 		f := newFinding(FindingDrops, "")
-		f.Count = int(min(n, 1<<31-1))
+		f.Count = findingCount(n)
 		f.Message = fmt.Sprintf("conntrack counters: insert_failed=%d drop=%d early_drop=%d", s.InsertFailed, s.Drop, s.EarlyDrop)
 		f.Fix = "insert_failed: NAT clashes (raw ESP from several hosts, races); drop/early_drop: table full, raise nf_conntrack_max"
 		out = append(out, f)
