@@ -118,6 +118,9 @@ func ctTableSize(t testing.TB, ns netns.NS) int {
 }
 
 func TestKernelAudit(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kernel test")
+	}
 	ns := netns.New(t, "audit")
 	c := ctConn(t, ns)
 	const (
