@@ -3,8 +3,8 @@ package audit
 import (
 	"cmp"
 	"fmt"
-	"math"
 	"maps"
+	"math"
 	"net/netip"
 	"slices"
 	"strconv"

@@ -309,6 +309,9 @@ func readSysctlInt(t testing.TB, path string) int {
 // there. Each call runs under a deadline so a hang fails instead of
 // stalling the suite.
 func TestKernelStatsGlobalReturns(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kernel test")
+	}
 	ns := netns.New(t, "stats")
 	c := ctConn(t, ns)
 	createFlows(t, c,
@@ -356,6 +359,9 @@ func TestKernelStatsGlobalReturns(t *testing.T) {
 // TestKernelDumpLarge streams a table far larger than one receive buffer
 // (a dump spans many datagrams) and counts exactly what conntrack -C counts.
 func TestKernelDumpLarge(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kernel test")
+	}
 	ns := netns.New(t, "large")
 	const n = 5000
 	populate(t, ns, n)

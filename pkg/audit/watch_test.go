@@ -98,6 +98,9 @@ func runWatcher(t *testing.T, opts WatchOptions, fn func(Event)) {
 }
 
 func TestKernelWatchEvents(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kernel test")
+	}
 	ns := netns.New(t, "watch")
 	c := ctConn(t, ns)
 	log := newEventLog()
@@ -153,6 +156,9 @@ func TestKernelWatchEvents(t *testing.T) {
 }
 
 func TestKernelWatchAll(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kernel test")
+	}
 	ns := netns.New(t, "watchall")
 	c := ctConn(t, ns)
 	log := newEventLog()
@@ -169,6 +175,9 @@ func TestKernelWatchAll(t *testing.T) {
 // the consumer is stalled: the watcher must report the loss, resync with
 // exactly the table's size (conntrack -C) and keep delivering events.
 func TestKernelWatchLoss(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kernel test")
+	}
 	ns := netns.New(t, "loss")
 	c := ctConn(t, ns)
 	log := newEventLog()
