@@ -190,7 +190,7 @@ does a full check; SIGTERM/SIGINT exit, leaving the table in place.`,
 				if err != nil {
 					return fmt.Errorf("--metrics-addr: %w", err)
 				}
-				srv := statushttp.New(statushttp.Options{Routes: map[string]statushttp.Handler{
+				srv := statushttp.New(statushttp.Options{Log: log, Routes: map[string]statushttp.Handler{
 					"/metrics": func() statushttp.Response {
 						var b bytes.Buffer
 						metrics.WritePrometheus(&b)

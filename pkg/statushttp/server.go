@@ -21,7 +21,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -44,15 +46,23 @@ type Options struct {
 	// Routes maps an exact path ("/metrics") to its handler. The query
 	// string is ignored.
 	Routes map[string]Handler
-	// Timeout bounds one connection: reading the request and writing the
-	// answer (default 10s). A client slower than that is dropped.
-	Timeout time.Duration
+	// ReadTimeout bounds reading the request line and headers (default
+	// 3s): a client that connects and sends nothing, or dribbles, is
+	// dropped and frees its slot.
+	ReadTimeout time.Duration
+	// WriteTimeout bounds writing the answer once the handler has built
+	// it (default 10s). The handler's own time is not counted: it bounds
+	// itself (the conntrack count has its own timeout).
+	WriteTimeout time.Duration
 	// MaxConns bounds the connections served at once (default 16); a
 	// connection over the limit is closed at once.
 	MaxConns int
 	// MaxHeader bounds the request line and headers, in bytes (default
 	// 8 KiB); a longer request gets 431.
 	MaxHeader int
+	// Log gets a handler's panic (answered 500; the daemon goes on). Nil
+	// discards.
+	Log *slog.Logger
 }
 
 // ErrClosed is returned by Serve after Close.
@@ -71,8 +81,14 @@ type Server struct {
 
 // New returns a server for opts.
 func New(opts Options) *Server {
-	if opts.Timeout <= 0 {
-		opts.Timeout = 10 * time.Second
+	if opts.ReadTimeout <= 0 {
+		opts.ReadTimeout = 3 * time.Second
+	}
+	if opts.WriteTimeout <= 0 {
+		opts.WriteTimeout = 10 * time.Second
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
 	}
 	if opts.MaxConns <= 0 {
 		opts.MaxConns = 16
@@ -202,7 +218,7 @@ func (s *Server) trackConn(c net.Conn, add bool) bool {
 // serveConn reads one request, writes one answer and closes c.
 func (s *Server) serveConn(c net.Conn) {
 	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(s.opts.Timeout))
+	_ = c.SetDeadline(time.Now().Add(s.opts.ReadTimeout))
 	br := bufio.NewReaderSize(io.LimitReader(c, int64(s.opts.MaxHeader)+1), 1024)
 	method, target, perr := readRequest(br, s.opts.MaxHeader)
 	var resp Response
@@ -220,13 +236,26 @@ func (s *Server) serveConn(c net.Conn) {
 		if !ok {
 			resp = textResponse(404, "not found: "+target+"\n")
 		} else {
-			resp = h()
+			resp = s.call(h, target)
 		}
 	}
+	_ = c.SetDeadline(time.Now().Add(s.opts.WriteTimeout))
 	if _, err := c.Write(encode(resp, head)); err != nil {
 		return
 	}
 	lingerClose(c)
+}
+
+// call runs a handler; a panic is logged and answered 500, as net/http
+// would, so that one bad scrape does not take the daemon down with it.
+func (s *Server) call(h Handler, path string) (resp Response) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.opts.Log.Error("status handler panicked", "path", path, "panic", r, "stack", string(debug.Stack()))
+			resp = textResponse(500, "internal error\n")
+		}
+	}()
+	return h()
 }
 
 // lingerClose half-closes a TCP connection and discards what the client
@@ -301,7 +330,8 @@ func readRequest(br *bufio.Reader, maxHeader int) (method, path string, err erro
 		}
 	}
 	// Absolute form (a proxy's "GET http://host/metrics"): keep the path.
-	if i := strings.Index(target, "://"); i > 0 {
+	// An origin-form target ("/metrics?next=http://x/") is left alone.
+	if i := strings.Index(target, "://"); i > 0 && !strings.HasPrefix(target, "/") {
 		target = target[i+3:]
 		if j := strings.IndexByte(target, '/'); j >= 0 {
 			target = target[j:]

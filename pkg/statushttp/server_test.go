@@ -141,6 +141,8 @@ func TestServeRaw(t *testing.T) {
 			answer("200 OK", "text/plain; version=0.0.4; charset=utf-8", "up 1\n", false)},
 		{"head has no body", "HEAD /metrics HTTP/1.1\r\n\r\n",
 			strings.TrimSuffix(answer("200 OK", "text/plain; version=0.0.4; charset=utf-8", "up 1\n", false), "up 1\n")},
+		{"query with a URL in it", "GET /metrics?next=http://x/y HTTP/1.1\r\n\r\n",
+			answer("200 OK", "text/plain; version=0.0.4; charset=utf-8", "up 1\n", false)},
 		{"query ignored", "GET /metrics?x=1 HTTP/1.1\r\n\r\n",
 			answer("200 OK", "text/plain; version=0.0.4; charset=utf-8", "up 1\n", false)},
 		{"absolute form", "GET http://192.168.1.1:9742/metrics HTTP/1.1\r\n\r\n",
@@ -221,9 +223,9 @@ func TestGoClient(t *testing.T) {
 }
 
 // TestSlowClient: a client that never finishes its request is dropped
-// after Timeout and does not hold a slot.
+// after ReadTimeout and does not hold a slot.
 func TestSlowClient(t *testing.T) {
-	ln, _ := serve(t, Options{Timeout: 200 * time.Millisecond, MaxConns: 1})
+	ln, _ := serve(t, Options{ReadTimeout: 200 * time.Millisecond, MaxConns: 1})
 	slow, err := ln.dial()
 	if err != nil {
 		t.Fatal(err)
@@ -247,7 +249,7 @@ func TestSlowClient(t *testing.T) {
 // TestMaxConns: with every slot taken, a new connection is closed at
 // once, not queued.
 func TestMaxConns(t *testing.T) {
-	ln, _ := serve(t, Options{MaxConns: 1, Timeout: 5 * time.Second})
+	ln, _ := serve(t, Options{MaxConns: 1, ReadTimeout: 5 * time.Second})
 	hold, err := ln.dial()
 	if err != nil {
 		t.Fatal(err)
@@ -278,7 +280,7 @@ func isTimeout(err error) bool {
 // TestCloseStopsServe: Close ends Serve with ErrClosed (checked in the
 // cleanup of serve) and closes a connection being served.
 func TestCloseStopsServe(t *testing.T) {
-	ln, s := serve(t, Options{Timeout: time.Minute})
+	ln, s := serve(t, Options{ReadTimeout: time.Minute})
 	c, err := ln.dial()
 	if err != nil {
 		t.Fatal(err)
@@ -293,5 +295,36 @@ func TestCloseStopsServe(t *testing.T) {
 	}
 	if err := s.Serve(newPipeListener()); !errors.Is(err, ErrClosed) {
 		t.Errorf("Serve after Close = %v, want ErrClosed", err)
+	}
+}
+
+// TestHandlerPanic: a handler that panics gets the client a 500 and the
+// server goes on serving (net/http recovers too; the daemon must not die
+// of one bad scrape).
+func TestHandlerPanic(t *testing.T) {
+	ln, _ := serve(t, Options{Routes: map[string]Handler{
+		"/boom": func() Response { panic("decode: index out of range") },
+		"/ok":   func() Response { return textResponse(200, "ok\n") },
+	}})
+	if got := roundTrip(t, ln, "GET /boom HTTP/1.1\r\n\r\n"); !strings.HasPrefix(got, "HTTP/1.1 500 Internal Server Error\r\n") {
+		t.Errorf("after a panic: %q", got)
+	}
+	if got := roundTrip(t, ln, "GET /ok HTTP/1.1\r\n\r\n"); !strings.HasSuffix(got, "\r\n\r\nok\n") {
+		t.Errorf("the next request: %q", got)
+	}
+}
+
+// TestSlowHandler: the handler's own time does not count against the
+// client: a scrape whose handler takes longer than ReadTimeout is still
+// answered.
+func TestSlowHandler(t *testing.T) {
+	ln, _ := serve(t, Options{ReadTimeout: 100 * time.Millisecond, Routes: map[string]Handler{
+		"/metrics": func() Response {
+			time.Sleep(400 * time.Millisecond)
+			return textResponse(200, "up 1\n")
+		},
+	}})
+	if got := roundTrip(t, ln, "GET /metrics HTTP/1.1\r\n\r\n"); !strings.HasSuffix(got, "\r\n\r\nup 1\n") {
+		t.Errorf("slow handler: %q", got)
 	}
 }
