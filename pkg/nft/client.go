@@ -313,7 +313,11 @@ func (c *Client) readSnapshot(family, name string) (t *ruleset.Table, gen uint32
 		}
 		t, err = c.readOnce(family, name, nil)
 		if errors.Is(err, errInconsistent) {
+			// A dump the kernel flagged, or one with an element twice
+			// (a hash set still resizing after the insert): wait a
+			// moment, as for a moving generation, then read again.
 			lastErr = err
+			time.Sleep(time.Duration(rand.IntN(2000)) * time.Microsecond)
 			continue
 		}
 		g2, gerr := c.GenID()
