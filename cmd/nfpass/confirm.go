@@ -145,7 +145,7 @@ func (g *globals) recoverExpired(ctx context.Context, k *kernelFlags) error {
 	switch rec.Action {
 	case reconcile.RecoveryReverted:
 		fmt.Fprintf(g.stderr, "nfpass: reverted %s: %s; %s\n", what, rec.Why, rec.Outcome)
-	case reconcile.RecoveryUnguarded:
+	case reconcile.RecoveryUnguarded, reconcile.RecoveryElsewhere:
 		fmt.Fprintf(g.stderr, "nfpass: warning: %s: %s\n", what, rec.Why)
 	}
 	return nil

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -37,6 +38,17 @@ func TestRecoverServiceCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	args := strings.Fields(unitValue(t, dir+"nfpass-recover.service", "ExecStart"))
+	// $NFPASS_RECOVER_ARGS comes from /etc/default/nfpass (empty as
+	// shipped: systemd then passes no word); the admin moves --state-dir
+	// or --runtime-dir there together with the daemon's.
+	if i := slices.Index(args, "$NFPASS_RECOVER_ARGS"); i < 0 {
+		t.Errorf("ExecStart %q does not take $NFPASS_RECOVER_ARGS", args)
+	} else {
+		args = slices.Delete(args, i, i+1)
+	}
+	if got := unitValue(t, dir+"nfpass-recover.service", "EnvironmentFile"); got != "-/etc/default/nfpass" {
+		t.Errorf("EnvironmentFile=%s, want -/etc/default/nfpass", got)
+	}
 	if args[0] != "/usr/bin/nfpass" {
 		t.Errorf("ExecStart runs %s, want /usr/bin/nfpass (the .deb's binary)", args[0])
 	}

@@ -91,7 +91,8 @@ func TestRecoverUnits(t *testing.T) {
 		{svc, "Type", "oneshot"},
 		{svc, "SyslogLevel", "warning"}, // what nfpass says passes LogLevelMax
 		{svc, "LogLevelMax", "notice"},  // systemd's start/finish lines every 30 s do not
-		{svc, "ExecStart", "/usr/bin/nfpass confirm --recover --state-dir /var/lib/nfpass"},
+		{svc, "ExecStart", "/usr/bin/nfpass confirm --recover --state-dir /var/lib/nfpass $NFPASS_RECOVER_ARGS"},
+		{svc, "EnvironmentFile", "-/etc/default/nfpass"}, // NFPASS_RECOVER_ARGS, beside NFPASS_RUN_ARGS
 		{tmr, "Unit", "nfpass-recover.service"},
 		{tmr, "OnBootSec", "30s"},
 		{tmr, "OnUnitActiveSec", "30s"},

@@ -307,6 +307,8 @@ func (r *Reconciler) Confirm(ctx context.Context) (*Pending, error) {
 		switch rec.Action {
 		case RecoveryReverted:
 			return rec.Pending, fmt.Errorf("%w: %s; %s", ErrConfirmTooLate, rec.Why, rec.Outcome)
+		case RecoveryElsewhere:
+			return rec.Pending, fmt.Errorf("%w: %s", ErrConfirmTooLate, rec.Why)
 		case RecoveryGuarded, RecoveryRearmed:
 			if rec.Daemon != nil {
 				return rec.Pending, fmt.Errorf("%w: %s", ErrConfirmTooLate, rec.Why)
@@ -406,7 +408,7 @@ func (r *Reconciler) Guard(ctx context.Context, log *slog.Logger) error {
 			}
 		}
 		if due {
-			out, err := r.revertPending(ctx, log, err != nil, 5*time.Minute)
+			out, err := r.revertPending(ctx, log, err != nil, 5*time.Minute, time.Time{})
 			if err == nil && out.done {
 				return nil
 			}

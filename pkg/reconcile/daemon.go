@@ -455,6 +455,17 @@ func (d *daemon) settlePending(ctx context.Context) (hold bool, err error) {
 		wait := min(time.Second, time.Until(rec.Pending.Deadline)+10*time.Millisecond)
 		d.retry.Reset(max(wait, 10*time.Millisecond))
 		return true, nil
+	case RecoveryElsewhere:
+		// A trial of another network namespace in this state dir: the
+		// history is shared, so the daemon writes nothing until it is
+		// settled there (nfpass --netns ... confirm or status).
+		if d.st.Phase != PhasePaused && d.st.Phase != PhaseTrial {
+			d.log.Warn("a commit-confirm of another network namespace is pending in this state dir; reconciliation paused", "why", rec.Why)
+			d.fire(EvPendingSeen)
+		}
+		d.health(false, rec.Why)
+		d.retry.Reset(5 * time.Second)
+		return true, nil
 	case RecoveryReverted:
 		d.log.Error("pending trial reverted by the daemon", "why", rec.Why, "outcome", rec.Outcome)
 	}

@@ -137,7 +137,7 @@ func TestPreflightGuardsEveryApply(t *testing.T) {
 	}
 	pf.take()
 	pf.refuse["b"] = true
-	out, err := e.r.revertPending(ctx, slog.New(slog.DiscardHandler), true, time.Second)
+	out, err := e.r.revertPending(ctx, slog.New(slog.DiscardHandler), true, time.Second, time.Time{})
 	if !out.done || err != nil {
 		t.Fatalf("revert to a generation the preflight refuses: done %v, err %v", out.done, err)
 	}

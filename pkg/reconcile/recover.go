@@ -59,6 +59,9 @@ const (
 	// RecoveryUnguarded (RecoverExpired only): the guard is gone, the
 	// window still open; left as it is until its deadline.
 	RecoveryUnguarded RecoveryAction = "unguarded"
+	// RecoveryElsewhere: the trial belongs to another network namespace
+	// (--netns); left alone.
+	RecoveryElsewhere RecoveryAction = "elsewhere"
 )
 
 // Recovery reports RecoverPending.
@@ -192,7 +195,12 @@ type revertOutcome struct {
 // revertPending restores the state before the pending trial, under the
 // writer lock (waiting up to wait). Before the deadline it does nothing
 // unless force. The guard, the daemon and the CLI all revert here.
-func (r *Reconciler) revertPending(ctx context.Context, log *slog.Logger, force bool, wait time.Duration) (revertOutcome, error) {
+//
+// judged, when not zero, is the Created time of the trial the caller
+// decided to revert: if another trial is pending by the time the lock is
+// held (that one was settled meanwhile and a new one started), nothing is
+// done and the outcome says settled.
+func (r *Reconciler) revertPending(ctx context.Context, log *slog.Logger, force bool, wait time.Duration, judged time.Time) (revertOutcome, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -208,6 +216,10 @@ func (r *Reconciler) revertPending(ctx context.Context, log *slog.Logger, force 
 	}
 	if perr != nil && !errors.Is(perr, ErrPendingCorrupt) {
 		return revertOutcome{}, perr
+	}
+	if !judged.IsZero() && (p == nil || !p.Created.Equal(judged)) {
+		log.Info("the trial judged is settled; another is pending now and is left alone")
+		return revertOutcome{settled: true}, nil
 	}
 	if p != nil && !force && r.opts.Now().Before(p.Deadline) {
 		return revertOutcome{pending: p}, nil
@@ -346,6 +358,15 @@ func (r *Reconciler) recoverPending(ctx context.Context, start GuardStarter, lea
 			return nil, perr
 		}
 		why = perr.Error()
+	} else if p.NetNS != r.opts.NetNS {
+		// Another namespace's trial (same state dir, another --netns):
+		// its table, guard and deadline are judged there, never here.
+		where := p.NetNS
+		if where == "" {
+			where = "the host's"
+		}
+		return &Recovery{Action: RecoveryElsewhere, Pending: p,
+			Why: fmt.Sprintf("the trial is in network namespace %s: run nfpass with --netns %s to settle it", where, p.NetNS)}, nil
 	} else {
 		alive, gerr := r.guardAlive()
 		now := r.opts.Now()
@@ -400,7 +421,11 @@ func (r *Reconciler) recoverPending(ctx context.Context, start GuardStarter, lea
 		}
 	}
 	log.Warn("reverting the pending trial now", "why", why)
-	out, err := r.revertPending(ctx, log, true, r.opts.LockTimeout)
+	var judged time.Time
+	if p != nil {
+		judged = p.Created
+	}
+	out, err := r.revertPending(ctx, log, true, r.opts.LockTimeout, judged)
 	if err != nil {
 		return &Recovery{Action: RecoveryGuarded, Pending: p, Why: why}, fmt.Errorf("revert the pending trial (%s): %w", why, err)
 	}

@@ -132,6 +132,18 @@ func TestRecoverPending(t *testing.T) {
 		}, backstop: true, want: RecoveryReverted, wantWAN: "eth1", wantWhy: "corrupt"},
 		{name: "guard dead, window closed", mutate: func(_ *testing.T, e *trialEnv) { e.killGuards(); e.offset.Store(int64(2 * time.Hour)) },
 			want: RecoveryReverted, wantWAN: "eth1", wantWhy: "pid 4242) is gone"},
+		// A trial another --netns started in the same state dir is never
+		// judged (or reverted) here: its table and guard are there.
+		{name: "another namespace's trial, window closed", mutate: func(t *testing.T, e *trialEnv) {
+			e.killGuards()
+			e.offset.Store(int64(2 * time.Hour))
+			e.rewritePending(t, func(p *Pending) { p.NetNS = "nfp-other" })
+		}, want: RecoveryElsewhere, wantWAN: "eth9", wantWhy: "--netns nfp-other", pending: true},
+		{name: "backstop: another namespace's trial, window closed", mutate: func(t *testing.T, e *trialEnv) {
+			e.killGuards()
+			e.offset.Store(int64(2 * time.Hour))
+			e.rewritePending(t, func(p *Pending) { p.NetNS = "nfp-other" })
+		}, backstop: true, want: RecoveryElsewhere, wantWAN: "eth9", wantWhy: "--netns nfp-other", pending: true},
 		{name: "rebooted inside the window", mutate: func(_ *testing.T, e *trialEnv) {
 			e.killGuards()
 			readBootID = func() string { return "another-boot" }
@@ -537,7 +549,7 @@ func TestGuardDefersToDaemon(t *testing.T) {
 		t.Errorf("the guard checked for the daemon %d times in a second; want a calm poll (about 5)", n)
 	}
 	// The daemon reverts: the guard exits.
-	if _, err := e.r.revertPending(ctx, nil, true, time.Second); err != nil {
+	if _, err := e.r.revertPending(ctx, nil, true, time.Second, time.Time{}); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan struct{})
@@ -612,5 +624,27 @@ func TestPendingNamesUnknownGeneration(t *testing.T) {
 	}
 	if got := e.wan(t); got != "eth1" {
 		t.Fatalf("after the revert wan %s, want eth1", got)
+	}
+}
+
+// TestRevertOnlyTheJudgedTrial: a revert decided for one trial does
+// nothing when, by the time it holds the lock, another trial is pending
+// (the first was settled and a new one started meanwhile).
+func TestRevertOnlyTheJudgedTrial(t *testing.T) {
+	e := newTrialEnv(t)
+	ctx := context.Background()
+	if _, err := e.r.Apply(ctx, testPlan("eth1"), []byte("wan: eth1\n")); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := e.r.applyConfirm(ctx, testPlan("eth9"), []byte("wan: eth9\n"), time.Hour, e.starter(), "cli"); err != nil {
+		t.Fatal(err)
+	}
+	stale := time.Now().Add(-time.Hour) // the Created of a trial settled meanwhile
+	out, err := e.r.revertPending(ctx, nil, true, time.Second, stale)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !out.settled || e.wan(t) != "eth9" || !e.pendingExists() {
+		t.Errorf("revert judged for another trial: settled %v, WAN %s, pending %v; want nothing done", out.settled, e.wan(t), e.pendingExists())
 	}
 }
