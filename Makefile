@@ -9,7 +9,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 PKGS     := ./...
 
-.PHONY: all deps build build-lab test unit lint fmt vet staticcheck bench clean lab deb release tools ipk ipks cross openwrt-hash
+.PHONY: all deps build build-lab test unit lint fmt vet staticcheck bench clean lab deb release tools ipk ipks cross openwrt-hash openwrt-pin
 
 # Packaging. nfpm runs from the module proxy (not a go.mod dependency);
 # v2.45.2 is the newest whose dependencies the proxy serves in full.
@@ -135,6 +135,18 @@ ipks:
 # one), packed the way the OpenWrt SDK packs it; see mirror-hash.sh.
 openwrt-hash:
 	@rules/packaging/openwrt/mirror-hash.sh $(COMMIT)
+
+# Pin the OpenWrt package (rules/packaging/openwrt/Makefile) to COMMIT
+# (default HEAD: commit the code first, then this, then commit the
+# Makefile); integration/packaging fails while the pin lags the code.
+openwrt-pin:
+	@out=$$(rules/packaging/openwrt/mirror-hash.sh $(or $(COMMIT),HEAD)) || exit 1; \
+	for k in PKG_SOURCE_DATE PKG_SOURCE_VERSION PKG_MIRROR_HASH; do \
+	  v=$$(printf '%s\n' "$$out" | sed -n "s/^$$k:=//p"); \
+	  [ -n "$$v" ] || { echo "openwrt-pin: mirror-hash.sh gave no $$k"; exit 1; }; \
+	  sed -i "s|^$$k:=.*|$$k:=$$v|" rules/packaging/openwrt/Makefile; \
+	done; \
+	grep -E '^PKG_(SOURCE_DATE|SOURCE_VERSION|MIRROR_HASH):=' rules/packaging/openwrt/Makefile
 
 # Static (CGO_ENABLED=0) cross builds for common router targets into dist/,
 # with sizes; see rules/packaging/release.sh (and its 32-bit note).

@@ -74,6 +74,17 @@ func TestOpenWrtPinned(t *testing.T) {
 // archive, GNU tar, zstd 1.5.7), gives exactly the Makefile's
 // PKG_MIRROR_HASH, date and tarball name. It needs the commit (skipped in a
 // shallow clone that lacks it), git, GNU tar and zstd 1.5.7 (`make deps`).
+// openwrtSources is what the OpenWrt SDK package builds and installs
+// (git pathspecs): the command and its packages, the embedded catalog,
+// profiles, examples and config reference, the init script, the UCI
+// default, the 32-bit workaround and the module files; tests aside.
+var openwrtSources = []string{
+	"cmd", "pkg", "rules/embed.go", "rules/protocols", "rules/profiles", "rules/examples",
+	"rules/service/nfpass.init", "rules/packaging/openwrt/nfpass.uci",
+	"rules/packaging/nftables-32bit.sh", "go.mod", "go.sum",
+	":(exclude,glob)**/*_test.go", ":(exclude,glob)**/testdata/**",
+}
+
 func TestOpenWrtMirrorHash(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs git, tar and zstd: skipped with -short")
@@ -99,6 +110,17 @@ func TestOpenWrtMirrorHash(t *testing.T) {
 	}
 	if _, err := git("merge-base", "--is-ancestor", commit, "HEAD"); err != nil {
 		t.Fatalf("the pinned commit %s is not in HEAD's history: the SDK clones the published repository, pin a commit on main", commit)
+	}
+	// The pinned commit builds what HEAD builds: nothing the SDK package
+	// compiles or installs has changed since (a pin that lags ships old
+	// code: it once shipped a big-endian ct state bug this tree had fixed).
+	changed, err := git(append([]string{"diff", "--name-only", commit, "HEAD", "--"}, openwrtSources...)...)
+	if err != nil {
+		t.Fatalf("git diff %s HEAD: %v", commit, err)
+	}
+	if changed != "" {
+		t.Errorf("the OpenWrt package pins %s, but what it builds has changed since:\n%s\n"+
+			"commit the change, then `make openwrt-pin` and commit the Makefile", commit, changed)
 	}
 
 	script := filepath.Join(root, "rules/packaging/openwrt/mirror-hash.sh")
