@@ -71,17 +71,40 @@ func hasCap(t *testing.T, c uint) bool {
 }
 
 // recoverCmd is exactly what nfpass-recover.timer runs (its service's
-// ExecStart), with this test's binary, state directory and namespace.
+// ExecStart, with $VARs from the shipped /etc/default/nfpass expanded as
+// systemd does: an empty one gives no word), with this test's binary,
+// state directory and namespace.
 func (e *env) recoverCmd(t *testing.T) []string {
 	t.Helper()
 	b, err := os.ReadFile("../../rules/service/nfpass-recover.service")
 	if err != nil {
 		t.Fatal(err)
 	}
+	def, err := os.ReadFile("../../rules/packaging/debian/default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	vars := map[string]string{}
+	for _, line := range strings.Split(string(def), "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok && !strings.HasPrefix(line, "#") {
+			vars[k] = strings.Trim(v, `"`)
+		}
+	}
 	var args []string
 	for _, line := range strings.Split(string(b), "\n") {
 		if v, ok := strings.CutPrefix(line, "ExecStart="); ok {
-			args = strings.Fields(v)[1:] // the binary is this test's
+			args = nil
+			for _, w := range strings.Fields(v)[1:] { // the binary is this test's
+				if name, ok := strings.CutPrefix(w, "$"); ok {
+					val, set := vars[name]
+					if !set {
+						t.Fatalf("ExecStart uses $%s, which rules/packaging/debian/default does not set", name)
+					}
+					args = append(args, strings.Fields(val)...)
+					continue
+				}
+				args = append(args, w)
+			}
 		}
 	}
 	if len(args) == 0 {
