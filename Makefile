@@ -78,7 +78,7 @@ test: deps build tools
 
 # Pure tests only (no root needed).
 unit:
-	$(GO) test -count=1 -short ./pkg/catalog/ ./pkg/policy/ ./pkg/ruleset/ ./pkg/compile/ ./pkg/config/ ./integration/badconfig/ ./pkg/sdnotify/
+	$(GO) test -count=1 -short ./pkg/catalog/ ./pkg/policy/ ./pkg/ruleset/ ./pkg/compile/ ./pkg/config/ ./integration/badconfig/ ./pkg/sdnotify/ ./pkg/statushttp/ ./pkg/textwrap/
 
 lint: fmt vet staticcheck
 
