@@ -71,6 +71,25 @@ func (e *trialEnv) wan(t *testing.T) string {
 	return tb.Sets[0].Elements[0].Key[0]
 }
 
+// applyWAN applies the test plan with wan as its WAN interface.
+func (e *trialEnv) applyWAN(t *testing.T, wan string) {
+	t.Helper()
+	if _, err := e.r.Apply(context.Background(), testPlan(wan), []byte("wan: "+wan+"\n")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// trialWAN applies the test plan with wan on trial (a CLI trial, this
+// env's guard starter) and returns the pending record.
+func (e *trialEnv) trialWAN(t *testing.T, wan string, window time.Duration) *Pending {
+	t.Helper()
+	_, p, err := e.r.ApplyConfirm(context.Background(), testPlan(wan), []byte("wan: "+wan+"\n"), window, e.starter())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 func (e *trialEnv) pendingExists() bool {
 	_, err := os.Stat(filepath.Join(e.dir, FilePending))
 	return err == nil
@@ -265,12 +284,8 @@ func TestRecoverPending(t *testing.T) {
 func TestConfirmTellsTheTruth(t *testing.T) {
 	ctx := context.Background()
 	e := newTrialEnv(t)
-	if _, err := e.r.Apply(ctx, testPlan("eth1"), []byte("wan: eth1\n")); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := e.r.ApplyConfirm(ctx, testPlan("eth9"), []byte("wan: eth9\n"), time.Hour, e.starter()); err != nil {
-		t.Fatal(err)
-	}
+	e.applyWAN(t, "eth1")
+	e.trialWAN(t, "eth9", time.Hour)
 	e.killGuards()
 	e.offset.Store(int64(2 * time.Hour))
 	_, err := e.r.Confirm(ctx)
@@ -285,9 +300,7 @@ func TestConfirmTellsTheTruth(t *testing.T) {
 	}
 
 	e.offset.Store(0)
-	if _, _, err := e.r.ApplyConfirm(ctx, testPlan("eth8"), []byte("wan: eth8\n"), time.Hour, e.starter()); err != nil {
-		t.Fatal(err)
-	}
+	e.trialWAN(t, "eth8", time.Hour)
 	p, err := e.r.Confirm(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -310,9 +323,7 @@ func TestConfirmTellsTheTruth(t *testing.T) {
 func TestApplyConfirmNeedsALiveGuard(t *testing.T) {
 	ctx := context.Background()
 	e := newTrialEnv(t)
-	if _, err := e.r.Apply(ctx, testPlan("eth1"), []byte("wan: eth1\n")); err != nil {
-		t.Fatal(err)
-	}
+	e.applyWAN(t, "eth1")
 	dead := func(*Pending) (int, error) { return 999, nil }
 	_, _, err := e.r.ApplyConfirm(ctx, testPlan("eth9"), []byte("wan: eth9\n"), time.Hour, dead)
 	if err == nil || !strings.Contains(err.Error(), "nothing was changed") {
@@ -332,12 +343,8 @@ func TestApplyConfirmNeedsALiveGuard(t *testing.T) {
 func TestConfirmUnfinishedApply(t *testing.T) {
 	ctx := context.Background()
 	e := newTrialEnv(t)
-	if _, err := e.r.Apply(ctx, testPlan("eth1"), []byte("wan: eth1\n")); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := e.r.ApplyConfirm(ctx, testPlan("eth9"), []byte("wan: eth9\n"), time.Hour, e.starter()); err != nil {
-		t.Fatal(err)
-	}
+	e.applyWAN(t, "eth1")
+	e.trialWAN(t, "eth9", time.Hour)
 	e.rewritePending(t, func(p *Pending) { p.Generation = 0 })
 	_, err := e.r.Confirm(ctx)
 	if !errors.Is(err, ErrConfirmTooLate) || !strings.Contains(err.Error(), "did not finish") {
@@ -412,9 +419,7 @@ func TestPendingNotAFile(t *testing.T) {
 func TestApplyConfirmNotRecorded(t *testing.T) {
 	ctx := context.Background()
 	e := newTrialEnv(t)
-	if _, err := e.r.Apply(ctx, testPlan("eth1"), []byte("wan: eth1\n")); err != nil {
-		t.Fatal(err)
-	}
+	e.applyWAN(t, "eth1")
 	e.r.recordFault = func() error { return syscall.ENOSPC }
 	_, p, err := e.r.ApplyConfirm(ctx, testPlan("eth9"), []byte("wan: eth9\n"), time.Hour, e.starter())
 	if err == nil || !strings.Contains(err.Error(), "cannot be confirmed") || p == nil {
@@ -534,9 +539,7 @@ func TestGuardDefersToDaemon(t *testing.T) {
 	}
 	e := newTrialEnv(t)
 	ctx := context.Background()
-	if _, err := e.r.Apply(ctx, testPlan("eth1"), []byte("wan: eth1\n")); err != nil {
-		t.Fatal(err)
-	}
+	e.applyWAN(t, "eth1")
 	_, p, err := e.r.applyConfirm(ctx, testPlan("eth9"), []byte("wan: eth9\n"), 200*time.Millisecond, e.starter(), "daemon")
 	if err != nil {
 		t.Fatal(err)
@@ -570,12 +573,8 @@ func TestGuardDefersToDaemon(t *testing.T) {
 func TestDestroyRefusedDuringTrial(t *testing.T) {
 	e := newTrialEnv(t)
 	ctx := context.Background()
-	if _, err := e.r.Apply(ctx, testPlan("eth1"), []byte("wan: eth1\n")); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := e.r.ApplyConfirm(ctx, testPlan("eth2"), []byte("wan: eth2\n"), time.Hour, e.starter()); err != nil {
-		t.Fatal(err)
-	}
+	e.applyWAN(t, "eth1")
+	e.trialWAN(t, "eth2", time.Hour)
 	if _, err := e.r.Destroy(ctx, "inet", "nfpass", nil); !errors.Is(err, ErrPending) {
 		t.Fatalf("destroy during a trial: err = %v, want ErrPending", err)
 	}
@@ -600,15 +599,10 @@ func TestDestroyRefusedDuringTrial(t *testing.T) {
 func TestPendingNamesUnknownGeneration(t *testing.T) {
 	e := newTrialEnv(t)
 	ctx := context.Background()
-	if _, err := e.r.Apply(ctx, testPlan("eth1"), []byte("wan: eth1\n")); err != nil {
-		t.Fatal(err)
-	}
+	e.applyWAN(t, "eth1")
 	// A trial (generation 2) whose guard is gone, its record edited to
 	// name generation 998.
-	_, p, err := e.r.ApplyConfirm(ctx, testPlan("eth2"), []byte("wan: eth2\n"), time.Hour, e.starter())
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := e.trialWAN(t, "eth2", time.Hour)
 	e.killGuards()
 	p.Generation = 998
 	b, _ := json.Marshal(p)
@@ -633,12 +627,8 @@ func TestPendingNamesUnknownGeneration(t *testing.T) {
 func TestRevertOnlyTheJudgedTrial(t *testing.T) {
 	e := newTrialEnv(t)
 	ctx := context.Background()
-	if _, err := e.r.Apply(ctx, testPlan("eth1"), []byte("wan: eth1\n")); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := e.r.applyConfirm(ctx, testPlan("eth9"), []byte("wan: eth9\n"), time.Hour, e.starter(), "cli"); err != nil {
-		t.Fatal(err)
-	}
+	e.applyWAN(t, "eth1")
+	e.trialWAN(t, "eth9", time.Hour)
 	stale := time.Now().Add(-time.Hour) // the Created of a trial settled meanwhile
 	out, err := e.r.revertPending(ctx, nil, true, time.Second, stale)
 	if err != nil {
