@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"runtime/debug"
 	"strconv"
@@ -166,8 +167,10 @@ func isTemporary(err error) bool {
 func (s *Server) Close() error {
 	s.mu.Lock()
 	s.closed = true
-	lns, conns := s.lns, s.conns
-	s.lns, s.conns = map[net.Listener]struct{}{}, map[net.Conn]struct{}{}
+	// The sets stay the same maps (trackIn reads the fields unlocked).
+	lns, conns := maps.Clone(s.lns), maps.Clone(s.conns)
+	clear(s.lns)
+	clear(s.conns)
 	s.mu.Unlock()
 	var errs []error
 	for ln := range lns {
@@ -187,31 +190,23 @@ func (s *Server) isClosed() bool {
 	return s.closed
 }
 
-func (s *Server) track(ln net.Listener, add bool) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if add {
-		if s.closed {
-			return false
-		}
-		s.lns[ln] = struct{}{}
-	} else {
-		delete(s.lns, ln)
-	}
-	return true
-}
+func (s *Server) track(ln net.Listener, add bool) bool { return trackIn(s, s.lns, ln, add) }
 
-func (s *Server) trackConn(c net.Conn, add bool) bool {
+func (s *Server) trackConn(c net.Conn, add bool) bool { return trackIn(s, s.conns, c, add) }
+
+// trackIn adds k to (or removes it from) one of the server's sets, under
+// its lock; adding fails once the server is closed.
+func trackIn[K comparable](s *Server, set map[K]struct{}, k K, add bool) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if add {
-		if s.closed {
-			return false
-		}
-		s.conns[c] = struct{}{}
-	} else {
-		delete(s.conns, c)
+	if !add {
+		delete(set, k)
+		return true
 	}
+	if s.closed {
+		return false
+	}
+	set[k] = struct{}{}
 	return true
 }
 
